@@ -1,0 +1,3 @@
+"""vonage-bridge: OpenAI Realtime on the telephone through Vonage Voice."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Pure audio plumbing: formats, streaming resampling, framing and playout pacing."""

@@ -1,0 +1,276 @@
+"""``run_call``: one bridged call's tasks around a :class:`CallSession`. Shell: does I/O.
+
+Three tasks per call, each a few lines of receive -> parse (pure) -> feed -> drain -> send:
+
+- caller pump: Vonage socket -> session (frames up to Realtime as they come);
+- Realtime pump: opens the Realtime socket, sends ``session.update`` and the held audio, then
+  Realtime events -> session;
+- playout pump: session's playout -> Vonage socket, paced to absolute deadlines with a
+  bounded look-ahead (``audio.playout``).
+
+The first task to end ends the call: the others are cancelled and awaited, both sockets are
+closed with a code and a reason, and one summary line is logged. Nothing is logged per frame.
+
+Source: style.md 7.4; protocols.md A3 (Vonage socket), B1-B3 (Realtime socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from .config import OpenAISettings
+from .errors import RealtimeConnectError, RemoteProtocolError
+from .events import SpeechStopped
+from .realtime.connection import open_realtime
+from .realtime.protocol import parse_server_event
+from .session import CallSession, Phase
+from .telephony.vonage import parse_text
+
+log = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNSUPPORTED = 1003
+CLOSE_INTERNAL = 1011
+
+
+@dataclass(slots=True)
+class CallEnd:
+    """Why a call ended: which side, the close code we sent the caller, and a reason."""
+
+    reason: str
+    caller_code: int = CLOSE_NORMAL
+    error: bool = False
+
+
+@dataclass(slots=True)
+class CallSummary:
+    """What the summary line says; returned for tests and the simulation."""
+
+    call_uuid: str
+    duration_s: float
+    end_reason: str
+    frames_in: int
+    frames_out: int
+    bad_frames: int
+    underruns: int
+    responses: int
+    held_ms: float
+    ms_to_realtime: float
+    ms_from_realtime: float
+    reply_latency_ms: list[float] = field(default_factory=list)
+    caller_close_code: int | None = None
+    realtime_close_code: int | None = None
+    transcript: list[tuple[str, str]] = field(default_factory=list)
+
+
+class _CallBridge:
+    def __init__(
+        self,
+        caller: web.WebSocketResponse,
+        session: CallSession,
+        http: aiohttp.ClientSession,
+        openai: OpenAISettings,
+    ) -> None:
+        self.caller = caller
+        self.session = session
+        self.http = http
+        self.openai = openai
+        self.rt: aiohttp.ClientWebSocketResponse | None = None
+        self.audio_ready = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+        self.stopped_at: float | None = None
+        self.reply_latency_ms: list[float] = []
+        self.warned: set[str] = set()
+
+    # -------------------------------------------------------------- pumps
+
+    async def caller_pump(self) -> CallEnd:
+        session, caller = self.session, self.caller
+        async for msg in caller:
+            if msg.type is WSMsgType.BINARY:
+                out = session.caller_frame(msg.data)
+                if out is not None:
+                    assert self.rt is not None  # BRIDGING implies an open socket
+                    await self.rt.send_str(out)
+                elif session.has_notes:
+                    self.log_notes()
+            elif msg.type is WSMsgType.TEXT:
+                try:
+                    session.caller_event(parse_text(msg.data))
+                except RemoteProtocolError as exc:
+                    self.warn_once("caller-text", f"bad text message from caller: {exc.message}")
+                await self.flush()
+            elif msg.type is WSMsgType.ERROR:
+                return CallEnd(f"caller socket error: {caller.exception()}", error=True)
+        return CallEnd(f"caller hung up (close {caller.close_code})")
+
+    async def realtime_pump(self) -> CallEnd:
+        session = self.session
+        rt = self.rt = await open_realtime(self.http, self.openai)
+        await rt.send_str(session.realtime_opened())
+        while held := session.flush_held():
+            for message in held:
+                await rt.send_str(message)
+        log.info(
+            "Realtime session open (model %s); sent %.0f ms of audio held while connecting",
+            self.openai.model,
+            session.stats.held_ms,
+        )
+        frame_bytes = session.frame_bytes
+        async for msg in rt:
+            if msg.type is WSMsgType.TEXT:
+                try:
+                    event = parse_server_event(msg.data)
+                except RemoteProtocolError as exc:
+                    self.warn_once("rt-text", f"bad Realtime event: {exc.message}")
+                    continue
+                session.realtime_event(event)
+                if session.playout.buffered_bytes >= frame_bytes:
+                    self.audio_ready.set()
+                if isinstance(event, SpeechStopped):
+                    self.stopped_at = self.loop.time()
+                if session.has_output:
+                    await self.flush()
+            elif msg.type is WSMsgType.BINARY:
+                self.warn_once("rt-binary", "ignoring binary message from Realtime")
+            elif msg.type is WSMsgType.ERROR:
+                return CallEnd(f"Realtime socket error: {rt.exception()}", CLOSE_INTERNAL, True)
+        code = rt.close_code
+        return CallEnd(f"Realtime closed the session (close {code})", CLOSE_INTERNAL, code != 1000)
+
+    async def playout_pump(self) -> CallEnd:
+        session, caller, loop = self.session, self.caller, self.loop
+        while True:
+            playout = session.playout
+            frames = playout.take(loop.time())
+            if frames:
+                if self.stopped_at is not None:
+                    self.reply_latency_ms.append((loop.time() - self.stopped_at) * 1000.0)
+                    self.stopped_at = None
+                for frame in frames:
+                    await caller.send_bytes(frame)
+            wake = playout.wakeup_at(loop.time())
+            if wake is None:
+                self.audio_ready.clear()
+                await self.audio_ready.wait()
+            else:
+                await asyncio.sleep(wake - loop.time())
+
+    # -------------------------------------------------------------- helpers
+
+    async def flush(self) -> None:
+        if self.rt is not None and self.session.phase is Phase.BRIDGING:
+            for message in self.session.drain_realtime():
+                await self.rt.send_str(message)
+        self.log_notes()
+
+    def log_notes(self) -> None:
+        for note in self.session.drain_notes():
+            log.log(logging.getLevelName(note.level.upper()), "%s", note.message)
+
+    def warn_once(self, key: str, message: str) -> None:
+        if key not in self.warned:
+            self.warned.add(key)
+            log.warning("%s", message)
+
+    async def run(self) -> CallEnd:
+        tasks = [
+            asyncio.create_task(self.caller_pump(), name="caller-pump"),
+            asyncio.create_task(self.realtime_pump(), name="realtime-pump"),
+            asyncio.create_task(self.playout_pump(), name="playout-pump"),
+        ]
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        first = next(t for t in tasks if t in done)
+        return self.outcome(first)
+
+    def outcome(self, task: asyncio.Task[CallEnd]) -> CallEnd:
+        if task.cancelled():
+            return CallEnd("call task cancelled", CLOSE_GOING_AWAY)
+        exc = task.exception()
+        if exc is None:
+            return task.result()
+        if isinstance(exc, RealtimeConnectError):
+            return CallEnd(exc.message, CLOSE_INTERNAL, True)
+        if isinstance(exc, aiohttp.ClientConnectionResetError | ConnectionResetError):
+            return CallEnd(f"socket closed while sending ({task.get_name()})")
+        log.error("call failed in %s", task.get_name(), exc_info=exc)
+        return CallEnd(f"internal error in {task.get_name()}: {exc!r}", CLOSE_INTERNAL, True)
+
+    async def close(self, end: CallEnd) -> None:
+        if self.rt is not None and not self.rt.closed:
+            await self.rt.close(code=CLOSE_NORMAL, message=b"call ended")
+        if not self.caller.closed:
+            await self.caller.close(code=end.caller_code, message=_reason(end.reason))
+
+
+def _reason(text: str) -> bytes:
+    """A close reason fits in 123 bytes (RFC 6455 5.5)."""
+    return text.encode("utf-8")[:123].decode("utf-8", "ignore").encode("utf-8")
+
+
+async def run_call(
+    caller: web.WebSocketResponse,
+    session: CallSession,
+    *,
+    http: aiohttp.ClientSession,
+    openai: OpenAISettings,
+) -> CallSummary:
+    """Bridge an accepted Vonage media socket to a new Realtime session until either ends.
+
+    Args:
+        caller: the prepared Vonage WebSocket, after ``websocket:connected`` was read.
+        session: the call's session (already told the caller's format).
+        http: the app's shared client session (used to open the Realtime socket).
+        openai: Realtime settings.
+    Returns:
+        The call's summary (also logged as one INFO line, or ERROR when we ended it by fault).
+    """
+    bridge = _CallBridge(caller, session, http, openai)
+    started = bridge.loop.time()
+    end = CallEnd("call task cancelled", CLOSE_GOING_AWAY)
+    try:
+        end = await bridge.run()
+        if end.error:
+            log.error("call ending: %s", end.reason)
+    finally:
+        bridge.log_notes()
+        await asyncio.shield(bridge.close(end))
+        stats = session.stats
+        summary = CallSummary(
+            call_uuid=session.info.call_uuid,
+            duration_s=round(bridge.loop.time() - started, 3),
+            end_reason=end.reason,
+            frames_in=stats.frames_in,
+            frames_out=session.playout.frames_out,
+            bad_frames=stats.bad_frames,
+            underruns=session.playout.underruns,
+            responses=stats.responses,
+            held_ms=round(stats.held_ms, 1),
+            ms_to_realtime=round(stats.ms_to_realtime, 1),
+            ms_from_realtime=round(stats.ms_from_realtime, 1),
+            reply_latency_ms=[round(x, 1) for x in bridge.reply_latency_ms],
+            caller_close_code=caller.close_code,
+            realtime_close_code=bridge.rt.close_code if bridge.rt is not None else None,
+            transcript=list(stats.transcript),
+        )
+        _log_summary(summary)
+    return summary
+
+
+def _log_summary(s: CallSummary) -> None:
+    fields: dict[str, Any] = asdict(s)
+    fields.pop("transcript")
+    text = " ".join(f"{k}={v}" for k, v in fields.items() if k != "end_reason")
+    log.info("call summary %s end_reason=%r", text, s.end_reason, extra={"summary": fields})

@@ -1,0 +1,306 @@
+"""Settings, read once at start-up from a mapping (the environment). Pure apart from reading
+the system-message file.
+
+``Settings.from_env(env)`` collects every problem before raising one :class:`ConfigError`
+that names each bad variable, so a deployer fixes them all in one go. Secrets are kept out of
+``repr``. ``.env`` loading (python-dotenv) happens in ``__main__`` only.
+
+Source: the variables table in README.md; DEVELOPERS.md "config errors that say which variable
+is wrong".
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import ConfigError
+
+DEFAULT_SYSTEM_MESSAGE = (
+    "You are a friendly, concise voice assistant speaking with a caller on the telephone. "
+    "Keep answers short and natural, one or two sentences, and ask a question when you need "
+    "more information."
+)
+DEFAULT_GREETING = "Hello! You are connected to our assistant. Please go ahead."
+RESAMPLE_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
+VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class PublicUrl:
+    """The public base URL Vonage reaches us on, as ``http(s)`` and ``ws(s)`` forms.
+
+    A bare host (``abc.ngrok.app``) means https/wss; a value with a scheme is taken as given,
+    so ``http://127.0.0.1:3000`` gives ``ws://127.0.0.1:3000`` (local fakes and tests).
+    """
+
+    http: str
+    ws: str
+
+    @classmethod
+    def parse(cls, value: str) -> PublicUrl:
+        """Parse ``SERVER_URL``.
+
+        Raises:
+            ValueError: if the value has an unknown scheme, no host, a query or a fragment.
+        """
+        raw = value.strip()
+        if "://" not in raw:
+            raw = "https://" + raw
+        parts = urlsplit(raw)
+        ws_scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+        if ws_scheme is None:
+            raise ValueError(f"scheme {parts.scheme!r} is not http, https, ws or wss")
+        if not parts.hostname:
+            raise ValueError("has no host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        http_scheme = "https" if ws_scheme == "wss" else "http"
+        path = parts.path.rstrip("/")
+        return cls(
+            http=urlunsplit((http_scheme, parts.netloc, path, "", "")),
+            ws=urlunsplit((ws_scheme, parts.netloc, path, "", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str
+    port: int
+    public_url: PublicUrl
+    media_token_secret: bytes = field(repr=False)
+    media_token_ttl_s: int
+    media_token_secret_is_random: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAISettings:
+    api_key: str = field(repr=False)
+    model: str
+    voice: str
+    base_url: str
+    api_version: str | None
+    transcription_model: str | None
+    transcription_language: str | None
+    vad_threshold: float
+    vad_silence_ms: int
+    connect_timeout_s: float
+
+    @property
+    def realtime_url(self) -> str:
+        """``<base with ws/wss scheme>/realtime`` (query added by the connection). [OAI-PY]"""
+        parts = urlsplit(self.base_url)
+        scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+        return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/realtime", "", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    system_message: str
+    greeting_text: str
+    greeting_language: str
+    resample_quality: str
+    playout_lookahead_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str
+    format: str  # "auto" | "text" | "json"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the service; build with :meth:`from_env`."""
+
+    server: ServerSettings
+    openai: OpenAISettings
+    call: CallSettings
+    log: LogSettings
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Read settings from ``env`` (usually ``os.environ`` after python-dotenv).
+
+        Raises:
+            ConfigError: naming every missing or invalid variable at once.
+        """
+        r = _Reader(env)
+        port = r.get("PORT", "3000", _int_range(1, 65535))
+        host = r.get("HOST", "0.0.0.0", str)
+        public_url = r.require("SERVER_URL", PublicUrl.parse)
+        secret_text = r.get("MEDIA_TOKEN_SECRET", "", str)
+        ttl = r.get("MEDIA_TOKEN_TTL_S", "300", _int_range(10, 86400))
+        api_key = r.require("OPENAI_API_KEY", _nonblank)
+        model = r.get("OPENAI_MODEL", "gpt-realtime", _nonblank)
+        voice = r.get("OPENAI_VOICE", "marin", _voice)
+        base_url = r.get("OPENAI_BASE_URL", "https://api.openai.com/v1", _http_url)
+        api_version = r.get("OPENAI_API_VERSION", "", str) or None
+        tr_model = r.get("OPENAI_TRANSCRIPTION_MODEL", "gpt-4o-mini-transcribe", str)
+        tr_lang = r.get("OPENAI_TRANSCRIPTION_LANGUAGE", "", str) or None
+        vad_threshold = r.get("VAD_THRESHOLD", "0.5", _float_range(0.0, 1.0))
+        vad_silence = r.get("VAD_SILENCE_MS", "500", _int_range(100, 5000))
+        timeout = r.get("OPENAI_CONNECT_TIMEOUT_S", "10", _float_range(0.5, 120.0))
+        sm_path = r.get("SYSTEM_MESSAGE_PATH", "system-message.txt", str)
+        greeting = r.get("GREETING_TEXT", DEFAULT_GREETING, _max_len(1500))
+        language = r.get("GREETING_LANGUAGE", "en-US", _nonblank)
+        quality = r.get("RESAMPLE_QUALITY", "LQ", _choice(RESAMPLE_QUALITIES))
+        lookahead = r.get("PLAYOUT_LOOKAHEAD_MS", "100", _int_range(40, 2000))
+        log_level = r.get("LOG_LEVEL", "INFO", _choice(("DEBUG", "INFO", "WARNING", "ERROR")))
+        log_format = r.get("LOG_FORMAT", "auto", _choice(("auto", "text", "json")))
+        system_message = r.check("SYSTEM_MESSAGE_PATH", sm_path, read_system_message)
+        r.raise_if_problems()
+        random_secret = not secret_text
+        return cls(
+            server=ServerSettings(
+                host=host,
+                port=port,
+                public_url=public_url,
+                media_token_secret=(
+                    secrets.token_bytes(32) if random_secret else secret_text.encode()
+                ),
+                media_token_ttl_s=ttl,
+                media_token_secret_is_random=random_secret,
+            ),
+            openai=OpenAISettings(
+                api_key=api_key,
+                model=model,
+                voice=voice,
+                base_url=base_url.rstrip("/"),
+                api_version=api_version,
+                transcription_model=None if tr_model.lower() in ("", "none") else tr_model,
+                transcription_language=tr_lang,
+                vad_threshold=vad_threshold,
+                vad_silence_ms=vad_silence,
+                connect_timeout_s=timeout,
+            ),
+            call=CallSettings(
+                system_message=system_message,
+                greeting_text=greeting.strip(),
+                greeting_language=language,
+                resample_quality=quality,
+                playout_lookahead_ms=lookahead,
+            ),
+            log=LogSettings(level=log_level, format=log_format),
+        )
+
+
+def read_system_message(path: str) -> str:
+    """The persona text at ``path``; a missing or empty file gives the built-in default.
+
+    Raises:
+        ValueError: if the file exists but cannot be read as UTF-8.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return DEFAULT_SYSTEM_MESSAGE
+    try:
+        text = p.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot be read ({exc})") from exc
+    return text or DEFAULT_SYSTEM_MESSAGE
+
+
+class _Reader:
+    """Collects problems instead of stopping at the first one."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def get(self, name: str, default: str, conv: Callable[[str], T]) -> T:
+        value = self.env.get(name)
+        if value is None or value == "":
+            value = default
+        return self.check(name, value, conv)
+
+    def require(self, name: str, conv: Callable[[str], T]) -> T:
+        value = self.env.get(name, "")
+        if not value.strip():
+            self.problems.append(f"{name} is required but not set")
+            return None  # type: ignore[return-value]  # raise_if_problems() stops use
+        return self.check(name, value, conv)
+
+    def check(self, name: str, value: str, conv: Callable[[str], T]) -> T:
+        try:
+            return conv(value)
+        except ValueError as exc:
+            shown = "<hidden>" if "KEY" in name or "SECRET" in name else repr(value)
+            self.problems.append(f"{name}={shown}: {exc}")
+            return None  # type: ignore[return-value]
+
+    def raise_if_problems(self) -> None:
+        if self.problems:
+            raise ConfigError(self.problems)
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def conv(value: str) -> int:
+        try:
+            n = int(value.strip())
+        except ValueError:
+            raise ValueError("is not an integer") from None
+        if not lo <= n <= hi:
+            raise ValueError(f"must be between {lo} and {hi}")
+        return n
+
+    return conv
+
+
+def _float_range(lo: float, hi: float) -> Callable[[str], float]:
+    def conv(value: str) -> float:
+        try:
+            x = float(value.strip())
+        except ValueError:
+            raise ValueError("is not a number") from None
+        if not lo <= x <= hi:
+            raise ValueError(f"must be between {lo} and {hi}")
+        return x
+
+    return conv
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def conv(value: str) -> str:
+        v = value.strip()
+        for option in options:
+            if v.upper() == option.upper():
+                return option
+        raise ValueError(f"must be one of {', '.join(options)}")
+
+    return conv
+
+
+def _nonblank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value.strip()
+
+
+def _voice(value: str) -> str:
+    v = value.strip()
+    if v.lower() in VOICES or v.startswith("voice_"):
+        return v.lower() if v.lower() in VOICES else v
+    raise ValueError(f"must be one of {', '.join(VOICES)} or a custom voice id voice_...")
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    return value.strip()
+
+
+def _max_len(n: int) -> Callable[[str], str]:
+    def conv(value: str) -> str:
+        if len(value) > n:
+            raise ValueError(f"is longer than {n} characters")
+        return value
+
+    return conv

@@ -1,0 +1,183 @@
+"""Typed inputs to the call session: parsed caller (telephony) and Realtime server events.
+
+Small frozen slotted dataclasses; the wire name each one comes from is in its docstring.
+Audio frames from the caller do not become objects (hot path: plain ``bytes``).
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# ---------------------------------------------------------------- caller side (Vonage WS)
+
+
+@dataclass(frozen=True, slots=True)
+class CallerConnected:
+    """``websocket:connected``: first text message; NCCO ``headers`` arrive as top-level keys.
+
+    Attributes:
+        content_type: e.g. ``audio/l16;rate=16000``.
+        sample_rate_hz: parsed from ``content_type``.
+        headers: every other top-level key (untrusted strings from our own NCCO).
+    """
+
+    content_type: str
+    sample_rate_hz: int
+    headers: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CallerDtmf:
+    """``websocket:dtmf``: one key press; ``digit`` is 0-9, ``*`` or ``#``."""
+
+    digit: str
+    duration_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackNotified:
+    """``websocket:notify``: all audio sent before our ``notify`` command has been played."""
+
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackCleared:
+    """``websocket:cleared``: Vonage dropped its playback queue after our ``clear``."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownCallerMessage:
+    """A text message with an ``event`` we do not handle (the guide says: skip it)."""
+
+    event: str
+
+
+CallerEvent = (
+    CallerConnected | CallerDtmf | PlaybackNotified | PlaybackCleared | UnknownCallerMessage
+)
+
+# ---------------------------------------------------------------- Realtime server events
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCreated:
+    """``session.created``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdated:
+    """``session.updated``: the effective session configuration."""
+
+    session: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """``input_audio_buffer.speech_started``; ``audio_start_ms`` counts all audio written."""
+
+    item_id: str
+    audio_start_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStopped:
+    """``input_audio_buffer.speech_stopped``."""
+
+    item_id: str
+    audio_end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCreated:
+    """``response.created``: a response is active from here until ``response.done``."""
+
+    response_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDelta:
+    """``response.output_audio.delta``: ``audio`` is decoded PCM16 at 24 kHz (bytes)."""
+
+    response_id: str
+    item_id: str
+    audio: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDone:
+    """``response.output_audio.done``: no more audio for this item."""
+
+    response_id: str
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTranscriptDone:
+    """``response.output_audio_transcript.done``: what the assistant said (or began to)."""
+
+    response_id: str
+    item_id: str
+    transcript: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscriptCompleted:
+    """``conversation.item.input_audio_transcription.completed``: what the caller said."""
+
+    item_id: str
+    transcript: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputTranscriptFailed:
+    """``conversation.item.input_audio_transcription.failed``."""
+
+    item_id: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone:
+    """``response.done``; ``status`` is completed, cancelled, failed or incomplete."""
+
+    response_id: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeError:
+    """``error``: most are recoverable and the session stays open."""
+
+    type: str
+    code: str | None
+    message: str
+    param: str | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OtherServerEvent:
+    """Any other server event; ``known`` tells documented-but-unused from unknown types."""
+
+    type: str
+    known: bool
+
+
+RealtimeEvent = (
+    SessionCreated
+    | SessionUpdated
+    | SpeechStarted
+    | SpeechStopped
+    | ResponseCreated
+    | AudioDelta
+    | AudioDone
+    | OutputTranscriptDone
+    | InputTranscriptCompleted
+    | InputTranscriptFailed
+    | ResponseDone
+    | RealtimeError
+    | OtherServerEvent
+)

@@ -1,0 +1,1 @@
+"""Pure wire formats of the telephony front doors: no sockets, no REST."""

@@ -1,0 +1,88 @@
+"""Vonage Voice WebSocket wire format: text messages in, commands out. Pure: no I/O.
+
+Binary messages are audio frames and never pass through here (hot path). Text messages are
+JSON with an ``event`` key. Source: protocols.md A3 [V-WSG], [PIPECAT], [ASYNCAPI].
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import RemoteProtocolError
+from ..events import (
+    CallerConnected,
+    CallerDtmf,
+    CallerEvent,
+    PlaybackCleared,
+    PlaybackNotified,
+    UnknownCallerMessage,
+)
+
+SUPPORTED_RATES_HZ = (8_000, 16_000, 24_000)
+DTMF_DIGITS = frozenset("0123456789*#")
+CLEAR_COMMAND = '{"action":"clear"}'
+"""Drops Vonage's queued playback at once (barge-in); answered by ``websocket:cleared``."""
+
+
+def parse_content_type(content_type: str) -> int:
+    """Sample rate in Hz of an ``audio/l16;rate=N`` content type.
+
+    Raises:
+        RemoteProtocolError: if it is not L16 at 8, 16 or 24 kHz.
+    """
+    parts = [p.strip().lower() for p in content_type.split(";")]
+    if parts[0] != "audio/l16":
+        raise RemoteProtocolError(f"unsupported content-type {content_type!r}")
+    for p in parts[1:]:
+        if p.startswith("rate="):
+            try:
+                rate = int(p[5:])
+            except ValueError:
+                break
+            if rate in SUPPORTED_RATES_HZ:
+                return rate
+    raise RemoteProtocolError(f"unsupported content-type {content_type!r}")
+
+
+def parse_text(raw: str) -> CallerEvent:
+    """Parse one text message from Vonage.
+
+    Raises:
+        RemoteProtocolError: on non-JSON, a non-object, or a known event with bad fields.
+    """
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise RemoteProtocolError("text message is not JSON") from None
+    if not isinstance(doc, dict):
+        raise RemoteProtocolError("text message is not a JSON object")
+    event = doc.get("event")
+    if event == "websocket:connected":
+        content_type = doc.get("content-type")
+        if not isinstance(content_type, str):
+            raise RemoteProtocolError("websocket:connected without content-type")
+        rate = parse_content_type(content_type)
+        headers = {k: v for k, v in doc.items() if k not in ("event", "content-type")}
+        return CallerConnected(content_type, rate, headers)
+    if event == "websocket:dtmf":
+        digit = doc.get("digit")
+        nested = doc.get("dtmf")
+        if digit is None and isinstance(nested, dict):  # defensive, as Pipecat does
+            digit = nested.get("digit")
+        if not isinstance(digit, str) or digit not in DTMF_DIGITS:
+            raise RemoteProtocolError(f"websocket:dtmf with bad digit {digit!r}")
+        duration = doc.get("duration")
+        return CallerDtmf(digit, duration if isinstance(duration, int) else None)
+    if event == "websocket:notify":
+        payload = doc.get("payload")
+        return PlaybackNotified(payload if isinstance(payload, dict) else {})
+    if event == "websocket:cleared":
+        return PlaybackCleared()
+    return UnknownCallerMessage(str(event))
+
+
+def notify_command(payload: dict[str, Any]) -> str:
+    """``{"action":"notify","payload":…}``: Vonage echoes the payload in ``websocket:notify``
+    once every frame sent before it has been played."""
+    return json.dumps({"action": "notify", "payload": payload}, separators=(",", ":"))

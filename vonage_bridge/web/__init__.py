@@ -1,0 +1,1 @@
+"""aiohttp layer: parse the request, call the core or the shell, respond. Nothing else."""

@@ -1,0 +1,87 @@
+"""The application factory: ``make_app(settings)``. Tests and the simulation use it too.
+
+Source: style.md 7.5 (factory, typed AppKeys, cleanup_ctx, graceful WebSocket shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from .. import __version__
+from ..config import Settings
+from ..media_token import MediaTokenSigner
+from . import vonage
+from .keys import CALLS, HTTP, SETTINGS, SIGNER, LiveCall
+from .middleware import json_errors
+
+log = logging.getLogger(__name__)
+SHUTDOWN_GRACE_S = 5.0
+
+
+async def health(request: web.Request) -> web.Response:
+    """``GET /health``: 200 with the number of live calls."""
+    return web.json_response(
+        {"status": "ok", "version": __version__, "calls": len(request.app[CALLS])}
+    )
+
+
+async def _http_client(app: web.Application) -> AsyncIterator[None]:
+    # No connection limit: each live call holds one Realtime socket.
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        app[HTTP] = http
+        yield
+
+
+async def _close_calls(app: web.Application) -> None:
+    calls: dict[str, LiveCall] = app[CALLS]
+    if not calls:
+        return
+    log.info("shutting down: closing %d live call(s)", len(calls))
+    live = list(calls.values())
+    await asyncio.gather(
+        *(c.ws.close(code=1001, message=b"server shutting down") for c in live),
+        return_exceptions=True,
+    )
+    await asyncio.wait([c.task for c in live], timeout=SHUTDOWN_GRACE_S)
+
+
+def _startup_report(settings: Settings) -> None:
+    s = settings.server
+    log.info(
+        "vonage-bridge %s: answer URL %s/incoming-call, event URL %s/event, model %s",
+        __version__,
+        s.public_url.http,
+        s.public_url.http,
+        settings.openai.model,
+    )
+    if s.media_token_secret_is_random:
+        log.info(
+            "MEDIA_TOKEN_SECRET not set: media tokens are valid on this instance only "
+            "(set it when several instances serve one Vonage application)"
+        )
+
+
+def make_app(settings: Settings) -> web.Application:
+    """Build the aiohttp application for ``settings``.
+
+    Routes: ``GET /health``; answer URL ``/incoming-call`` and ``/answer`` (GET, POST); event
+    URL ``/event`` (GET, POST); media WebSocket ``/vonage/ws``.
+    """
+    app = web.Application(middlewares=[json_errors])
+    app[SETTINGS] = settings
+    app[SIGNER] = MediaTokenSigner(
+        settings.server.media_token_secret, settings.server.media_token_ttl_s
+    )
+    app[CALLS] = {}
+    app.router.add_get("/health", health)
+    app.router.add_routes(vonage.routes)
+    app.cleanup_ctx.append(_http_client)
+    app.on_shutdown.append(_close_calls)
+    _startup_report(settings)
+    return app

@@ -1,0 +1,189 @@
+"""Vonage routes: answer URL, event URL and the media WebSocket.
+
+Source: protocols.md A1 (webhooks), A2 (NCCO), A3 (WebSocket audio).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import WSMsgType, web
+
+from ..bridge import run_call
+from ..errors import Forbidden, InvalidRequest, RemoteProtocolError
+from ..events import CallerConnected
+from ..logs import call_context
+from ..session import CallInfo, CallSession
+from ..telephony.ncco import answer_ncco, bounded_headers, connect_from_number
+from ..telephony.vonage import parse_text
+from .keys import CALLS, HTTP, SETTINGS, SIGNER, LiveCall
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+MEDIA_PATH = "/vonage/ws"
+CALLER_RATE_HZ = 16_000
+MAX_CALLER_MESSAGE_BYTES = 64 * 1024
+"""A frame is 640 bytes; anything near this is not audio we can use (closed with 1009)."""
+CONNECTED_TIMEOUT_S = 10.0
+_FAILED_STATUSES = frozenset({"failed", "rejected", "unanswered", "busy", "timeout", "cancelled"})
+
+
+async def webhook_fields(request: web.Request) -> dict[str, Any]:
+    """Fields of a Vonage webhook: the query string (GET) or the JSON body (POST).
+
+    Raises:
+        InvalidRequest: if a POST body is present but is not a JSON object.
+    """
+    fields: dict[str, Any] = dict(request.query)
+    if request.method == "POST" and request.can_read_body:
+        raw = await request.read()
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                raise InvalidRequest("body is not JSON", code="invalid_json") from None
+            if not isinstance(body, dict):
+                raise InvalidRequest("body is not a JSON object", code="invalid_json")
+            fields.update(body)
+    return fields
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+@routes.route("GET", "/incoming-call")
+@routes.route("POST", "/incoming-call")
+@routes.route("GET", "/answer")
+@routes.route("POST", "/answer")
+async def answer(request: web.Request) -> web.Response:
+    """Answer URL: a greeting, then ``connect`` to our media socket with a per-call token."""
+    settings = request.app[SETTINGS]
+    fields = await webhook_fields(request)
+    headers = bounded_headers(
+        {
+            "call_uuid": _text(fields.get("uuid")),
+            "conversation_uuid": _text(fields.get("conversation_uuid")),
+            "from": _text(fields.get("from")) or _text(fields.get("from_user")),
+            "to": _text(fields.get("to")),
+        }
+    )
+    call_uuid = headers.get("call_uuid")
+    if call_uuid is None:
+        call_uuid = headers["call_uuid"] = f"unknown-{uuid.uuid4()}"
+        log.warning("answer URL without a call uuid; using %s", call_uuid)
+    with call_context(call_uuid):
+        log.info(
+            "answer URL: call from %s to %s (conversation %s)",
+            headers.get("from", "?"),
+            headers.get("to", "?"),
+            headers.get("conversation_uuid", "?"),
+        )
+    token = request.app[SIGNER].mint(call_uuid, time.time())
+    query = urlencode({"call_uuid": call_uuid, "exp": token.exp, "token": token.token})
+    ncco = answer_ncco(
+        websocket_uri=f"{settings.server.public_url.ws}{MEDIA_PATH}?{query}",
+        headers=headers,
+        greeting_text=settings.call.greeting_text,
+        greeting_language=settings.call.greeting_language,
+        from_number=connect_from_number(headers.get("to")),
+        sample_rate_hz=CALLER_RATE_HZ,
+    )
+    return web.json_response(ncco)
+
+
+@routes.route("GET", "/event")
+@routes.route("POST", "/event")
+async def event(request: web.Request) -> web.Response:
+    """Event URL: log each status against its call uuid; 204 (no NCCO: the call flow goes on)."""
+    fields = await webhook_fields(request)
+    call_uuid = _text(fields.get("uuid")) or _text(fields.get("call_uuid")) or "-"
+    status = _text(fields.get("status")) or "?"
+    detail = _text(fields.get("detail")) or _text(fields.get("reason"))
+    with call_context(call_uuid[:64]):
+        level = logging.WARNING if status in _FAILED_STATUSES else logging.INFO
+        log.log(
+            level,
+            "event %s%s (direction %s, to %s)",
+            status,
+            f" ({detail})" if detail else "",
+            _text(fields.get("direction")) or "?",
+            _text(fields.get("to")) or "?",
+        )
+    return web.Response(status=204)
+
+
+@routes.get(MEDIA_PATH)
+async def media(request: web.Request) -> web.StreamResponse:
+    """Vonage's media socket. Refused (403 JSON, no Realtime session) without a valid token."""
+    settings = request.app[SETTINGS]
+    q = request.query
+    call_uuid = q.get("call_uuid", "")
+    with call_context(call_uuid[:64] or "-"):
+        request.app[SIGNER].verify(call_uuid, q.get("exp", ""), q.get("token", ""), time.time())
+        calls = request.app[CALLS]
+        if call_uuid in calls:
+            raise Forbidden("a media socket is already open for this call", code="media_busy")
+        ws = web.WebSocketResponse(max_msg_size=MAX_CALLER_MESSAGE_BYTES, heartbeat=30.0)
+        if not ws.can_prepare(request).ok:
+            raise InvalidRequest("expected a WebSocket upgrade", code="not_websocket")
+        await ws.prepare(request)
+        task = asyncio.current_task()
+        assert task is not None
+        calls[call_uuid] = LiveCall(call_uuid, ws, task)
+        try:
+            connected = await _read_connected(ws)
+            if connected is None:
+                return ws
+            info = CallInfo(
+                call_uuid=call_uuid,
+                conversation_uuid=_text(connected.headers.get("conversation_uuid")),
+                caller=_text(connected.headers.get("from")),
+                called=_text(connected.headers.get("to")),
+            )
+            log.info("media socket open (%s)", connected.content_type)
+            session = CallSession(
+                info,
+                openai=settings.openai,
+                call=settings.call,
+                caller_rate_hz=connected.sample_rate_hz,
+            )
+            await run_call(ws, session, http=request.app[HTTP], openai=settings.openai)
+        finally:
+            calls.pop(call_uuid, None)
+        return ws
+
+
+async def _read_connected(ws: web.WebSocketResponse) -> CallerConnected | None:
+    """The first message must be ``websocket:connected`` [V-WSG]; else close with a reason."""
+    try:
+        msg = await ws.receive(timeout=CONNECTED_TIMEOUT_S)
+    except TimeoutError:
+        await ws.close(code=1002, message=b"no websocket:connected within 10 s")
+        log.warning("media socket closed: no websocket:connected within 10 s")
+        return None
+    if msg.type is not WSMsgType.TEXT:
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            log.info("media socket closed before websocket:connected")
+        else:
+            await ws.close(code=1002, message=b"first message must be websocket:connected")
+            log.warning("media socket closed: first message was %s, not text", msg.type.name)
+        return None
+    try:
+        event = parse_text(msg.data)
+    except RemoteProtocolError as exc:
+        await ws.close(code=1003, message=exc.message.encode()[:123])
+        log.warning("media socket closed: %s", exc.message)
+        return None
+    if not isinstance(event, CallerConnected):
+        await ws.close(code=1002, message=b"first message must be websocket:connected")
+        log.warning("media socket closed: first message was not websocket:connected")
+        return None
+    return event
