@@ -1,0 +1,180 @@
+"""One simulated Vonage call through the real bridge: caller -> bridge -> fake Realtime -> back.
+
+Used by ``python -m vonage_bridge.sim`` and by the integration tests. Measures what a person
+on the line would notice: frames each way, underruns, time from the end of the caller's speech
+to the first reply frame, and the delay the bridge adds in each direction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from .harness import RunningBridge, sim_env
+from .realtime import FakeRealtimeOptions, FakeRealtimeServer
+from .vonage import CALLER_WAV, FakeVonageCaller, read_wav_pcm16, write_wav_pcm16
+
+TRAILING_SILENCE_MS = 6_000
+"""The caller's line keeps sending (silent) audio while the reply plays."""
+
+
+@dataclass(slots=True)
+class SimReport:
+    """What one simulated call measured (times in ms)."""
+
+    speech_ms: float
+    frames_sent: int
+    frames_received: int
+    bad_frames: int
+    caller_underruns: int
+    bridge_summary: dict[str, Any] = field(default_factory=dict)
+    reply_expected_ms: float = 0.0
+    reply_heard_ms: float = 0.0
+    end_of_speech_to_first_frame_ms: float | None = None
+    inbound_added_ms_median: float | None = None
+    inbound_added_ms_p95: float | None = None
+    outbound_first_frame_ms: float | None = None
+    heard_pcm: bytes = b""
+
+    def lines(self) -> list[str]:
+        s = self.bridge_summary
+
+        def ms(x: float | None) -> str:
+            return "n/a" if x is None else f"{x:.1f} ms"
+
+        return [
+            f"caller speech                      {self.speech_ms:.0f} ms",
+            f"frames caller -> bridge            {self.frames_sent}",
+            f"frames bridge -> caller            {self.frames_received}"
+            f" (bad size: {self.bad_frames})",
+            f"reply heard / sent by Realtime     {self.reply_heard_ms:.0f} / "
+            f"{self.reply_expected_ms:.0f} ms",
+            f"underruns (caller / bridge)        {self.caller_underruns} / "
+            f"{s.get('underruns', '?')}",
+            f"end of speech -> first reply frame {ms(self.end_of_speech_to_first_frame_ms)}"
+            " (includes the fake's 500 ms end-of-turn silence)",
+            f"bridge added delay, caller->OpenAI {ms(self.inbound_added_ms_median)} median, "
+            f"{ms(self.inbound_added_ms_p95)} p95",
+            f"bridge added delay, OpenAI->caller {ms(self.outbound_first_frame_ms)}"
+            " (first reply delta to first frame at the caller)",
+            f"bridge summary                     end_reason={s.get('end_reason', '?')!r}",
+        ]
+
+
+class _SummaryCatcher(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.summaries: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        summary = getattr(record, "summary", None)
+        if isinstance(summary, dict):
+            self.summaries.append(summary)
+
+
+def _inbound_delay_ms(
+    send_log: list[tuple[float, int]], append_log: list[tuple[float, int]], skip_ms: float
+) -> list[float]:
+    """For each append, when it arrived minus when the caller sent that much audio."""
+    send_t = [t for t, _ in send_log]
+    send_ms = [b / 32.0 for _, b in send_log]  # 16 kHz PCM16: 32 bytes per ms
+    out: list[float] = []
+    for t_recv, cum in append_log:
+        ms = cum / 48.0  # 24 kHz PCM16: 48 bytes per ms
+        if ms < skip_ms:
+            continue
+        i = bisect.bisect_left(send_ms, ms)
+        if i < len(send_t):
+            out.append((t_recv - send_t[i]) * 1000.0)
+    return out
+
+
+async def simulate_call(
+    wav: Path = CALLER_WAV,
+    *,
+    out_wav: Path | None = None,
+    env_overrides: dict[str, str] | None = None,
+    realtime_options: FakeRealtimeOptions | None = None,
+    timeout_s: float = 30.0,
+) -> SimReport:
+    """Run one call end to end on loopback and measure it.
+
+    Args:
+        wav: the caller's speech: mono 16-bit PCM at 16 kHz.
+        out_wav: where to write what the caller heard (16 kHz), if given.
+        env_overrides: extra bridge settings.
+        realtime_options: knobs of the fake Realtime server.
+        timeout_s: the whole call must finish within this.
+    Raises:
+        ValueError: if ``wav`` is not 16 kHz mono PCM16.
+        TimeoutError: if the reply does not come back in time.
+    """
+    pcm, rate = read_wav_pcm16(wav)
+    if rate != 16_000:
+        raise ValueError(f"{wav} is {rate} Hz; the simulation needs 16000 Hz")
+    catcher = _SummaryCatcher()
+    logging.getLogger("vonage_bridge.bridge").addHandler(catcher)
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with (
+                FakeRealtimeServer(options=realtime_options) as fake,
+                RunningBridge(sim_env(fake.base_url, **(env_overrides or {}))) as bridge,
+                aiohttp.ClientSession() as http,
+            ):
+                caller = FakeVonageCaller(http, f"{bridge.url}/incoming-call")
+                await caller.answer()
+                await caller.connect()
+                rt = await fake.wait_for_session()
+                await caller.stream_audio(pcm)
+                speech_end = loop.time()
+                silence = asyncio.create_task(caller.stream_silence(TRAILING_SILENCE_MS))
+                try:
+                    done = await rt.wait_responses_done(1, timeout=timeout_s)
+                    reply_bytes_24k = done[0].total_bytes
+                    expected_16k = reply_bytes_24k * 2 // 3
+                    await caller.wait_heard(expected_16k - 640, timeout=timeout_s)
+                finally:
+                    silence.cancel()
+                    await asyncio.gather(silence, return_exceptions=True)
+                await caller.hang_up()
+                await rt.closed.wait()
+                # the bridge logs its summary when the call task finishes
+                while not catcher.summaries:
+                    await asyncio.sleep(0.01)
+    finally:
+        logging.getLogger("vonage_bridge.bridge").removeHandler(catcher)
+
+    delays = _inbound_delay_ms(caller.send_log, rt.append_log, skip_ms=1000.0)
+    delays.sort()
+    heard = bytes(caller.heard)
+    if out_wav is not None:
+        write_wav_pcm16(out_wav, heard, 16_000)
+    return SimReport(
+        speech_ms=len(pcm) / 32.0,
+        frames_sent=len(caller.send_log),
+        frames_received=caller.bytes_received // caller.frame_bytes,
+        bad_frames=len(caller.bad_frames),
+        caller_underruns=caller.underruns,
+        bridge_summary=catcher.summaries[-1],
+        reply_expected_ms=reply_bytes_24k / 48.0,
+        reply_heard_ms=len(heard) / 32.0,
+        end_of_speech_to_first_frame_ms=(
+            (caller.first_frame_at - speech_end) * 1000.0 if caller.first_frame_at else None
+        ),
+        inbound_added_ms_median=statistics.median(delays) if delays else None,
+        inbound_added_ms_p95=delays[int(len(delays) * 0.95)] if delays else None,
+        outbound_first_frame_ms=(
+            (caller.first_frame_at - rt.reply_log[0][0]) * 1000.0
+            if caller.first_frame_at and rt.reply_log
+            else None
+        ),
+        heard_pcm=heard,
+    )

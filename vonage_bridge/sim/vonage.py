@@ -1,0 +1,693 @@
+"""Fake Vonage caller: emulates Vonage's side of one inbound call.
+
+Entry ring (I/O): used by the integration tests and the local simulation, never by the core.
+
+What it does, per protocols.md A1-A3:
+
+- A1: requests the answer URL the way Vonage does (GET with ``to``, ``from``, ``uuid`` and
+  ``conversation_uuid`` in the query string, or the same fields as a JSON body with POST) and
+  expects an NCCO (a JSON array of actions).
+- A2: finds the ``connect`` action with a ``websocket`` endpoint and honours its ``uri``,
+  ``content-type`` and ``headers``.
+- A3: is the WebSocket *client*. It sends ``websocket:connected`` with the NCCO headers at the
+  top level, then caller audio as exact 20 ms L16 frames (640 bytes at 16 kHz). It plays the
+  bridge's audio back at 20 ms per frame, rejects frames of the wrong size (real Vonage drops
+  the call), and answers ``clear`` with ``websocket:cleared`` and ``notify`` with
+  ``websocket:notify`` once the audio queued before it has played.
+
+Everything it sees is recorded on the instance (``heard``, ``bad_frames``, ``text_messages``,
+``send_log``, ``play_log``, ``recv_log``, ``underruns``) for the tests to assert on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import uuid
+import wave
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+__all__ = [
+    "CALLER_WAV",
+    "FRAME_MS",
+    "CallerError",
+    "CallerOptions",
+    "FakeVonageCaller",
+    "read_wav_pcm16",
+    "write_wav_pcm16",
+]
+
+logger = logging.getLogger(__name__)
+
+CALLER_WAV: Path = Path(__file__).parent / "data" / "caller.wav"
+"""Real English speech, 16 kHz mono PCM16, about 3.3 s (see ``data/README.md``)."""
+
+FRAME_MS = 20
+"""Duration of one Vonage audio message, ms [V-WSG]."""
+
+_FRAME_S = FRAME_MS / 1000
+
+# content-type -> (sample_rate_hz, frame_bytes) for 20 ms of 16-bit mono [V-WSG]; 24 kHz is
+# accepted by vonage-voice 1.5.1 (protocols.md A2).
+_CONTENT_TYPES: dict[str, tuple[int, int]] = {
+    "audio/l16;rate=8000": (8_000, 320),
+    "audio/l16;rate=16000": (16_000, 640),
+    "audio/l16;rate=24000": (24_000, 960),
+}
+
+_UNDERRUN_GAP_S = 0.2
+"""A frame arriving less than this long (s) after the player ran dry counts as an underrun."""
+
+
+class CallerError(Exception):
+    """The bridge did something real Vonage would reject (bad answer, no WS endpoint, ...).
+
+    Attributes:
+        status: HTTP status of the failed request or refused upgrade, if there was one.
+        body: response body or handshake message, if any.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+@dataclass
+class CallerOptions:
+    """Knobs for the fake caller.
+
+    Attributes:
+        jitter_ms: random extra delay added to each sent frame, uniform in [0, jitter_ms] ms,
+            on top of its absolute 20 ms deadline. Realtime mode only. Delays do not
+            accumulate; frames may bunch up when jitter_ms > 20.
+        notify_enabled: answer ``notify`` with ``websocket:notify``. False emulates a lost
+            notify reply.
+        seed: seed for the jitter's random generator, so runs are repeatable.
+    """
+
+    jitter_ms: float = 0.0
+    notify_enabled: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class _NotifyMarker:
+    """A ``notify`` command waiting in the playback queue behind the frames sent before it."""
+
+    payload: Any
+
+
+class FakeVonageCaller:
+    """One inbound call as Vonage sees it: answer URL, then a WebSocket carrying L16 audio.
+
+    Usage::
+
+        async with FakeVonageCaller(http, answer_url) as caller:
+            await caller.answer()
+            await caller.connect()
+            await caller.stream_audio(pcm)
+            await caller.wait_heard(640 * 50)
+            await caller.hang_up()
+
+    Playback emulation: every binary message from the bridge is one frame. A frame whose size
+    is not the negotiated ``frame_bytes`` goes to ``bad_frames`` and is not played. Good frames
+    are queued and played one per 20 ms of loop time on absolute deadlines; when the queue
+    runs empty and later refills, the clock restarts from the refill. A frame counts as
+    played (appended to ``heard``) at the start of its 20 ms slot. Playback stops when the
+    socket closes; frames still queued then are never heard.
+
+    Underruns: ``underruns`` counts the times the player needed the next frame (the previous
+    frame's 20 ms slot had ended), found the queue empty, and a frame then arrived less than
+    200 ms later, i.e. a gap inside a burst of audio. A ``clear`` resets this: running dry
+    because of a clear is not an underrun.
+
+    ``clear`` drops every queued frame and any ``notify`` still waiting behind them (whether
+    real Vonage replies to those notifies is unconfirmed), then replies ``websocket:cleared``.
+
+    Attributes:
+        answer_url: the bridge's answer URL.
+        method: ``"GET"`` or ``"POST"`` for the answer request.
+        options: the knobs in use.
+        call_uuid: this call leg's UUID (the answer URL's ``uuid``).
+        conversation_uuid: ``CON-...`` conversation UUID.
+        from_number: the caller, E.164 digits.
+        to_number: the Vonage number that was called, E.164 digits.
+        ncco: the NCCO returned by the answer URL, once ``answer`` has run.
+        content_type: negotiated ``audio/l16;rate=...``, once connected.
+        sample_rate_hz: negotiated sample rate, Hz.
+        frame_bytes: bytes per 20 ms frame (320, 640 or 960), once connected.
+        connected_message: the ``websocket:connected`` message that was sent.
+        send_log: ``(loop time s, cumulative bytes sent)`` per frame sent.
+        bytes_sent: caller audio sent so far, bytes (padding included).
+        bytes_received: binary data received so far, bytes (bad frames included).
+        recv_log: ``(loop time s, cumulative bytes received)`` per binary message received,
+            bad frames included.
+        play_log: ``(loop time s, cumulative bytes heard)`` per frame played.
+        heard: all audio played so far, PCM16 LE at ``sample_rate_hz``.
+        bad_frames: sizes in bytes of the binary messages that were not one exact frame.
+        first_frame_at: loop time (s) of the first binary message received, or None.
+        underruns: playback underruns, as defined above.
+        text_messages: every JSON object received as a text message, in order.
+        unknown_messages: the received objects that were neither ``clear`` nor ``notify``.
+        invalid_messages: text messages that were not a JSON object.
+        closed: set when the socket has closed, from either side.
+        close_code: WebSocket close code, once closed (1006 for an abrupt loss).
+        close_reason: reason from the bridge's close frame, or "".
+
+    Source: protocols.md A1-A3 ([V-WHREF], [V-NCCO], [V-WSG], [ASYNCAPI]).
+    """
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        answer_url: str,
+        *,
+        call_uuid: str | None = None,
+        conversation_uuid: str | None = None,
+        from_number: str = "447700900000",
+        to_number: str = "447700900001",
+        method: str = "GET",
+        options: CallerOptions | None = None,
+    ) -> None:
+        """Prepare a call; nothing is sent until ``answer``.
+
+        Args:
+            http: session used for the answer request and the WebSocket.
+            answer_url: the bridge's answer URL.
+            call_uuid: call leg UUID; a random UUID4 by default.
+            conversation_uuid: conversation UUID; ``"CON-" + uuid4`` by default.
+            from_number: caller number, E.164 digits without ``+``.
+            to_number: called (Vonage) number, E.164 digits without ``+``.
+            method: ``"GET"`` (Vonage's default, fields in the query) or ``"POST"`` (JSON body).
+            options: knobs; defaults to ``CallerOptions()``.
+
+        Raises:
+            ValueError: if method is neither GET nor POST.
+        """
+        method = method.upper()
+        if method not in ("GET", "POST"):
+            raise ValueError(f"answer method must be GET or POST, not {method!r}")
+        self._http = http
+        self.answer_url = answer_url
+        self.call_uuid = call_uuid if call_uuid is not None else str(uuid.uuid4())
+        self.conversation_uuid = (
+            conversation_uuid if conversation_uuid is not None else f"CON-{uuid.uuid4()}"
+        )
+        self.from_number = from_number
+        self.to_number = to_number
+        self.method = method
+        self.options = options if options is not None else CallerOptions()
+        self._rng = random.Random(self.options.seed)
+
+        self.ncco: list[dict[str, Any]] | None = None
+        self.content_type: str | None = None
+        self.sample_rate_hz = 0
+        self.frame_bytes = 0
+        self.connected_message: dict[str, Any] | None = None
+
+        # send side
+        self.send_log: list[tuple[float, int]] = []
+        self.bytes_sent = 0
+        self._send_lock = asyncio.Lock()
+        self._send_deadline: float | None = None
+
+        # receive / playback side
+        self.recv_log: list[tuple[float, int]] = []
+        self.play_log: list[tuple[float, int]] = []
+        self.bytes_received = 0
+        self.heard = bytearray()
+        self.bad_frames: list[int] = []
+        self.first_frame_at: float | None = None
+        self.underruns = 0
+        self.text_messages: list[dict[str, Any]] = []
+        self.unknown_messages: list[dict[str, Any]] = []
+        self.invalid_messages: list[str] = []
+        self._queue: deque[bytes | _NotifyMarker] = deque()
+        self._queue_filled = asyncio.Event()
+        self._heard_changed = asyncio.Event()
+        self._starved_at: float | None = None
+        self._clear_epoch = 0
+
+        # connection
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._playback_task: asyncio.Task[None] | None = None
+        self._hanging_up = False
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    async def __aenter__(self) -> FakeVonageCaller:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- answer URL (A1) ---------------------------------------------------------------------
+
+    async def answer(self) -> list[dict[str, Any]]:
+        """Request the answer URL as Vonage does and keep the NCCO in ``self.ncco``.
+
+        Returns:
+            The NCCO: a list of action objects.
+
+        Raises:
+            CallerError: if the status is not 200 or the body is not a JSON array of objects.
+        Source: [V-WHREF] answer webhook.
+        """
+        fields = {
+            "to": self.to_number,
+            "from": self.from_number,
+            "uuid": self.call_uuid,
+            "conversation_uuid": self.conversation_uuid,
+        }
+        if self.method == "GET":
+            request = self._http.get(self.answer_url, params=fields)
+        else:
+            request = self._http.post(self.answer_url, json=fields)
+        async with request as response:
+            status = response.status
+            body = await response.text()
+        if status != 200:
+            raise CallerError(f"answer URL returned HTTP {status}", status=status, body=body)
+        try:
+            ncco = json.loads(body)
+        except ValueError as exc:
+            raise CallerError("answer URL did not return JSON", status=status, body=body) from exc
+        if not isinstance(ncco, list) or not all(isinstance(a, dict) for a in ncco):
+            raise CallerError(
+                "answer URL did not return an NCCO (a JSON array of objects)",
+                status=status,
+                body=body,
+            )
+        self.ncco = ncco
+        return ncco
+
+    # -- WebSocket (A2, A3) ------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Run the NCCO's websocket ``connect``: open the socket and send websocket:connected.
+
+        Starts the receive and playback tasks.
+
+        Raises:
+            CallerError: if ``answer`` has not run, the NCCO has no websocket endpoint, the
+                content-type is not L16 at 8, 16 or 24 kHz, or the upgrade is refused
+                (``status`` is the HTTP status) or the connection fails (``status`` None).
+        Source: [V-NCCO] connect; [V-WSG] handshake and first message.
+        """
+        if self.ncco is None:
+            raise CallerError("connect() before answer()")
+        if self._ws is not None:
+            raise CallerError("already connected")
+        endpoint = _websocket_endpoint(self.ncco)
+        content_type = endpoint.get("content-type")
+        if not isinstance(content_type, str) or content_type not in _CONTENT_TYPES:
+            raise CallerError(f"unsupported websocket content-type {content_type!r}")
+        uri = endpoint.get("uri")
+        if not isinstance(uri, str) or not uri:
+            raise CallerError("websocket endpoint has no uri")
+        headers = endpoint.get("headers", {})
+        if not isinstance(headers, dict):
+            raise CallerError(f"websocket endpoint headers must be an object, not {headers!r}")
+
+        # Only a custom authorization can be emulated: {"type": "vonage"} needs Vonage's
+        # signature secret, which the fake doesn't have (protocols.md A2).
+        http_headers: dict[str, str] = {}
+        authorization = endpoint.get("authorization")
+        if isinstance(authorization, dict) and authorization.get("type") == "custom":
+            http_headers["Authorization"] = str(authorization.get("value", ""))
+
+        try:
+            ws = await self._http.ws_connect(uri, headers=http_headers, heartbeat=None)
+        except aiohttp.WSServerHandshakeError as exc:
+            raise CallerError(
+                f"websocket upgrade refused with HTTP {exc.status}",
+                status=exc.status,
+                body=exc.message,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise CallerError(f"websocket connection to {uri} failed: {exc}") from exc
+
+        self._ws = ws
+        self.content_type = content_type
+        self.sample_rate_hz, self.frame_bytes = _CONTENT_TYPES[content_type]
+        # NCCO headers are top-level keys of the first message, not HTTP headers [V-WSG].
+        self.connected_message = {
+            "event": "websocket:connected",
+            "content-type": content_type,
+            **headers,
+        }
+        await ws.send_str(json.dumps(self.connected_message))
+        logger.debug("fake caller %s connected to %s (%s)", self.call_uuid, uri, content_type)
+        self._start(self._receive(ws), "receive")
+        self._playback_task = self._start(self._play(ws), "playback")
+
+    async def stream_audio(self, pcm: bytes, *, realtime: bool = True) -> None:
+        """Send caller audio as exact frames, one binary message per 20 ms frame.
+
+        The last partial frame is padded with zeros: Vonage never sends a short frame. In
+        realtime mode frames go out on absolute 20 ms deadlines (plus ``jitter_ms``); the clock
+        carries over from the previous call if it hasn't fallen behind, so consecutive calls
+        stream continuously. Returns early, without error, if the socket closes.
+
+        Args:
+            pcm: PCM16 LE mono at ``sample_rate_hz``; any length (bytes).
+            realtime: pace at 20 ms per frame; False sends as fast as possible.
+
+        Raises:
+            CallerError: if not connected.
+        Source: [V-WSG] binary audio.
+        """
+        ws = self._require_ws()
+        frame_bytes = self.frame_bytes
+        loop = asyncio.get_running_loop()
+        jitter_s = self.options.jitter_ms / 1000
+        async with self._send_lock:
+            now = loop.time()
+            deadline = now
+            if self._send_deadline is not None and self._send_deadline >= now:
+                deadline = self._send_deadline
+            for start in range(0, len(pcm), frame_bytes):
+                frame = pcm[start : start + frame_bytes]
+                if len(frame) < frame_bytes:
+                    # Vonage drops the call on a short frame: pad the tail with silence [V-WSG]
+                    frame += bytes(frame_bytes - len(frame))
+                if realtime:
+                    send_at = deadline + (self._rng.uniform(0, jitter_s) if jitter_s else 0.0)
+                    delay = send_at - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    deadline += _FRAME_S
+                if self.closed.is_set() or ws.closed:
+                    return
+                try:
+                    await ws.send_bytes(frame)
+                except ConnectionResetError:
+                    return
+                self.bytes_sent += frame_bytes
+                self.send_log.append((loop.time(), self.bytes_sent))
+            self._send_deadline = deadline if realtime else None
+
+    async def stream_silence(self, ms: int, realtime: bool = True) -> None:
+        """Send ``ms`` milliseconds of silence (rounded up to whole 20 ms frames).
+
+        Args:
+            ms: duration, ms.
+            realtime: pace at 20 ms per frame.
+
+        Raises:
+            CallerError: if not connected.
+        """
+        self._require_ws()
+        n_samples = self.sample_rate_hz * ms // 1000
+        await self.stream_audio(bytes(2 * n_samples), realtime=realtime)
+
+    async def send_dtmf(self, digit: str, duration_ms: int = 260) -> None:
+        """Send one key press as Vonage does.
+
+        Args:
+            digit: ``0``-``9``, ``*`` or ``#``.
+            duration_ms: how long the key was held, ms.
+
+        Raises:
+            CallerError: if not connected.
+        Source: [V-WSG] websocket:dtmf.
+        """
+        ws = self._require_ws()
+        await ws.send_str(
+            json.dumps({"event": "websocket:dtmf", "digit": digit, "duration": duration_ms})
+        )
+
+    async def hang_up(self) -> None:
+        """The caller hangs up: close the socket with 1000 and stop playback. Idempotent."""
+        ws = self._ws
+        if ws is None or self._hanging_up or self.closed.is_set():
+            await self._cancel_tasks()
+            return
+        self._hanging_up = True
+        if self._playback_task is not None:
+            self._playback_task.cancel()
+        # close() wakes the receive task itself; cancelling that task first would make aiohttp
+        # record 1006 and skip the closing handshake.
+        await ws.close(code=aiohttp.WSCloseCode.OK)
+        await self._cancel_tasks()
+        self._mark_closed(ws.close_code, "")
+        logger.debug("fake caller %s hung up", self.call_uuid)
+
+    async def close(self) -> None:
+        """Clean up: hang up if still connected, and cancel the tasks. Idempotent."""
+        await self.hang_up()
+
+    # -- waiting -----------------------------------------------------------------------------
+
+    async def wait_heard(self, n_bytes: int, timeout: float = 10.0) -> None:
+        """Wait until at least ``n_bytes`` of the bridge's audio have been played.
+
+        Args:
+            n_bytes: amount of played audio to wait for, bytes (640 per 20 ms at 16 kHz).
+            timeout: give up after this long, s.
+
+        Raises:
+            TimeoutError: if not enough was heard in time.
+            CallerError: if the socket closed first (playback stops on close).
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                while len(self.heard) < n_bytes:
+                    if self.closed.is_set():
+                        raise CallerError(
+                            f"socket closed (code {self.close_code}) after {len(self.heard)}"
+                            f" of {n_bytes} bytes were heard"
+                        )
+                    self._heard_changed.clear()
+                    await self._heard_changed.wait()
+        except TimeoutError:
+            raise TimeoutError(
+                f"heard {len(self.heard)} of {n_bytes} bytes after {timeout} s"
+            ) from None
+
+    async def wait_closed(self, timeout: float = 10.0) -> None:
+        """Wait until the socket has closed, from either side.
+
+        Args:
+            timeout: give up after this long, s.
+
+        Raises:
+            TimeoutError: if it is still open after ``timeout``.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                await self.closed.wait()
+        except TimeoutError:
+            raise TimeoutError(f"socket still open after {timeout} s") from None
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _require_ws(self) -> aiohttp.ClientWebSocketResponse:
+        if self._ws is None:
+            raise CallerError("not connected: call answer() and connect() first")
+        return self._ws
+
+    def _start(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=f"fake-vonage-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _cancel_tasks(self) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _mark_closed(self, code: int | None, reason: str) -> None:
+        if self.closed.is_set():
+            return
+        self.close_code = code
+        self.close_reason = reason
+        if self._playback_task is not None:
+            self._playback_task.cancel()
+        self.closed.set()
+        self._heard_changed.set()  # wake wait_heard so it fails fast
+
+    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Read the bridge's messages until the socket closes."""
+        loop = asyncio.get_running_loop()
+        while True:
+            msg = await ws.receive()
+            if msg.type is aiohttp.WSMsgType.BINARY:
+                self._on_frame(loop.time(), msg.data)
+            elif msg.type is aiohttp.WSMsgType.TEXT:
+                await self._on_text(ws, msg.data)
+            elif msg.type is aiohttp.WSMsgType.CLOSE:
+                # The bridge closed; aiohttp has already answered the close frame.
+                self._mark_closed(ws.close_code, msg.extra or "")
+                return
+            elif msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                if not self._hanging_up:  # hang_up marks its own close
+                    self._mark_closed(ws.close_code, "")
+                return
+            elif msg.type is aiohttp.WSMsgType.ERROR:
+                self._mark_closed(ws.close_code, "")
+                return
+
+    def _on_frame(self, now: float, frame: bytes) -> None:
+        if self.first_frame_at is None:
+            self.first_frame_at = now
+        self.bytes_received += len(frame)
+        self.recv_log.append((now, self.bytes_received))
+        if len(frame) != self.frame_bytes:
+            # Real Vonage rejects it ("unexpected frame size") and drops the call [VOCODE727].
+            self.bad_frames.append(len(frame))
+            return
+        if self._starved_at is not None:
+            if now - self._starved_at < _UNDERRUN_GAP_S:
+                self.underruns += 1
+            self._starved_at = None
+        self._queue.append(frame)
+        self._queue_filled.set()
+
+    async def _on_text(self, ws: aiohttp.ClientWebSocketResponse, data: str) -> None:
+        try:
+            message = json.loads(data)
+        except ValueError:
+            self.invalid_messages.append(data)
+            return
+        if not isinstance(message, dict):
+            self.invalid_messages.append(data)
+            return
+        self.text_messages.append(message)
+        action = message.get("action")
+        if action == "clear":
+            self._queue.clear()
+            self._clear_epoch += 1
+            self._starved_at = None
+            await _send_json(ws, {"event": "websocket:cleared"})
+        elif action == "notify":
+            # Echoed by the player once the audio queued before it has played [ASYNCAPI].
+            self._queue.append(_NotifyMarker(message.get("payload", {})))
+            self._queue_filled.set()
+        else:
+            self.unknown_messages.append(message)
+
+    async def _play(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Play queued frames at one per 20 ms on absolute deadlines."""
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None  # end of the last played frame's slot; None when idle
+        played_epoch = self._clear_epoch
+        while True:
+            if deadline is not None:
+                delay = deadline - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if not self._queue:
+                if deadline is not None and played_epoch == self._clear_epoch:
+                    self._starved_at = deadline
+                deadline = None
+                self._queue_filled.clear()
+                await self._queue_filled.wait()
+                continue
+            item = self._queue.popleft()
+            if isinstance(item, _NotifyMarker):
+                if self.options.notify_enabled:
+                    await _send_json(ws, {"event": "websocket:notify", "payload": item.payload})
+                continue
+            now = loop.time()
+            if deadline is None:
+                deadline = now  # (re)start the clock on the first frame of a burst
+            self.heard += item
+            self.play_log.append((now, len(self.heard)))
+            self._heard_changed.set()
+            played_epoch = self._clear_epoch
+            deadline += _FRAME_S
+
+
+def _websocket_endpoint(ncco: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first websocket endpoint of a ``connect`` action in the NCCO.
+
+    Raises:
+        CallerError: if there is none.
+    """
+    for action in ncco:
+        if action.get("action") != "connect":
+            continue
+        endpoints = action.get("endpoint")
+        if not isinstance(endpoints, list):
+            continue
+        for endpoint in endpoints:
+            if isinstance(endpoint, dict) and endpoint.get("type") == "websocket":
+                return endpoint
+    raise CallerError("NCCO has no connect action with a websocket endpoint")
+
+
+async def _send_json(ws: aiohttp.ClientWebSocketResponse, message: dict[str, Any]) -> None:
+    """Send a text message, ignoring a socket that is already closing."""
+    try:
+        await ws.send_str(json.dumps(message))
+    except ConnectionResetError:
+        pass
+
+
+# -- WAV helpers ---------------------------------------------------------------------------
+
+
+def read_wav_pcm16(path: str | os.PathLike[str]) -> tuple[bytes, int]:
+    """Read a mono 16-bit PCM WAV file.
+
+    Args:
+        path: the WAV file.
+
+    Returns:
+        ``(pcm, sample_rate_hz)``: PCM16 LE samples (bytes) and the sample rate (Hz).
+
+    Raises:
+        ValueError: if the file is not a mono 16-bit PCM WAV.
+    """
+    try:
+        with wave.open(os.fspath(path), "rb") as wav:
+            if wav.getnchannels() != 1:
+                raise ValueError(f"{path}: {wav.getnchannels()} channels, expected mono")
+            if wav.getsampwidth() != 2:
+                raise ValueError(f"{path}: {8 * wav.getsampwidth()}-bit samples, expected 16")
+            return wav.readframes(wav.getnframes()), wav.getframerate()
+    except (wave.Error, EOFError) as exc:
+        raise ValueError(f"{path}: not a PCM WAV file ({exc})") from exc
+
+
+def write_wav_pcm16(path: str | os.PathLike[str], pcm: bytes, sample_rate_hz: int) -> None:
+    """Write PCM16 LE mono samples as a WAV file.
+
+    Args:
+        path: destination file.
+        pcm: PCM16 LE mono samples; an even number of bytes.
+        sample_rate_hz: sample rate, Hz.
+
+    Raises:
+        ValueError: if ``pcm`` has an odd length.
+    """
+    if len(pcm) % 2:
+        raise ValueError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
+    with wave.open(os.fspath(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(sample_rate_hz)
+        wav.writeframes(pcm)
