@@ -88,6 +88,7 @@ class _CallBridge:
         self.stopped_at: float | None = None
         self.reply_latency_ms: list[float] = []
         self.warned: set[str] = set()
+        self.rt_close_sent: int | None = None  # set when we closed the Realtime socket
 
     # -------------------------------------------------------------- pumps
 
@@ -210,6 +211,7 @@ class _CallBridge:
 
     async def close(self, end: CallEnd) -> None:
         if self.rt is not None and not self.rt.closed:
+            self.rt_close_sent = CLOSE_NORMAL
             await self.rt.close(code=CLOSE_NORMAL, message=b"call ended")
         if not self.caller.closed:
             await self.caller.close(code=end.caller_code, message=_reason(end.reason))
@@ -262,7 +264,11 @@ async def run_call(
             ms_from_realtime=round(stats.ms_from_realtime, 1),
             reply_latency_ms=[round(x, 1) for x in bridge.reply_latency_ms],
             caller_close_code=caller.close_code,
-            realtime_close_code=bridge.rt.close_code if bridge.rt is not None else None,
+            realtime_close_code=(
+                bridge.rt_close_sent
+                if bridge.rt_close_sent is not None
+                else (bridge.rt.close_code if bridge.rt is not None else None)
+            ),
             transcript=list(stats.transcript),
         )
         _log_summary(summary)
