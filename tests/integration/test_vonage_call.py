@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import math
@@ -12,12 +11,20 @@ import aiohttp
 import numpy as np
 import pytest
 import soxr
-from support import SECOND, StartCall
+from support import SECOND, Call, StartCall
 
-from vonage_bridge.sim.realtime import FakeRealtimeOptions
-from vonage_bridge.sim.vonage import CALLER_WAV, read_wav_pcm16
+from vonage_bridge.sim.realtime import FakeRealtimeOptions, FakeRealtimeSession
+from vonage_bridge.sim.vonage import CALLER_WAV, FakeVonageCaller, read_wav_pcm16
 
 FRAME = 640
+
+
+async def connected(call: Call) -> tuple[FakeVonageCaller, FakeRealtimeSession]:
+    """A caller that has fetched the NCCO and opened the media socket, and its Realtime side."""
+    caller = call.caller()
+    await caller.answer()
+    await caller.connect()
+    return caller, await call.fake.wait_for_session(timeout=5 * SECOND)
 
 
 def speech(ms: int = 1200) -> bytes:
@@ -159,17 +166,15 @@ async def _no_live_calls(call: object) -> None:
     from vonage_bridge.web.keys import CALLS
 
     app = call.bridge.app  # type: ignore[attr-defined]
-    async with asyncio.timeout(5 * SECOND):
-        while app[CALLS]:
-            await asyncio.sleep(0.01)
+    tasks = [live.task for live in app[CALLS].values()]
+    if tasks:
+        await asyncio.wait(tasks, timeout=5 * SECOND)
+    assert not app[CALLS]
 
 
 async def test_caller_hang_up_closes_the_realtime_session(start_call: StartCall) -> None:
     call = await start_call()
-    caller = call.caller()
-    await caller.answer()
-    await caller.connect()
-    rt = await call.fake.wait_for_session(timeout=5 * SECOND)
+    caller, rt = await connected(call)
     await caller.stream_silence(100, realtime=False)
     await caller.hang_up()
     await asyncio.wait_for(rt.closed.wait(), 5 * SECOND)
@@ -179,10 +184,7 @@ async def test_caller_hang_up_closes_the_realtime_session(start_call: StartCall)
 
 async def test_realtime_hang_up_closes_the_caller_socket(start_call: StartCall) -> None:
     call = await start_call()
-    caller = call.caller()
-    await caller.answer()
-    await caller.connect()
-    rt = await call.fake.wait_for_session(timeout=5 * SECOND)
+    caller, rt = await connected(call)
     await rt.wait_for_event("session.update")
     await rt.close(1000)
     await caller.wait_closed(timeout=5 * SECOND)
@@ -195,10 +197,7 @@ async def test_bad_caller_messages_are_logged_once_and_the_call_goes_on(
     start_call: StartCall, caplog: pytest.LogCaptureFixture
 ) -> None:
     call = await start_call()
-    caller = call.caller()
-    await caller.answer()
-    await caller.connect()
-    rt = await call.fake.wait_for_session(timeout=5 * SECOND)
+    caller, rt = await connected(call)
     ws = caller._ws  # the raw socket, to send what a broken peer would
     assert ws is not None
     with caplog.at_level(logging.WARNING):
@@ -218,19 +217,9 @@ async def test_bad_caller_messages_are_logged_once_and_the_call_goes_on(
 
 async def test_server_shutdown_closes_live_calls_with_going_away(start_call: StartCall) -> None:
     call = await start_call()
-    caller = call.caller()
-    await caller.answer()
-    await caller.connect()
-    rt = await call.fake.wait_for_session(timeout=5 * SECOND)
+    caller, rt = await connected(call)
     await rt.wait_for_event("session.update")
     await call.bridge.close()
     await caller.wait_closed(timeout=5 * SECOND)
     assert caller.close_code == 1001
     await asyncio.wait_for(rt.closed.wait(), 5 * SECOND)
-
-
-def test_append_payload_is_base64_pcm() -> None:
-    """Guard for the test helpers above: soxr LQ one-shot and stream agree on length."""
-    x = np.zeros(16_000, dtype=np.int16)
-    assert len(soxr.resample(x, 16_000, 24_000, quality="LQ")) == 24_000
-    assert base64.b64decode(base64.b64encode(b"\x00\x01")) == b"\x00\x01"

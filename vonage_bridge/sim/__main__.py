@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=Path("sim-output.wav"), help="what the caller heard"
     )
-    parser.add_argument("--quiet", action="store_true", help="hide the bridge's log lines")
+    parser.add_argument(
+        "--quiet", action="store_true", help="show only the call's transcript and summary lines"
+    )
     args = parser.parse_args(argv)
     setup_logging("WARNING" if args.quiet else "INFO", "text")
     try:

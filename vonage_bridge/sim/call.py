@@ -72,11 +72,13 @@ class _SummaryCatcher(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
         self.summaries: list[dict[str, Any]] = []
+        self.logged = asyncio.Event()
 
     def emit(self, record: logging.LogRecord) -> None:
         summary = getattr(record, "summary", None)
         if isinstance(summary, dict):
             self.summaries.append(summary)
+            self.logged.set()
 
 
 def _inbound_delay_ms(
@@ -120,7 +122,10 @@ async def simulate_call(
     if rate != 16_000:
         raise ValueError(f"{wav} is {rate} Hz; the simulation needs 16000 Hz")
     catcher = _SummaryCatcher()
-    logging.getLogger("vonage_bridge.bridge").addHandler(catcher)
+    bridge_log = logging.getLogger("vonage_bridge.bridge")
+    old_level = bridge_log.level
+    bridge_log.setLevel(logging.INFO)  # the summary line is INFO, whatever the root level
+    bridge_log.addHandler(catcher)
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout_s):
@@ -146,11 +151,10 @@ async def simulate_call(
                     await asyncio.gather(silence, return_exceptions=True)
                 await caller.hang_up()
                 await rt.closed.wait()
-                # the bridge logs its summary when the call task finishes
-                while not catcher.summaries:
-                    await asyncio.sleep(0.01)
+                await catcher.logged.wait()  # logged when the call's task finishes
     finally:
-        logging.getLogger("vonage_bridge.bridge").removeHandler(catcher)
+        bridge_log.removeHandler(catcher)
+        bridge_log.setLevel(old_level)
 
     delays = _inbound_delay_ms(caller.send_log, rt.append_log, skip_ms=1000.0)
     delays.sort()
