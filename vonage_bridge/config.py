@@ -148,7 +148,10 @@ class Settings:
         vad_silence = r.get("VAD_SILENCE_MS", "500", _int_range(100, 5000))
         timeout = r.get("OPENAI_CONNECT_TIMEOUT_S", "10", _float_range(0.5, 120.0))
         sm_path = r.get("SYSTEM_MESSAGE_PATH", "system-message.txt", str)
-        greeting = r.get("GREETING_TEXT", DEFAULT_GREETING, _max_len(1500))
+        # Set but empty means "no greeting", so this one does not fall back to its default.
+        greeting = r.check(
+            "GREETING_TEXT", env.get("GREETING_TEXT", DEFAULT_GREETING), _max_len(1500)
+        )
         language = r.get("GREETING_LANGUAGE", "en-US", _nonblank)
         quality = r.get("RESAMPLE_QUALITY", "LQ", _choice(RESAMPLE_QUALITIES))
         lookahead = r.get("PLAYOUT_LOOKAHEAD_MS", "100", _int_range(40, 2000))
