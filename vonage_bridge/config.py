@@ -135,7 +135,7 @@ class Settings:
         port = r.get("PORT", "3000", _int_range(1, 65535))
         host = r.get("HOST", "0.0.0.0", str)
         public_url = r.require("SERVER_URL", PublicUrl.parse)
-        secret_text = r.get("MEDIA_TOKEN_SECRET", "", str)
+        secret_text = r.get("MEDIA_TOKEN_SECRET", "", _secret_min_bytes(16))
         ttl = r.get("MEDIA_TOKEN_TTL_S", "300", _int_range(10, 86400))
         api_key = r.require("OPENAI_API_KEY", _nonblank)
         model = r.get("OPENAI_MODEL", "gpt-realtime", _nonblank)
@@ -276,6 +276,15 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
             if v.upper() == option.upper():
                 return option
         raise ValueError(f"must be one of {', '.join(options)}")
+
+    return conv
+
+
+def _secret_min_bytes(n: int) -> Callable[[str], str]:
+    def conv(value: str) -> str:
+        if value and len(value.encode()) < n:
+            raise ValueError(f"must be at least {n} bytes long")
+        return value
 
     return conv
 

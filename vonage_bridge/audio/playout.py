@@ -13,6 +13,7 @@ Time is passed in (seconds on any monotonic clock); nothing here reads a clock.
 from __future__ import annotations
 
 FRAME_S = 0.020
+_EPS = 1e-6
 
 
 class Playout:
@@ -100,7 +101,10 @@ class Playout:
         fb = self.frame_bytes
         frames: list[bytes] = []
         buf = self._buf
-        while len(buf) >= fb and self._play_until - now < self._lookahead_s:
+        # A frame goes out only if, once sent, we are at most lookahead ahead (the epsilon
+        # absorbs the rounding of summing 0.02 s steps in floating point).
+        limit = now + self._lookahead_s + _EPS
+        while len(buf) >= fb and max(self._play_until, now) + FRAME_S <= limit:
             if self._play_until < now:
                 if self._in_burst:
                     self.underruns += 1

@@ -11,6 +11,8 @@ about 11 ms (max 20 ms) of audio, against 21 ms for ``HQ`` and 42 ms for ``VHQ``
 ~95 dB rejection of a 10 kHz tone going 24 -> 16 kHz and a flat passband to 5 kHz (-3 dB at
 about 6.5 kHz). ``QQ`` holds nothing but lets that tone through at -11 dBFS.
 
+soxr output may differ by a few LSB between two identical streams (not bit-exact).
+
 Source: dependencies.md 4(a); python-soxr ``ResampleStream``.
 """
 
@@ -79,9 +81,11 @@ class StreamResampler:
             out = self._stream.resample_chunk(step)
             self._in += len(step)
             self._out += len(out)
-            keep = max(0, min(len(out), target - before))
-            if keep:
-                parts.append(out[:keep].tobytes())
+            # keep [before, target) but never output of silence fed by an earlier drain
+            start = max(0, self._discard_to - before)
+            stop = max(0, min(len(out), target - before))
+            if stop > start:
+                parts.append(out[start:stop].tobytes())
         # Everything produced from the silence we fed is discarded, now and later.
         self._discard_to = round(self._in * self._ratio)
         return b"".join(parts)

@@ -1,0 +1,208 @@
+"""Settings.from_env: defaults, every bad variable named at once, secrets kept out of text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vonage_bridge.config import DEFAULT_SYSTEM_MESSAGE, PublicUrl, Settings
+from vonage_bridge.errors import ConfigError
+
+API_KEY = "sk-proj-TESTKEY-0123456789abcdef"
+MEDIA_SECRET = "media-secret-0123456789-abcdef"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """The minimal valid environment; the system message file does not exist."""
+    return {
+        "SERVER_URL": "abc.ngrok.app",
+        "OPENAI_API_KEY": API_KEY,
+        "SYSTEM_MESSAGE_PATH": str(tmp_path / "no-such-file.txt"),
+    }
+
+
+def problem_names(exc: ConfigError) -> list[str]:
+    """The variable each problem is about (text before ``=`` or the first space)."""
+    return [p.split("=", 1)[0].split(" ", 1)[0] for p in exc.problems]
+
+
+def test_settings_minimal_env_uses_documented_defaults(env: dict[str, str]) -> None:
+    s = Settings.from_env(env)
+    assert s.server.port == 3000
+    assert s.server.host == "0.0.0.0"
+    assert s.openai.api_key == API_KEY
+    assert s.openai.model == "gpt-realtime"
+    assert s.openai.voice == "marin"
+    assert s.openai.base_url == "https://api.openai.com/v1"
+    assert s.openai.realtime_url == "wss://api.openai.com/v1/realtime"
+    assert s.call.resample_quality == "LQ"
+    assert s.call.playout_lookahead_ms == 100
+    assert s.call.system_message == DEFAULT_SYSTEM_MESSAGE
+
+
+def test_settings_without_media_token_secret_uses_a_random_32_byte_secret(
+    env: dict[str, str],
+) -> None:
+    a = Settings.from_env(env)
+    b = Settings.from_env(env)
+    assert a.server.media_token_secret_is_random
+    assert len(a.server.media_token_secret) == 32
+    assert a.server.media_token_secret != b.server.media_token_secret
+
+
+def test_settings_several_bad_variables_give_one_error_naming_each(env: dict[str, str]) -> None:
+    del env["OPENAI_API_KEY"]
+    env.update({"PORT": "abc", "OPENAI_VOICE": "nobody", "VAD_THRESHOLD": "2"})
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    names = problem_names(info.value)
+    assert sorted(names) == sorted(["PORT", "OPENAI_VOICE", "VAD_THRESHOLD", "OPENAI_API_KEY"])
+    text = str(info.value)
+    for name in names:
+        assert name in text
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "0"),
+        ("PORT", "70000"),
+        ("OPENAI_BASE_URL", "api.openai.com/v1"),
+        ("RESAMPLE_QUALITY", "best"),
+        ("PLAYOUT_LOOKAHEAD_MS", "20"),
+        ("VAD_SILENCE_MS", "ten"),
+        ("LOG_LEVEL", "LOUD"),
+        ("SERVER_URL", "ftp://x"),
+        ("SERVER_URL", "https://abc.ngrok.app/?a=1"),
+    ],
+)
+def test_settings_bad_value_names_its_variable(env: dict[str, str], name: str, value: str) -> None:
+    env[name] = value
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert problem_names(info.value) == [name]
+
+
+def test_settings_repr_hides_api_key_and_media_secret(env: dict[str, str]) -> None:
+    env["MEDIA_TOKEN_SECRET"] = MEDIA_SECRET
+    s = Settings.from_env(env)
+    assert s.server.media_token_secret == MEDIA_SECRET.encode()
+    for text in (repr(s), str(s), repr(s.openai), repr(s.server)):
+        assert API_KEY not in text
+        assert MEDIA_SECRET not in text
+    assert "gpt-realtime" in repr(s)  # repr still shows the rest
+
+
+def test_config_error_text_never_contains_the_api_key(env: dict[str, str]) -> None:
+    env.update({"PORT": "abc", "MEDIA_TOKEN_SECRET": MEDIA_SECRET})
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert problem_names(info.value) == ["PORT"]
+    text = str(info.value) + repr(info.value) + "".join(info.value.problems)
+    assert API_KEY not in text
+    assert MEDIA_SECRET not in text
+
+
+@pytest.mark.parametrize(
+    ("value", "http", "ws"),
+    [
+        ("abc.ngrok.app", "https://abc.ngrok.app", "wss://abc.ngrok.app"),
+        ("  abc.ngrok.app  ", "https://abc.ngrok.app", "wss://abc.ngrok.app"),
+        ("abc.ngrok.app/", "https://abc.ngrok.app", "wss://abc.ngrok.app"),
+        ("https://abc.ngrok.app/", "https://abc.ngrok.app", "wss://abc.ngrok.app"),
+        ("https://abc.ngrok.app/base/", "https://abc.ngrok.app/base", "wss://abc.ngrok.app/base"),
+        ("http://127.0.0.1:3000", "http://127.0.0.1:3000", "ws://127.0.0.1:3000"),
+        ("http://127.0.0.1:3000/", "http://127.0.0.1:3000", "ws://127.0.0.1:3000"),
+        ("wss://abc.ngrok.app", "https://abc.ngrok.app", "wss://abc.ngrok.app"),
+        ("ws://localhost:8080", "http://localhost:8080", "ws://localhost:8080"),
+    ],
+)
+def test_public_url_parse_gives_http_and_ws_forms(value: str, http: str, ws: str) -> None:
+    url = PublicUrl.parse(value)
+    assert (url.http, url.ws) == (http, ws)
+
+
+@pytest.mark.parametrize(
+    "value", ["ftp://x", "https://", "https://host/path?q=1", "https://host/#frag"]
+)
+def test_public_url_parse_rejects_bad_values(value: str) -> None:
+    with pytest.raises(ValueError):
+        PublicUrl.parse(value)
+
+
+def test_settings_server_url_from_env_is_parsed(env: dict[str, str]) -> None:
+    env["SERVER_URL"] = "http://127.0.0.1:3000/"
+    url = Settings.from_env(env).server.public_url
+    assert url == PublicUrl(http="http://127.0.0.1:3000", ws="ws://127.0.0.1:3000")
+
+
+@pytest.mark.parametrize(
+    ("base", "realtime"),
+    [
+        ("http://127.0.0.1:9/v1", "ws://127.0.0.1:9/v1/realtime"),
+        ("http://127.0.0.1:9/v1/", "ws://127.0.0.1:9/v1/realtime"),
+        ("https://api.openai.com/v1", "wss://api.openai.com/v1/realtime"),
+    ],
+)
+def test_openai_realtime_url_swaps_scheme_and_appends_realtime(
+    env: dict[str, str], base: str, realtime: str
+) -> None:
+    env["OPENAI_BASE_URL"] = base
+    assert Settings.from_env(env).openai.realtime_url == realtime
+
+
+def test_system_message_missing_file_gives_default(env: dict[str, str]) -> None:
+    assert not Path(env["SYSTEM_MESSAGE_PATH"]).exists()
+    assert Settings.from_env(env).call.system_message == DEFAULT_SYSTEM_MESSAGE
+
+
+def test_system_message_empty_file_gives_default(env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "empty.txt"
+    path.write_text("  \n\n", encoding="utf-8")
+    env["SYSTEM_MESSAGE_PATH"] = str(path)
+    assert Settings.from_env(env).call.system_message == DEFAULT_SYSTEM_MESSAGE
+
+
+def test_system_message_existing_file_gives_its_stripped_text(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "persona.txt"
+    path.write_text("\n  You are Ada, a pirate receptionist.\nSpeak briefly.  \n\n", "utf-8")
+    env["SYSTEM_MESSAGE_PATH"] = str(path)
+    assert (
+        Settings.from_env(env).call.system_message
+        == "You are Ada, a pirate receptionist.\nSpeak briefly."
+    )
+
+
+def test_system_message_unreadable_file_names_its_variable(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"caf\xe9 \xff\xfe")
+    env["SYSTEM_MESSAGE_PATH"] = str(path)
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert problem_names(info.value) == ["SYSTEM_MESSAGE_PATH"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [("none", None), ("NONE", None)])
+def test_settings_transcription_model_none_disables_transcription(
+    env: dict[str, str], value: str, expected: str | None
+) -> None:
+    env["OPENAI_TRANSCRIPTION_MODEL"] = value
+    assert Settings.from_env(env).openai.transcription_model is expected
+
+
+def test_settings_voice_is_case_insensitive(env: dict[str, str]) -> None:
+    env["OPENAI_VOICE"] = "Cedar"
+    assert Settings.from_env(env).openai.voice == "cedar"
+
+
+def test_settings_short_media_token_secret_names_its_variable(env: dict[str, str]) -> None:
+    env["MEDIA_TOKEN_SECRET"] = "short"
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert problem_names(info.value) == ["MEDIA_TOKEN_SECRET"]
