@@ -1,0 +1,34 @@
+# vonage-bridge: Vonage Voice <-> OpenAI Realtime bridge, one container.
+#   docker build -t vonage-bridge .
+#   docker run --env-file .env -p 3000:3000 vonage-bridge
+# Configuration comes from the environment only (fly secrets / --env-file); .dockerignore
+# keeps every .env* file out of the image.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PORT=3000
+
+# Runtime dependencies only: `pip install .`, no [dev] extras. aiohttp, numpy, soxr and
+# cryptography ship manylinux wheels for 3.11, so slim needs no compiler. The source is
+# built from /tmp/src and removed, so only the installed package remains.
+COPY pyproject.toml README.md /tmp/src/
+COPY vonage_bridge /tmp/src/vonage_bridge
+RUN pip install /tmp/src && rm -rf /tmp/src
+
+# An unprivileged user; the app only reads its working directory.
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin bridge
+WORKDIR /app
+# The persona, read from SYSTEM_MESSAGE_PATH (default: system-message.txt in the cwd).
+COPY system-message.txt ./
+
+USER bridge
+EXPOSE 3000
+
+# slim has no curl: ask GET /health with the standard library (non-2xx or no answer -> 1).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '3000'), timeout=4)"]
+
+CMD ["python", "-m", "vonage_bridge"]
