@@ -10,14 +10,18 @@ Three tasks per call, each a few lines of receive -> parse (pure) -> feed -> dra
 
 The first task to end ends the call: the others are cancelled and awaited, both sockets are
 closed with a code and a reason, and one summary line is logged. Nothing is logged per frame.
+When our side ended the call (Realtime failed or closed, an internal error, shutdown) and
+Vonage credentials are configured, the call is also hung up over REST before the caller
+socket is closed, so Vonage ends it instead of only seeing the socket drop.
 
-Source: style.md 7.4; protocols.md A3 (Vonage socket), B1-B3 (Realtime socket).
+Source: style.md 7.4; protocols.md A3 (Vonage socket, "Ending the call"), B1-B3 (Realtime).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,6 +44,10 @@ CLOSE_UNSUPPORTED = 1003
 CLOSE_INTERNAL = 1011
 
 
+HangUp = Callable[[str], Awaitable[object]]
+"""Ends the call on Vonage's side over REST, given the reason; logs its own failures."""
+
+
 @dataclass(slots=True)
 class CallEnd:
     """Why a call ended: which side, the close code we sent the caller, and a reason."""
@@ -47,6 +55,12 @@ class CallEnd:
     reason: str
     caller_code: int = CLOSE_NORMAL
     error: bool = False
+
+    @property
+    def by_us(self) -> bool:
+        """Our side ended the call (we close the caller socket with 1001 or 1011), not the
+        caller hanging up or their socket dropping."""
+        return self.caller_code != CLOSE_NORMAL
 
 
 @dataclass(slots=True)
@@ -209,10 +223,17 @@ class _CallBridge:
         log.error("call failed in %s", task.get_name(), exc_info=exc)
         return CallEnd(f"internal error in {task.get_name()}: {exc!r}", CLOSE_INTERNAL, True)
 
-    async def close(self, end: CallEnd) -> None:
+    async def close(self, end: CallEnd, hang_up: HangUp | None) -> None:
         if self.rt is not None and not self.rt.closed:
             self.rt_close_sent = CLOSE_NORMAL
             await self.rt.close(code=CLOSE_NORMAL, message=b"call ended")
+        if hang_up is not None and end.by_us:
+            # Hang up before closing the socket: that ends the call instead of raising a
+            # "disconnected" event and running the rest of the NCCO [V-WSG].
+            try:
+                await hang_up(end.reason)
+            except Exception:  # a failed hang-up never breaks the call's cleanup
+                log.exception("Vonage hang-up raised")
         if not self.caller.closed:
             await self.caller.close(code=end.caller_code, message=_reason(end.reason))
 
@@ -228,6 +249,7 @@ async def run_call(
     *,
     http: aiohttp.ClientSession,
     openai: OpenAISettings,
+    hang_up: HangUp | None = None,
 ) -> CallSummary:
     """Bridge an accepted Vonage media socket to a new Realtime session until either ends.
 
@@ -236,6 +258,8 @@ async def run_call(
         session: the call's session (already told the caller's format).
         http: the app's shared client session (used to open the Realtime socket).
         openai: Realtime settings.
+        hang_up: ends the call over Vonage REST (``calls.CallHangUp``), called when our side
+            ended the call; None when Vonage credentials are not configured.
     Returns:
         The call's summary (also logged as one INFO line, or ERROR when we ended it by fault).
     """
@@ -248,7 +272,7 @@ async def run_call(
             log.error("call ending: %s", end.reason)
     finally:
         bridge.log_notes()
-        await asyncio.shield(bridge.close(end))
+        await asyncio.shield(bridge.close(end, hang_up))
         stats = session.stats
         summary = CallSummary(
             call_uuid=session.info.call_uuid,

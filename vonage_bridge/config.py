@@ -1,5 +1,8 @@
 """Settings, read once at start-up from a mapping (the environment). Pure apart from reading
-the system-message file.
+the system-message file and the Vonage private key file (``VONAGE_PRIVATE_KEY_PATH``).
+
+The Vonage variables are optional (:class:`VonageSettings`): the private key is parsed here,
+once, into a key object, so no request ever re-parses the PEM.
 
 ``Settings.from_env(env)`` collects every problem before raising one :class:`ConfigError`
 that names each bad variable, so a deployer fixes them all in one go. Secrets are kept out of
@@ -18,6 +21,9 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+from .app_jwt import e164_digits, load_private_key
 from .errors import ConfigError
 
 DEFAULT_SYSTEM_MESSAGE = (
@@ -110,6 +116,49 @@ class CallSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class VonageSettings:
+    """Vonage REST credentials and webhook security. Every field is optional: inbound calls
+    work without any of them; what is missing turns the features that need it off.
+
+    Attributes:
+        application_id: ``VONAGE_APPLICATION_ID``.
+        private_key: the application's RSA key, parsed once from ``VONAGE_PRIVATE_KEY`` (PEM
+            text) or ``VONAGE_PRIVATE_KEY_PATH``.
+        api_url: Voice REST base, no trailing slash (``VONAGE_API_URL``; ``http://`` allowed
+            for local fakes).
+        outbound_from: default caller id for ``POST /connect``, E.164 digits.
+        connect_api_key: ``CONNECT_API_KEY``, the ``X-API-Key`` of ``POST /connect``.
+        signature_secret: ``VONAGE_SIGNATURE_SECRET``: when set, webhooks and the media
+            socket handshake must carry a valid Vonage-signed JWT.
+        api_timeout_s: bound on every Vonage REST request, s.
+    """
+
+    application_id: str | None = None
+    private_key: RSAPrivateKey | None = field(default=None, repr=False)
+    api_url: str = "https://api.nexmo.com"
+    outbound_from: str | None = None
+    connect_api_key: str | None = field(default=None, repr=False)
+    signature_secret: str | None = field(default=None, repr=False)
+    api_timeout_s: float = 10.0
+
+    @property
+    def missing_for_rest(self) -> list[str]:
+        """Variables still needed for Voice REST calls (dial, hang-up); empty when ready."""
+        missing = []
+        if self.application_id is None:
+            missing.append("VONAGE_APPLICATION_ID")
+        if self.private_key is None:
+            missing.append("VONAGE_PRIVATE_KEY or VONAGE_PRIVATE_KEY_PATH")
+        return missing
+
+    @property
+    def missing_for_connect(self) -> list[str]:
+        """Variables still needed for ``POST /connect``; empty when it is on."""
+        missing = [] if self.connect_api_key else ["CONNECT_API_KEY"]
+        return missing + self.missing_for_rest
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str
     format: str  # "auto" | "text" | "json"
@@ -123,6 +172,7 @@ class Settings:
     openai: OpenAISettings
     call: CallSettings
     log: LogSettings
+    vonage: VonageSettings = field(default_factory=VonageSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -158,6 +208,7 @@ class Settings:
         log_level = r.get("LOG_LEVEL", "INFO", _choice(("DEBUG", "INFO", "WARNING", "ERROR")))
         log_format = r.get("LOG_FORMAT", "auto", _choice(("auto", "text", "json")))
         system_message = r.check("SYSTEM_MESSAGE_PATH", sm_path, read_system_message)
+        vonage = _read_vonage(r)
         r.raise_if_problems()
         random_secret = not secret_text
         return cls(
@@ -191,7 +242,50 @@ class Settings:
                 playout_lookahead_ms=lookahead,
             ),
             log=LogSettings(level=log_level, format=log_format),
+            vonage=vonage,
         )
+
+
+def _read_vonage(r: _Reader) -> VonageSettings:
+    """The optional ``VONAGE_*`` / ``CONNECT_API_KEY`` variables (problems go to ``r``)."""
+    app_id = r.get("VONAGE_APPLICATION_ID", "", str).strip() or None
+    pem = r.get("VONAGE_PRIVATE_KEY", "", str)
+    key_path = r.get("VONAGE_PRIVATE_KEY_PATH", "", str).strip()
+    private_key: RSAPrivateKey | None = None
+    if pem.strip() and key_path:
+        r.problems.append("VONAGE_PRIVATE_KEY and VONAGE_PRIVATE_KEY_PATH: set only one")
+    elif pem.strip():
+        private_key = r.check("VONAGE_PRIVATE_KEY", pem, load_private_key)
+    elif key_path:
+        private_key = r.check("VONAGE_PRIVATE_KEY_PATH", key_path, read_private_key)
+    # An application id without a key (or the reverse) is not an error: change_url.py needs
+    # VONAGE_APPLICATION_ID alone. REST stays off; the start-up log and /connect name what
+    # is missing (VonageSettings.missing_for_rest).
+    api_url = r.get("VONAGE_API_URL", "https://api.nexmo.com", _http_url)
+    from_text = r.get("VONAGE_OUTBOUND_FROM", "", str).strip()
+    outbound_from = r.check("VONAGE_OUTBOUND_FROM", from_text, e164_digits) if from_text else None
+    return VonageSettings(
+        application_id=app_id,
+        private_key=private_key,
+        api_url=api_url.rstrip("/") if api_url else "",
+        outbound_from=outbound_from,
+        connect_api_key=r.get("CONNECT_API_KEY", "", str).strip() or None,
+        signature_secret=r.get("VONAGE_SIGNATURE_SECRET", "", str).strip() or None,
+        api_timeout_s=r.get("VONAGE_API_TIMEOUT_S", "10", _float_range(0.1, 120.0)),
+    )
+
+
+def read_private_key(path: str) -> RSAPrivateKey:
+    """The RSA private key in the PEM file at ``path`` (PKCS#8 or PKCS#1).
+
+    Raises:
+        ValueError: if the file cannot be read or does not hold a PEM RSA private key.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot be read ({exc.__class__.__name__})") from None
+    return load_private_key(text)
 
 
 def read_system_message(path: str) -> str:
@@ -237,6 +331,10 @@ class _Reader:
             shown = "<hidden>" if "KEY" in name or "SECRET" in name else repr(value)
             self.problems.append(f"{name}={shown}: {exc}")
             return None  # type: ignore[return-value]
+
+    def problems_about(self, name: str) -> bool:
+        """Whether a problem was already recorded for a variable starting with ``name``."""
+        return any(p.startswith(name) for p in self.problems)
 
     def raise_if_problems(self) -> None:
         if self.problems:

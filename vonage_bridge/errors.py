@@ -11,8 +11,11 @@
     ├── ProtocolError              a wire format was broken
     │   ├── RemoteProtocolError    Vonage/OpenAI sent something invalid -> close 1003/1007 + log
     │   └── LocalProtocolError     we tried to send something invalid (a bug) -> 1011 + log
-    └── UpstreamError        502   OpenAI/Vonage failed or timed out
-        └── RealtimeConnectError   the Realtime socket could not be opened
+    ├── UpstreamError        502   OpenAI/Vonage failed or timed out
+    │   ├── RealtimeConnectError   the Realtime socket could not be opened
+    │   ├── VonageApiError   502   the Vonage Voice REST API refused or failed a request
+    │   └── UpstreamTimeout  504   an upstream request took longer than its timeout
+    └── FeatureDisabled      503   an optional feature is off (its settings are missing)
 
 Pure modules raise these; only ``web/`` and ``bridge.py`` turn them into HTTP responses or
 WebSocket close codes.
@@ -101,3 +104,37 @@ class RealtimeConnectError(UpstreamError):
     """The OpenAI Realtime WebSocket could not be opened (bad key, 5xx, timeout, refused)."""
 
     code = "realtime_connect_failed"
+
+
+class VonageApiError(UpstreamError):
+    """The Vonage Voice REST API failed a request: ``status`` is its HTTP status (None when it
+    could not be reached), ``title`` and ``detail`` come from its error body."""
+
+    code = "vonage_api_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        title: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.title = title
+        self.detail = detail
+
+
+class UpstreamTimeout(UpstreamError):
+    """An upstream request did not complete within its configured timeout."""
+
+    code = "upstream_timeout"
+    http_status = 504
+
+
+class FeatureDisabled(BridgeError):
+    """An optional feature was asked for but is off, because its settings are missing."""
+
+    code = "feature_disabled"
+    http_status = 503

@@ -10,7 +10,15 @@ import pytest
 PACKAGE = "vonage_bridge"
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / PACKAGE
 
-CORE_FILES = ["config.py", "errors.py", "events.py", "session.py", "media_token.py"]
+CORE_FILES = [
+    "config.py",
+    "errors.py",
+    "events.py",
+    "session.py",
+    "media_token.py",
+    "app_jwt.py",
+    "webhook_auth.py",
+]
 CORE_DIRS = ["audio", "telephony"]
 CORE_EXTRA = ["realtime/protocol.py", "realtime/instructions.py"]
 

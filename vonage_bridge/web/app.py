@@ -13,10 +13,11 @@ import aiohttp
 from aiohttp import web
 
 from .. import __version__
+from ..calls import VoiceApi
 from ..config import Settings
 from ..media_token import MediaTokenSigner
-from . import vonage
-from .keys import CALLS, HTTP, SETTINGS, SIGNER, LiveCall
+from . import dial, vonage
+from .keys import CALLS, HTTP, SETTINGS, SIGNER, VOICE_API, LiveCall
 from .middleware import json_errors
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
         app[HTTP] = http
+        vonage = app[SETTINGS].vonage
+        if not vonage.missing_for_rest:
+            app[VOICE_API] = VoiceApi(http, vonage)
         yield
 
 
@@ -44,6 +48,12 @@ async def _close_calls(app: web.Application) -> None:
         return
     log.info("shutting down: closing %d live call(s)", len(calls))
     live = list(calls.values())
+    # End the calls on Vonage's side too, not only their sockets [V-WSG]; bounded by the
+    # REST timeout, failures logged by CallHangUp.
+    await asyncio.gather(
+        *(c.hang_up("server shutting down") for c in live if c.hang_up is not None),
+        return_exceptions=True,
+    )
     await asyncio.gather(
         *(c.ws.close(code=1001, message=b"server shutting down") for c in live),
         return_exceptions=True,
@@ -65,13 +75,35 @@ def _startup_report(settings: Settings) -> None:
             "MEDIA_TOKEN_SECRET not set: media tokens are valid on this instance only "
             "(set it when several instances serve one Vonage application)"
         )
+    v = settings.vonage
+    if v.signature_secret:
+        log.info("signed webhooks: answer/event URLs and the media socket require a Vonage JWT")
+    else:
+        log.warning(
+            "VONAGE_SIGNATURE_SECRET not set: webhooks and the media handshake are NOT verified "
+            "(the media socket still needs its per-call token)"
+        )
+    if v.missing_for_rest:
+        half = len(v.missing_for_rest) == 1  # one of the pair is set: likely a mistake
+        log.log(
+            logging.WARNING if half else logging.INFO,
+            "Vonage REST off (%s not set): no outbound calls, no REST hang-up",
+            " and ".join(v.missing_for_rest),
+        )
+    if v.missing_for_connect:
+        log.info(
+            "POST /connect is off: %s not set (it answers 503)", ", ".join(v.missing_for_connect)
+        )
+    else:
+        log.info("POST /connect is on (X-API-Key), Vonage API %s", v.api_url)
 
 
 def make_app(settings: Settings) -> web.Application:
     """Build the aiohttp application for ``settings``.
 
     Routes: ``GET /health``; answer URL ``/incoming-call`` and ``/answer`` (GET, POST); event
-    URL ``/event`` (GET, POST); media WebSocket ``/vonage/ws``.
+    URL ``/event`` (GET, POST); media WebSocket ``/vonage/ws``; ``POST /connect`` (outbound
+    calls; answers 503 while its settings are missing).
     """
     app = web.Application(middlewares=[json_errors])
     app[SETTINGS] = settings
@@ -81,6 +113,7 @@ def make_app(settings: Settings) -> web.Application:
     app[CALLS] = {}
     app.router.add_get("/health", health)
     app.router.add_routes(vonage.routes)
+    app.router.add_routes(dial.routes)
     app.cleanup_ctx.append(_http_client)
     app.on_shutdown.append(_close_calls)
     _startup_report(settings)

@@ -1,6 +1,12 @@
 """Vonage routes: answer URL, event URL and the media WebSocket.
 
-Source: protocols.md A1 (webhooks), A2 (NCCO), A3 (WebSocket audio).
+When ``VONAGE_SIGNATURE_SECRET`` is set, the answer and event URLs accept only requests
+signed by Vonage (``Authorization: Bearer <JWT>``, checked by ``webhook_auth``; 401 JSON
+otherwise), the NCCO asks Vonage to sign the media socket's handshake too
+(``"authorization": {"type": "vonage"}``), and the upgrade is refused (401) without it. The
+media socket's per-call token is checked either way.
+
+Source: protocols.md A1 (webhooks, signed webhooks), A2 (NCCO), A3 (WebSocket audio).
 """
 
 from __future__ import annotations
@@ -16,13 +22,15 @@ from urllib.parse import urlencode
 from aiohttp import WSMsgType, web
 
 from ..bridge import run_call
-from ..errors import Forbidden, InvalidRequest, RemoteProtocolError
+from ..calls import CallHangUp
+from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, Unauthorized
 from ..events import CallerConnected
 from ..logs import call_context
 from ..session import CallInfo, CallSession
 from ..telephony.ncco import answer_ncco, bounded_headers, connect_from_number
 from ..telephony.vonage import parse_text
-from .keys import CALLS, HTTP, SETTINGS, SIGNER, LiveCall
+from ..webhook_auth import query_payload, verify_signed_request
+from .keys import CALLS, HTTP, SETTINGS, SIGNER, VOICE_API, LiveCall
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -32,6 +40,7 @@ CALLER_RATE_HZ = 16_000
 MAX_CALLER_MESSAGE_BYTES = 64 * 1024
 """A frame is 640 bytes; anything near this is not audio we can use (closed with 1009)."""
 CONNECTED_TIMEOUT_S = 10.0
+UNKNOWN_CALL_PREFIX = "unknown-"
 _FAILED_STATUSES = frozenset({"failed", "rejected", "unanswered", "busy", "timeout", "cancelled"})
 
 
@@ -55,6 +64,34 @@ async def webhook_fields(request: web.Request) -> dict[str, Any]:
     return fields
 
 
+async def check_signature(request: web.Request, *, handshake: bool = False) -> None:
+    """Refuse a request Vonage did not sign, when ``VONAGE_SIGNATURE_SECRET`` is set.
+
+    The hashed payload is the raw body of a POST, or the query parameters as JSON for a GET
+    (protocols.md A1 [V-SUP]); for the media handshake (``handshake=True``) only the token
+    itself is checked.
+
+    Raises:
+        Unauthorized: the signature is missing or invalid (logged with the reason).
+    """
+    secret = request.app[SETTINGS].vonage.signature_secret
+    if secret is None:
+        return
+    payload: bytes | None = None
+    if not handshake:
+        if request.method == "POST":
+            payload = await request.read()
+        else:
+            payload = query_payload(request.query.items())
+    try:
+        verify_signed_request(
+            request.headers.get("Authorization"), secret, time.time(), payload=payload
+        )
+    except Unauthorized as exc:
+        log.warning("%s %s refused: %s", request.method, request.path, exc.message)
+        raise
+
+
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -66,6 +103,7 @@ def _text(value: object) -> str | None:
 async def answer(request: web.Request) -> web.Response:
     """Answer URL: a greeting, then ``connect`` to our media socket with a per-call token."""
     settings = request.app[SETTINGS]
+    await check_signature(request)
     fields = await webhook_fields(request)
     headers = bounded_headers(
         {
@@ -77,7 +115,7 @@ async def answer(request: web.Request) -> web.Response:
     )
     call_uuid = headers.get("call_uuid")
     if call_uuid is None:
-        call_uuid = headers["call_uuid"] = f"unknown-{uuid.uuid4()}"
+        call_uuid = headers["call_uuid"] = f"{UNKNOWN_CALL_PREFIX}{uuid.uuid4()}"
         log.warning("answer URL without a call uuid; using %s", call_uuid)
     with call_context(call_uuid):
         log.info(
@@ -96,13 +134,26 @@ async def answer(request: web.Request) -> web.Response:
         from_number=connect_from_number(headers.get("to")),
         sample_rate_hz=CALLER_RATE_HZ,
     )
+    if settings.vonage.signature_secret is not None:
+        _ask_vonage_to_sign_handshake(ncco)
     return web.json_response(ncco)
+
+
+def _ask_vonage_to_sign_handshake(ncco: list[dict[str, Any]]) -> None:
+    """Add ``"authorization": {"type": "vonage"}`` to each websocket endpoint: Vonage then
+    sends its signed JWT on the opening handshake. [SDK-VOICE WebsocketEndpoint], A2."""
+    for action in ncco:
+        if action.get("action") == "connect":
+            for endpoint in action.get("endpoint", []):
+                if endpoint.get("type") == "websocket":
+                    endpoint["authorization"] = {"type": "vonage"}
 
 
 @routes.route("GET", "/event")
 @routes.route("POST", "/event")
 async def event(request: web.Request) -> web.Response:
     """Event URL: log each status against its call uuid; 204 (no NCCO: the call flow goes on)."""
+    await check_signature(request)
     fields = await webhook_fields(request)
     call_uuid = _text(fields.get("uuid")) or _text(fields.get("call_uuid")) or "-"
     status = _text(fields.get("status")) or "?"
@@ -122,12 +173,14 @@ async def event(request: web.Request) -> web.Response:
 
 @routes.get(MEDIA_PATH)
 async def media(request: web.Request) -> web.StreamResponse:
-    """Vonage's media socket. Refused (403 JSON, no Realtime session) without a valid token."""
+    """Vonage's media socket. Refused (403 JSON, no Realtime session) without a valid token,
+    and (401 JSON) without Vonage's signed JWT when ``VONAGE_SIGNATURE_SECRET`` is set."""
     settings = request.app[SETTINGS]
     q = request.query
     call_uuid = q.get("call_uuid", "")
     with call_context(call_uuid[:64] or "-"):
         request.app[SIGNER].verify(call_uuid, q.get("exp", ""), q.get("token", ""), time.time())
+        await check_signature(request, handshake=True)
         calls = request.app[CALLS]
         if call_uuid in calls:
             raise Forbidden("a media socket is already open for this call", code="media_busy")
@@ -137,7 +190,11 @@ async def media(request: web.Request) -> web.StreamResponse:
         await ws.prepare(request)
         task = asyncio.current_task()
         assert task is not None
-        calls[call_uuid] = LiveCall(call_uuid, ws, task)
+        api = request.app.get(VOICE_API)
+        # A call whose answer URL had no uuid cannot be hung up over REST.
+        known = not call_uuid.startswith(UNKNOWN_CALL_PREFIX)
+        hang_up = CallHangUp(api, call_uuid) if api is not None and known else None
+        calls[call_uuid] = LiveCall(call_uuid, ws, task, hang_up)
         try:
             connected = await _read_connected(ws)
             if connected is None:
@@ -155,7 +212,9 @@ async def media(request: web.Request) -> web.StreamResponse:
                 call=settings.call,
                 caller_rate_hz=connected.sample_rate_hz,
             )
-            await run_call(ws, session, http=request.app[HTTP], openai=settings.openai)
+            await run_call(
+                ws, session, http=request.app[HTTP], openai=settings.openai, hang_up=hang_up
+            )
         finally:
             calls.pop(call_uuid, None)
         return ws

@@ -1,0 +1,254 @@
+"""Signed webhooks and the signed media handshake (``VONAGE_SIGNATURE_SECRET``), on loopback:
+protocols.md A1 "Signed webhooks", A2 ``authorization``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+import pytest
+from support import SECOND, Call, StartCall
+
+from vonage_bridge.sim.vonage_api import query_json, sign_webhook
+
+SECRET = "vonage-signature-secret-for-tests-0123456789"
+WRONG_SECRET = "not-the-vonage-signature-secret-0123456789"
+
+
+def answer_params(call_uuid: str | None = None) -> list[tuple[str, str]]:
+    return [
+        ("to", "447700900001"),
+        ("from", "447700900000"),
+        ("uuid", call_uuid or str(uuid.uuid4())),
+        ("conversation_uuid", f"CON-{uuid.uuid4()}"),
+    ]
+
+
+def event_body() -> bytes:
+    doc = {"uuid": str(uuid.uuid4()), "status": "answered", "direction": "inbound"}
+    return json.dumps(doc).encode()
+
+
+async def signed_get(
+    call: Call, path: str, params: list[tuple[str, str]], authorization: str | None
+) -> aiohttp.ClientResponse:
+    headers = {"Authorization": authorization} if authorization else {}
+    async with call.http.get(call.bridge.url + path, params=params, headers=headers) as resp:
+        await resp.read()
+        return resp
+
+
+async def signed_post(
+    call: Call, path: str, body: bytes, authorization: str | None
+) -> aiohttp.ClientResponse:
+    headers = {"Content-Type": "application/json"}
+    if authorization:
+        headers["Authorization"] = authorization
+    async with call.http.post(call.bridge.url + path, data=body, headers=headers) as resp:
+        await resp.read()
+        return resp
+
+
+# --- accepted -------------------------------------------------------------------------------
+
+
+async def test_signed_get_answer_is_accepted_and_asks_vonage_to_sign_the_socket(
+    start_call: StartCall,
+) -> None:
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    params = answer_params()
+    async with call.http.get(
+        call.bridge.url + "/answer",
+        params=params,
+        headers={"Authorization": sign_webhook(SECRET, query_json(params))},
+    ) as resp:
+        assert resp.status == 200
+        ncco = await resp.json()
+    (endpoint,) = ncco[-1]["endpoint"]
+    assert endpoint["authorization"] == {"type": "vonage"}
+
+
+async def test_signed_post_answer_is_accepted(start_call: StartCall) -> None:
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    body = json.dumps(dict(answer_params())).encode()
+    resp = await signed_post(call, "/incoming-call", body, sign_webhook(SECRET, body))
+    assert resp.status == 200
+
+
+async def test_signed_post_and_get_event_are_accepted(start_call: StartCall) -> None:
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    body = event_body()
+    assert (await signed_post(call, "/event", body, sign_webhook(SECRET, body))).status == 204
+    params = [("uuid", "abc"), ("status", "ringing")]
+    auth = sign_webhook(SECRET, query_json(params))
+    assert (await signed_get(call, "/event", params, auth)).status == 204
+
+
+async def test_signature_without_payload_hash_is_accepted(start_call: StartCall) -> None:
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    body = event_body()
+    assert (await signed_post(call, "/event", body, sign_webhook(SECRET, None))).status == 204
+
+
+async def test_iat_slightly_in_the_future_is_accepted(start_call: StartCall) -> None:
+    """Vonage's clock may run ahead of ours (PyJWT alone would refuse a future iat)."""
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    body = event_body()
+    auth = sign_webhook(SECRET, body, iat=time.time() + 30)
+    assert (await signed_post(call, "/event", body, auth)).status == 204
+
+
+# --- refused --------------------------------------------------------------------------------
+
+
+def forged(kind: str, payload: bytes) -> str | None:
+    if kind == "no header":
+        return None
+    if kind == "wrong secret":
+        return sign_webhook(WRONG_SECRET, payload)
+    if kind == "stale iat":
+        return sign_webhook(SECRET, payload, iat=time.time() - 3600)
+    if kind == "future iat":
+        return sign_webhook(SECRET, payload, iat=time.time() + 3600)
+    if kind == "bad payload_hash":
+        return sign_webhook(SECRET, payload + b" ")
+    if kind == "wrong iss":
+        return sign_webhook(SECRET, payload, iss="Mallory")
+    if kind == "not bearer":
+        return "Basic " + sign_webhook(SECRET, payload).removeprefix("Bearer ")
+    raise AssertionError(kind)
+
+
+FORGERIES = [
+    "no header",
+    "wrong secret",
+    "stale iat",
+    "future iat",
+    "bad payload_hash",
+    "wrong iss",
+    "not bearer",
+]
+
+
+@pytest.mark.parametrize("kind", FORGERIES)
+@pytest.mark.parametrize("path", ["/answer", "/event"])
+async def test_forged_post_webhook_is_401(
+    start_call: StartCall, caplog: pytest.LogCaptureFixture, kind: str, path: str
+) -> None:
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    body = json.dumps(dict(answer_params())).encode()
+    with caplog.at_level(logging.WARNING):
+        async with call.http.post(
+            call.bridge.url + path,
+            data=body,
+            headers={"Authorization": a} if (a := forged(kind, body)) else {},
+        ) as resp:
+            assert resp.status == 401
+            error = (await resp.json())["error"]
+    expected = "signature_missing" if kind in ("no header", "not bearer") else "signature_invalid"
+    assert error["code"] == expected
+    assert any(f"{path} refused" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("kind", FORGERIES)
+async def test_forged_get_answer_is_401(start_call: StartCall, kind: str) -> None:
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    params = answer_params()
+    resp = await signed_get(call, "/answer", params, forged(kind, query_json(params)))
+    assert resp.status == 401
+
+
+async def test_get_signature_for_other_query_values_is_401(start_call: StartCall) -> None:
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    params = answer_params()
+    tampered = [(k, "447700900999" if k == "from" else v) for k, v in params]
+    resp = await signed_get(call, "/answer", tampered, sign_webhook(SECRET, query_json(params)))
+    assert resp.status == 401
+
+
+# --- media socket ---------------------------------------------------------------------------
+
+
+async def media_endpoint(call: Call) -> dict[str, Any]:
+    params = answer_params()
+    async with call.http.get(
+        call.bridge.url + "/answer",
+        params=params,
+        headers={"Authorization": sign_webhook(SECRET, query_json(params))},
+    ) as resp:
+        assert resp.status == 200
+        ncco = await resp.json()
+    endpoint: dict[str, Any] = ncco[-1]["endpoint"][0]
+    return endpoint
+
+
+async def test_signed_media_handshake_opens_the_call(start_call: StartCall) -> None:
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    endpoint = await media_endpoint(call)
+    ws = await call.http.ws_connect(
+        endpoint["uri"], headers={"Authorization": sign_webhook(SECRET, None)}
+    )
+    try:
+        await ws.send_str(
+            json.dumps(
+                {
+                    "event": "websocket:connected",
+                    "content-type": endpoint["content-type"],
+                    **endpoint["headers"],
+                }
+            )
+        )
+        rt = await call.fake.wait_for_session(timeout=5 * SECOND)
+        await rt.wait_for_event("session.update")
+    finally:
+        await ws.close()
+
+
+@pytest.mark.parametrize("kind", ["no header", "wrong secret", "stale iat", "wrong iss"])
+async def test_media_handshake_without_a_valid_vonage_jwt_is_401(
+    start_call: StartCall, kind: str
+) -> None:
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    endpoint = await media_endpoint(call)
+    auth = forged(kind, b"")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await call.http.ws_connect(endpoint["uri"], headers={"Authorization": auth} if auth else {})
+    assert info.value.status == 401
+    async with call.http.get(endpoint["uri"].replace("ws://", "http://", 1)) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["error"]["code"] == "signature_missing"
+    assert call.fake.handshakes == []  # no Realtime session was opened
+
+
+async def test_signed_handshake_still_needs_the_media_token(start_call: StartCall) -> None:
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    endpoint = await media_endpoint(call)
+    uri = endpoint["uri"].split("&token=")[0] + "&token=forged"
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await call.http.ws_connect(uri, headers={"Authorization": sign_webhook(SECRET, None)})
+    assert info.value.status == 403
+
+
+# --- secret unset ---------------------------------------------------------------------------
+
+
+async def test_without_a_secret_webhooks_are_not_verified_and_the_log_says_so(
+    start_call: StartCall, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        call = await start_call()
+    assert any(
+        "webhooks and the media handshake are NOT verified" in r.getMessage()
+        for r in caplog.records
+    )
+    caller = call.caller()
+    ncco = await caller.answer()  # unsigned
+    assert "authorization" not in ncco[-1]["endpoint"][0]
+    await caller.connect()  # unsigned handshake, token only
+    rt = await call.fake.wait_for_session(timeout=5 * SECOND)
+    await rt.wait_for_event("session.update")
+    await caller.hang_up()

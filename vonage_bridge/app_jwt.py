@@ -1,0 +1,90 @@
+"""Vonage application JWTs (RS256) and E.164 numbers. Pure: no I/O; time is passed in.
+
+The private key is parsed once, at start-up (``config.py``), into a ``cryptography`` key
+object; :func:`application_jwt` then signs with that object. The Vonage SDK re-parses the
+PEM on every call instead, about 72 ms of CPU per REST request (dependencies.md section 2).
+
+Source: protocols.md A4 "Application JWT (RS256)" [V-AUTH], [SDK-JWT].
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+JWT_TTL_S = 900
+"""Lifetime of an application JWT, s: the SDK's default (Vonage allows 30 s to 24 h). [SDK-JWT]"""
+
+_E164 = re.compile(r"\+?([1-9][0-9]{6,14})")  # fullmatch; ASCII digits only
+
+
+def load_private_key(pem: str) -> RSAPrivateKey:
+    """Parse an RSA private key from PEM text, PKCS#8 or PKCS#1, unencrypted.
+
+    Literal ``\\n`` escapes (how some secret stores keep a multi-line value) are turned into
+    newlines first.
+
+    Raises:
+        ValueError: "not a PEM RSA private key" when it does not parse as one.
+    """
+    text = pem.strip().replace("\\n", "\n")
+    try:
+        key = serialization.load_pem_private_key(text.encode("utf-8"), password=None)
+    except (ValueError, TypeError, UnicodeEncodeError):
+        raise ValueError("not a PEM RSA private key") from None
+    if not isinstance(key, RSAPrivateKey):
+        raise ValueError("not a PEM RSA private key")
+    return key
+
+
+def application_jwt(
+    application_id: str,
+    private_key: RSAPrivateKey,
+    now: float,
+    *,
+    jti: str | None = None,
+    ttl_s: int = JWT_TTL_S,
+) -> str:
+    """An application JWT for the Voice REST API (``Authorization: Bearer <this>``).
+
+    Args:
+        application_id: the Vonage application's id.
+        private_key: the application's key, from :func:`load_private_key`.
+        now: Unix time, s.
+        jti: unique token id; a random UUID4 by default.
+        ttl_s: ``exp - iat``, s.
+    Returns:
+        The compact JWT: header ``{"alg": "RS256", "typ": "JWT"}``, claims ``application_id``,
+        ``iat``, ``jti`` and ``exp``.
+    Source: protocols.md A4 [V-AUTH].
+    """
+    iat = int(now)
+    claims = {
+        "application_id": application_id,
+        "iat": iat,
+        "jti": jti or str(uuid.uuid4()),
+        "exp": iat + ttl_s,
+    }
+    return jwt.encode(claims, private_key, algorithm="RS256", headers={"typ": "JWT"})
+
+
+def e164_digits(value: object) -> str:
+    """A phone number in E.164 form, with or without ``+``, as the digits Vonage wants.
+
+    ``"+818012345678"`` and ``"818012345678"`` both give ``"818012345678"``; spaces, dashes,
+    a leading 0 and anything shorter than 7 or longer than 15 digits are refused.
+
+    Raises:
+        ValueError: if ``value`` is not such a string.
+    Source: protocols.md A2 (``from`` must match ``^[1-9]\\d{6,14}$``) [SDK-UTILS types.py].
+    """
+    if not isinstance(value, str):
+        raise ValueError("must be an E.164 phone number string, e.g. +14155550100")
+    match = _E164.fullmatch(value)
+    if match is None:
+        raise ValueError("is not an E.164 phone number (e.g. +14155550100)")
+    return match.group(1)

@@ -1,0 +1,277 @@
+"""Fake Vonage Voice REST API (calls resource) on aiohttp, bound to 127.0.0.1, plus a signer
+that signs webhooks the way Vonage does.
+
+Entry ring (I/O): used by the integration tests, never by the core.
+
+- ``POST /v1/calls`` checks the ``Authorization: Bearer`` application JWT (RS256, verified
+  with the application's public key; ``application_id`` must match and ``iat``, ``jti`` and
+  ``exp`` must be present), records the body and answers 201
+  ``{uuid, status: "started", direction: "outbound", conversation_uuid}``.
+- ``PUT /v1/calls/{uuid}`` checks the JWT the same way, records the body and answers 204.
+- A bad or missing JWT gets 401 with Vonage's error shape
+  ``{"type", "title", "detail", "instance"}``.
+- Knobs (:class:`FakeVoiceApiOptions`) inject an error status and body, or a delay (to
+  exercise timeouts), for either request.
+
+:func:`sign_webhook` builds the HS256 JWT Vonage puts on signed webhooks and on the media
+socket's handshake (``authorization: {"type": "vonage"}``).
+
+Source: protocols.md A4 [V-SPEC voice.yml], [V-AUTH]; A1 "Signed webhooks" [V-SIGN], [V-SUP].
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import jwt
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+
+__all__ = [
+    "FakeVoiceApi",
+    "FakeVoiceApiOptions",
+    "application_test_key",
+    "query_json",
+    "sign_webhook",
+    "vonage_error",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@functools.cache
+def application_test_key() -> RSAPrivateKey:
+    """An RSA-2048 key standing in for a Vonage application's key; made once per process
+    (key generation takes tens of ms). Never use it outside local fakes."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def vonage_error(status: int, title: str, detail: str) -> dict[str, str]:
+    """A Vonage error body: ``{"type", "title", "detail", "instance"}``. [V-SPEC]"""
+    return {
+        "type": f"https://developer.nexmo.com/api-errors#{status}",
+        "title": title,
+        "detail": detail,
+        "instance": str(uuid.uuid4()),
+    }
+
+
+@dataclass
+class FakeVoiceApiOptions:
+    """Knobs for the fake.
+
+    Attributes:
+        create_status: answer ``POST /v1/calls`` with this status (and ``create_error`` as
+            the body) instead of creating the call; None creates it.
+        create_error: the error body for ``create_status``; a generic one when None.
+        create_delay_s: wait this long (s) before answering ``POST /v1/calls``.
+        hangup_status: answer ``PUT /v1/calls/{uuid}`` with this status instead of 204.
+        hangup_delay_s: wait this long (s) before answering ``PUT /v1/calls/{uuid}``.
+    """
+
+    create_status: int | None = None
+    create_error: dict[str, Any] | None = None
+    create_delay_s: float = 0.0
+    hangup_status: int | None = None
+    hangup_delay_s: float = 0.0
+
+
+@dataclass
+class FakeVoiceApi:
+    """The fake Voice API server.
+
+    Args:
+        public_key: the application's public key (verifies the RS256 JWTs).
+        application_id: the application id the JWT's ``application_id`` must equal.
+        options: knobs; ``FakeVoiceApiOptions()`` by default.
+
+    Attributes:
+        created: one record per accepted or refused ``POST /v1/calls`` that passed the JWT
+            check: ``{"body", "claims", "uuid"}`` (``uuid`` None when an error was injected).
+        hangups: ``(call uuid, body)`` per ``PUT /v1/calls/{uuid}`` that passed the JWT check.
+        refused: one reason string per request refused for its JWT.
+    """
+
+    public_key: RSAPublicKey
+    application_id: str
+    options: FakeVoiceApiOptions = field(default_factory=FakeVoiceApiOptions)
+    created: list[dict[str, Any]] = field(default_factory=list)
+    hangups: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.app = web.Application()
+        self.app.router.add_post("/v1/calls", self._create)
+        self.app.router.add_put("/v1/calls/{uuid}", self._modify)
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._closing = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1") -> FakeVoiceApi:
+        """Listen on ``host`` at a port the OS picks (see ``base_url``)."""
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, 0)
+        await site.start()
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        return self
+
+    async def close(self) -> None:
+        """Release delayed requests and stop listening."""
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeVoiceApi:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (set it as ``VONAGE_API_URL``)."""
+        if self._port is None:
+            raise RuntimeError("FakeVoiceApi not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    async def wait_hangup(self, call_uuid: str, timeout: float) -> dict[str, Any]:
+        """The body of the first hang-up PUT for ``call_uuid``, waiting up to ``timeout`` s.
+
+        Raises:
+            TimeoutError: if none arrived in time.
+        """
+
+        def found() -> dict[str, Any] | None:
+            return next((body for u, body in self.hangups if u == call_uuid), None)
+
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: found() is not None)
+        body = found()
+        assert body is not None
+        return body
+
+    # --- handlers ----------------------------------------------------------------------------
+
+    async def _create(self, request: web.Request) -> web.Response:
+        claims = self._check_jwt(request)
+        if isinstance(claims, web.Response):
+            return claims
+        body = await request.json()
+        await self._delay(self.options.create_delay_s)
+        record: dict[str, Any] = {"body": body, "claims": claims, "uuid": None}
+        if self.options.create_status is not None:
+            await self._record(lambda: self.created.append(record))
+            status = self.options.create_status
+            error = self.options.create_error or vonage_error(status, "Error", "injected")
+            return web.json_response(error, status=status)
+        record["uuid"] = call_uuid = str(uuid.uuid4())
+        await self._record(lambda: self.created.append(record))
+        return web.json_response(
+            {
+                "uuid": call_uuid,
+                "status": "started",
+                "direction": "outbound",
+                "conversation_uuid": f"CON-{uuid.uuid4()}",
+            },
+            status=201,
+        )
+
+    async def _modify(self, request: web.Request) -> web.Response:
+        claims = self._check_jwt(request)
+        if isinstance(claims, web.Response):
+            return claims
+        body = await request.json()
+        await self._delay(self.options.hangup_delay_s)
+        call_uuid = request.match_info["uuid"]
+        await self._record(lambda: self.hangups.append((call_uuid, body)))
+        if self.options.hangup_status is not None:
+            status = self.options.hangup_status
+            return web.json_response(vonage_error(status, "Error", "injected"), status=status)
+        return web.Response(status=204)
+
+    def _check_jwt(self, request: web.Request) -> dict[str, Any] | web.Response:
+        auth = request.headers.get("Authorization", "")
+        scheme, _, token = auth.partition(" ")
+        try:
+            if scheme != "Bearer":
+                raise jwt.InvalidTokenError("no Bearer token")
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self.public_key,
+                algorithms=["RS256"],
+                options={"require": ["application_id", "iat", "jti", "exp"]},
+            )
+            if claims["application_id"] != self.application_id:
+                raise jwt.InvalidTokenError("wrong application_id")
+        except jwt.InvalidTokenError as exc:
+            self.refused.append(f"{exc.__class__.__name__}: {exc}")
+            return web.json_response(
+                vonage_error(401, "Unauthorized", "You did not provide correct credentials."),
+                status=401,
+            )
+        return claims
+
+    async def _record(self, append: Callable[[], None]) -> None:
+        async with self._changed:
+            append()
+            self._changed.notify_all()
+
+    async def _delay(self, seconds: float) -> None:
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), seconds)
+
+
+def sign_webhook(
+    secret: str,
+    payload: bytes | None,
+    *,
+    iat: float | None = None,
+    iss: str = "Vonage",
+    payload_hash: str | None = None,
+) -> str:
+    """``Bearer <JWT>`` as Vonage signs a webhook: HS256 with the signature secret, claims
+    ``iat``, ``jti``, ``iss``, ``api_key`` and ``payload_hash`` (hex SHA-256 of ``payload``;
+    left out when ``payload`` is None, overridden by ``payload_hash``).
+
+    Source: protocols.md A1 [V-SIGN].
+    """
+    claims: dict[str, Any] = {
+        "iat": int(time.time() if iat is None else iat),
+        "jti": str(uuid.uuid4()),
+        "iss": iss,
+        "api_key": "fake-api-key",
+    }
+    if payload_hash is not None:
+        claims["payload_hash"] = payload_hash
+    elif payload is not None:
+        claims["payload_hash"] = hashlib.sha256(payload).hexdigest()
+    return "Bearer " + jwt.encode(claims, secret, algorithm="HS256")
+
+
+def query_json(params: list[tuple[str, str]]) -> bytes:
+    """The payload Vonage hashes for a GET webhook: query parameters as compact JSON. [V-SUP]"""
+    return json.dumps(dict(params), separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,118 @@
+"""Vonage signed webhooks: check the ``Authorization: Bearer <JWT>`` Vonage puts on answer
+and event requests and on the media socket's opening handshake. Pure: time is passed in.
+
+The JWT is HS256 with the account's signature secret (not the API secret). Its claims are
+``iat``, ``jti``, ``iss`` (``"Vonage"``), ``payload_hash`` (hex SHA-256 of the payload),
+``api_key`` and optionally ``application_id``; no ``exp`` is documented, so freshness is ours
+to check: ``iat`` must be at most ``max_age_s`` old, and may lie up to ``leeway_s`` in the
+future (clock skew; PyJWT's own check would refuse any future ``iat``). Verification itself
+is PyJWT's; the clock checks are done here against ``now`` so the module stays pure.
+
+Source: protocols.md A1 "Signed webhooks" [V-SIGN], [V-SUP], [PYJWT api_jwt.py]; A2
+``authorization: {"type": "vonage"}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import jwt
+
+from .errors import Unauthorized
+
+ISSUER = "Vonage"
+MAX_AGE_S = 300.0
+"""How old (s) a signed request's ``iat`` may be: a replay window of 5 minutes."""
+LEEWAY_S = 60.0
+"""Clock skew (s) allowed between Vonage and us, both ways."""
+
+
+def query_payload(items: Iterable[tuple[str, str]]) -> bytes:
+    """The bytes Vonage hashes for a GET webhook: the query parameters as a JSON object, in
+    received order, with no whitespace (UTF-8).
+
+    Source: protocols.md A1 "Computing payload_hash" [V-SUP].
+    """
+    return json.dumps(dict(items), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def verify_signed_request(
+    authorization: str | None,
+    secret: str,
+    now: float,
+    *,
+    payload: bytes | None,
+    max_age_s: float = MAX_AGE_S,
+    leeway_s: float = LEEWAY_S,
+) -> dict[str, Any]:
+    """Check a Vonage-signed request.
+
+    Args:
+        authorization: the ``Authorization`` header, ``"Bearer <JWT>"``, or None.
+        secret: the signature secret (``VONAGE_SIGNATURE_SECRET``).
+        now: Unix time, s.
+        payload: the raw POST body, or :func:`query_payload` of a GET; compared with the
+            ``payload_hash`` claim when the token has one. None skips that check (the media
+            socket's handshake, whose hashed payload Vonage does not document).
+        max_age_s: oldest acceptable ``iat``, s before ``now``.
+        leeway_s: clock skew allowed, s.
+    Returns:
+        The verified claims.
+    Raises:
+        Unauthorized: ``signature_missing`` without a Bearer token; ``signature_invalid``
+            when the signature, ``iss``, ``iat``/``exp`` or ``payload_hash`` is wrong.
+    Source: protocols.md A1 [V-SIGN].
+    """
+    if not authorization:
+        raise Unauthorized("Vonage signature missing", code="signature_missing")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Vonage signature missing", code="signature_missing")
+    try:
+        with warnings.catch_warnings():
+            # Vonage chooses the secret's length; PyJWT would warn on every request when it is
+            # shorter than 32 bytes.
+            warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+            claims: dict[str, Any] = jwt.decode(
+                token.strip(),
+                secret,
+                algorithms=["HS256"],
+                issuer=ISSUER,
+                options={
+                    "require": ["iat", "iss"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
+            )
+    except jwt.InvalidIssuerError:
+        raise _invalid("issuer is not Vonage") from None
+    except jwt.InvalidTokenError as exc:
+        raise _invalid(f"bad token ({exc.__class__.__name__})") from None
+    iat = claims.get("iat")
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        raise _invalid("iat is not a number")
+    if iat > now + leeway_s:
+        raise _invalid("iat is in the future")
+    if iat < now - max_age_s - leeway_s:
+        raise _invalid("iat is too old")
+    exp = claims.get("exp")
+    if exp is not None and (not isinstance(exp, int | float) or exp < now - leeway_s):
+        raise _invalid("token expired")
+    expected = claims.get("payload_hash")
+    if payload is not None and expected is not None:
+        actual = hashlib.sha256(payload).hexdigest()
+        if not isinstance(expected, str) or not hmac.compare_digest(
+            actual, expected.lower().encode("ascii", "replace").decode()
+        ):
+            raise _invalid("payload_hash does not match the request")
+    return claims
+
+
+def _invalid(why: str) -> Unauthorized:
+    return Unauthorized(f"Vonage signature invalid: {why}", code="signature_invalid")
