@@ -3,7 +3,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/bootstrap.sh
-.venv/bin/ruff check vonage_bridge tests bench change_url.py
-.venv/bin/ruff format --check vonage_bridge tests bench change_url.py
+paths=(vonage_bridge tests change_url.py)
+[ -d bench ] && paths+=(bench)
+.venv/bin/ruff check "${paths[@]}"
+.venv/bin/ruff format --check "${paths[@]}"
 .venv/bin/mypy
 .venv/bin/pytest "$@"
