@@ -20,7 +20,9 @@ Source: style.md 7.4; protocols.md A3 (Vonage socket, "Ending the call"), B1-B3 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -28,13 +30,15 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType, web
 
+from .calls import VoiceApi
 from .config import OpenAISettings
 from .errors import RealtimeConnectError, RemoteProtocolError
-from .events import SpeechStopped
+from .events import RunTool, SpeechStopped
 from .realtime.connection import open_realtime
 from .realtime.protocol import parse_server_event
 from .session import CallSession, Phase
 from .telephony.vonage import parse_text
+from .tools import ToolContext, ToolRegistry
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,9 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_UNSUPPORTED = 1003
 CLOSE_INTERNAL = 1011
+END_MARGIN_S = 0.3
+"""After a call-ending tool, wait this long past our estimate of the caller's playback
+position before hanging up (network and jitter-buffer delay on Vonage's side)."""
 
 
 HangUp = Callable[[str], Awaitable[object]]
@@ -79,9 +86,11 @@ class CallSummary:
     ms_to_realtime: float
     ms_from_realtime: float
     reply_latency_ms: list[float] = field(default_factory=list)
+    barge_ins: int = 0
+    dtmf: int = 0
     caller_close_code: int | None = None
     realtime_close_code: int | None = None
-    transcript: list[tuple[str, str]] = field(default_factory=list)
+    transcript: list[tuple[str, str, float]] = field(default_factory=list)
 
 
 class _CallBridge:
@@ -91,11 +100,18 @@ class _CallBridge:
         session: CallSession,
         http: aiohttp.ClientSession,
         openai: OpenAISettings,
+        tools: ToolRegistry | None = None,
+        voice_api: VoiceApi | None = None,
     ) -> None:
         self.caller = caller
         self.session = session
         self.http = http
         self.openai = openai
+        self.tools = tools
+        info = session.info
+        self.tool_ctx = ToolContext(info.call_uuid, info.caller, voice_api)
+        self.tool_tasks: set[asyncio.Task[None]] = set()
+        self.end_requested = asyncio.Event()
         self.rt: aiohttp.ClientWebSocketResponse | None = None
         self.audio_ready = asyncio.Event()
         self.loop = asyncio.get_running_loop()
@@ -118,6 +134,7 @@ class _CallBridge:
                     self.log_notes()
             elif msg.type is WSMsgType.TEXT:
                 try:
+                    session.now = time.time()
                     session.caller_event(parse_text(msg.data))
                 except RemoteProtocolError as exc:
                     self.warn_once("caller-text", f"bad text message from caller: {exc.message}")
@@ -146,6 +163,7 @@ class _CallBridge:
                 except RemoteProtocolError as exc:
                     self.warn_once("rt-text", f"bad Realtime event: {exc.message}")
                     continue
+                session.now = time.time()
                 session.realtime_event(event)
                 if session.playout.buffered_bytes >= frame_bytes:
                     self.audio_ready.set()
@@ -164,13 +182,20 @@ class _CallBridge:
         session, caller, loop = self.session, self.caller, self.loop
         while True:
             playout = session.playout
+            epoch = session.playback_epoch
             frames = playout.take(loop.time())
             if frames:
                 if self.stopped_at is not None:
                     self.reply_latency_ms.append((loop.time() - self.stopped_at) * 1000.0)
                     self.stopped_at = None
                 for frame in frames:
+                    if session.playback_epoch != epoch:
+                        break  # barge-in while sending: the rest of the batch is cut off
                     await caller.send_bytes(frame)
+                # A playback marker after the batch: its echo says what has been heard.
+                marker = session.frames_sent(len(frames), epoch)
+                if marker is not None:
+                    await caller.send_str(marker)
             wake = playout.wakeup_at(loop.time())
             if wake is None:
                 self.audio_ready.clear()
@@ -178,12 +203,67 @@ class _CallBridge:
             else:
                 await asyncio.sleep(wake - loop.time())
 
+    async def end_pump(self) -> CallEnd:
+        """Ends the call once a call-ending tool ran and its reply has been heard."""
+        await self.end_requested.wait()
+        session, loop = self.session, self.loop
+        while True:
+            if session.reply_finished:
+                ahead = session.playout.ahead_s(loop.time())
+                await asyncio.sleep(ahead + END_MARGIN_S)
+                if session.reply_finished and session.playout.ahead_s(loop.time()) <= 0:
+                    return CallEnd("the assistant ended the call", CLOSE_GOING_AWAY)
+            else:
+                await asyncio.sleep(0.05)  # the goodbye is still streaming (rare path)
+
+    # -------------------------------------------------------------- tools
+
+    def start_tools(self) -> None:
+        for run in self.session.drain_tool_calls():
+            task = asyncio.create_task(self.run_tool(run), name=f"tool-{run.name}")
+            self.tool_tasks.add(task)
+            task.add_done_callback(self.tool_done)
+
+    def tool_done(self, task: asyncio.Task[None]) -> None:
+        self.tool_tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # only sending its result can fail here (a socket closing at the end of the call)
+            log.debug("%s: result not delivered: %r", task.get_name(), exc)
+
+    async def run_tool(self, run: RunTool) -> None:
+        tool = self.tools.get(run.name) if self.tools is not None else None
+        ends_call = False
+        if tool is None:
+            output = json.dumps({"error": f"unknown tool {run.name!r}"})
+            self.warn_once(f"tool:{run.name}", f"the model called unknown tool {run.name!r}")
+        else:
+            try:
+                args = json.loads(run.arguments) if run.arguments.strip() else {}
+                if not isinstance(args, dict):
+                    raise ValueError("arguments are not a JSON object")
+                async with asyncio.timeout(tool.timeout_s):
+                    result = await tool.handler(args, self.tool_ctx)
+                output = result if isinstance(result, str) else json.dumps(result, default=str)
+                ends_call = tool.ends_call
+            except Exception as exc:  # a failing tool is reported to the model, never fatal
+                log.warning("tool %s failed: %r", run.name, exc)
+                output = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+        self.session.now = time.time()
+        self.session.tool_result(run.call_id, output, end_call=ends_call)
+        if ends_call:
+            self.end_requested.set()
+        await self.flush()
+
     # -------------------------------------------------------------- helpers
 
     async def flush(self) -> None:
-        if self.rt is not None and self.session.phase is Phase.BRIDGING:
-            for message in self.session.drain_realtime():
+        session = self.session
+        for command in session.drain_caller():  # clear first: stop the caller hearing
+            await self.caller.send_str(command)
+        if self.rt is not None and session.phase is Phase.BRIDGING:
+            for message in session.drain_realtime():
                 await self.rt.send_str(message)
+        self.start_tools()
         self.log_notes()
 
     def log_notes(self) -> None:
@@ -200,13 +280,15 @@ class _CallBridge:
             asyncio.create_task(self.caller_pump(), name="caller-pump"),
             asyncio.create_task(self.realtime_pump(), name="realtime-pump"),
             asyncio.create_task(self.playout_pump(), name="playout-pump"),
+            asyncio.create_task(self.end_pump(), name="end-pump"),
         ]
         try:
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
+            tool_tasks = list(self.tool_tasks)  # tools still running die with the call
+            for task in tasks + tool_tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, *tool_tasks, return_exceptions=True)
         first = next(t for t in tasks if t in done)
         return self.outcome(first)
 
@@ -250,6 +332,8 @@ async def run_call(
     http: aiohttp.ClientSession,
     openai: OpenAISettings,
     hang_up: HangUp | None = None,
+    tools: ToolRegistry | None = None,
+    voice_api: VoiceApi | None = None,
 ) -> CallSummary:
     """Bridge an accepted Vonage media socket to a new Realtime session until either ends.
 
@@ -260,10 +344,13 @@ async def run_call(
         openai: Realtime settings.
         hang_up: ends the call over Vonage REST (``calls.CallHangUp``), called when our side
             ended the call; None when Vonage credentials are not configured.
+        tools: the tools the model may call (declared through the session); each call runs
+            as a task of the call, cancelled when the call ends.
+        voice_api: Vonage REST for tools (``transfer_call``); None when not configured.
     Returns:
         The call's summary (also logged as one INFO line, or ERROR when we ended it by fault).
     """
-    bridge = _CallBridge(caller, session, http, openai)
+    bridge = _CallBridge(caller, session, http, openai, tools, voice_api)
     started = bridge.loop.time()
     end = CallEnd("call task cancelled", CLOSE_GOING_AWAY)
     try:
@@ -287,6 +374,8 @@ async def run_call(
             ms_to_realtime=round(stats.ms_to_realtime, 1),
             ms_from_realtime=round(stats.ms_from_realtime, 1),
             reply_latency_ms=[round(x, 1) for x in bridge.reply_latency_ms],
+            barge_ins=stats.barge_ins,
+            dtmf=stats.dtmf,
             caller_close_code=caller.close_code,
             realtime_close_code=(
                 bridge.rt_close_sent

@@ -114,6 +114,19 @@ class VoiceApi:
         path = f"/v1/calls/{quote(call_uuid, safe='')}"
         await self._request("PUT", path, {"action": "hangup"}, "hang up")
 
+    async def transfer(self, call_uuid: str, ncco: list[dict[str, Any]]) -> None:
+        """Transfer a call to an inline NCCO: ``PUT /v1/calls/{uuid}``
+        ``{"action": "transfer", "destination": {"type": "ncco", "ncco": [...]}}`` (204).
+
+        Raises:
+            VonageApiError: Vonage refused, failed or could not be reached.
+            UpstreamTimeout: no answer within ``VONAGE_API_TIMEOUT_S``.
+        Source: protocols.md A4 "Modify call".
+        """
+        path = f"/v1/calls/{quote(call_uuid, safe='')}"
+        body = {"action": "transfer", "destination": {"type": "ncco", "ncco": ncco}}
+        await self._request("PUT", path, body, "transfer")
+
     async def _request(
         self, method: str, path: str, body: dict[str, Any], what: str
     ) -> tuple[int, Any]:

@@ -14,6 +14,7 @@ is wrong".
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -113,6 +114,9 @@ class CallSettings:
     greeting_language: str
     resample_quality: str
     playout_lookahead_ms: int
+    dtmf_to_model: bool = True
+    transfer_number: str | None = None
+    tools_module: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +162,26 @@ class VonageSettings:
         return missing + self.missing_for_rest
 
 
+DEFAULT_DATABASE_URL = "sqlite:///calls.db"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """Where call records go (``store.py``).
+
+    Attributes:
+        database_url: ``DATABASE_URL``: ``sqlite:///<path>`` (relative to the working
+            directory; ``sqlite:////abs/path`` for an absolute one) or ``postgresql://...``.
+            Kept out of ``repr``: it may hold a password.
+    """
+
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.database_url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
 @dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str
@@ -173,6 +197,7 @@ class Settings:
     call: CallSettings
     log: LogSettings
     vonage: VonageSettings = field(default_factory=VonageSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -205,10 +230,15 @@ class Settings:
         language = r.get("GREETING_LANGUAGE", "en-US", _nonblank)
         quality = r.get("RESAMPLE_QUALITY", "LQ", _choice(RESAMPLE_QUALITIES))
         lookahead = r.get("PLAYOUT_LOOKAHEAD_MS", "100", _int_range(40, 2000))
+        dtmf_to_model = r.get("DTMF_TO_MODEL", "true", _flag)
+        transfer_text = r.get("TRANSFER_NUMBER", "", str).strip()
+        transfer = r.check("TRANSFER_NUMBER", transfer_text, e164_digits) if transfer_text else None
+        tools_module = r.get("TOOLS_MODULE", "", str).strip() or None
         log_level = r.get("LOG_LEVEL", "INFO", _choice(("DEBUG", "INFO", "WARNING", "ERROR")))
         log_format = r.get("LOG_FORMAT", "auto", _choice(("auto", "text", "json")))
         system_message = r.check("SYSTEM_MESSAGE_PATH", sm_path, read_system_message)
         vonage = _read_vonage(r)
+        database_url = r.get("DATABASE_URL", DEFAULT_DATABASE_URL, _database_url)
         r.raise_if_problems()
         random_secret = not secret_text
         return cls(
@@ -240,9 +270,13 @@ class Settings:
                 greeting_language=language,
                 resample_quality=quality,
                 playout_lookahead_ms=lookahead,
+                dtmf_to_model=dtmf_to_model,
+                transfer_number=transfer,
+                tools_module=tools_module,
             ),
             log=LogSettings(level=log_level, format=log_format),
             vonage=vonage,
+            store=StoreSettings(database_url=database_url),
         )
 
 
@@ -328,7 +362,8 @@ class _Reader:
         try:
             return conv(value)
         except ValueError as exc:
-            shown = "<hidden>" if "KEY" in name or "SECRET" in name else repr(value)
+            hidden = "KEY" in name or "SECRET" in name or name == "DATABASE_URL"  # passwords
+            shown = "<hidden>" if hidden else repr(value)
             self.problems.append(f"{name}={shown}: {exc}")
             return None  # type: ignore[return-value]
 
@@ -367,6 +402,15 @@ def _float_range(lo: float, hi: float) -> Callable[[str], float]:
     return conv
 
 
+def _flag(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
     def conv(value: str) -> str:
         v = value.strip()
@@ -398,6 +442,33 @@ def _voice(value: str) -> str:
     if v.lower() in VOICES or v.startswith("voice_"):
         return v.lower() if v.lower() in VOICES else v
     raise ValueError(f"must be one of {', '.join(VOICES)} or a custom voice id voice_...")
+
+
+def _database_url(value: str) -> str:
+    """``sqlite:///<path>`` whose directory exists, or ``postgresql://`` with a database."""
+    v = value.strip()
+    scheme, sep, rest = v.partition("://")
+    base = scheme.split("+", 1)[0].lower()
+    if not sep or base not in ("sqlite", "postgresql", "postgres"):
+        raise ValueError("must be a sqlite:///<path> or postgresql://user@host/db URL")
+    if base == "sqlite":
+        if not rest.startswith("/"):
+            raise ValueError("sqlite URLs have three slashes: sqlite:///calls.db")
+        path = rest[1:].split("?", 1)[0]
+        if path in ("", ":memory:"):
+            return v
+        parent = Path(path).parent
+        if not parent.is_dir():
+            raise ValueError(f"directory {str(parent)!r} of the SQLite file does not exist")
+        if Path(path).is_dir():
+            raise ValueError(f"{path!r} is a directory, not a SQLite file")
+        target = path if Path(path).exists() else str(parent)
+        if not os.access(target, os.W_OK):
+            raise ValueError(f"{target!r} is not writable (call records are written there)")
+        return v
+    if not urlsplit(v).path.strip("/"):
+        raise ValueError("names no database (postgresql://user:password@host:5432/dbname)")
+    return v
 
 
 def _http_url(value: str) -> str:

@@ -140,11 +140,24 @@ class InputTranscriptFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class FunctionCallDone:
+    """A ``function_call`` output item, from ``response.output_item.done`` or the ``output`` of
+    ``response.done``; ``arguments`` is the model's JSON text (untrusted, maybe invalid)."""
+
+    call_id: str
+    name: str
+    arguments: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResponseDone:
-    """``response.done``; ``status`` is completed, cancelled, failed or incomplete."""
+    """``response.done``; ``status`` is completed, cancelled, failed or incomplete;
+    ``function_calls`` are the function call items of its output."""
 
     response_id: str
     status: str
+    function_calls: tuple[FunctionCallDone, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +191,20 @@ RealtimeEvent = (
     | InputTranscriptCompleted
     | InputTranscriptFailed
     | ResponseDone
+    | FunctionCallDone
     | RealtimeError
     | OtherServerEvent
 )
+
+
+# ---------------------------------------------------------------- session outputs
+
+
+@dataclass(frozen=True, slots=True)
+class RunTool:
+    """Session output: run tool ``name`` for ``call_id`` with the model's JSON ``arguments``
+    (the shell runs it as a task of the call, see ``tools.py``)."""
+
+    call_id: str
+    name: str
+    arguments: str

@@ -16,13 +16,29 @@ Call phases (one transition each way)::
 Audio that arrives before BRIDGING is resampled and held, then sent in order by
 :meth:`flush_held`: the caller's first words matter.
 
-Source: style.md 7.3; protocols.md A3 (caller side), B1-B3 (Realtime side).
+Barge-in: the pacer reports each batch of frames it hands over (:meth:`frames_sent`), which
+returns a ``notify`` marker (item id + ms of it sent) at most every 100 ms of audio; Vonage
+echoes it once played (:meth:`playback_marked`). On ``speech_started`` while the caller is
+hearing a reply: ``clear`` for the caller (:meth:`drain_caller`), ``conversation.item.truncate``
+at the last acknowledged ms (capped by the ms received), the playout emptied, and late deltas
+of that item dropped. No ``response.cancel``: ``interrupt_response`` makes the server cancel
+itself, and a second cancel would race it (``response_cancel_not_active``, logged at debug
+if it ever happens).
+
+DTMF goes to the transcript and, with ``DTMF_TO_MODEL``, to the model as user text. Tools:
+each completed ``function_call`` (once per ``call_id``) becomes a :class:`RunTool` for the
+shell (:meth:`drain_tool_calls`); :meth:`tool_result` sends the output back.
+
+Source: style.md 7.3; protocols.md A3 (caller side, notify/clear), B1-B3 (Realtime side:
+truncate, cancel, function calls); field-notes.md 6.1.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from .audio.formats import FRAME_MS, PCM16_24K, AudioFormat
 from .audio.playout import Playout
@@ -34,6 +50,7 @@ from .events import (
     CallerConnected,
     CallerDtmf,
     CallerEvent,
+    FunctionCallDone,
     InputTranscriptCompleted,
     InputTranscriptFailed,
     OtherServerEvent,
@@ -44,19 +61,39 @@ from .events import (
     RealtimeEvent,
     ResponseCreated,
     ResponseDone,
+    RunTool,
     SessionUpdated,
     SpeechStarted,
     SpeechStopped,
     UnknownCallerMessage,
 )
 from .realtime.instructions import call_instructions, session_update
-from .realtime.protocol import client_event, input_audio_append
+from .realtime.protocol import client_event, function_call_output, input_audio_append
+from .telephony.vonage import CLEAR_COMMAND, notify_command
 
 HOLD_LIMIT_MS = 60_000
 """Caller audio held before the Realtime session is ready, at most (the connect timeout
 ends the call long before this in practice)."""
 FLUSH_CHUNK_MS = 500
 """Held audio goes up in appends of this size (far below the 15 MiB event limit)."""
+NOTIFY_EVERY_MS = 100
+"""A playback marker (``notify``) goes to Vonage after each batch of frames once this much
+reply audio went out since the last one, and at the end of each stretch of audio: the
+acknowledgements say what the caller has heard, to within this much (a lower bound)."""
+TOOL_TEXT = 500
+"""Tool calls and results are kept in the transcript cut to this many characters."""
+ITEMS_KEPT = 8
+"""Per-item playback accounting kept for this many recent assistant items."""
+
+
+class _Segment:
+    """Reply audio of one item queued in the playout, in caller-rate bytes."""
+
+    __slots__ = ("item", "bytes")
+
+    def __init__(self, item: str, n: int) -> None:
+        self.item = item
+        self.bytes = n
 
 
 class Phase(Enum):
@@ -98,7 +135,10 @@ class CallStats:
     speech_started: int = 0
     dtmf: int = 0
     realtime_errors: int = 0
-    transcript: list[tuple[str, str]] = field(default_factory=list)
+    barge_ins: int = 0
+    dropped_deltas: int = 0
+    transcript: list[tuple[str, str, float]] = field(default_factory=list)
+    """(role, text, wall-clock Unix seconds) entries, in order."""
 
 
 class CallSession:
@@ -110,6 +150,7 @@ class CallSession:
         call: per-call settings (persona, resampler quality, look-ahead).
         caller_rate_hz: the L16 rate asked for in the NCCO; ``websocket:connected`` may
             confirm or change it before any audio.
+        tools: the ``session.tools`` declarations (``tools.ToolRegistry.declarations``).
     """
 
     def __init__(
@@ -119,18 +160,44 @@ class CallSession:
         openai: OpenAISettings,
         call: CallSettings,
         caller_rate_hz: int = 16_000,
+        tools: list[dict[str, Any]] | None = None,
     ) -> None:
         self.info = info
+        self._tools = tools or []
+        self._tool_calls: list[RunTool] = []
+        self._seen_calls: set[str] = set()  # call_ids already dispatched (never twice)
+        self.end_requested = False  # a call-ending tool ran: end once the reply is heard
         self._openai = openai
         self._call = call
         self.phase = Phase.CONNECTING
         self.stats = CallStats()
+        self.now = 0.0
+        """Wall-clock Unix seconds, set by the shell before each input (transcript stamps):
+        the session never reads a clock itself."""
         self.active_response: str | None = None
         self._held = bytearray()
         self._rt_out: list[str] = []
         self._notes: list[Note] = []
         self._warned: set[str] = set()
         self._out_pending = False  # deltas resampled since the last drain
+        self._caller_out: list[str] = []  # text commands for the caller socket
+        # Barge-in accounting, per assistant item (ms): received from Realtime (24 kHz),
+        # handed to the caller (frames taken by the pacer), and acknowledged as played.
+        self._recv_ms: dict[str, float] = {}
+        self._sent_ms: dict[str, float] = {}
+        self._heard_ms: dict[str, float] = {}
+        self._segments: deque[_Segment] = deque()  # reply audio queued in the playout
+        self._taken_item: str | None = None  # item of the last frame handed to the caller
+        self._last_item: str | None = None  # item of the last delta received
+        self._since_notify_ms = 0.0
+        self._dropped_items: set[str] = set()  # truncated items: their late deltas are dropped
+        self._response_wanted = False  # a response.create waits for the active one to end
+        # interrupt_response is on in our session.update: the server cancels the active
+        # response itself on speech_started, so we never send response.cancel for barge-in
+        # (it would race the server and get response_cancel_not_active).
+        self.server_interrupts = True
+        self.playback_epoch = 0  # bumped by each barge-in (the playout was cleared)
+        self._interrupted: str | None = None  # response cut by speech: its audio is dropped
         self._configure(caller_rate_hz)
 
     def _configure(self, rate_hz: int) -> None:
@@ -141,6 +208,7 @@ class CallSession:
         self._up = StreamResampler(rate_hz, PCM16_24K.sample_rate_hz, q)
         self._down = StreamResampler(PCM16_24K.sample_rate_hz, rate_hz, q)
         self.playout = Playout(self.frame_bytes, self._call.playout_lookahead_ms)
+        self._caller_bytes_per_ms = fmt.frame_bytes(FRAME_MS) / FRAME_MS
 
     # ------------------------------------------------------------ caller side
 
@@ -199,12 +267,159 @@ class CallSession:
         if isinstance(event, CallerConnected):
             self.caller_connected(event)
         elif isinstance(event, CallerDtmf):
-            self.stats.dtmf += 1
-            self._note("info", f"DTMF {event.digit}")
-        elif isinstance(event, PlaybackNotified | PlaybackCleared):
-            pass  # playback acknowledgements: used by barge-in (a later issue)
+            self._dtmf(event.digit)
+        elif isinstance(event, PlaybackNotified):
+            self.playback_marked(event.payload)
+        elif isinstance(event, PlaybackCleared):
+            pass  # the clear was acknowledged; our accounting was reset when we sent it
         elif isinstance(event, UnknownCallerMessage):
             self._warn_once(f"caller:{event.event}", f"ignoring caller event {event.event!r}")
+
+    def _dtmf(self, digit: str) -> None:
+        self.stats.dtmf += 1
+        self.stats.transcript.append(("dtmf", digit, self.now))
+        self._note("info", f"DTMF {digit}")
+        if not self._call.dtmf_to_model:
+            return
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": f"The caller pressed {digit}"}],
+        }
+        self._rt_out.append(client_event({"type": "conversation.item.create", "item": item}))
+        self._request_response()
+
+    def _request_response(self) -> None:
+        """``response.create`` now, or when the active response ends (a second one while one
+        is active is refused with ``conversation_already_has_active_response``)."""
+        if self.active_response is None:
+            self._rt_out.append(client_event({"type": "response.create"}))
+        else:
+            self._response_wanted = True
+
+    # ------------------------------------------------------------ playback and barge-in
+
+    def frames_sent(self, n: int, epoch: int | None = None) -> str | None:
+        """The pacer handed ``n`` frames from :attr:`playout` to the caller (once a batch).
+
+        ``epoch`` is :attr:`playback_epoch` when the frames were taken: a barge-in since then
+        cleared them, and they are not counted.
+
+        Returns:
+            A ``notify`` command to send right after them, or ``None``. Its payload names the
+            item and the ms of it handed over up to the marker; Vonage echoes it back in
+            ``websocket:notify`` once that audio has been played.
+        """
+        if epoch is not None and epoch != self.playback_epoch:
+            return None
+        left = n * self.frame_bytes
+        segments = self._segments
+        item: str | None = None
+        while left > 0 and segments:
+            seg = segments[0]
+            item = seg.item
+            have = seg.bytes
+            used = min(have, left)
+            left -= used
+            ms = used / self._caller_bytes_per_ms
+            self._sent_ms[item] = self._sent_ms.get(item, 0.0) + ms
+            self._since_notify_ms += ms
+            if used == have:
+                segments.popleft()
+            else:
+                seg.bytes = have - used
+        if item is None:
+            return None
+        self._taken_item = item
+        if self._since_notify_ms < NOTIFY_EVERY_MS and self.playout.buffered_bytes:
+            return None
+        self._since_notify_ms = 0.0
+        return notify_command({"item": item, "ms": int(self._sent_ms[item])})
+
+    def playback_marked(self, payload: dict[str, object]) -> None:
+        """``websocket:notify``: the audio of ``payload["item"]`` up to ``payload["ms"]`` has
+        been played to the caller."""
+        item, ms = payload.get("item"), payload.get("ms")
+        if not isinstance(item, str) or not isinstance(ms, int | float):
+            return
+        if item in self._sent_ms and item not in self._dropped_items:
+            self._heard_ms[item] = max(self._heard_ms.get(item, 0.0), float(ms))
+
+    def heard_ms(self, item_id: str) -> int:
+        """What the caller has heard of an item, ms: acknowledged by Vonage, capped by the
+        audio received for it (a truncate past that is refused by the API)."""
+        heard = self._heard_ms.get(item_id, 0.0)
+        return int(min(heard, self._recv_ms.get(item_id, 0.0)))
+
+    def _playing_item(self) -> str | None:
+        """The assistant item the caller is hearing (or about to), if any."""
+        item = self._taken_item
+        if item is not None and item not in self._dropped_items:
+            if self._heard_ms.get(item, 0.0) < self._sent_ms.get(item, 0.0):
+                return item
+        if self._segments:
+            return self._segments[0].item
+        return None
+
+    def _barge_in(self) -> None:
+        """The caller spoke over the assistant: stop playback and truncate what was heard."""
+        item = self._playing_item()
+        if item is None:
+            return
+        self.stats.barge_ins += 1
+        if self.active_response is not None and not self.server_interrupts:
+            self._rt_out.append(client_event({"type": "response.cancel"}))
+        self._caller_out.append(CLEAR_COMMAND)
+        unheard = [item] + [s.item for s in self._segments if s.item != item]
+        for i, other in enumerate(unheard):
+            end = self.heard_ms(other) if i == 0 else 0
+            self._dropped_items.add(other)
+            if self._recv_ms.get(other, 0.0) <= 0:
+                continue
+            self._rt_out.append(
+                client_event(
+                    {
+                        "type": "conversation.item.truncate",
+                        "item_id": other,
+                        "content_index": 0,
+                        "audio_end_ms": end,
+                    }
+                )
+            )
+            if i == 0:
+                self._note("info", f"barge-in: truncated {other} at {end} ms heard")
+        self.playout.clear()
+        self.playback_epoch += 1
+        self._segments.clear()
+        self._since_notify_ms = 0.0
+        self._taken_item = None
+        self._last_item = None
+        self._out_pending = False
+        q = self._call.resample_quality
+        rate = self.caller_format.sample_rate_hz
+        self._down = StreamResampler(PCM16_24K.sample_rate_hz, rate, q)  # drop its tail
+
+    def _track_item(self, item_id: str, pcm_24k: int, out: int) -> None:
+        recv = self._recv_ms
+        if item_id not in recv:
+            for d in (recv, self._sent_ms, self._heard_ms):
+                while len(d) >= ITEMS_KEPT:
+                    del d[next(iter(d))]
+            if len(self._dropped_items) > ITEMS_KEPT:
+                self._dropped_items.clear()  # old ones: their responses ended long ago
+            recv[item_id] = 0.0
+        recv[item_id] += pcm_24k / 48.0
+        self._last_item = item_id
+        self._queue_segment(item_id, out)
+
+    def _queue_segment(self, item_id: str, n: int) -> None:
+        if not n:
+            return
+        segments = self._segments
+        if segments and segments[-1].item == item_id:
+            segments[-1].bytes += n
+        else:
+            segments.append(_Segment(item_id, n))
 
     # ------------------------------------------------------------ Realtime side
 
@@ -214,7 +429,7 @@ class CallSession:
         instructions = call_instructions(
             self._call.system_message, caller=self.info.caller, called=self.info.called
         )
-        return client_event(session_update(self._openai, instructions))
+        return client_event(session_update(self._openai, instructions, self._tools))
 
     def flush_held(self) -> list[str]:
         """Appends for the audio held so far, in order; ``[]`` once everything is out.
@@ -235,14 +450,19 @@ class CallSession:
     def realtime_event(self, event: RealtimeEvent) -> None:
         """One parsed server event."""
         if isinstance(event, AudioDelta):  # the common case first
+            if event.item_id in self._dropped_items or event.response_id == self._interrupted:
+                self.stats.dropped_deltas += 1  # late audio of a truncated item
+                return
             self.stats.deltas += 1
             self.stats.ms_from_realtime += PCM16_24K.bytes_to_ms(len(event.audio))
             out = self._down.process(event.audio)
             if out:
                 self.playout.push(out)
+            self._track_item(event.item_id, len(event.audio), len(out))
             self._out_pending = True
         elif isinstance(event, AudioDone):
-            self._end_of_audio()
+            if event.item_id not in self._dropped_items and event.response_id != self._interrupted:
+                self._end_of_audio()
         elif isinstance(event, ResponseCreated):
             self.active_response = event.response_id
             self.stats.responses += 1
@@ -250,18 +470,31 @@ class CallSession:
             if event.response_id == self.active_response:
                 self.active_response = None
             self._end_of_audio()
+            for call in event.function_calls:
+                self._function_call(call)
+            if self._response_wanted and self.active_response is None:
+                self._response_wanted = False
+                self._rt_out.append(client_event({"type": "response.create"}))
             if event.status not in ("completed", "cancelled"):
                 self._note("warning", f"response {event.response_id} ended {event.status}")
+        elif isinstance(event, FunctionCallDone):
+            self._function_call(event)
         elif isinstance(event, InputTranscriptCompleted):
             self._transcript("caller", event.transcript)
         elif isinstance(event, OutputTranscriptDone):
             self._transcript("assistant", event.transcript)
         elif isinstance(event, SpeechStarted):
             self.stats.speech_started += 1
+            if self.active_response is not None and self.server_interrupts:
+                self._interrupted = self.active_response  # the server is cancelling it
+            self._barge_in()
         elif isinstance(event, SpeechStopped | SessionUpdated):
             pass
         elif isinstance(event, InputTranscriptFailed):
             self._note("warning", f"caller transcription failed: {event.message}")
+        elif isinstance(event, RealtimeError) and event.code == "response_cancel_not_active":
+            # The server ended the response first (interrupt_response): a benign race.
+            self._note("debug", f"Realtime: {event.message}")
         elif isinstance(event, RealtimeError):
             self.stats.realtime_errors += 1
             self._note(
@@ -279,20 +512,62 @@ class CallSession:
         tail = self._down.drain()
         if tail:
             self.playout.push(tail)
+        before = self.playout.buffered_bytes
         self.playout.end_of_audio()
+        extra = len(tail) + self.playout.buffered_bytes - before
+        if self._last_item is not None:  # the tail and its padding belong to the last item
+            self._queue_segment(self._last_item, extra)
 
     def _transcript(self, role: str, text: str) -> None:
         text = text.strip()
         if text:
-            self.stats.transcript.append((role, text))
+            self.stats.transcript.append((role, text, self.now))
             self._note("info", f"{role}: {text}")
+
+    # ------------------------------------------------------------ tools
+
+    def _function_call(self, call: FunctionCallDone) -> None:
+        """A completed ``function_call`` item: run it once per ``call_id``."""
+        if call.status != "completed" or not call.call_id or call.call_id in self._seen_calls:
+            return
+        self._seen_calls.add(call.call_id)
+        self._tool_calls.append(RunTool(call.call_id, call.name, call.arguments))
+        self.stats.transcript.append(
+            ("tool_call", f"{call.name} {call.arguments}"[:TOOL_TEXT], self.now)
+        )
+        self._note("info", f"tool call {call.name} ({call.call_id})")
+
+    def drain_tool_calls(self) -> list[RunTool]:
+        """Tool runs for the shell to start, in order."""
+        out, self._tool_calls = self._tool_calls, []
+        return out
+
+    def tool_result(self, call_id: str, output: str, *, end_call: bool = False) -> None:
+        """A tool finished (``output``: its result or ``{"error": ...}`` as text).
+
+        The output goes back as a ``function_call_output`` item, followed by
+        ``response.create`` (deferred until the active response is done) so the model can
+        speak about it; a call-ending tool asks for no new response and sets
+        :attr:`end_requested` instead.
+        """
+        self._rt_out.append(function_call_output(call_id, output))
+        self.stats.transcript.append(("tool_result", output[:TOOL_TEXT], self.now))
+        if end_call:
+            self.end_requested = True
+        else:
+            self._request_response()
+
+    @property
+    def reply_finished(self) -> bool:
+        """No response is active and no reply audio waits to be sent."""
+        return self.active_response is None and not self.playout.buffered_bytes
 
     # ------------------------------------------------------------ outputs
 
     @property
     def has_output(self) -> bool:
         """Whether client events or notes are waiting to be drained (cheap check)."""
-        return bool(self._rt_out or self._notes)
+        return bool(self._rt_out or self._notes or self._caller_out or self._tool_calls)
 
     @property
     def has_notes(self) -> bool:
@@ -302,6 +577,11 @@ class CallSession:
     def drain_realtime(self) -> list[str]:
         """Client events queued for the Realtime socket (control events, not audio)."""
         out, self._rt_out = self._rt_out, []
+        return out
+
+    def drain_caller(self) -> list[str]:
+        """Text commands queued for the caller socket (``clear``), in order."""
+        out, self._caller_out = self._caller_out, []
         return out
 
     def drain_notes(self) -> list[Note]:

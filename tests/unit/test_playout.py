@@ -246,3 +246,14 @@ def test_playout_audio_after_clear_is_not_an_underrun() -> None:
 def test_playout_rejects_lookahead_below_two_frames() -> None:
     with pytest.raises(ValueError):
         Playout(FB, lookahead_ms=39)
+
+
+def test_playout_clear_lets_the_next_audio_start_at_once() -> None:
+    """After a barge-in clear, Vonage's queue is empty too: no stale look-ahead remains."""
+    p = Playout(FB, lookahead_ms=100)
+    p.push(audio(FB * 20))
+    assert len(p.take(0.0)) == 5  # caller's queue now holds 100 ms
+    p.clear()
+    assert p.ahead_s(0.0) == 0.0
+    p.push(audio(FB * 20))
+    assert len(p.take(0.0)) == 5  # a full window again, not zero

@@ -283,12 +283,14 @@ def test_session_response_done_warns_only_on_failure(
 
 
 def test_session_transcripts_become_notes_and_stats(session: CallSession) -> None:
+    session.now = 1_700_000_000.25
     session.realtime_event(InputTranscriptCompleted("item_1", "  I'd like a table.  "))
+    session.now = 1_700_000_001.5
     session.realtime_event(OutputTranscriptDone("resp_1", "item_2", "For how many people?"))
     session.realtime_event(InputTranscriptCompleted("item_3", "   "))  # nothing said
     assert session.stats.transcript == [
-        ("caller", "I'd like a table."),
-        ("assistant", "For how many people?"),
+        ("caller", "I'd like a table.", 1_700_000_000.25),
+        ("assistant", "For how many people?", 1_700_000_001.5),
     ]
     notes = session.drain_notes()
     assert [n.level for n in notes] == ["info", "info"]

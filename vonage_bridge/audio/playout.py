@@ -76,9 +76,11 @@ class Playout:
             self._in_burst = False
 
     def clear(self) -> int:
-        """Drop everything not yet sent (barge-in). Returns the bytes dropped."""
+        """Drop everything not yet sent (barge-in, with Vonage's ``clear``): the next audio
+        starts playing at once. Returns the bytes dropped."""
         dropped = len(self._buf)
         self._buf.clear()
+        self._play_until = 0.0  # Vonage dropped its queue too: the caller hears nothing now
         self._in_burst = False
         self._ending = False
         return dropped

@@ -24,9 +24,12 @@ def call_instructions(system_message: str, *, caller: str | None, called: str | 
     return "\n\n".join(parts)
 
 
-def session_update(openai: OpenAISettings, instructions: str) -> dict[str, Any]:
+def session_update(
+    openai: OpenAISettings, instructions: str, tools: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """``session.update`` for a call: ``audio/pcm`` at 24000 Hz both ways, voice, server VAD,
-    input transcription. Never the beta shape (it is refused with close 4000). [OAI-BETA-EOL]
+    input transcription, and the function ``tools`` (``tool_choice: auto``) if any. Never the
+    beta shape (it is refused with close 4000). [OAI-BETA-EOL]
     """
     audio_input: dict[str, Any] = {
         "format": {"type": "audio/pcm", "rate": 24_000},
@@ -44,16 +47,17 @@ def session_update(openai: OpenAISettings, instructions: str) -> dict[str, Any]:
         if openai.transcription_language:
             transcription["language"] = openai.transcription_language
         audio_input["transcription"] = transcription
-    return {
-        "type": "session.update",
-        "session": {
-            "type": "realtime",
-            "model": openai.model,
-            "instructions": instructions,
-            "output_modalities": ["audio"],
-            "audio": {
-                "input": audio_input,
-                "output": {"format": {"type": "audio/pcm", "rate": 24_000}, "voice": openai.voice},
-            },
+    session: dict[str, Any] = {
+        "type": "realtime",
+        "model": openai.model,
+        "instructions": instructions,
+        "output_modalities": ["audio"],
+        "audio": {
+            "input": audio_input,
+            "output": {"format": {"type": "audio/pcm", "rate": 24_000}, "voice": openai.voice},
         },
     }
+    if tools:
+        session["tools"] = tools
+        session["tool_choice"] = "auto"
+    return {"type": "session.update", "session": session}

@@ -20,6 +20,7 @@ from ..errors import RemoteProtocolError
 from ..events import (
     AudioDelta,
     AudioDone,
+    FunctionCallDone,
     InputTranscriptCompleted,
     InputTranscriptFailed,
     OtherServerEvent,
@@ -53,7 +54,6 @@ KNOWN_UNHANDLED = frozenset(
         "input_audio_buffer.cleared",
         "input_audio_buffer.timeout_triggered",
         "response.output_item.added",
-        "response.output_item.done",
         "response.content_part.added",
         "response.content_part.done",
         "response.output_text.delta",
@@ -120,6 +120,34 @@ def _error(doc: dict[str, Any]) -> RealtimeError:
     )
 
 
+def _function_call(item: object) -> FunctionCallDone | None:
+    if not isinstance(item, dict) or item.get("type") != "function_call":
+        return None
+    return FunctionCallDone(
+        _s(item, "call_id"), _s(item, "name"), _s(item, "arguments"), _s(item, "status")
+    )
+
+
+def _output_item_done(doc: dict[str, Any]) -> RealtimeEvent:
+    call = _function_call(doc.get("item"))
+    return call if call is not None else OtherServerEvent("response.output_item.done", True)
+
+
+def _response_done(doc: dict[str, Any]) -> ResponseDone:
+    r = _response(doc)
+    output = r.get("output")
+    calls = [_function_call(i) for i in output] if isinstance(output, list) else []
+    return ResponseDone(
+        _s(r, "id"), _s(r, "status") or "unknown", tuple(c for c in calls if c is not None)
+    )
+
+
+def function_call_output(call_id: str, output: str) -> str:
+    """``conversation.item.create`` with the ``function_call_output`` of one call."""
+    item = {"type": "function_call_output", "call_id": call_id, "output": output}
+    return client_event({"type": "conversation.item.create", "item": item})
+
+
 _PARSERS: dict[str, Callable[[dict[str, Any]], RealtimeEvent]] = {
     "response.output_audio.delta": _delta,
     "session.created": lambda d: SessionCreated(),
@@ -143,9 +171,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], RealtimeEvent]] = {
     "conversation.item.input_audio_transcription.failed": lambda d: InputTranscriptFailed(
         _s(d, "item_id"), _s(d["error"], "message") if isinstance(d.get("error"), dict) else ""
     ),
-    "response.done": lambda d: ResponseDone(
-        _s(_response(d), "id"), _s(_response(d), "status") or "unknown"
-    ),
+    "response.done": _response_done,
+    "response.output_item.done": _output_item_done,
     "error": _error,
 }
 

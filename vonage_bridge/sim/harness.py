@@ -65,6 +65,7 @@ def sim_env(openai_base_url: str, **overrides: str) -> dict[str, str]:
         "MEDIA_TOKEN_SECRET": "simulation-secret-not-for-production",
         "OPENAI_CONNECT_TIMEOUT_S": "5",
         "LOG_FORMAT": "text",
+        "DATABASE_URL": "sqlite:///:memory:",  # call records kept in memory, no file left behind
     }
     env.update(overrides)
     return env

@@ -15,9 +15,12 @@ from aiohttp import web
 from .. import __version__
 from ..calls import VoiceApi
 from ..config import Settings
+from ..errors import ConfigError
 from ..media_token import MediaTokenSigner
-from . import dial, vonage
-from .keys import CALLS, HTTP, SETTINGS, SIGNER, VOICE_API, LiveCall
+from ..store import CallStore, SqlCallStore
+from ..tools import build_registry
+from . import calls_api, dial, vonage
+from .keys import CALLS, HTTP, SETTINGS, SIGNER, STORE, TOOLS, VOICE_API, LiveCall
 from .middleware import json_errors
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,37 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
         if not vonage.missing_for_rest:
             app[VOICE_API] = VoiceApi(http, vonage)
         yield
+
+
+async def _call_store(app: web.Application) -> AsyncIterator[None]:
+    """Open the call-record store (creating its tables) and close it after the calls.
+
+    SQLite that cannot be opened stops start-up (a configuration error naming
+    ``DATABASE_URL``). PostgreSQL that cannot be reached is an optional part missing: one
+    ERROR line, calls are not recorded and ``GET /calls`` answers 503 until a restart.
+    """
+    settings = app[SETTINGS].store
+    store: SqlCallStore | None = None
+    try:
+        store = await SqlCallStore.open(settings.database_url)
+    except Exception as exc:
+        if not settings.is_postgresql:
+            raise ConfigError([f"DATABASE_URL: cannot open the SQLite database ({exc})"]) from exc
+        log.error(
+            "call records OFF: PostgreSQL (DATABASE_URL) unreachable at start-up: %s: %s; "
+            "calls are not recorded and GET /calls answers 503",
+            exc.__class__.__name__,
+            str(exc)[:200],
+        )
+    if store is None:
+        yield
+        return
+    app[STORE] = store
+    log.info("call records: %s database (DATABASE_URL)", store.dialect)
+    try:
+        yield
+    finally:
+        await store.close()
 
 
 async def _close_calls(app: web.Application) -> None:
@@ -98,12 +132,14 @@ def _startup_report(settings: Settings) -> None:
         log.info("POST /connect is on (X-API-Key), Vonage API %s", v.api_url)
 
 
-def make_app(settings: Settings) -> web.Application:
+def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Application:
     """Build the aiohttp application for ``settings``.
 
     Routes: ``GET /health``; answer URL ``/incoming-call`` and ``/answer`` (GET, POST); event
     URL ``/event`` (GET, POST); media WebSocket ``/vonage/ws``; ``POST /connect`` (outbound
-    calls; answers 503 while its settings are missing).
+    calls; answers 503 while its settings are missing); ``GET /calls`` and
+    ``GET /calls/{uuid}`` (call records). ``store`` replaces the store ``DATABASE_URL``
+    names (the caller then owns it and closes it).
     """
     app = web.Application(middlewares=[json_errors])
     app[SETTINGS] = settings
@@ -111,10 +147,20 @@ def make_app(settings: Settings) -> web.Application:
         settings.server.media_token_secret, settings.server.media_token_ttl_s
     )
     app[CALLS] = {}
+    app[TOOLS] = build_registry(
+        transfer_number=settings.call.transfer_number,
+        rest_configured=not settings.vonage.missing_for_rest,
+        tools_module=settings.call.tools_module,
+    )
     app.router.add_get("/health", health)
     app.router.add_routes(vonage.routes)
     app.router.add_routes(dial.routes)
+    app.router.add_routes(calls_api.routes)
     app.cleanup_ctx.append(_http_client)
+    if store is not None:
+        app[STORE] = store
+    else:
+        app.cleanup_ctx.append(_call_store)
     app.on_shutdown.append(_close_calls)
     _startup_report(settings)
     return app

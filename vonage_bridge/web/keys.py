@@ -11,6 +11,8 @@ from aiohttp import web
 from ..calls import CallHangUp, VoiceApi
 from ..config import Settings
 from ..media_token import MediaTokenSigner
+from ..store import CallStore
+from ..tools import ToolRegistry
 
 
 @dataclass(slots=True)
@@ -30,3 +32,8 @@ SIGNER = web.AppKey("media_token_signer", MediaTokenSigner)
 CALLS = web.AppKey("calls", dict[str, LiveCall])
 VOICE_API = web.AppKey("voice_api", VoiceApi)
 """Present only when Vonage REST credentials are configured (``Settings.vonage``)."""
+STORE = web.AppKey("store", CallStore)
+"""The call-record store; absent when PostgreSQL was unreachable at start-up (``GET /calls``
+then answers 503 and calls are not recorded)."""
+TOOLS = web.AppKey("tools", ToolRegistry)
+"""The tools the model may call (built-ins plus ``TOOLS_MODULE``), built at start-up."""

@@ -16,21 +16,23 @@ import json
 import logging
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import WSMsgType, web
 
-from ..bridge import run_call
+from ..bridge import CallSummary, run_call
 from ..calls import CallHangUp
 from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, Unauthorized
 from ..events import CallerConnected
 from ..logs import call_context
 from ..session import CallInfo, CallSession
+from ..store import CallRecord, transcript_entries
 from ..telephony.ncco import answer_ncco, bounded_headers, connect_from_number
 from ..telephony.vonage import parse_text
 from ..webhook_auth import query_payload, verify_signed_request
-from .keys import CALLS, HTTP, SETTINGS, SIGNER, VOICE_API, LiveCall
+from .keys import CALLS, HTTP, SETTINGS, SIGNER, STORE, TOOLS, VOICE_API, LiveCall
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -41,6 +43,10 @@ MAX_CALLER_MESSAGE_BYTES = 64 * 1024
 """A frame is 640 bytes; anything near this is not audio we can use (closed with 1009)."""
 CONNECTED_TIMEOUT_S = 10.0
 UNKNOWN_CALL_PREFIX = "unknown-"
+OUTBOUND_ANSWER_PATH = "/answer"
+"""``POST /connect`` gives Vonage this answer URL; ``/incoming-call`` is for inbound calls."""
+RECORD_WRITE_TIMEOUT_S = 5.0
+"""Bound on writing a call record (a slow database must not hold a handler for long)."""
 _FAILED_STATUSES = frozenset({"failed", "rejected", "unanswered", "busy", "timeout", "cancelled"})
 
 
@@ -125,7 +131,10 @@ async def answer(request: web.Request) -> web.Response:
             headers.get("conversation_uuid", "?"),
         )
     token = request.app[SIGNER].mint(call_uuid, time.time())
-    query = urlencode({"call_uuid": call_uuid, "exp": token.exp, "token": token.token})
+    params = {"call_uuid": call_uuid, "exp": token.exp, "token": token.token}
+    if request.path == OUTBOUND_ANSWER_PATH:
+        params["direction"] = "outbound"  # for the call record only; not a credential
+    query = urlencode(params)
     ncco = answer_ncco(
         websocket_uri=f"{settings.server.public_url.ws}{MEDIA_PATH}?{query}",
         headers=headers,
@@ -195,6 +204,10 @@ async def media(request: web.Request) -> web.StreamResponse:
         known = not call_uuid.startswith(UNKNOWN_CALL_PREFIX)
         hang_up = CallHangUp(api, call_uuid) if api is not None and known else None
         calls[call_uuid] = LiveCall(call_uuid, ws, task, hang_up)
+        direction = "outbound" if q.get("direction") == "outbound" else "inbound"
+        session: CallSession | None = None
+        summary: CallSummary | None = None
+        started_at = datetime.now(UTC)
         try:
             connected = await _read_connected(ws)
             if connected is None:
@@ -211,13 +224,65 @@ async def media(request: web.Request) -> web.StreamResponse:
                 openai=settings.openai,
                 call=settings.call,
                 caller_rate_hz=connected.sample_rate_hz,
+                tools=request.app[TOOLS].declarations(),
             )
-            await run_call(
-                ws, session, http=request.app[HTTP], openai=settings.openai, hang_up=hang_up
+            started_at = datetime.now(UTC)
+            summary = await run_call(
+                ws,
+                session,
+                http=request.app[HTTP],
+                openai=settings.openai,
+                hang_up=hang_up,
+                tools=request.app[TOOLS],
+                voice_api=api,
             )
         finally:
+            if session is not None:  # run_call closed both sockets: off the audio path
+                await _write_record(request.app, session, summary, direction, started_at)
             calls.pop(call_uuid, None)
         return ws
+
+
+async def _write_record(
+    app: web.Application,
+    session: CallSession,
+    summary: CallSummary | None,
+    direction: str,
+    started_at: datetime,
+) -> None:
+    """Write the call's record (style.md 7.4 step 4); a failure is logged, never raised.
+
+    ``summary`` is None when ``run_call`` raised (e.g. the handler was cancelled): the record
+    then takes the session's transcript so far.
+    """
+    store = app.get(STORE)
+    if store is None:
+        return
+    info = session.info
+    ended_at = datetime.now(UTC)
+    record = CallRecord(
+        call_uuid=info.call_uuid,
+        conversation_uuid=info.conversation_uuid,
+        direction=direction,
+        from_number=info.caller,
+        to_number=info.called,
+        started_at=started_at,
+        ended_at=ended_at,
+        duration_s=(
+            summary.duration_s
+            if summary is not None
+            else round((ended_at - started_at).total_seconds(), 3)
+        ),
+        end_reason=summary.end_reason if summary is not None else "call handler stopped",
+        transcript=transcript_entries(
+            summary.transcript if summary is not None else session.stats.transcript
+        ),
+    )
+    try:
+        async with asyncio.timeout(RECORD_WRITE_TIMEOUT_S):
+            await store.add(record)
+    except Exception:
+        log.exception("call record of %s not written", info.call_uuid)
 
 
 async def _read_connected(ws: web.WebSocketResponse) -> CallerConnected | None:

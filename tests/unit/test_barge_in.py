@@ -1,0 +1,181 @@
+"""Barge-in on the pure CallSession: notify markers, heard accounting, truncate, clear."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vonage_bridge.config import Settings
+from vonage_bridge.events import (
+    AudioDelta,
+    AudioDone,
+    PlaybackNotified,
+    RealtimeError,
+    ResponseCreated,
+    ResponseDone,
+    SpeechStarted,
+)
+from vonage_bridge.session import CallInfo, CallSession
+
+MS_24K = 48  # bytes per ms of PCM16 at 24 kHz
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> CallSession:
+    settings = Settings.from_env(
+        {
+            "SERVER_URL": "http://127.0.0.1:3000",
+            "OPENAI_API_KEY": "sk-test",
+            "SYSTEM_MESSAGE_PATH": str(tmp_path / "none.txt"),
+        }
+    )
+    s = CallSession(CallInfo("call-1"), openai=settings.openai, call=settings.call)
+    s.realtime_opened()
+    while s.flush_held():
+        pass
+    s.drain_notes()
+    return s
+
+
+def reply(session: CallSession, ms: int, *, item: str = "item_1", resp: str = "resp_1") -> None:
+    session.realtime_event(ResponseCreated(resp))
+    for _ in range(ms // 100):
+        session.realtime_event(AudioDelta(resp, item, bytes(100 * MS_24K)))
+
+
+def play(session: CallSession, n_frames: int, now: float) -> list[dict[str, Any]]:
+    """Take frames from the playout in pacer batches; return the notify payloads."""
+    markers: list[dict[str, Any]] = []
+    taken = 0
+    t = now
+    while taken < n_frames:
+        frames = session.playout.take(t)[: n_frames - taken]
+        if frames:
+            marker = session.frames_sent(len(frames))
+            if marker is not None:
+                doc = json.loads(marker)
+                assert doc["action"] == "notify"
+                markers.append(doc["payload"])
+            taken += len(frames)
+        t += 0.04
+    return markers
+
+
+def sent(session: CallSession) -> list[dict[str, Any]]:
+    return [json.loads(e) for e in session.drain_realtime()]
+
+
+def test_markers_go_out_at_most_every_100_ms_of_audio(session: CallSession) -> None:
+    reply(session, 1000)
+    markers = play(session, 20, 0.0)  # 400 ms
+    assert [m["item"] for m in markers] == ["item_1"] * len(markers)
+    assert 3 <= len(markers) <= 4
+    ms = [m["ms"] for m in markers]
+    assert ms == sorted(ms) and ms[-1] <= 400
+    assert all(b - a >= 100 for a, b in zip(ms, ms[1:], strict=False))
+
+
+def test_barge_in_truncates_at_the_acknowledged_ms_and_clears(session: CallSession) -> None:
+    reply(session, 2000)
+    markers = play(session, 30, 0.0)  # 600 ms handed over
+    heard = markers[1]  # Vonage has played up to the second marker only
+    session.caller_event(PlaybackNotified(heard))
+    session.realtime_event(SpeechStarted("user_2", 5000))
+    events = sent(session)
+    assert events == [
+        {
+            "type": "conversation.item.truncate",
+            "item_id": "item_1",
+            "content_index": 0,
+            "audio_end_ms": heard["ms"],
+        }
+    ]
+    # interrupt_response is on: the server cancels; we never race it with response.cancel
+    assert not any(e["type"] == "response.cancel" for e in events)
+    assert session.drain_caller() == ['{"action":"clear"}']
+    assert session.playout.buffered_bytes == 0
+    assert session.stats.barge_ins == 1
+
+
+def test_barge_in_before_any_acknowledgement_truncates_at_zero(session: CallSession) -> None:
+    reply(session, 1000)
+    play(session, 5, 0.0)
+    session.realtime_event(SpeechStarted("user_2", 5000))
+    (event,) = sent(session)
+    assert event["audio_end_ms"] == 0
+
+
+def test_heard_is_capped_by_the_audio_received(session: CallSession) -> None:
+    reply(session, 300)
+    play(session, 10, 0.0)
+    session.caller_event(PlaybackNotified({"item": "item_1", "ms": 900}))  # bogus echo
+    assert session.heard_ms("item_1") == 300
+    session.realtime_event(SpeechStarted("user_2", 5000))
+    (event,) = sent(session)
+    assert event["audio_end_ms"] <= 300
+
+
+def test_late_deltas_of_the_truncated_item_are_dropped(session: CallSession) -> None:
+    reply(session, 1000)
+    play(session, 10, 0.0)
+    session.realtime_event(SpeechStarted("user_2", 5000))
+    sent(session)
+    session.realtime_event(AudioDelta("resp_1", "item_1", bytes(100 * MS_24K)))
+    session.realtime_event(AudioDone("resp_1", "item_1"))
+    session.realtime_event(ResponseDone("resp_1", "cancelled"))
+    assert session.playout.buffered_bytes == 0
+    assert session.stats.dropped_deltas == 1
+    # the next response plays normally
+    reply(session, 200, item="item_2", resp="resp_2")
+    assert session.playout.buffered_bytes > 0
+
+
+def test_speech_while_nothing_is_playing_is_not_a_barge_in(session: CallSession) -> None:
+    reply(session, 200)
+    session.realtime_event(AudioDone("resp_1", "item_1"))
+    session.realtime_event(ResponseDone("resp_1", "completed"))
+    markers = play(session, 10, 0.0)
+    session.caller_event(PlaybackNotified(markers[-1]))  # everything heard
+    session.realtime_event(SpeechStarted("user_2", 5000))
+    assert sent(session) == []
+    assert session.drain_caller() == []
+    assert session.stats.barge_ins == 0
+
+
+def test_last_marker_covers_the_end_of_a_reply(session: CallSession) -> None:
+    reply(session, 300)
+    session.realtime_event(AudioDone("resp_1", "item_1"))
+    markers = play(session, 15, 0.0)
+    assert markers[-1]["ms"] >= 300
+
+
+def test_markers_from_before_a_barge_in_are_not_counted(session: CallSession) -> None:
+    reply(session, 1000)
+    epoch = session.playback_epoch
+    frames = session.playout.take(0.0)
+    session.realtime_event(SpeechStarted("user_2", 5000))
+    assert session.frames_sent(len(frames), epoch) is None
+
+
+def test_cancel_not_active_is_not_a_warning(session: CallSession) -> None:
+    session.realtime_event(
+        RealtimeError("invalid_request_error", "response_cancel_not_active", "no active")
+    )
+    assert [n.level for n in session.drain_notes()] == ["debug"]
+    assert session.stats.realtime_errors == 0
+
+
+def test_audio_of_a_response_interrupted_before_any_audio_is_dropped(
+    session: CallSession,
+) -> None:
+    session.realtime_event(ResponseCreated("resp_1"))
+    session.realtime_event(SpeechStarted("user_2", 5000))  # the server cancels resp_1
+    assert sent(session) == [] and session.drain_caller() == []
+    session.realtime_event(AudioDelta("resp_1", "item_1", bytes(100 * MS_24K)))
+    assert session.playout.buffered_bytes == 0
+    session.realtime_event(ResponseDone("resp_1", "cancelled"))
+    reply(session, 200, item="item_2", resp="resp_2")
+    assert session.playout.buffered_bytes > 0

@@ -1,0 +1,157 @@
+"""The SQL call store against SQLite in tmp_path: insert, get, page, ordering, timestamps."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from vonage_bridge.config import Settings
+from vonage_bridge.errors import ConfigError
+from vonage_bridge.store import (
+    CallRecord,
+    SqlCallStore,
+    TranscriptEntry,
+    async_url,
+    transcript_entries,
+)
+
+T0 = datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=UTC)
+
+
+def record(n: int, **overrides: object) -> CallRecord:
+    fields: dict[str, object] = {
+        "call_uuid": f"uuid-{n}",
+        "conversation_uuid": f"CON-{n}",
+        "direction": "inbound",
+        "from_number": "447700900000",
+        "to_number": "447700900001",
+        "started_at": T0 + timedelta(seconds=n),
+        "ended_at": T0 + timedelta(seconds=n, microseconds=654321),
+        "duration_s": 0.531,
+        "end_reason": "caller hung up (close 1000)",
+        "transcript": (),
+    }
+    fields.update(overrides)
+    return CallRecord(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlCallStore]:
+    s = await SqlCallStore.open(f"sqlite:///{tmp_path / 'calls.db'}")
+    yield s
+    await s.close()
+
+
+async def test_record_round_trips_with_microseconds_and_ordered_transcript(
+    store: SqlCallStore,
+) -> None:
+    entries = tuple(
+        TranscriptEntry(role, text, T0 + timedelta(microseconds=i))
+        for i, (role, text) in enumerate(
+            [("caller", "hello"), ("assistant", "hi there"), ("dtmf", "5"), ("caller", "bye")]
+        )
+    ) + (TranscriptEntry("tool_result", '{"ok": true}', None),)
+    original = record(1, transcript=entries)
+    await store.add(original)
+    got = await store.get("uuid-1")
+    assert got == original
+    assert got is not None and got.started_at.microsecond == 123456
+    assert got.ended_at.tzinfo is not None
+    assert [e.text for e in got.transcript] == ["hello", "hi there", "5", "bye", '{"ok": true}']
+
+
+async def test_get_unknown_call_is_none(store: SqlCallStore) -> None:
+    assert await store.get("nope") is None
+
+
+async def test_add_again_replaces_the_record(store: SqlCallStore) -> None:
+    await store.add(record(1, transcript=(TranscriptEntry("caller", "a"),)))
+    await store.add(record(1, end_reason="second", transcript=()))
+    got = await store.get("uuid-1")
+    assert got is not None and got.end_reason == "second" and got.transcript == ()
+
+
+async def test_page_is_newest_first_with_next_offset(store: SqlCallStore) -> None:
+    for n in (3, 1, 4, 2, 5):
+        await store.add(record(n, transcript=(TranscriptEntry("caller", "x"),)))
+    first = await store.page(limit=2, offset=0)
+    assert [r.call_uuid for r in first.records] == ["uuid-5", "uuid-4"]
+    assert first.next_offset == 2
+    assert first.records[0].transcript == ()  # pages leave transcripts out
+    last = await store.page(limit=2, offset=4)
+    assert [r.call_uuid for r in last.records] == ["uuid-1"]
+    assert last.next_offset is None
+    assert (await store.page(limit=10, offset=50)).records == []
+
+
+def test_to_json_uses_iso_utc_with_microseconds() -> None:
+    body = record(0, transcript=(TranscriptEntry("caller", "hi"),)).to_json()
+    assert body["started_at"] == "2026-11-23T10:00:00.123456+00:00"
+    assert body["from"] == "447700900000"
+    assert body["transcript"] == [{"role": "caller", "text": "hi", "at": None}]
+
+
+@dataclass
+class _Line:
+    role: str
+    text: str
+    at: datetime | None = None
+
+
+def test_transcript_entries_accept_tuples_and_objects_with_or_without_times() -> None:
+    entries = transcript_entries(
+        [
+            ("caller", "hello"),
+            ("assistant", "hi", T0),
+            ("dtmf", "1", 1_790_000_000.5),  # epoch seconds
+            ("caller", "x", 12.5),  # a loop time is not a wall time: dropped, not guessed
+            _Line("tool_call", "lookup({})", T0),
+            object(),
+        ]
+    )
+    assert [(e.role, e.text) for e in entries] == [
+        ("caller", "hello"),
+        ("assistant", "hi"),
+        ("dtmf", "1"),
+        ("caller", "x"),
+        ("tool_call", "lookup({})"),
+    ]
+    assert [e.at is not None for e in entries] == [False, True, True, False, True]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///calls.db", "sqlite+aiosqlite:///calls.db"),
+        ("postgresql://u:p@h:5432/d", "postgresql+asyncpg://u:p@h:5432/d"),
+        ("postgres://u@h/d", "postgresql+asyncpg://u@h/d"),
+    ],
+)
+def test_async_url_picks_the_async_driver(given: str, expected: str) -> None:
+    assert async_url(given) == expected
+
+
+def test_async_url_refuses_other_databases() -> None:
+    with pytest.raises(ValueError):
+        async_url("mysql://u@h/d")
+
+
+def test_database_url_errors_name_the_variable_and_hide_passwords(tmp_path: Path) -> None:
+    base = {"SERVER_URL": "bridge.example.com", "OPENAI_API_KEY": "sk-test"}
+    assert Settings.from_env(base).store.database_url == "sqlite:///calls.db"
+    ok = Settings.from_env({**base, "DATABASE_URL": "postgresql://u:pw@db.internal/calls"})
+    assert ok.store.is_postgresql and "pw" not in repr(ok)
+    for bad in (
+        f"sqlite:///{tmp_path}/missing/calls.db",
+        "sqlite://calls.db",
+        "mysql://u@h/d",
+        "postgresql://u:hunter2@h/",
+    ):
+        with pytest.raises(ConfigError) as info:
+            Settings.from_env({**base, "DATABASE_URL": bad})
+        assert "DATABASE_URL" in str(info.value)
+        assert "hunter2" not in str(info.value)

@@ -1,0 +1,403 @@
+"""Call records: one row per call plus its timestamped transcript. Shell: does I/O.
+
+:class:`CallRecord` is what ``GET /calls`` returns; :class:`CallStore` is what the web layer
+needs; :class:`SqlCallStore` implements it for SQLite (``aiosqlite``, the default, a file next
+to the app) and PostgreSQL (``asyncpg``, for several instances) with SQLAlchemy 2 Core async:
+one code path, the dialect picked from ``DATABASE_URL``. Tables are created on start-up
+(``metadata.create_all``); there is no migration framework yet.
+
+Timestamps are stored as naive UTC with microseconds (``TIMESTAMP WITHOUT TIME ZONE`` on
+PostgreSQL, ISO text on SQLite) and come back as aware UTC ``datetime``s.
+
+Transcript entries come from ``CallSummary.transcript`` (``session.CallStats.transcript``),
+whose shape is being changed: :func:`transcript_entries` accepts ``(role, text)`` and
+``(role, text, at)`` tuples or objects with ``role``/``text`` and an optional ``at``/
+``timestamp``/``time`` attribute. ``at`` is kept only when it is an aware ``datetime`` or
+epoch seconds; otherwise it is stored as NULL (never invented at write time).
+
+Source: style.md 7.4 (record written in the call's cleanup), 7.5 (store in cleanup_ctx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from .errors import FeatureDisabled
+
+log = logging.getLogger(__name__)
+
+DIRECTIONS = ("inbound", "outbound")
+MIN_EPOCH_S = 1_000_000_000.0
+"""Numbers below this (2001-09-09) are not epoch seconds, e.g. a monotonic loop time."""
+
+
+class StoreUnavailable(FeatureDisabled):
+    """The database could not be reached or used (HTTP 503 ``call_records_unavailable``)."""
+
+    code = "call_records_unavailable"
+
+
+_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
+"""Errors of a database that is down or unusable, as opposed to bugs (which propagate)."""
+
+
+# ------------------------------------------------------------------ records
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEntry:
+    """One line of a call's transcript.
+
+    Attributes:
+        role: ``caller`` (input transcription), ``assistant``, ``dtmf``, ``tool_call``,
+            ``tool_result`` (whatever the session reports; stored as given).
+        text: the words, digit(s), or tool name/arguments/result.
+        at: when it happened (aware UTC), or None when the session gave no time.
+    """
+
+    role: str
+    text: str
+    at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"role": self.role, "text": self.text, "at": _iso(self.at)}
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One finished (or cut-off) call.
+
+    Attributes:
+        call_uuid: Vonage call leg UUID (the primary key; a rewrite replaces the record).
+        conversation_uuid: Vonage ``CON-...`` UUID, when known.
+        direction: ``inbound`` (``/incoming-call``) or ``outbound`` (``POST /connect``).
+        from_number / to_number: as Vonage gave them (untrusted, bounded), when known.
+        started_at / ended_at: aware UTC, microseconds (media socket open / call cleaned up).
+        duration_s: the call's length, s.
+        end_reason: why it ended, as in the summary log line.
+        transcript: entries in the order they happened.
+    """
+
+    call_uuid: str
+    direction: str
+    started_at: datetime
+    ended_at: datetime
+    duration_s: float
+    end_reason: str
+    conversation_uuid: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    transcript: tuple[TranscriptEntry, ...] = field(default=())
+
+    def to_json(self, *, with_transcript: bool = True) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "call_uuid": self.call_uuid,
+            "conversation_uuid": self.conversation_uuid,
+            "direction": self.direction,
+            "from": self.from_number,
+            "to": self.to_number,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "duration_s": self.duration_s,
+            "end_reason": self.end_reason,
+        }
+        if with_transcript:
+            body["transcript"] = [e.to_json() for e in self.transcript]
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class CallPage:
+    """A page of records, newest first (without transcripts); ``next_offset`` is None on the
+    last page."""
+
+    records: list[CallRecord]
+    offset: int
+    limit: int
+    next_offset: int | None
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def transcript_entries(items: Iterable[object]) -> tuple[TranscriptEntry, ...]:
+    """Normalise what ``CallSummary.transcript`` holds into :class:`TranscriptEntry` items.
+
+    Accepts ``(role, text)`` / ``(role, text, at)`` tuples and objects with ``role`` and
+    ``text`` (and optionally ``at``, ``timestamp`` or ``time``); anything else is skipped.
+    """
+    out: list[TranscriptEntry] = []
+    for item in items:
+        if isinstance(item, TranscriptEntry):
+            out.append(item)
+            continue
+        if isinstance(item, tuple) and len(item) in (2, 3):
+            role, text = item[0], item[1]
+            at: object = item[2] if len(item) == 3 else None
+        else:
+            role, text = getattr(item, "role", None), getattr(item, "text", None)
+            at = next(
+                (
+                    getattr(item, name)
+                    for name in ("at", "timestamp", "time")
+                    if getattr(item, name, None) is not None
+                ),
+                None,
+            )
+        if role is None or text is None:
+            continue
+        out.append(TranscriptEntry(str(role), str(text), _as_utc(at)))
+    return tuple(out)
+
+
+def _as_utc(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo is not None else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= MIN_EPOCH_S:
+        return datetime.fromtimestamp(float(value), UTC)
+    return None
+
+
+# ------------------------------------------------------------------ protocol
+
+
+class CallStore(Protocol):
+    """Where call records go. Implementations must be safe to call from many calls at once."""
+
+    async def add(self, record: CallRecord) -> None:
+        """Write (or replace) the record of ``record.call_uuid`` with its transcript."""
+
+    async def get(self, call_uuid: str) -> CallRecord | None:
+        """The record with its transcript, or None.
+
+        Raises:
+            StoreUnavailable: the database is down or unusable (503).
+        """
+
+    async def page(self, *, limit: int, offset: int) -> CallPage:
+        """Records newest first (by ``started_at``), without transcripts.
+
+        Raises:
+            StoreUnavailable: the database is down or unusable (503).
+        """
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+# ------------------------------------------------------------------ SQL implementation
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC ``datetime`` in, aware UTC out; stored naive UTC with microseconds."""
+
+    impl = sa.DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: call records need aware UTC times")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+calls_table = sa.Table(
+    "calls",
+    metadata,
+    sa.Column("call_uuid", sa.String(128), primary_key=True),
+    sa.Column("conversation_uuid", sa.String(128), nullable=True),
+    sa.Column("direction", sa.String(16), nullable=False),
+    sa.Column("from_number", sa.String(64), nullable=True),
+    sa.Column("to_number", sa.String(64), nullable=True),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("ended_at", UtcDateTime(), nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("end_reason", sa.Text, nullable=False),
+    sa.Index("ix_calls_started_at", "started_at"),
+)
+
+transcript_table = sa.Table(
+    "transcript_entries",
+    metadata,
+    sa.Column(
+        "call_uuid",
+        sa.String(128),
+        sa.ForeignKey("calls.call_uuid", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=True),
+)
+
+
+def async_url(database_url: str) -> str:
+    """``DATABASE_URL`` with the async driver: ``sqlite://`` -> ``sqlite+aiosqlite://``,
+    ``postgresql://`` / ``postgres://`` -> ``postgresql+asyncpg://``.
+
+    Raises:
+        ValueError: for any other scheme.
+    """
+    url = make_url(database_url)
+    backend = url.get_backend_name()
+    if backend == "postgres":
+        backend = "postgresql"
+    driver = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}.get(backend)
+    if driver is None:
+        raise ValueError("must be a sqlite:/// or postgresql:// URL")
+    return url.set(drivername=f"{backend}+{driver}").render_as_string(hide_password=False)
+
+
+class SqlCallStore:
+    """:class:`CallStore` on SQLAlchemy Core async (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        # SQLite has one writer at a time, and ``:memory:`` shares one connection between
+        # coroutines (StaticPool): take turns here instead of interleaving transactions.
+        self._turns: contextlib.AbstractAsyncContextManager[object] = (
+            asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
+
+    @classmethod
+    async def open(cls, database_url: str, *, connect_timeout_s: float = 5.0) -> SqlCallStore:
+        """Connect and create the tables if they are missing.
+
+        Raises:
+            ValueError: if the URL's scheme is not supported.
+            sqlalchemy.exc.SQLAlchemyError / OSError: if the database cannot be reached.
+        """
+        url = async_url(database_url)
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith("postgresql"):
+            kwargs["connect_args"] = {"timeout": connect_timeout_s}
+        engine = create_async_engine(url, **kwargs)
+        store = cls(engine)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return store
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def add(self, record: CallRecord) -> None:
+        async with self._turns, self.engine.begin() as conn:
+            # Replace, not fail: a media socket may reconnect with the same call uuid.
+            await conn.execute(
+                transcript_table.delete().where(transcript_table.c.call_uuid == record.call_uuid)
+            )
+            await conn.execute(
+                calls_table.delete().where(calls_table.c.call_uuid == record.call_uuid)
+            )
+            await conn.execute(
+                calls_table.insert().values(
+                    call_uuid=record.call_uuid,
+                    conversation_uuid=record.conversation_uuid,
+                    direction=record.direction,
+                    from_number=record.from_number,
+                    to_number=record.to_number,
+                    started_at=record.started_at,
+                    ended_at=record.ended_at,
+                    duration_s=record.duration_s,
+                    end_reason=record.end_reason,
+                )
+            )
+            if record.transcript:
+                await conn.execute(
+                    transcript_table.insert(),
+                    [
+                        {
+                            "call_uuid": record.call_uuid,
+                            "seq": seq,
+                            "role": e.role,
+                            "text": e.text,
+                            "at": e.at,
+                        }
+                        for seq, e in enumerate(record.transcript)
+                    ],
+                )
+
+    async def get(self, call_uuid: str) -> CallRecord | None:
+        try:
+            return await self._get(call_uuid)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"call records unavailable: {exc.__class__.__name__}") from exc
+
+    async def _get(self, call_uuid: str) -> CallRecord | None:
+        async with self._turns, self.engine.connect() as conn:
+            row = (
+                await conn.execute(calls_table.select().where(calls_table.c.call_uuid == call_uuid))
+            ).first()
+            if row is None:
+                return None
+            lines = await conn.execute(
+                sa.select(transcript_table.c.role, transcript_table.c.text, transcript_table.c.at)
+                .where(transcript_table.c.call_uuid == call_uuid)
+                .order_by(transcript_table.c.seq)
+            )
+            entries = tuple(TranscriptEntry(r.role, r.text, r.at) for r in lines)
+        return _record(row, entries)
+
+    async def page(self, *, limit: int, offset: int) -> CallPage:
+        try:
+            return await self._page(limit=limit, offset=offset)
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailable(f"call records unavailable: {exc.__class__.__name__}") from exc
+
+    async def _page(self, *, limit: int, offset: int) -> CallPage:
+        query = (
+            calls_table.select()
+            .order_by(calls_table.c.started_at.desc(), calls_table.c.call_uuid.desc())
+            .limit(limit + 1)
+            .offset(offset)
+        )
+        async with self._turns, self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        more = len(rows) > limit
+        return CallPage(
+            records=[_record(r, ()) for r in rows[:limit]],
+            offset=offset,
+            limit=limit,
+            next_offset=offset + limit if more else None,
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _record(row: sa.Row[Any], transcript: tuple[TranscriptEntry, ...]) -> CallRecord:
+    return CallRecord(
+        call_uuid=row.call_uuid,
+        conversation_uuid=row.conversation_uuid,
+        direction=row.direction,
+        from_number=row.from_number,
+        to_number=row.to_number,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        duration_s=row.duration_s,
+        end_reason=row.end_reason,
+        transcript=transcript,
+    )

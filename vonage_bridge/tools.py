@@ -1,0 +1,211 @@
+"""Function calling: a registry of async tools the model may call, and the built-in ones.
+
+A tool is an async function ``handler(args, ctx)`` with a JSON-schema ``parameters`` object.
+The registry's declarations go into ``session.update`` (``tools``, ``tool_choice: auto``); the
+pure session emits a :class:`RunTool` for each completed ``function_call`` item, the shell
+(``bridge.py``) runs the handler as a task of the call and hands the result back.
+
+Deployers add their own tools without editing the bridge: ``TOOLS_MODULE=mypkg.tools`` is
+imported at start-up and must expose ``register(registry)`` or a ``TOOLS`` list of
+:class:`Tool`.
+
+Built-ins: ``end_call`` (always) and ``transfer_call`` (with ``TRANSFER_NUMBER`` and Vonage
+REST configured).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+from .events import RunTool
+
+if TYPE_CHECKING:
+    from .calls import VoiceApi
+
+__all__ = [
+    "END_CALL",
+    "RunTool",
+    "Tool",
+    "ToolContext",
+    "ToolHandler",
+    "ToolRegistry",
+    "build_registry",
+    "load_tools_module",
+    "transfer_tool",
+]
+
+
+@dataclass(slots=True)
+class ToolContext:
+    """What a tool may know and use about its call.
+
+    Attributes:
+        call_uuid: the Vonage call leg.
+        caller: the caller's number, if known (untrusted).
+        voice_api: Vonage REST, or None when it is not configured.
+    """
+
+    call_uuid: str
+    caller: str | None = None
+    voice_api: VoiceApi | None = None
+
+
+ToolHandler = Callable[[dict[str, Any], ToolContext], Awaitable[Any]]
+"""``handler(arguments, context)``: the result is sent to the model (a ``str`` as is,
+anything else as JSON); an exception is sent as ``{"error": ...}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """One function the model may call.
+
+    Attributes:
+        name: ``^[a-zA-Z0-9_-]{1,64}$``.
+        description: tells the model when to call it.
+        parameters: JSON schema of the arguments object.
+        handler: the async function to run.
+        ends_call: once it returns, the call ends after the current reply has been heard
+            (no new response is requested).
+        timeout_s: bound on one run.
+    """
+
+    name: str
+    description: str
+    handler: ToolHandler
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    ends_call: bool = False
+    timeout_s: float = 20.0
+
+    def declaration(self) -> dict[str, Any]:
+        """The ``session.tools`` entry."""
+        return {
+            "type": "function",
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters,
+        }
+
+
+class ToolRegistry:
+    """Tools by name; later registrations replace earlier ones of the same name."""
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for t in tools:
+            self.add(t)
+
+    def add(self, tool: Tool) -> None:
+        self._tools[tool.name] = tool
+
+    def tool(
+        self,
+        name: str,
+        description: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        timeout_s: float = 20.0,
+    ) -> Callable[[ToolHandler], ToolHandler]:
+        """Decorator form of :meth:`add`."""
+
+        def register(handler: ToolHandler) -> ToolHandler:
+            params = parameters or {"type": "object", "properties": {}}
+            self.add(Tool(name, description, handler, params, timeout_s=timeout_s))
+            return handler
+
+        return register
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def declarations(self) -> list[dict[str, Any]]:
+        """Every tool's ``session.tools`` entry."""
+        return [t.declaration() for t in self._tools.values()]
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+
+# ---------------------------------------------------------------- built-ins
+
+
+async def _end_call(args: dict[str, Any], ctx: ToolContext) -> str:
+    return "The call will end once your goodbye has been heard. Do not say anything more."
+
+
+END_CALL = Tool(
+    "end_call",
+    "End the phone call. Say a short goodbye first, in the same turn, then call this.",
+    _end_call,
+    ends_call=True,
+)
+
+
+def transfer_tool(number: str) -> Tool:
+    """``transfer_call``: connects the caller to ``number`` (E.164 digits) over the Voice API
+    ``transfer`` action with an inline NCCO; our media leg ends with it."""
+
+    async def transfer(args: dict[str, Any], ctx: ToolContext) -> str:
+        if ctx.voice_api is None:
+            raise RuntimeError("transfers are not configured")
+        ncco = [{"action": "connect", "endpoint": [{"type": "phone", "number": number}]}]
+        await ctx.voice_api.transfer(ctx.call_uuid, ncco)
+        return "The caller is being transferred."
+
+    return Tool(
+        "transfer_call",
+        "Transfer the caller to a human agent. Tell the caller first that you are "
+        "transferring them.",
+        transfer,
+        {
+            "type": "object",
+            "properties": {"reason": {"type": "string", "description": "why, in a few words"}},
+        },
+    )
+
+
+def load_tools_module(module_name: str, registry: ToolRegistry) -> None:
+    """Import a deployer's module and register its tools: ``register(registry)`` if it has
+    one, else every :class:`Tool` in its ``TOOLS`` list.
+
+    Raises:
+        ImportError: the module cannot be imported.
+        TypeError: it has neither ``register`` nor a ``TOOLS`` list of tools.
+    """
+    module = importlib.import_module(module_name)
+    register = getattr(module, "register", None)
+    if callable(register):
+        register(registry)
+        return
+    tools = getattr(module, "TOOLS", None)
+    if not isinstance(tools, list | tuple) or not all(isinstance(t, Tool) for t in tools):
+        raise TypeError(f"{module_name} has neither register(registry) nor a TOOLS list of Tool")
+    for t in tools:
+        registry.add(t)
+
+
+def build_registry(
+    *, transfer_number: str | None, rest_configured: bool, tools_module: str | None
+) -> ToolRegistry:
+    """The tools of every call: built-ins, then the deployer's module (which may replace
+    them by name).
+
+    Raises:
+        ConfigError: ``TOOLS_MODULE`` cannot be imported or registers nothing usable.
+    """
+    registry = ToolRegistry([END_CALL])
+    if transfer_number and rest_configured:
+        registry.add(transfer_tool(transfer_number))
+    if tools_module:
+        try:
+            load_tools_module(tools_module, registry)
+        except Exception as exc:
+            raise ConfigError([f"TOOLS_MODULE: cannot load {tools_module!r}: {exc}"]) from exc
+    return registry

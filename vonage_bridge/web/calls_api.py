@@ -1,0 +1,101 @@
+"""``GET /calls`` and ``GET /calls/{call_uuid}``: the call records, as JSON.
+
+Guarded like ``POST /connect``: ``X-API-Key`` must equal ``CONNECT_API_KEY`` (compared in
+constant time). Responses:
+
+- ``GET /calls?limit=20&offset=0``: 200 ``{"calls": [...], "limit", "offset",
+  "next_offset"}``, newest first, without transcripts; ``next_offset`` is null on the last
+  page. ``limit`` is 1-100 (default 20), ``offset`` 0-1000000 (default 0); anything else is a
+  400 ``invalid_paging`` naming the parameter.
+- ``GET /calls/{call_uuid}``: 200 with the record and its transcript, 404 ``call_not_found``.
+- 401 ``api_key_missing``, 403 ``api_key_invalid``, 503 ``calls_api_disabled``
+  (``CONNECT_API_KEY`` unset) or ``call_records_unavailable`` (the database was unreachable
+  at start-up, or is down now).
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from ..errors import FeatureDisabled, Forbidden, InvalidRequest, Unauthorized
+from ..store import CallStore
+from .keys import SETTINGS, STORE
+
+routes = web.RouteTableDef()
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+MAX_OFFSET = 1_000_000
+
+
+def _authorised_store(request: web.Request) -> CallStore:
+    """The store, once the request's ``X-API-Key`` is checked.
+
+    Raises:
+        FeatureDisabled: ``CONNECT_API_KEY`` unset, or no store (503).
+        Unauthorized / Forbidden: key missing (401) / wrong (403).
+    """
+    api_key = request.app[SETTINGS].vonage.connect_api_key
+    if not api_key:
+        raise FeatureDisabled(
+            "GET /calls is off: set CONNECT_API_KEY to turn it on", code="calls_api_disabled"
+        )
+    given = request.headers.get("X-API-Key")
+    if not given:
+        raise Unauthorized("X-API-Key header missing", code="api_key_missing")
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), api_key.encode("utf-8")):
+        raise Forbidden("X-API-Key is not valid", code="api_key_invalid")
+    store = request.app.get(STORE)
+    if store is None:
+        raise FeatureDisabled(
+            "call records are unavailable: the database could not be reached at start-up",
+            code="call_records_unavailable",
+        )
+    return store
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        msg = f"{name}: {raw[:32]!r} is not an integer"
+        raise InvalidRequest(msg, code="invalid_paging") from None
+    if not lo <= value <= hi:
+        raise InvalidRequest(f"{name}: must be between {lo} and {hi}", code="invalid_paging")
+    return value
+
+
+@routes.get("/calls")
+async def list_calls(request: web.Request) -> web.Response:
+    """A page of call records, newest first."""
+    store = _authorised_store(request)
+    limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
+    page = await store.page(limit=limit, offset=offset)
+    return web.json_response(
+        {
+            "calls": [r.to_json(with_transcript=False) for r in page.records],
+            "limit": page.limit,
+            "offset": page.offset,
+            "next_offset": page.next_offset,
+        }
+    )
+
+
+@routes.get("/calls/{call_uuid}")
+async def get_call(request: web.Request) -> web.Response:
+    """One call record with its transcript."""
+    store = _authorised_store(request)
+    call_uuid = request.match_info["call_uuid"]
+    record = await store.get(call_uuid[:128])
+    if record is None:
+        return web.json_response(
+            {"error": {"code": "call_not_found", "message": "no record of this call"}},
+            status=404,
+        )
+    return web.json_response(record.to_json())
