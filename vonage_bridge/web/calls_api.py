@@ -15,13 +15,12 @@ constant time). Responses:
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 
-from ..errors import FeatureDisabled, Forbidden, InvalidRequest, Unauthorized
+from ..errors import FeatureDisabled, InvalidRequest
 from ..store import CallStore
-from .keys import SETTINGS, STORE
+from .auth import require_api_key
+from .keys import STORE
 
 routes = web.RouteTableDef()
 
@@ -37,16 +36,7 @@ def _authorised_store(request: web.Request) -> CallStore:
         FeatureDisabled: ``CONNECT_API_KEY`` unset, or no store (503).
         Unauthorized / Forbidden: key missing (401) / wrong (403).
     """
-    api_key = request.app[SETTINGS].vonage.connect_api_key
-    if not api_key:
-        raise FeatureDisabled(
-            "GET /calls is off: set CONNECT_API_KEY to turn it on", code="calls_api_disabled"
-        )
-    given = request.headers.get("X-API-Key")
-    if not given:
-        raise Unauthorized("X-API-Key header missing", code="api_key_missing")
-    if not hmac.compare_digest(given.encode("utf-8", "replace"), api_key.encode("utf-8")):
-        raise Forbidden("X-API-Key is not valid", code="api_key_invalid")
+    require_api_key(request, feature="GET /calls", disabled_code="calls_api_disabled")
     store = request.app.get(STORE)
     if store is None:
         raise FeatureDisabled(

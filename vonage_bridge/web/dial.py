@@ -21,7 +21,6 @@ Source: protocols.md A4 (create call), A1 (answer URL of an outbound call).
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from typing import Any
@@ -29,8 +28,9 @@ from typing import Any
 from aiohttp import web
 
 from ..app_jwt import e164_digits
-from ..errors import FeatureDisabled, Forbidden, InvalidRequest, Unauthorized, VonageApiError
+from ..errors import FeatureDisabled, InvalidRequest, VonageApiError
 from ..logs import call_context
+from .auth import require_api_key
 from .keys import SETTINGS, VOICE_API
 
 log = logging.getLogger(__name__)
@@ -45,17 +45,7 @@ async def connect(request: web.Request) -> web.Response:
     """Dial ``to`` from ``from`` and bridge the call to a Realtime session when answered."""
     settings = request.app[SETTINGS]
     vonage = settings.vonage
-    if not vonage.connect_api_key:
-        raise FeatureDisabled(
-            "POST /connect is off: set CONNECT_API_KEY to turn it on", code="connect_disabled"
-        )
-    given = request.headers.get("X-API-Key")
-    if not given:
-        raise Unauthorized("X-API-Key header missing", code="api_key_missing")
-    if not hmac.compare_digest(
-        given.encode("utf-8", "replace"), vonage.connect_api_key.encode("utf-8")
-    ):
-        raise Forbidden("X-API-Key is not valid", code="api_key_invalid")
+    require_api_key(request, feature="POST /connect", disabled_code="connect_disabled")
     api = request.app.get(VOICE_API)
     if api is None:
         missing = " and ".join(vonage.missing_for_rest)
