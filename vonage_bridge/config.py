@@ -14,6 +14,8 @@ is wrong".
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -162,6 +164,24 @@ class VonageSettings:
         return missing + self.missing_for_rest
 
 
+@dataclass(frozen=True, slots=True)
+class SipSettings:
+    """The OpenAI SIP connector front door (``sip/``). Off while ``webhook_secret`` is None.
+
+    Attributes:
+        webhook_secret: ``OPENAI_WEBHOOK_SECRET`` (``whsec_...``): verifies OpenAI's webhooks.
+        project_id: ``OPENAI_PROJECT_ID`` (``proj_...``), only shown in the start-up log.
+        allow_from / deny_from: E.164 digits (no ``+``) of callers to accept only / refuse.
+        max_calls: concurrent SIP calls; more are rejected with 486 Busy Here.
+    """
+
+    webhook_secret: str | None = field(default=None, repr=False)
+    project_id: str | None = None
+    allow_from: tuple[str, ...] = ()
+    deny_from: tuple[str, ...] = ()
+    max_calls: int | None = None
+
+
 DEFAULT_DATABASE_URL = "sqlite:///calls.db"
 
 
@@ -198,6 +218,7 @@ class Settings:
     log: LogSettings
     vonage: VonageSettings = field(default_factory=VonageSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    sip: SipSettings = field(default_factory=SipSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -239,6 +260,7 @@ class Settings:
         system_message = r.check("SYSTEM_MESSAGE_PATH", sm_path, read_system_message)
         vonage = _read_vonage(r)
         database_url = r.get("DATABASE_URL", DEFAULT_DATABASE_URL, _database_url)
+        sip = _read_sip(r)
         r.raise_if_problems()
         random_secret = not secret_text
         return cls(
@@ -277,7 +299,41 @@ class Settings:
             log=LogSettings(level=log_level, format=log_format),
             vonage=vonage,
             store=StoreSettings(database_url=database_url),
+            sip=sip,
         )
+
+
+def _read_sip(r: _Reader) -> SipSettings:
+    """The optional ``OPENAI_WEBHOOK_SECRET`` / ``SIP_*`` variables (problems go to ``r``)."""
+    secret = r.get("OPENAI_WEBHOOK_SECRET", "", _webhook_secret) or None
+    max_text = r.get("SIP_MAX_CALLS", "", str).strip()
+    return SipSettings(
+        webhook_secret=secret,
+        project_id=r.get("OPENAI_PROJECT_ID", "", str).strip() or None,
+        allow_from=r.get("SIP_ALLOW_FROM", "", _number_list),
+        deny_from=r.get("SIP_DENY_FROM", "", _number_list),
+        max_calls=r.check("SIP_MAX_CALLS", max_text, _int_range(1, 10_000)) if max_text else None,
+    )
+
+
+def _webhook_secret(value: str) -> str:
+    """A Standard Webhooks secret: ``whsec_`` then non-empty base64 [protocols.md B5]."""
+    v = value.strip()
+    if not v:
+        return v
+    body = v.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (ValueError, binascii.Error):
+        raise ValueError("must be whsec_ followed by base64 (as OpenAI shows it)") from None
+    if not key:
+        raise ValueError("must be whsec_ followed by base64 (as OpenAI shows it)")
+    return v
+
+
+def _number_list(value: str) -> tuple[str, ...]:
+    """Comma-separated E.164 numbers as digits without ``+``."""
+    return tuple(e164_digits(part.strip()) for part in value.split(",") if part.strip())
 
 
 def _read_vonage(r: _Reader) -> VonageSettings:

@@ -22,6 +22,7 @@ from ..tools import build_registry
 from . import calls_api, dial, vonage
 from .keys import CALLS, HTTP, SETTINGS, SIGNER, STORE, TOOLS, VOICE_API, LiveCall
 from .middleware import json_errors
+from .sip import setup_sip
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 5.0
@@ -124,6 +125,16 @@ def _startup_report(settings: Settings) -> None:
             "Vonage REST off (%s not set): no outbound calls, no REST hang-up",
             " and ".join(v.missing_for_rest),
         )
+    sip = settings.sip
+    if sip.webhook_secret:
+        target = f"sip:{sip.project_id}@sip.api.openai.com;transport=tls"
+        log.info(
+            "OpenAI SIP front door ON: webhook URL %s/openai/webhook; SIP URI %s",
+            s.public_url.http,
+            target if sip.project_id else "sip:<OPENAI_PROJECT_ID>@sip.api.openai.com",
+        )
+    else:
+        log.info("OpenAI SIP front door off (OPENAI_WEBHOOK_SECRET not set)")
     if v.missing_for_connect:
         log.info(
             "POST /connect is off: %s not set (it answers 503)", ", ".join(v.missing_for_connect)
@@ -156,6 +167,8 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     app.router.add_routes(vonage.routes)
     app.router.add_routes(dial.routes)
     app.router.add_routes(calls_api.routes)
+    if settings.sip.webhook_secret:
+        setup_sip(app, settings)
     app.cleanup_ctx.append(_http_client)
     if store is not None:
         app[STORE] = store

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+from standardwebhooks import Webhook
 
 from ..calls import CallHangUp, VoiceApi
 from ..config import Settings
 from ..media_token import MediaTokenSigner
+from ..sip.webhook import SeenIds
 from ..store import CallStore
 from ..tools import ToolRegistry
 
@@ -37,3 +39,24 @@ STORE = web.AppKey("store", CallStore)
 then answers 503 and calls are not recorded)."""
 TOOLS = web.AppKey("tools", ToolRegistry)
 """The tools the model may call (built-ins plus ``TOOLS_MODULE``), built at start-up."""
+
+
+@dataclass(slots=True)
+class SipState:
+    """The OpenAI SIP front door (``web/sip.py``), present when ``OPENAI_WEBHOOK_SECRET`` is set.
+
+    Attributes:
+        verifier: the Standard Webhooks verifier of ``OPENAI_WEBHOOK_SECRET``.
+        seen: recent ``webhook-id`` values (OpenAI retries deliveries).
+        calls: call id -> the task accepting and steering that call (counts for
+            ``SIP_MAX_CALLS``).
+        tasks: every background task (accepts, rejects, calls), cancelled on shutdown.
+    """
+
+    verifier: Webhook
+    seen: SeenIds
+    calls: dict[str, asyncio.Task[None]]
+    tasks: set[asyncio.Task[None]]
+
+
+SIP = web.AppKey("sip", SipState)

@@ -1,0 +1,263 @@
+"""OpenAI SIP webhooks: signature check, ``realtime.call.incoming`` parsing, the caller's
+number, screening, and the accept body. Pure: no I/O, no clock (times are passed in; the
+Standard Webhooks library reads the clock for its 5-minute tolerance).
+
+Source: protocols.md B4 (webhook body, call control), B5 (Standard Webhooks).
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from ..config import OpenAISettings, SipSettings
+
+INCOMING_CALL = "realtime.call.incoming"
+MAX_HEADERS = 64
+MAX_HEADER_NAME = 64
+MAX_HEADER_VALUE = 512
+MAX_CALL_ID = 128
+BUSY = 486
+DECLINE = 603
+NATIONAL_PREFIXES = {"81": "0"}
+"""Country codes whose national form we know: ``+81 80 ...`` is dialled ``080 ...``."""
+
+_SAFE = re.compile(r"[^\x20-\x7e]")
+_CALL_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
+_SIP_NUMBER = re.compile(r"(?:sips?|tel):(\+?[0-9][0-9\-.()]{5,20})(?=[@;>?]|$)", re.IGNORECASE)
+
+
+class WebhookRejected(Exception):
+    """The webhook is not from OpenAI (bad, missing or stale signature) or is unusable."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def webhook_verifier(secret: str) -> Webhook:
+    """The verifier for ``OPENAI_WEBHOOK_SECRET`` (``whsec_<base64>``)."""
+    return Webhook(secret)
+
+
+def verify_webhook(verifier: Webhook, body: bytes, headers: Mapping[str, str]) -> str:
+    """Check a webhook's Standard Webhooks signature over the raw ``body``; 5 minutes'
+    tolerance either way. Returns its ``webhook-id``.
+
+    Raises:
+        WebhookRejected: missing headers, no matching signature, a timestamp out of
+            tolerance, or malformed signature entries (the library raises ``ValueError``
+            for an entry without a comma, ``binascii.Error`` for bad base64).
+    """
+    wanted = {k: v for k, v in headers.items() if k.lower().startswith("webhook-")}
+    try:
+        verifier.verify(body, wanted, json_parse=False)
+    except WebhookVerificationError as exc:
+        raise WebhookRejected(str(exc) or "invalid signature") from None
+    except (ValueError, TypeError, binascii.Error):  # UnicodeDecodeError is a ValueError
+        raise WebhookRejected("malformed webhook-signature or body") from None
+    msg_id = {k.lower(): v for k, v in wanted.items()}.get("webhook-id", "")
+    return safe_text(msg_id, 256)
+
+
+def safe_text(value: object, limit: int) -> str:
+    """Untrusted text made short and printable ASCII."""
+    if not isinstance(value, str):
+        return ""
+    return _SAFE.sub("?", value[:limit])
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingCall:
+    """A ``realtime.call.incoming`` event.
+
+    Attributes:
+        call_id: ``rtc_...`` (safe characters only).
+        sip_headers: header name -> first value, bounded and printable (untrusted).
+        caller / called: E.164 with ``+`` from the ``From`` / ``To`` URIs, when found.
+    """
+
+    call_id: str
+    sip_headers: dict[str, str]
+    caller: str | None
+    called: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """A verified webhook: its ``type``, and the call when it is an incoming call."""
+
+    type: str
+    call: IncomingCall | None = None
+
+
+def parse_event(body: bytes) -> WebhookEvent:
+    """Parse a verified webhook body.
+
+    Raises:
+        WebhookRejected: not a JSON object with a ``type``, or an incoming call without a
+            usable ``call_id``.
+    """
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise WebhookRejected("body is not JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
+        raise WebhookRejected("body is not an event object with a type")
+    kind = safe_text(doc["type"], 64)
+    if kind != INCOMING_CALL:
+        return WebhookEvent(kind)
+    data = doc.get("data")
+    data = data if isinstance(data, dict) else {}
+    call_id = data.get("call_id")
+    if not isinstance(call_id, str) or not _CALL_ID.fullmatch(call_id):
+        raise WebhookRejected("realtime.call.incoming without a valid data.call_id")
+    headers = sip_headers(data.get("sip_headers"))
+    return WebhookEvent(
+        kind,
+        IncomingCall(
+            call_id=call_id,
+            sip_headers=headers,
+            caller=number_from_uri(headers.get("from", "")),
+            called=number_from_uri(headers.get("to", "")),
+        ),
+    )
+
+
+def sip_headers(value: object) -> dict[str, str]:
+    """``[{name, value}, ...]`` as lower-case name -> first value, bounded and printable."""
+    out: dict[str, str] = {}
+    if not isinstance(value, list):
+        return out
+    for entry in value[:MAX_HEADERS]:
+        if not isinstance(entry, dict):
+            continue
+        name = safe_text(entry.get("name"), MAX_HEADER_NAME).strip().lower()
+        if name and name not in out:
+            out[name] = safe_text(entry.get("value"), MAX_HEADER_VALUE)
+    return out
+
+
+def number_from_uri(header: str) -> str | None:
+    """The phone number of a SIP ``From``/``To`` value as E.164 with ``+``, or None.
+
+    ``<sip:+818012345678@pstn.twilio.com;user=phone>`` -> ``+818012345678``; a user part
+    that is not 7-15 digits (``sip:alice@...``, anonymous) gives None.
+    """
+    match = _SIP_NUMBER.search(header)
+    if match is None:
+        return None
+    digits = re.sub(r"[^0-9]", "", match.group(1))
+    if not 7 <= len(digits) <= 15 or digits.startswith("0"):
+        return None
+    return "+" + digits
+
+
+def national_form(e164: str) -> str | None:
+    """The national form for a country code we know (``+818012345678`` -> ``08012345678``)."""
+    for code, prefix in NATIONAL_PREFIXES.items():
+        if e164.startswith("+" + code):
+            return prefix + e164[1 + len(code) :]
+    return None
+
+
+def caller_label(caller: str | None) -> str | None:
+    """The caller's number for the instructions: E.164, plus the national form if known."""
+    if caller is None:
+        return None
+    national = national_form(caller)
+    return f"{caller} (national form {national})" if national else caller
+
+
+def screen(caller: str | None, sip: SipSettings, live_calls: int) -> int | None:
+    """The SIP status to reject a call with, or None to accept it: 603 for a denied caller
+    (or one missing from a non-empty allow list), 486 past ``max_calls``."""
+    digits = caller.removeprefix("+") if caller else None
+    if digits is not None and digits in sip.deny_from:
+        return DECLINE
+    if sip.allow_from and digits not in sip.allow_from:
+        return DECLINE
+    if sip.max_calls is not None and live_calls >= sip.max_calls:
+        return BUSY
+    return None
+
+
+def system_message_for(template: str, caller: str | None) -> str:
+    """The persona with ``{caller}`` replaced (by "unknown" without a number)."""
+    return template.replace("{caller}", caller or "unknown")
+
+
+def accept_session(
+    openai: OpenAISettings, instructions: str, tools: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The ``/accept`` body: a GA session config. The audio formats are OpenAI's business on
+    SIP, so only voice, transcription and turn detection are set [B4]."""
+    audio_input: dict[str, Any] = {
+        "turn_detection": {
+            "type": "server_vad",
+            "threshold": openai.vad_threshold,
+            "prefix_padding_ms": 300,
+            "silence_duration_ms": openai.vad_silence_ms,
+            "create_response": True,
+            "interrupt_response": True,
+        }
+    }
+    if openai.transcription_model:
+        transcription: dict[str, Any] = {"model": openai.transcription_model}
+        if openai.transcription_language:
+            transcription["language"] = openai.transcription_language
+        audio_input["transcription"] = transcription
+    session: dict[str, Any] = {
+        "type": "realtime",
+        "model": openai.model,
+        "instructions": instructions,
+        "audio": {"input": audio_input, "output": {"voice": openai.voice}},
+    }
+    if tools:
+        session["tools"] = tools
+        session["tool_choice"] = "auto"
+    return session
+
+
+def greeting_event(greeting_text: str) -> dict[str, Any]:
+    """``response.create`` asking the model to greet the caller (``GREETING_TEXT``)."""
+    if greeting_text:
+        text = f"Greet the caller now, saying exactly: {greeting_text}"
+    else:
+        text = "Greet the caller briefly and ask how you can help."
+    return {"type": "response.create", "response": {"instructions": text}}
+
+
+class SeenIds:
+    """The last ``capacity`` webhook ids, each remembered for ``ttl_s`` (OpenAI retries a
+    webhook with the same ``webhook-id``). Bounded memory; ``now`` is passed in."""
+
+    def __init__(self, capacity: int = 1024, ttl_s: float = 3600.0) -> None:
+        self.capacity = capacity
+        self.ttl_s = ttl_s
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def check_and_add(self, msg_id: str, now: float) -> bool:
+        """True if ``msg_id`` was already seen within the TTL; remembers it either way."""
+        while self._seen:
+            oldest, at = next(iter(self._seen.items()))
+            if now - at <= self.ttl_s:
+                break
+            del self._seen[oldest]
+        seen = msg_id in self._seen
+        self._seen[msg_id] = now
+        self._seen.move_to_end(msg_id)
+        while len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+        return seen
+
+    def __len__(self) -> int:
+        return len(self._seen)

@@ -1,0 +1,248 @@
+"""OpenAI SIP connector routes: ``POST /openai/webhook`` (also ``/webhook``).
+
+Mounted only when ``OPENAI_WEBHOOK_SECRET`` is set. A webhook must carry a valid Standard
+Webhooks signature (401 JSON otherwise, nothing accepted); a repeated ``webhook-id`` is
+answered 200 and ignored. The answer is quick: accepting or rejecting the call and its
+sideband socket run in a background task of the app, cancelled on shutdown.
+
+Source: protocols.md B4-B5; field-notes.md 1.6 (404 on accept, duplicate deliveries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from ..config import Settings
+from ..errors import InvalidRequest, RealtimeConnectError, Unauthorized, UpstreamError
+from ..logs import call_context
+from ..realtime.instructions import call_instructions
+from ..sip.control import CallGone, Sideband, SipControl, open_sideband
+from ..sip.webhook import (
+    DECLINE,
+    IncomingCall,
+    SeenIds,
+    WebhookRejected,
+    accept_session,
+    caller_label,
+    greeting_event,
+    parse_event,
+    screen,
+    system_message_for,
+    verify_webhook,
+    webhook_verifier,
+)
+from ..store import CallRecord
+from ..tools import ToolRegistry, transfer_tool
+from .keys import HTTP, SETTINGS, SIP, STORE, TOOLS, SipState
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+MAX_BODY_BYTES = 64 * 1024
+RECORD_WRITE_TIMEOUT_S = 5.0
+FRONT_DOOR = "openai-sip"
+SHUTDOWN_HANGUP_S = 3.0
+
+
+def setup_sip(app: web.Application, settings: Settings) -> None:
+    """Mount the webhook routes and their state (call only with a webhook secret)."""
+    assert settings.sip.webhook_secret is not None
+    app[SIP] = SipState(
+        verifier=webhook_verifier(settings.sip.webhook_secret),
+        seen=SeenIds(),
+        calls={},
+        tasks=set(),
+    )
+    app.router.add_routes(routes)
+    app.on_shutdown.append(_stop_tasks)
+
+
+async def _stop_tasks(app: web.Application) -> None:
+    tasks = list(app[SIP].tasks)
+    if not tasks:
+        return
+    log.info("shutting down: stopping %d SIP task(s)", len(tasks))
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def sip_tools(registry: ToolRegistry, transfer_number: str | None) -> ToolRegistry:
+    """The shared tools, plus ``transfer_call`` (a SIP refer) when ``TRANSFER_NUMBER`` is set."""
+    tools = ToolRegistry()
+    for name in registry.names:
+        tool = registry.get(name)
+        if tool is not None:
+            tools.add(tool)
+    if transfer_number and tools.get("transfer_call") is None:
+        tools.add(transfer_tool(transfer_number))
+    return tools
+
+
+@routes.post("/openai/webhook")
+@routes.post("/webhook")
+async def openai_webhook(request: web.Request) -> web.Response:
+    """A verified OpenAI webhook: 200 quickly; the call is handled in the background."""
+    app = request.app
+    state = app[SIP]
+    body = await request.read()
+    if len(body) > MAX_BODY_BYTES:
+        raise InvalidRequest("webhook body too large", code="body_too_large")
+    try:
+        msg_id = verify_webhook(state.verifier, body, request.headers)
+    except WebhookRejected as exc:
+        log.warning("OpenAI webhook refused: %s", exc.reason)
+        raise Unauthorized(
+            f"webhook not verified: {exc.reason}", code="invalid_signature"
+        ) from None
+    if state.seen.check_and_add(msg_id, time.time()):
+        log.info("OpenAI webhook %s already handled (a retry): ignored", msg_id)
+        return web.json_response({"status": "duplicate"})
+    try:
+        event = parse_event(body)
+    except WebhookRejected as exc:
+        log.warning("OpenAI webhook %s unusable: %s", msg_id, exc.reason)
+        raise InvalidRequest(exc.reason, code="invalid_event") from None
+    if event.call is None:
+        log.info("OpenAI webhook %s: event type %s not handled", msg_id, event.type)
+        return web.json_response({"status": "ignored"})
+    call = event.call
+    with call_context(call.call_id):
+        if call.call_id in state.calls:
+            log.info("incoming SIP call already being handled: ignored")
+            return web.json_response({"status": "duplicate"})
+        settings = app[SETTINGS]
+        reject = screen(call.caller, settings.sip, len(state.calls))
+        log.info(
+            "incoming SIP call from %s to %s: %s",
+            call.caller or "?",
+            call.called or "?",
+            f"rejecting with {reject}" if reject else "accepting",
+        )
+        if reject is not None:
+            _track(state, _reject(app, call, reject), call.call_id, counts=False)
+            return web.json_response({"status": "rejected", "sip_status": reject})
+        _track(state, _handle_call(app, call), call.call_id, counts=True)
+    return web.json_response({"status": "accepted"})
+
+
+def _track(state: SipState, coro: Coroutine[Any, Any, None], call_id: str, *, counts: bool) -> None:
+    task = asyncio.create_task(coro, name=f"sip-{call_id}")
+    state.tasks.add(task)
+    if counts:
+        state.calls[call_id] = task
+
+    def done(t: asyncio.Task[None]) -> None:
+        state.tasks.discard(t)
+        if state.calls.get(call_id) is t:
+            del state.calls[call_id]
+        if not t.cancelled() and (exc := t.exception()) is not None:
+            log.error("SIP task of %s failed: %r", call_id, exc)
+
+    task.add_done_callback(done)
+
+
+async def _reject(app: web.Application, call: IncomingCall, status: int) -> None:
+    control = SipControl(app[HTTP], app[SETTINGS].openai)
+    with call_context(call.call_id):
+        try:
+            await control.reject(call.call_id, status)
+        except CallGone:
+            log.info("reject: the caller had already hung up")
+        except UpstreamError as exc:
+            log.error("reject failed: %s", exc.message)
+
+
+async def _handle_call(app: web.Application, call: IncomingCall) -> None:
+    settings = app[SETTINGS]
+    control = SipControl(app[HTTP], settings.openai)
+    tools = sip_tools(app[TOOLS], settings.call.transfer_number)
+    with call_context(call.call_id):
+        instructions = call_instructions(
+            system_message_for(settings.call.system_message, call.caller),
+            caller=caller_label(call.caller),
+            called=call.called,
+        )
+        session = accept_session(settings.openai, instructions, tools.declarations())
+        try:
+            await control.accept(call.call_id, session)
+        except CallGone:
+            log.info("accept: 404, the caller hung up before we answered")
+            return
+        except UpstreamError as exc:
+            log.error("accept failed: %s; rejecting the call (603)", exc.message)
+            await _reject(app, call, DECLINE)  # do not leave the caller ringing
+            return
+        started_at = datetime.now(UTC)
+        log.info("SIP call accepted")
+        sideband: Sideband | None = None
+        end_reason = "sideband not opened"
+        try:
+            ws = await open_sideband(app[HTTP], settings.openai, call.call_id)
+            sideband = Sideband(
+                ws,
+                call.call_id,
+                control,
+                tools,
+                caller=call.caller,
+                transfer_number=settings.call.transfer_number,
+            )
+            end_reason = await sideband.run(greeting_event(settings.call.greeting_text))
+        except RealtimeConnectError as exc:
+            log.error("sideband: %s", exc.message)
+            end_reason = "sideband failed"
+        except asyncio.CancelledError:
+            end_reason = "server shutting down"
+            await _hang_up_on_shutdown(control, call.call_id)
+            raise
+        finally:
+            await _write_record(app, call, sideband, started_at, end_reason)
+
+
+async def _hang_up_on_shutdown(control: SipControl, call_id: str) -> None:
+    """End the call at OpenAI too, not only its sideband (bounded, failures logged)."""
+    try:
+        async with asyncio.timeout(SHUTDOWN_HANGUP_S):
+            await control.hangup(call_id)
+    except CallGone:
+        pass
+    except (UpstreamError, TimeoutError) as exc:
+        log.warning("hang-up at shutdown failed: %r", exc)
+
+
+async def _write_record(
+    app: web.Application,
+    call: IncomingCall,
+    sideband: Sideband | None,
+    started_at: datetime,
+    end_reason: str,
+) -> None:
+    ended_at = datetime.now(UTC)
+    duration = round((ended_at - started_at).total_seconds(), 3)
+    log.info("SIP call summary: duration %.1f s, end_reason %s", duration, end_reason)
+    store = app.get(STORE)
+    if store is None:
+        return
+    record = CallRecord(
+        call_uuid=call.call_id,
+        direction="inbound",
+        started_at=started_at,
+        ended_at=ended_at,
+        duration_s=duration,
+        end_reason=f"{FRONT_DOOR}: {end_reason}",
+        from_number=call.caller or (call.sip_headers.get("from", "")[:64] or None),
+        to_number=call.called or (call.sip_headers.get("to", "")[:64] or None),
+        transcript=tuple(sideband.transcript) if sideband is not None else (),
+    )
+    try:
+        async with asyncio.timeout(RECORD_WRITE_TIMEOUT_S):
+            await store.add(record)
+    except Exception:
+        log.exception("call record of %s not written", call.call_id)
