@@ -1,0 +1,839 @@
+"""Load test: N concurrent simulated calls through the real bridge, in its own process.
+
+Run: ``.venv/bin/python bench/load.py --calls 10 50 100 --seconds 20``. Figures are printed,
+never asserted. Everything runs on 127.0.0.1.
+
+Three processes per level of N (fresh ones each time, so the peak RSS is per level):
+
+- the bridge: ``python -m vonage_bridge`` (``subprocess``), JSON logs to a file;
+- the fake OpenAI Realtime server (``vonage_bridge.sim.realtime``): this file run with
+  ``--serve-fake-realtime``; it echoes each utterance its energy VAD detects, streamed as
+  100 ms ``response.output_audio.delta`` events at ``--reply-factor`` x real time;
+- the N fake Vonage callers (``vonage_bridge.sim.vonage.FakeVonageCaller``): this process.
+
+Only the bridge's CPU is counted (utime + stime from ``/proc/<pid>/stat``) over a steady
+window of ``--seconds`` during which all N calls are up. Each call, started ``--stagger-ms``
+after the previous one, sends 20 ms frames in real time all the time: a lead-in of silence
+(different per call, so turns are not in lock-step), then turns of real speech
+(``caller.wav``, 3.2 s) followed by silence while it waits for the echo to be played to it.
+See ``bench/README.md`` for what every figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import contextlib
+import json
+import math
+import os
+import re
+import selectors
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+
+from vonage_bridge.sim.realtime import FakeRealtimeOptions, FakeRealtimeServer
+from vonage_bridge.sim.vonage import CALLER_WAV, CallerError, FakeVonageCaller, read_wav_pcm16
+
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parent.parent
+FRAME_BYTES = 640  # 20 ms of L16 at 16 kHz
+FRAME_S = 0.020
+CHUNK_FRAMES = 5  # the caller decides what to send next every 100 ms
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+LEAD_IN_MAX_S = 4.0  # per-call silence before the first turn: spreads the turns out
+SETTLE_S = 1.0  # after the last call connected, before the window starts
+IDLE_S = 0.4  # the reply is over when nothing arrived for this long and all was played
+FINAL_IDLE_S = 2.0  # before hanging up: nothing arrived for this long (a late tail still counts)
+NO_REPLY_S = 6.0  # give up waiting for a reply after this long
+MAX_LISTEN_S = 20.0
+FINISH_TIMEOUT_S = 60.0  # for the calls to end after the window
+INBOUND_SKIP_MS = 1000.0  # as sim/call.py: skip audio held while the Realtime socket opened
+NUMBER_RE = re.compile(r"caller's phone number is (\d+)")
+PROFILED = """
+import cProfile, runpy, sys, time
+out, target, sys.argv = sys.argv[1], sys.argv[2], sys.argv[2:]
+prof = cProfile.Profile(time.thread_time)  # CPU time of the event-loop thread, not wall time
+try:
+    if target.endswith(".py"):
+        prof.runcall(runpy.run_path, target, run_name="__main__")
+    else:
+        prof.runcall(runpy.run_module, target, run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+finally:
+    prof.dump_stats(out)
+"""
+
+
+def python_command(target: str, args: list[str], profile: str = "") -> list[str]:
+    """Run a module (``vonage_bridge``) or a script, under cProfile if ``profile`` is set."""
+    if profile:
+        return [sys.executable, "-c", PROFILED, profile, target, *args]
+    if target.endswith(".py"):
+        return [sys.executable, target, *args]
+    return [sys.executable, "-m", target, *args]
+
+
+# --- /proc ----------------------------------------------------------------------------------
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process, seconds (all its threads)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+
+
+def proc_status_kb(pid: int, key: str) -> int | None:
+    """A number from /proc/<pid>/status (kB for the Vm* keys)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
+    total = sum(parts[:8])
+    return total - idle, total
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+# --- the fake Realtime server process -------------------------------------------------------
+
+
+def _dump_fake(server: FakeRealtimeServer) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for s in server.sessions:
+        instructions = s.config.get("instructions")
+        m = NUMBER_RE.search(instructions) if isinstance(instructions, str) else None
+        out.append(
+            {
+                "number": m.group(1) if m else None,
+                "append_log": s.append_log,
+                "reply_log": s.reply_log,
+                "responses": [[r.response_id, r.total_bytes, r.status] for r in s.responses],
+                "close_code": s.close_code,
+            }
+        )
+    return out
+
+
+async def serve_fake_realtime(reply_factor: float) -> None:
+    """Run the fake Realtime server until stdin closes; ``DUMP <path>`` writes its records."""
+    options = FakeRealtimeOptions(reply_realtime_factor=reply_factor)
+    loop = asyncio.get_running_loop()
+    async with FakeRealtimeServer(api_key="sk-sim", options=options) as server:
+        print(f"READY {server.base_url}", flush=True)
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            command, _, arg = line.strip().partition(" ")
+            if command == "DUMP":
+                Path(arg).write_text(json.dumps(_dump_fake(server)))
+                print("DUMPED", flush=True)
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def _read_line(stream: IO[str], timeout_s: float) -> str:
+    """One line from a child's stdout, or SystemExit if none comes in time."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(stream, selectors.EVENT_READ)
+        if not sel.select(timeout_s):
+            raise SystemExit("child process did not answer in time")
+    return stream.readline().strip()
+
+
+def start_fake(reply_factor: float, profile: str = "") -> tuple[subprocess.Popen[str], str]:
+    fake = subprocess.Popen(
+        python_command(
+            str(Path(__file__).resolve()),
+            ["--serve-fake-realtime", "--reply-factor", str(reply_factor)],
+            profile,
+        ),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert fake.stdout is not None
+    line = _read_line(fake.stdout, 20.0)
+    if not line.startswith("READY "):
+        fake.kill()
+        raise SystemExit(f"fake Realtime server did not start: {line!r}")
+    return fake, line.split(" ", 1)[1]
+
+
+async def start_bridge(
+    fake_url: str, quality: str, log_path: Path, profile: str = ""
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONUNBUFFERED": "1",
+        "SERVER_URL": url,
+        "HOST": HOST,
+        "PORT": str(port),
+        "OPENAI_API_KEY": "sk-sim",
+        "OPENAI_BASE_URL": fake_url,
+        "MEDIA_TOKEN_SECRET": "bench-secret-not-for-production",
+        "RESAMPLE_QUALITY": quality,
+        # INFO, not WARNING: the per-call summary line is logged at INFO (a few lines per
+        # call and turn, nothing per frame).
+        "LOG_LEVEL": "INFO",
+        "LOG_FORMAT": "json",
+    }
+    with log_path.open("wb") as log:
+        bridge = subprocess.Popen(
+            python_command("vonage_bridge", ["--env-file", str(log_path) + ".no-env"], profile),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):  # 100 x 0.1 s at most
+            if bridge.poll() is not None:
+                raise SystemExit(f"bridge exited with {bridge.returncode}; see {log_path}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{url}/health") as r:
+                    if r.status == 200:
+                        return bridge, url
+            await asyncio.sleep(0.1)
+    bridge.kill()
+    raise SystemExit(f"bridge /health never answered 200; see {log_path}")
+
+
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGINT) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def bridge_summaries(log_path: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    with contextlib.suppress(OSError):
+        for line in log_path.read_text(errors="replace").splitlines():
+            if '"summary"' not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                doc = json.loads(line)
+                if isinstance(doc, dict) and isinstance(doc.get("summary"), dict):
+                    out.append(doc["summary"])
+    return out
+
+
+# --- one call -------------------------------------------------------------------------------
+
+
+@dataclass
+class CallResult:
+    index: int
+    number: str
+    call_uuid: str = ""
+    error: str | None = None
+    frames_sent: int = 0
+    frames_received: int = 0
+    bad_frames: int = 0
+    underruns: int = 0
+    turns: int = 0
+    no_reply_turns: int = 0
+    clears: int = 0  # ``clear`` commands (barge-in) the bridge sent this caller
+    send_log: list[tuple[float, int]] = field(default_factory=list)
+    recv_log: list[tuple[float, int]] = field(default_factory=list)
+    caller: FakeVonageCaller | None = None
+    phase: str = "not started"
+
+    def collect(self) -> None:
+        """Copy the caller's counters and logs."""
+        caller = self.caller
+        if caller is None:
+            return
+        self.call_uuid = caller.call_uuid
+        self.frames_sent = len(caller.send_log)
+        self.frames_received = caller.bytes_received // FRAME_BYTES
+        self.bad_frames = len(caller.bad_frames)
+        self.underruns = caller.underruns
+        self.clears = sum(1 for m in caller.text_messages if m.get("action") == "clear")
+        self.send_log = caller.send_log
+        self.recv_log = caller.recv_log
+
+
+def _reply_over(caller: FakeVonageCaller, now: float, idle_s: float = IDLE_S) -> bool:
+    """Nothing was received and nothing played for ``idle_s`` (the player is idle)."""
+    if not caller.recv_log:
+        return False
+    last = max(caller.recv_log[-1][0], caller.play_log[-1][0] if caller.play_log else 0.0)
+    return now - last >= idle_s
+
+
+async def one_call(
+    result: CallResult,
+    http: aiohttp.ClientSession,
+    bridge_url: str,
+    speech: bytes,
+    *,
+    start_delay_s: float,
+    connected: asyncio.Queue[int],
+    stop: asyncio.Event,
+) -> None:
+    index = result.index
+    await asyncio.sleep(start_delay_s)
+    caller = FakeVonageCaller(http, f"{bridge_url}/incoming-call", from_number=result.number)
+    result.caller = caller
+    result.phase = "connecting"
+    loop = asyncio.get_running_loop()
+    chunk = CHUNK_FRAMES * FRAME_BYTES
+    silence = bytes(chunk)
+    echo_bytes = len(speech) * 9 // 10
+    announced = False
+    try:
+        await caller.answer()
+        await caller.connect()
+        connected.put_nowait(index)
+        announced = True
+        result.phase = "lead-in"
+        lead_in = round(((index * 0.6180339887) % 1.0) * LEAD_IN_MAX_S / 0.1)
+        for _ in range(lead_in):
+            await caller.stream_audio(silence)
+        while not caller.closed.is_set():
+            result.phase = "speaking"
+            for start in range(0, len(speech), chunk):  # one turn of speech
+                await caller.stream_audio(speech[start : start + chunk])
+            result.turns += 1
+            mark, spoke_at = caller.bytes_received, loop.time()
+            result.phase = "listening"
+            while not caller.closed.is_set():  # silence until the echo has been played
+                await caller.stream_audio(silence)
+                now = loop.time()
+                got = caller.bytes_received - mark
+                if got:
+                    # The echo is at least as long as the speech: do not take a stall in its
+                    # delivery for its end (speaking then would barge in).
+                    if (got >= echo_bytes and _reply_over(caller, now)) or (
+                        now - spoke_at > MAX_LISTEN_S
+                    ):
+                        break
+                elif now - spoke_at > NO_REPLY_S:
+                    result.no_reply_turns += 1
+                    break
+            if stop.is_set():
+                break
+        # Under load a reply can stall for more than IDLE_S: wait longer before hanging up,
+        # so that no frame the bridge still had to send is counted as lost.
+        result.phase = "waiting before hanging up"
+        while not caller.closed.is_set() and not _reply_over(caller, loop.time(), FINAL_IDLE_S):
+            await caller.stream_audio(silence)
+        if caller.closed.is_set():
+            result.error = f"bridge closed the call (code {caller.close_code})"
+        result.phase = "hanging up"
+        await caller.hang_up()
+        result.phase = "done"
+    except (CallerError, aiohttp.ClientError, OSError) as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        if not announced:
+            connected.put_nowait(-1 - index)  # the window must not wait for this call
+        result.phase = "done"
+        with contextlib.suppress(Exception):
+            await caller.close()
+
+
+# --- one level of N -------------------------------------------------------------------------
+
+
+@dataclass
+class Level:
+    calls: int
+    window_s: float = 0.0
+    bridge_cpu_s: float = 0.0
+    fake_cpu_s: float = 0.0
+    callers_cpu_s: float = 0.0
+    machine_busy: float = 0.0  # fraction of all CPUs
+    loadavg: str = ""
+    rss_peak_kb: int | None = None
+    rss_start_kb: int | None = None
+    preempted: int = 0  # the bridge's involuntary context switches in the window
+    results: list[CallResult] = field(default_factory=list)
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+    fake_sessions: list[dict[str, Any]] = field(default_factory=list)
+    t0: float = 0.0
+    t1: float = 0.0
+
+    @property
+    def call_seconds(self) -> float:
+        return self.calls * self.window_s
+
+
+async def run_level(n: int, args: argparse.Namespace, workdir: Path) -> Level:
+    level = Level(n)
+    profile = f"{args.profile}.{n}" if args.profile else ""
+    fake, fake_url = start_fake(args.reply_factor, profile + ".fake" if profile else "")
+    log_path = workdir / f"bridge-{n}.jsonl"
+    bridge: subprocess.Popen[bytes] | None = None
+    try:
+        bridge, bridge_url = await start_bridge(fake_url, args.quality, log_path, profile)
+        level.rss_start_kb = proc_status_kb(bridge.pid, "VmRSS")
+        if args.pin:
+            cpus = sorted(os.sched_getaffinity(0))
+            if len(cpus) < 2:
+                raise SystemExit("--pin needs at least 2 CPUs")
+            # the bridge alone on the first CPU; the fakes (and this process) share the rest
+            os.sched_setaffinity(bridge.pid, {cpus[0]})
+            os.sched_setaffinity(fake.pid, set(cpus[1:]))
+            os.sched_setaffinity(0, set(cpus[1:]))
+        pcm, rate = read_wav_pcm16(CALLER_WAV)
+        if rate != 16_000:
+            raise SystemExit(f"{CALLER_WAV} is {rate} Hz, expected 16000")
+        speech = pcm[: len(pcm) // FRAME_BYTES * FRAME_BYTES]
+        stop = asyncio.Event()
+        connected: asyncio.Queue[int] = asyncio.Queue()
+        connector = aiohttp.TCPConnector(limit=0)  # each call holds a connection
+        async with aiohttp.ClientSession(connector=connector) as http:
+            level.results = [CallResult(i, f"4477009{i:05d}") for i in range(n)]
+            tasks = [
+                asyncio.create_task(
+                    one_call(
+                        level.results[i],
+                        http,
+                        bridge_url,
+                        speech,
+                        start_delay_s=i * args.stagger_ms / 1000.0,
+                        connected=connected,
+                        stop=stop,
+                    )
+                )
+                for i in range(n)
+            ]
+            async with asyncio.timeout(n * args.stagger_ms / 1000.0 + 30.0):
+                for _ in range(n):
+                    await connected.get()
+            await asyncio.sleep(SETTLE_S)
+
+            cpu0 = proc_cpu_s(bridge.pid), proc_cpu_s(fake.pid), _self_cpu_s()
+            ctx0 = proc_status_kb(bridge.pid, "nonvoluntary_ctxt_switches") or 0
+            m0 = machine_ticks()
+            level.t0 = time.monotonic()
+            await asyncio.sleep(args.seconds)
+            level.t1 = time.monotonic()
+            cpu1 = proc_cpu_s(bridge.pid), proc_cpu_s(fake.pid), _self_cpu_s()
+            ctx1 = proc_status_kb(bridge.pid, "nonvoluntary_ctxt_switches") or 0
+            m1 = machine_ticks()
+            level.loadavg = loadavg()
+            stop.set()
+
+            level.window_s = level.t1 - level.t0
+            level.bridge_cpu_s = cpu1[0] - cpu0[0]
+            level.fake_cpu_s = cpu1[1] - cpu0[1]
+            level.callers_cpu_s = cpu1[2] - cpu0[2]
+            level.machine_busy = (m1[0] - m0[0]) / max(1, m1[1] - m0[1])
+            level.preempted = ctx1 - ctx0
+            _, pending = await asyncio.wait(tasks, timeout=FINISH_TIMEOUT_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            now = asyncio.get_running_loop().time()
+            for r in level.results:
+                if r.phase != "done":
+                    c = r.caller
+                    last = f"{now - c.recv_log[-1][0]:.1f} s ago" if c and c.recv_log else "never"
+                    r.error = (
+                        f"unfinished after {FINISH_TIMEOUT_S:.0f} s ({r.phase}; last frame {last})"
+                    )
+                    if c is not None:
+                        with contextlib.suppress(Exception):
+                            await c.close()
+                r.collect()
+
+        for _ in range(100):  # the bridge logs a summary once each call's tasks end
+            level.summaries = bridge_summaries(log_path)
+            if len(level.summaries) >= n:
+                break
+            await asyncio.sleep(0.1)
+        dump_path = workdir / f"fake-{n}.json"
+        assert fake.stdin is not None and fake.stdout is not None
+        fake.stdin.write(f"DUMP {dump_path}\n")
+        fake.stdin.flush()
+        if _read_line(fake.stdout, 30.0) != "DUMPED":
+            raise SystemExit("fake Realtime server did not dump its records")
+        level.fake_sessions = json.loads(dump_path.read_text())
+        level.rss_peak_kb = proc_status_kb(bridge.pid, "VmHWM")
+    finally:
+        if bridge is not None:
+            stop_process(bridge)
+        if fake.stdin is not None:
+            with contextlib.suppress(OSError):
+                fake.stdin.close()  # the fake exits on end of input
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                fake.wait(10)
+        stop_process(fake, signal.SIGTERM)
+    return level
+
+
+def _self_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+# --- analysis -------------------------------------------------------------------------------
+
+
+def inbound_delays_ms(
+    send_log: list[tuple[float, int]],
+    append_log: list[tuple[float, int]],
+    t0: float,
+    t1: float,
+) -> list[float]:
+    """As sim/call.py ``_inbound_delay_ms``: for each append that reached the fake within
+    [t0, t1], when it arrived minus when the caller had sent that much audio."""
+    send_t = [t for t, _ in send_log]
+    send_ms = [b / 32.0 for _, b in send_log]  # 16 kHz PCM16: 32 bytes per ms
+    out: list[float] = []
+    for t_recv, cum in append_log:
+        ms = cum / 48.0  # 24 kHz PCM16: 48 bytes per ms
+        if ms < INBOUND_SKIP_MS or not t0 <= t_recv <= t1:
+            continue
+        i = bisect.bisect_left(send_ms, ms)
+        if i < len(send_t):
+            out.append((t_recv - send_t[i]) * 1000.0)
+    return out
+
+
+def inbound_sample_delay(
+    send_log: list[tuple[float, int]],
+    append_log: list[tuple[float, int]],
+    t0: float,
+    t1: float,
+) -> tuple[float, float]:
+    """Inbound delay weighted by audio: (sum of delay x ms, ms) over the appends in [t0, t1].
+
+    Each millisecond of audio in an append is charged the time since the caller sent the
+    frame that carried it, so audio the resampler held back into a later append counts its
+    full wait (the sim/call.py figure above only looks at each append's last sample).
+    """
+    send_t = [t for t, _ in send_log]
+    send_ms = [b / 32.0 for _, b in send_log]
+    weighted = total = 0.0
+    prev_ms = 0.0
+    for t_recv, cum in append_log:
+        ms = cum / 48.0
+        lo, prev_ms = prev_ms, ms
+        if lo < INBOUND_SKIP_MS or not t0 <= t_recv <= t1:
+            continue
+        i = bisect.bisect_right(send_ms, lo)  # first frame ending after lo
+        while i < len(send_ms) and lo < ms:
+            hi = min(ms, send_ms[i])
+            weighted += (hi - lo) * (t_recv - send_t[i]) * 1000.0
+            total += hi - lo
+            lo = hi
+            i += 1
+    return weighted, total
+
+
+def outbound_delays_ms(
+    reply_log: list[tuple[float, int]],
+    responses: list[list[Any]],
+    recv_log: list[tuple[float, int]],
+) -> list[float]:
+    """Per response: first delta sent by the fake -> first frame at the caller after it.
+
+    Turns never overlap (the caller speaks again only once the echo has been played), so the
+    first frame the caller receives after a response's first delta belongs to it.
+    """
+    recv_t = [t for t, _ in recv_log]
+    reply_t = [t for t, _ in reply_log]
+    reply_cum = [c for _, c in reply_log]
+    firsts: list[float] = []
+    before = 0
+    for _, total, _ in responses:
+        if total > 0:
+            i = bisect.bisect_right(reply_cum, before)
+            if i < len(reply_t):
+                firsts.append(reply_t[i])
+        before += total
+    out: list[float] = []
+    for k, t_first in enumerate(firsts):
+        j = bisect.bisect_left(recv_t, t_first)
+        if j < len(recv_t) and (k + 1 >= len(firsts) or recv_t[j] < firsts[k + 1]):
+            out.append((recv_t[j] - t_first) * 1000.0)
+    return out
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(len(s) * p))]
+
+
+def delay_text(xs: list[float]) -> str:
+    if not xs:
+        return "n/a"
+    return (
+        f"median {statistics.median(xs):.1f} ms, p95 {pct(xs, 0.95):.1f} ms,"
+        f" max {max(xs):.1f} ms (n={len(xs)})"
+    )
+
+
+@dataclass
+class Figures:
+    calls: int
+    cpu_ms_per_call_s: float
+    rss_mb: float | None
+    lost: int
+    late: int
+    bridge_underruns: int
+    in_median: float | None
+    in_p95: float | None
+    out_median: float | None
+    out_p95: float | None
+    in_sample_mean: float | None
+    fakes_pct: float  # fake Realtime + callers, % of one core
+    others_pct: float  # other processes on the machine, % of one core
+    busy_pct: float
+    errors: int
+
+
+def report(level: Level, args: argparse.Namespace) -> Figures:
+    n = level.calls
+    results = level.results
+    sessions = {s["number"]: s for s in level.fake_sessions if s["number"]}
+    summaries = {s.get("call_uuid"): s for s in level.summaries}
+    cores = os.cpu_count() or 1
+
+    expected_window = level.window_s / FRAME_S
+    sent_window = [sum(1 for t, _ in r.send_log if level.t0 <= t <= level.t1) for r in results]
+    expected_rx: list[int] = []
+    lost_calls = lost = 0
+    barged: set[int] = set()  # calls with a barge-in: unplayed audio was dropped on purpose
+    in_delays: list[float] = []
+    in_weighted = in_audio_ms = 0.0
+    out_delays: list[float] = []
+    replies = cancelled = 0
+    for r in results:
+        s = sessions.get(r.number)
+        if s is None:
+            expected_rx.append(0)
+            continue
+        responses = s["responses"]
+        replies += sum(1 for x in responses if x[1] > 0)
+        cancelled += sum(1 for x in responses if x[2] == "cancelled")
+        exp = sum(math.ceil(x[1] / 960) for x in responses)  # 960 B of 24 kHz = one frame
+        expected_rx.append(exp)
+        if r.clears or any(x[2] == "cancelled" for x in responses):
+            barged.add(r.index)
+        elif r.frames_received < exp:
+            lost_calls += 1
+            lost += exp - r.frames_received
+        in_delays += inbound_delays_ms(r.send_log, s["append_log"], level.t0, level.t1)
+        w, a = inbound_sample_delay(r.send_log, s["append_log"], level.t0, level.t1)
+        in_weighted += w
+        in_audio_ms += a
+        out_delays += outbound_delays_ms(s["reply_log"], responses, r.recv_log)
+    total_exp = sum(expected_rx)
+    total_rx = sum(r.frames_received for r in results)
+    late = sum(r.underruns for r in results)
+    matched = [summaries[r.call_uuid] for r in results if r.call_uuid in summaries]
+    bridge_underruns = sum(int(s.get("underruns", 0)) for s in matched)
+    bridge_barge_ins = sum(int(s.get("barge_ins", 0)) for s in matched)
+    errors = [r for r in results if r.error]
+    cpu_ms = level.bridge_cpu_s * 1000.0 / level.call_seconds
+    rss_mb = level.rss_peak_kb / 1024.0 if level.rss_peak_kb is not None else None
+
+    def per_core(cpu_s: float) -> str:
+        return f"{cpu_s * 1000.0 / level.window_s / 10.0:.0f} % of a core"
+
+    print(
+        f"N = {n} calls: window {level.window_s:.1f} s ({level.call_seconds:.0f} call-s),"
+        f" RESAMPLE_QUALITY={args.quality}, fake replies at {args.reply_factor:g}x real time"
+    )
+    start_mb = level.rss_start_kb / 1024.0 if level.rss_start_kb is not None else None
+    print(
+        f"  bridge CPU                {cpu_ms:.2f} ms per call-second"
+        f" ({per_core(level.bridge_cpu_s)}); preempted {level.preempted / level.window_s:.0f}"
+        " times/s"
+    )
+    peak_text = "n/a" if rss_mb is None else f"{rss_mb:.1f} MB"
+    start_text = "n/a" if start_mb is None else f"{start_mb:.1f} MB"
+    print(
+        f"  bridge memory             peak RSS (VmHWM) {peak_text}, {start_text} before the calls"
+    )
+    ours = level.bridge_cpu_s + level.fake_cpu_s + level.callers_cpu_s
+    others = max(0.0, level.machine_busy * cores * level.window_s - ours)
+    print(
+        f"  load on the box           fake Realtime {per_core(level.fake_cpu_s)},"
+        f" callers {per_core(level.callers_cpu_s)}, other processes {per_core(others)};"
+        f" machine busy {level.machine_busy * 100:.0f} % of {cores} cores;"
+        f" loadavg {level.loadavg}"
+    )
+    if others / level.window_s > 0.10:
+        print(
+            f"  WARNING                   other processes used {per_core(others)} during the"
+            " window: the figures below are disturbed"
+        )
+    print(
+        f"  caller -> bridge          frames sent in the window per call:"
+        f" mean {statistics.fmean(sent_window):.1f}, min {min(sent_window)}"
+        f" of {expected_window:.0f} expected"
+    )
+    print(
+        f"  bridge -> caller          frames received per call: mean"
+        f" {total_rx / n:.1f} of {total_exp / n:.1f} expected (the fake's reply audio);"
+        f" lost {lost} in {lost_calls} calls; bad size"
+        f" {sum(r.bad_frames for r in results)}"
+    )
+    if barged or bridge_barge_ins:
+        print(
+            f"  barge-ins                 {len(barged)} calls got a clear or a cancelled reply"
+            f" (not counted in lost: the bridge drops unplayed audio on purpose);"
+            f" clears {sum(r.clears for r in results)}, bridge barge_ins {bridge_barge_ins}"
+        )
+    print(
+        f"  underruns                 caller side (late frames) {late};"
+        f" bridge {bridge_underruns} ({len(matched)}/{n} summary lines)"
+    )
+    print(f"  added delay caller->OpenAI  {delay_text(in_delays)} (as sim/call.py)")
+    if in_audio_ms:
+        print(
+            f"                              {in_weighted / in_audio_ms:.1f} ms mean per sample"
+            " (resampler hold-back included)"
+        )
+    print(
+        f"  added delay OpenAI->caller  {delay_text(out_delays)}"
+        " (first delta -> first frame, per reply)"
+    )
+    turns = sum(r.turns for r in results)
+    print(
+        f"  turns                     {turns} spoken, {replies} replies, {cancelled} cancelled,"
+        f" {sum(r.no_reply_turns for r in results)} without a reply; errors {len(errors)}"
+    )
+    reasons = Counter(str(s.get("end_reason")) for s in matched)
+    if reasons:
+        shown = ", ".join(f"{k} x{v}" for k, v in reasons.most_common(3))
+        print(f"  bridge end reasons        {shown}")
+    for r in errors[:3]:
+        print(f"  error (call {r.index})      {r.error}")
+    print(flush=True)
+    return Figures(
+        calls=n,
+        cpu_ms_per_call_s=cpu_ms,
+        rss_mb=rss_mb,
+        lost=lost,
+        late=late,
+        bridge_underruns=bridge_underruns,
+        in_median=statistics.median(in_delays) if in_delays else None,
+        in_p95=pct(in_delays, 0.95) if in_delays else None,
+        out_median=statistics.median(out_delays) if out_delays else None,
+        out_p95=pct(out_delays, 0.95) if out_delays else None,
+        in_sample_mean=in_weighted / in_audio_ms if in_audio_ms else None,
+        fakes_pct=(level.fake_cpu_s + level.callers_cpu_s) / level.window_s * 100,
+        others_pct=others / level.window_s * 100,
+        busy_pct=level.machine_busy * 100,
+        errors=len(errors),
+    )
+
+
+def print_table(rows: list[Figures]) -> None:
+    def f(x: float | None, spec: str = ".1f") -> str:
+        return "n/a" if x is None else format(x, spec)
+
+    print("Summary (targets: <= 5 ms CPU per call-second, 0 lost at 100 calls, <= 10 ms delay)")
+    print(
+        f"  {'calls':>5} {'CPU ms/call-s':>13} {'RSS MB':>6} {'lost':>4} {'late':>5}"
+        f" {'bridge undr':>11} {'in ms med/p95/mean':>18} {'out ms med/p95':>14}"
+        f" {'fakes %':>7} {'others %':>8} {'busy':>5} {'err':>3}"
+    )
+    for r in rows:
+        inbound = f"{f(r.in_median)}/{f(r.in_p95)}/{f(r.in_sample_mean)}"
+        outbound = f"{f(r.out_median)}/{f(r.out_p95)}"
+        print(
+            f"  {r.calls:>5} {r.cpu_ms_per_call_s:>13.2f} {f(r.rss_mb):>6} {r.lost:>4}"
+            f" {r.late:>5} {r.bridge_underruns:>11} {inbound:>18} {outbound:>14}"
+            f" {r.fakes_pct:>7.0f} {r.others_pct:>8.0f} {r.busy_pct:>4.0f}% {r.errors:>3}"
+        )
+    print(
+        "  in: caller->OpenAI (median/p95 as sim/call.py, mean per sample); out: OpenAI->caller;"
+        " fakes/others: % of one core; busy: % of all cores"
+    )
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    rows: list[Figures] = []
+    with tempfile.TemporaryDirectory(prefix="vonage-bridge-load-") as tmp:
+        workdir = Path(args.keep_logs) if args.keep_logs else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        print(
+            f"bench/load.py: {os.cpu_count()} CPUs, loadavg {loadavg()}, calls {args.calls},"
+            f" {args.seconds:g} s window, {args.stagger_ms:g} ms stagger",
+            flush=True,
+        )
+        print(flush=True)
+        for n in args.calls:
+            level = await run_level(n, args, workdir)
+            rows.append(report(level, args))
+    print_table(rows)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="N concurrent simulated calls through the bridge")
+    parser.add_argument("--calls", type=int, nargs="+", default=[10, 50, 100])
+    parser.add_argument("--seconds", type=float, default=20.0, help="steady window, s")
+    parser.add_argument("--stagger-ms", type=float, default=20.0, help="between call starts")
+    parser.add_argument("--quality", default="LQ", help="the bridge's RESAMPLE_QUALITY")
+    parser.add_argument(
+        "--reply-factor", type=float, default=4.0, help="fake reply speed, x real time"
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the bridge to the first CPU and the fakes to the others (needs >= 2 CPUs)",
+    )
+    parser.add_argument("--keep-logs", default="", help="directory for the logs and dumps")
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="profile the bridge and the fake (cProfile, CPU time) into PROFILE.<N>[.fake];"
+        " the CPU figures are then inflated",
+    )
+    parser.add_argument("--serve-fake-realtime", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_fake_realtime:
+        asyncio.run(serve_fake_realtime(args.reply_factor))
+        return 0
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
