@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -258,6 +259,8 @@ class Settings:
         log_level = r.get("LOG_LEVEL", "INFO", _choice(("DEBUG", "INFO", "WARNING", "ERROR")))
         log_format = r.get("LOG_FORMAT", "auto", _choice(("auto", "text", "json")))
         system_message = r.check("SYSTEM_MESSAGE_PATH", sm_path, read_system_message)
+        kb_path = r.get("FAQ_KB_PATH", "", str).strip()
+        faq_kb = r.check("FAQ_KB_PATH", kb_path, read_faq_kb) if kb_path else ""
         vonage = _read_vonage(r)
         database_url = r.get("DATABASE_URL", DEFAULT_DATABASE_URL, _database_url)
         sip = _read_sip(r)
@@ -287,7 +290,7 @@ class Settings:
                 connect_timeout_s=timeout,
             ),
             call=CallSettings(
-                system_message=system_message,
+                system_message=with_faq_kb(system_message, faq_kb),
                 greeting_text=greeting.strip(),
                 greeting_language=language,
                 resample_quality=quality,
@@ -392,6 +395,58 @@ def read_system_message(path: str) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot be read ({exc})") from exc
     return text or DEFAULT_SYSTEM_MESSAGE
+
+
+MAX_FAQ_KB_BYTES = 200_000
+"""A knowledge file larger than this is refused: it all goes into every session's instructions."""
+
+
+def read_faq_kb(path: str) -> str:
+    """The knowledge base at ``path`` as instruction text.
+
+    A ``.json`` file is a list of ``{"question": …, "answer": …}`` objects (``q``/``a`` also
+    accepted), rendered as ``Q: …`` / ``A: …`` pairs; any other file is used as plain text.
+
+    Raises:
+        ValueError: if the file is missing, unreadable, over 200 kB, or malformed JSON.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError("file not found")
+    if p.stat().st_size > MAX_FAQ_KB_BYTES:
+        raise ValueError(f"is larger than {MAX_FAQ_KB_BYTES} bytes")
+    try:
+        text = p.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot be read ({exc})") from exc
+    if p.suffix.lower() != ".json":
+        return text
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"is not valid JSON ({exc})") from None
+    if not isinstance(doc, list):
+        raise ValueError("must be a JSON list of question/answer objects")
+    pairs: list[str] = []
+    for i, entry in enumerate(doc):
+        if not isinstance(entry, dict):
+            raise ValueError(f"entry {i} is not an object")
+        question = entry.get("question", entry.get("q"))
+        answer = entry.get("answer", entry.get("a"))
+        if not isinstance(question, str) or not isinstance(answer, str):
+            raise ValueError(f"entry {i} needs string 'question' and 'answer'")
+        pairs.append(f"Q: {question.strip()}\nA: {answer.strip()}")
+    return "\n\n".join(pairs)
+
+
+def with_faq_kb(system_message: str, faq_kb: str) -> str:
+    """The persona with ``{FAQ_KB}`` replaced by the knowledge base; a knowledge base with no
+    placeholder to go in is appended under a heading rather than silently dropped."""
+    if "{FAQ_KB}" in system_message:
+        return system_message.replace("{FAQ_KB}", faq_kb).strip()
+    if faq_kb:
+        return f"{system_message}\n\nKnowledge base (answer from it when it applies):\n{faq_kb}"
+    return system_message
 
 
 class _Reader:

@@ -206,3 +206,47 @@ def test_settings_short_media_token_secret_names_its_variable(env: dict[str, str
     with pytest.raises(ConfigError) as info:
         Settings.from_env(env)
     assert problem_names(info.value) == ["MEDIA_TOKEN_SECRET"]
+
+
+def test_settings_faq_kb_json_fills_the_placeholder(env: dict[str, str], tmp_path: Path) -> None:
+    persona = tmp_path / "persona.txt"
+    persona.write_text("You answer for Acme.\n\n{FAQ_KB}\n\nThe caller is {caller}.")
+    kb = tmp_path / "faq.json"
+    kb.write_text(
+        '[{"question": "Opening hours?", "answer": "9 to 5."}, {"q": "Parking?", "a": "Yes."}]'
+    )
+    settings = Settings.from_env(
+        {**env, "SYSTEM_MESSAGE_PATH": str(persona), "FAQ_KB_PATH": str(kb)}
+    )
+    text = settings.call.system_message
+    assert "Q: Opening hours?\nA: 9 to 5.\n\nQ: Parking?\nA: Yes." in text
+    assert "{FAQ_KB}" not in text and "{caller}" in text  # {caller} is filled per call
+
+
+def test_settings_faq_kb_without_placeholder_is_appended_not_dropped(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    kb = tmp_path / "faq.txt"
+    kb.write_text("We close on Sundays.")
+    settings = Settings.from_env({**env, "FAQ_KB_PATH": str(kb)})
+    assert settings.call.system_message.endswith("We close on Sundays.")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "file not found"),
+        ("{not json", "not valid JSON"),
+        ('{"question": "x"}', "JSON list"),
+        ('[{"question": "x"}]', "entry 0"),
+    ],
+)
+def test_settings_bad_faq_kb_names_the_variable(
+    env: dict[str, str], tmp_path: Path, content: str | None, problem: str
+) -> None:
+    kb = tmp_path / "faq.json"
+    if content is not None:
+        kb.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**env, "FAQ_KB_PATH": str(kb)})
+    assert any(p.startswith("FAQ_KB_PATH") and problem in p for p in info.value.problems)

@@ -10,6 +10,7 @@ from test_layering import PACKAGE_DIR, forbidden_imports, imported_names
 
 from vonage_bridge.config import Settings, SipSettings
 from vonage_bridge.errors import ConfigError
+from vonage_bridge.realtime.instructions import call_instructions, caller_label, national_form
 from vonage_bridge.sim.openai_sip import (
     TEST_WEBHOOK_SECRET,
     incoming_call_body,
@@ -19,14 +20,11 @@ from vonage_bridge.sip.webhook import (
     SeenIds,
     WebhookRejected,
     accept_session,
-    caller_label,
     greeting_event,
-    national_form,
     number_from_uri,
     parse_event,
     screen,
     sip_headers,
-    system_message_for,
     verify_webhook,
     webhook_verifier,
 )
@@ -219,8 +217,13 @@ def test_accept_session_is_ga_without_audio_formats() -> None:
 
 
 def test_system_message_caller_placeholder_and_greeting() -> None:
-    assert system_message_for("Hi {caller}.", "+1415") == "Hi +1415."
-    assert system_message_for("Hi {caller}.", None) == "Hi unknown."
+    assert call_instructions("Hi {caller}.", caller="+1415", called=None) == "Hi +1415."
+    assert call_instructions("Hi {caller}.", caller=None, called=None) == "Hi unknown."
+    assert call_instructions("Hi {caller}.", caller="818012345678", called=None) == (
+        "Hi +818012345678 (national form 08012345678)."
+    )
+    # without the placeholder the number is still given, once
+    assert call_instructions("Be brief.", caller="+1415", called=None).count("+1415") == 1
     event = greeting_event("Hello there")
     assert event["type"] == "response.create"
     assert "Hello there" in event["response"]["instructions"]

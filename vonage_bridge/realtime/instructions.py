@@ -9,16 +9,42 @@ from typing import Any
 
 from ..config import OpenAISettings
 
+NATIONAL_PREFIXES = {"81": "0", "44": "0"}
+"""Country codes whose national form we know: ``+81 80 ...`` is dialled ``080 ...``."""
+
+
+def national_form(e164: str) -> str | None:
+    """The national form for a country code we know (``+818012345678`` -> ``08012345678``)."""
+    for code, prefix in NATIONAL_PREFIXES.items():
+        if e164.startswith("+" + code):
+            return prefix + e164[1 + len(code) :]
+    return None
+
+
+def caller_label(caller: str | None) -> str | None:
+    """The caller's number for the instructions: E.164, plus the national form if known.
+
+    Vonage sends digits without ``+`` (``447700900000``); they are shown as E.164.
+    """
+    if not caller:
+        return None
+    e164 = "+" + caller if caller.isdigit() else caller
+    national = national_form(e164)
+    return f"{e164} (national form {national})" if national else e164
+
 
 def call_instructions(system_message: str, *, caller: str | None, called: str | None) -> str:
-    """The system message plus what we know about the call.
+    """The persona for one call: ``{caller}`` replaced by the caller's number (E.164 and
+    national form), or, without that placeholder, the number appended in a sentence.
 
     ``caller`` and ``called`` are untrusted webhook fields; pass them through
-    ``telephony.ncco.bounded_headers`` first (short, safe characters only).
+    ``telephony.ncco.bounded_headers`` (or the SIP header bounding) first: short, safe
+    characters only.
     """
-    parts = [system_message.strip()]
-    if caller:
-        parts.append(f"The caller's phone number is {caller}.")
+    label = caller_label(caller)
+    parts = [system_message.replace("{caller}", label or "unknown").strip()]
+    if label and "{caller}" not in system_message:
+        parts.append(f"The caller's phone number is {label}.")
     if called:
         parts.append(f"The number they called is {called}.")
     return "\n\n".join(parts)

@@ -27,8 +27,6 @@ MAX_HEADER_VALUE = 512
 MAX_CALL_ID = 128
 BUSY = 486
 DECLINE = 603
-NATIONAL_PREFIXES = {"81": "0"}
-"""Country codes whose national form we know: ``+81 80 ...`` is dialled ``080 ...``."""
 
 _SAFE = re.compile(r"[^\x20-\x7e]")
 _CALL_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
@@ -161,22 +159,6 @@ def number_from_uri(header: str) -> str | None:
     return "+" + digits
 
 
-def national_form(e164: str) -> str | None:
-    """The national form for a country code we know (``+818012345678`` -> ``08012345678``)."""
-    for code, prefix in NATIONAL_PREFIXES.items():
-        if e164.startswith("+" + code):
-            return prefix + e164[1 + len(code) :]
-    return None
-
-
-def caller_label(caller: str | None) -> str | None:
-    """The caller's number for the instructions: E.164, plus the national form if known."""
-    if caller is None:
-        return None
-    national = national_form(caller)
-    return f"{caller} (national form {national})" if national else caller
-
-
 def screen(caller: str | None, sip: SipSettings, live_calls: int) -> int | None:
     """The SIP status to reject a call with, or None to accept it: 603 for a denied caller
     (or one missing from a non-empty allow list), 486 past ``max_calls``."""
@@ -188,11 +170,6 @@ def screen(caller: str | None, sip: SipSettings, live_calls: int) -> int | None:
     if sip.max_calls is not None and live_calls >= sip.max_calls:
         return BUSY
     return None
-
-
-def system_message_for(template: str, caller: str | None) -> str:
-    """The persona with ``{caller}`` replaced (by "unknown" without a number)."""
-    return template.replace("{caller}", caller or "unknown")
 
 
 def accept_session(

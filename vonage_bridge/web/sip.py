@@ -30,11 +30,9 @@ from ..sip.webhook import (
     SeenIds,
     WebhookRejected,
     accept_session,
-    caller_label,
     greeting_event,
     parse_event,
     screen,
-    system_message_for,
     verify_webhook,
     webhook_verifier,
 )
@@ -166,9 +164,7 @@ async def _handle_call(app: web.Application, call: IncomingCall) -> None:
     tools = sip_tools(app[TOOLS], settings.call.transfer_number)
     with call_context(call.call_id):
         instructions = call_instructions(
-            system_message_for(settings.call.system_message, call.caller),
-            caller=caller_label(call.caller),
-            called=call.called,
+            settings.call.system_message, caller=call.caller, called=call.called
         )
         session = accept_session(settings.openai, instructions, tools.declarations())
         try:
