@@ -6,7 +6,7 @@ pushes the held tail out by feeding silence *through* the stream and then discar
 output that silence produces, so the next response starts at the right position with no added
 gap.
 
-Measured here (soxr 1.1.0, 20 ms chunks, see bench/resampler.py): quality ``LQ`` holds back
+Measured here (soxr 1.1.0, 20 ms chunks, see bench/frames.py): quality ``LQ`` holds back
 about 11 ms (max 20 ms) of audio, against 21 ms for ``HQ`` and 42 ms for ``VHQ``, with the same
 ~95 dB rejection of a 10 kHz tone going 24 -> 16 kHz and a flat passband to 5 kHz (-3 dB at
 about 6.5 kHz). ``QQ`` holds nothing but lets that tone through at -11 dBFS.

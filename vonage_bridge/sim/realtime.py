@@ -672,7 +672,10 @@ class FakeRealtimeSession:
         )
 
     def _queue_for(self, type_: str) -> asyncio.Queue[JsonObject]:
-        return self._event_queues.setdefault(type_, asyncio.Queue())
+        queue = self._event_queues.get(type_)
+        if queue is None:  # not setdefault: that would build a Queue per recorded event
+            queue = self._event_queues[type_] = asyncio.Queue()
+        return queue
 
     def _record(self, record: JsonObject) -> None:
         self.client_events.append(record)
