@@ -50,15 +50,26 @@ def call_instructions(system_message: str, *, caller: str | None, called: str | 
     return "\n\n".join(parts)
 
 
-def session_update(
-    openai: OpenAISettings, instructions: str, tools: list[dict[str, Any]] | None = None
+PCM_24K = {"type": "audio/pcm", "rate": 24_000}
+"""OpenAI's only PCM format: 16-bit mono little-endian at 24000 Hz. [OAI-SPEC]"""
+
+
+def session_config(
+    openai: OpenAISettings,
+    instructions: str,
+    tools: list[dict[str, Any]] | None = None,
+    *,
+    audio_format: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``session.update`` for a call: ``audio/pcm`` at 24000 Hz both ways, voice, server VAD,
-    input transcription, and the function ``tools`` (``tool_choice: auto``) if any. Never the
-    beta shape (it is refused with close 4000). [OAI-BETA-EOL]
+    """A GA session config (``RealtimeSessionCreateRequestGA``): model, instructions, voice,
+    server VAD, input transcription, and the function ``tools`` (``tool_choice: auto``).
+
+    Args:
+        audio_format: set as input and output format (WebSocket path: :data:`PCM_24K`);
+            ``None`` leaves it to OpenAI (SIP, where OpenAI carries the audio [B4]).
+    Source: protocols.md B1.
     """
     audio_input: dict[str, Any] = {
-        "format": {"type": "audio/pcm", "rate": 24_000},
         "turn_detection": {
             "type": "server_vad",
             "threshold": openai.vad_threshold,
@@ -68,6 +79,10 @@ def session_update(
             "interrupt_response": True,
         },
     }
+    audio_output: dict[str, Any] = {"voice": openai.voice}
+    if audio_format is not None:
+        audio_input["format"] = dict(audio_format)
+        audio_output["format"] = dict(audio_format)
     if openai.transcription_model:
         transcription: dict[str, Any] = {"model": openai.transcription_model}
         if openai.transcription_language:
@@ -77,13 +92,20 @@ def session_update(
         "type": "realtime",
         "model": openai.model,
         "instructions": instructions,
-        "output_modalities": ["audio"],
-        "audio": {
-            "input": audio_input,
-            "output": {"format": {"type": "audio/pcm", "rate": 24_000}, "voice": openai.voice},
-        },
+        "audio": {"input": audio_input, "output": audio_output},
     }
     if tools:
         session["tools"] = tools
         session["tool_choice"] = "auto"
+    return session
+
+
+def session_update(
+    openai: OpenAISettings, instructions: str, tools: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """``session.update`` for a WebSocket call: ``audio/pcm`` at 24000 Hz both ways, audio
+    output only. Never the beta shape (it is refused with close 4000). [OAI-BETA-EOL]
+    """
+    session = session_config(openai, instructions, tools, audio_format=PCM_24K)
+    session["output_modalities"] = ["audio"]
     return {"type": "session.update", "session": session}

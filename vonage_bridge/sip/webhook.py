@@ -19,6 +19,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from ..config import OpenAISettings, SipSettings
+from ..realtime.instructions import session_config
 
 INCOMING_CALL = "realtime.call.incoming"
 MAX_HEADERS = 64
@@ -177,31 +178,7 @@ def accept_session(
 ) -> dict[str, Any]:
     """The ``/accept`` body: a GA session config. The audio formats are OpenAI's business on
     SIP, so only voice, transcription and turn detection are set [B4]."""
-    audio_input: dict[str, Any] = {
-        "turn_detection": {
-            "type": "server_vad",
-            "threshold": openai.vad_threshold,
-            "prefix_padding_ms": 300,
-            "silence_duration_ms": openai.vad_silence_ms,
-            "create_response": True,
-            "interrupt_response": True,
-        }
-    }
-    if openai.transcription_model:
-        transcription: dict[str, Any] = {"model": openai.transcription_model}
-        if openai.transcription_language:
-            transcription["language"] = openai.transcription_language
-        audio_input["transcription"] = transcription
-    session: dict[str, Any] = {
-        "type": "realtime",
-        "model": openai.model,
-        "instructions": instructions,
-        "audio": {"input": audio_input, "output": {"voice": openai.voice}},
-    }
-    if tools:
-        session["tools"] = tools
-        session["tool_choice"] = "auto"
-    return session
+    return session_config(openai, instructions, tools)
 
 
 def greeting_event(greeting_text: str) -> dict[str, Any]:
