@@ -81,6 +81,8 @@ class PublicUrl:
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
+    """Where we listen, our public URL, and the media-token secret (bytes) and TTL (s)."""
+
     host: str
     port: int
     public_url: PublicUrl
@@ -91,6 +93,9 @@ class ServerSettings:
 
 @dataclass(frozen=True, slots=True)
 class OpenAISettings:
+    """OpenAI Realtime: key (never in repr), model, voice, base URL, VAD (threshold 0-1,
+    silence ms), transcription and connect timeout (s)."""
+
     api_key: str = field(repr=False)
     model: str
     voice: str
@@ -112,6 +117,9 @@ class OpenAISettings:
 
 @dataclass(frozen=True, slots=True)
 class CallSettings:
+    """Per-call behaviour: persona text (placeholders resolved except ``{caller}``),
+    greeting, soxr quality, playout look-ahead (ms) and conversation features."""
+
     system_message: str
     greeting_text: str
     greeting_language: str
@@ -205,6 +213,8 @@ class StoreSettings:
 
 @dataclass(frozen=True, slots=True)
 class LogSettings:
+    """Log level name and format (``auto``, ``text`` or ``json``)."""
+
     level: str
     format: str  # "auto" | "text" | "json"
 

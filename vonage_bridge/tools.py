@@ -99,6 +99,8 @@ class ToolRegistry:
             self.add(t)
 
     def add(self, tool: Tool) -> None:
+        """Register ``tool``; a tool of the same name is replaced (so a deployer's
+        ``TOOLS_MODULE`` can override a built-in on purpose)."""
         self._tools[tool.name] = tool
 
     def tool(
@@ -119,10 +121,12 @@ class ToolRegistry:
         return register
 
     def get(self, name: str) -> Tool | None:
+        """The tool called ``name``, or None (the model asked for an unknown function)."""
         return self._tools.get(name)
 
     @property
     def names(self) -> list[str]:
+        """Registered tool names, in registration order."""
         return list(self._tools)
 
     def declarations(self) -> list[dict[str, Any]]:

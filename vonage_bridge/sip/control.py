@@ -80,12 +80,21 @@ class SipControl:
         await self._post(call_id, "accept", session)
 
     async def reject(self, call_id: str, status_code: int) -> None:
+        """Decline the ringing call with a SIP status (486 busy, 603 decline) [B4].
+
+        Raises: CallGone (404), UpstreamError (refused, timeout, network).
+        """
         await self._post(call_id, "reject", {"status_code": status_code})
 
     async def refer(self, call_id: str, target_uri: str) -> None:
+        """Transfer the call: SIP REFER to ``target_uri`` (``tel:+…`` or ``sip:…``) [B4].
+
+        Raises: CallGone (404), UpstreamError (refused, timeout, network).
+        """
         await self._post(call_id, "refer", {"target_uri": target_uri})
 
     async def hangup(self, call_id: str) -> None:
+        """End the call [B4]. Raises: CallGone (already ended), UpstreamError."""
         await self._post(call_id, "hangup", None)
 
 
