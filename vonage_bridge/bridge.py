@@ -2,19 +2,24 @@
 
 Three tasks per call, each a few lines of receive -> parse (pure) -> feed -> drain -> send:
 
-- caller pump: Vonage socket -> session (frames up to Realtime as they come);
+- caller pump: caller socket -> session (frames up to Realtime as they come);
 - Realtime pump: opens the Realtime socket, sends ``session.update`` and the held audio, then
   Realtime events -> session;
-- playout pump: session's playout -> Vonage socket, paced to absolute deadlines with a
+- playout pump: session's playout -> caller socket, paced to absolute deadlines with a
   bounded look-ahead (``audio.playout``).
+
+The front door is a :class:`CallerWire`: how caller messages parse and how reply frames are
+sent (Vonage: one binary message per 20 ms L16 frame; Twilio: one JSON ``media`` message per
+batch). Everything else is shared.
 
 The first task to end ends the call: the others are cancelled and awaited, both sockets are
 closed with a code and a reason, and one summary line is logged. Nothing is logged per frame.
-When our side ended the call (Realtime failed or closed, an internal error, shutdown) and
-Vonage credentials are configured, the call is also hung up over REST before the caller
-socket is closed, so Vonage ends it instead of only seeing the socket drop.
+When our side ended the call (Realtime failed or closed, an internal error, shutdown) and the
+front door's REST API is configured, the call is also hung up over REST before the caller
+socket is closed, so the carrier ends it instead of only seeing the socket drop.
 
-Source: style.md 7.4; protocols.md A3 (Vonage socket, "Ending the call"), B1-B3 (Realtime).
+Source: style.md 7.4; protocols.md A3 (Vonage socket, "Ending the call"), C (Twilio Media
+Streams), B1-B3 (Realtime).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from aiohttp import WSMsgType, web
 from .calls import VoiceApi
 from .config import OpenAISettings
 from .errors import RealtimeConnectError, RemoteProtocolError
-from .events import RunTool, SpeechStopped
+from .events import CallerEvent, RunTool, SpeechStopped, StreamStopped
 from .realtime.connection import open_realtime
 from .realtime.protocol import parse_server_event
 from .session import CallSession, Phase
@@ -52,7 +57,28 @@ position before hanging up (network and jitter-buffer delay on Vonage's side).""
 
 
 HangUp = Callable[[str], Awaitable[object]]
-"""Ends the call on Vonage's side over REST, given the reason; logs its own failures."""
+"""Ends the call on the carrier's side over REST, given the reason; logs its own failures."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerWire:
+    """How one front door's media socket carries audio.
+
+    Attributes:
+        name: ``"Vonage"`` or ``"Twilio"``, for logs.
+        parse: one text message -> caller audio (``bytes``, Twilio ``media``) or an event.
+        binary_audio: caller audio arrives as binary messages (Vonage), else inside text.
+        media: renders a batch of reply frames as one text message (Twilio); ``None`` sends
+            each frame as its own binary message (Vonage: exactly one frame per message).
+    """
+
+    name: str
+    parse: Callable[[str], bytes | CallerEvent]
+    binary_audio: bool = True
+    media: Callable[[bytes], str] | None = None
+
+
+VONAGE_WIRE = CallerWire("Vonage", parse_text)
 
 
 @dataclass(slots=True)
@@ -101,15 +127,17 @@ class _CallBridge:
         http: aiohttp.ClientSession,
         openai: OpenAISettings,
         tools: ToolRegistry | None = None,
-        voice_api: VoiceApi | None = None,
+        tool_ctx: ToolContext | None = None,
+        wire: CallerWire = VONAGE_WIRE,
     ) -> None:
         self.caller = caller
         self.session = session
         self.http = http
         self.openai = openai
         self.tools = tools
+        self.wire = wire
         info = session.info
-        self.tool_ctx = ToolContext(info.call_uuid, info.caller, voice_api)
+        self.tool_ctx = tool_ctx or ToolContext(info.call_uuid, info.caller)
         self.tool_tasks: set[asyncio.Task[None]] = set()
         self.end_requested = asyncio.Event()
         self.rt: aiohttp.ClientWebSocketResponse | None = None
@@ -123,25 +151,41 @@ class _CallBridge:
     # -------------------------------------------------------------- pumps
 
     async def caller_pump(self) -> CallEnd:
-        session, caller = self.session, self.caller
+        session, caller, wire = self.session, self.caller, self.wire
         async for msg in caller:
-            if msg.type is WSMsgType.BINARY:
-                out = session.caller_frame(msg.data)
-                if out is not None:
-                    assert self.rt is not None  # BRIDGING implies an open socket
-                    await self.rt.send_str(out)
-                elif session.has_notes:
-                    self.log_notes()
-            elif msg.type is WSMsgType.TEXT:
+            if msg.type is WSMsgType.TEXT:
                 try:
-                    session.now = time.time()
-                    session.caller_event(parse_text(msg.data))
+                    parsed = wire.parse(msg.data)
                 except RemoteProtocolError as exc:
-                    self.warn_once("caller-text", f"bad text message from caller: {exc.message}")
+                    session.caller_message_invalid(exc.message)
+                    self.log_notes()
+                    continue
+                if isinstance(parsed, bytes):  # Twilio media (hot path)
+                    await self.caller_audio(parsed)
+                    continue
+                if isinstance(parsed, StreamStopped):
+                    return CallEnd(f"caller hung up ({wire.name} stream stopped)")
+                session.now = time.time()
+                session.caller_event(parsed)
                 await self.flush()
+            elif msg.type is WSMsgType.BINARY:
+                if wire.binary_audio:  # Vonage audio (hot path)
+                    await self.caller_audio(msg.data)
+                else:
+                    session.caller_message_invalid("binary message (audio comes in media)")
+                    self.log_notes()
             elif msg.type is WSMsgType.ERROR:
                 return CallEnd(f"caller socket error: {caller.exception()}", error=True)
         return CallEnd(f"caller hung up (close {caller.close_code})")
+
+    async def caller_audio(self, frame: bytes) -> None:
+        session = self.session
+        out = session.caller_frame(frame)
+        if out is not None:
+            assert self.rt is not None  # BRIDGING implies an open socket
+            await self.rt.send_str(out)
+        elif session.has_notes:
+            self.log_notes()
 
     async def realtime_pump(self) -> CallEnd:
         session = self.session
@@ -180,6 +224,7 @@ class _CallBridge:
 
     async def playout_pump(self) -> CallEnd:
         session, caller, loop = self.session, self.caller, self.loop
+        media = self.wire.media
         while True:
             playout = session.playout
             epoch = session.playback_epoch
@@ -188,10 +233,13 @@ class _CallBridge:
                 if self.stopped_at is not None:
                     self.reply_latency_ms.append((loop.time() - self.stopped_at) * 1000.0)
                     self.stopped_at = None
-                for frame in frames:
-                    if session.playback_epoch != epoch:
-                        break  # barge-in while sending: the rest of the batch is cut off
-                    await caller.send_bytes(frame)
+                if media is not None:  # Twilio: the batch in one media message
+                    await caller.send_str(media(b"".join(frames)))
+                else:
+                    for frame in frames:
+                        if session.playback_epoch != epoch:
+                            break  # barge-in while sending: the rest of the batch is cut off
+                        await caller.send_bytes(frame)
                 # A playback marker after the batch: its echo says what has been heard.
                 marker = session.frames_sent(len(frames), epoch)
                 if marker is not None:
@@ -315,7 +363,7 @@ class _CallBridge:
             try:
                 await hang_up(end.reason)
             except Exception:  # a failed hang-up never breaks the call's cleanup
-                log.exception("Vonage hang-up raised")
+                log.exception("%s hang-up raised", self.wire.name)
         if not self.caller.closed:
             await self.caller.close(code=end.caller_code, message=_reason(end.reason))
 
@@ -334,23 +382,32 @@ async def run_call(
     hang_up: HangUp | None = None,
     tools: ToolRegistry | None = None,
     voice_api: VoiceApi | None = None,
+    tool_ctx: ToolContext | None = None,
+    wire: CallerWire = VONAGE_WIRE,
 ) -> CallSummary:
-    """Bridge an accepted Vonage media socket to a new Realtime session until either ends.
+    """Bridge an accepted media socket to a new Realtime session until either ends.
 
     Args:
-        caller: the prepared Vonage WebSocket, after ``websocket:connected`` was read.
+        caller: the prepared media WebSocket, after its opening messages were read (Vonage
+            ``websocket:connected``; Twilio ``connected`` and ``start``).
         session: the call's session (already told the caller's format).
         http: the app's shared client session (used to open the Realtime socket).
         openai: Realtime settings.
-        hang_up: ends the call over Vonage REST (``calls.CallHangUp``), called when our side
-            ended the call; None when Vonage credentials are not configured.
+        hang_up: ends the call over the front door's REST API (``calls.CallHangUp``,
+            ``twilio_api.TwilioHangUp``), called when our side ended the call; None when
+            its credentials are not configured.
         tools: the tools the model may call (declared through the session); each call runs
             as a task of the call, cancelled when the call ends.
         voice_api: Vonage REST for tools (``transfer_call``); None when not configured.
+        tool_ctx: what tools see of the call; default built from the session and
+            ``voice_api``.
+        wire: the front door's media socket format (default Vonage).
     Returns:
         The call's summary (also logged as one INFO line, or ERROR when we ended it by fault).
     """
-    bridge = _CallBridge(caller, session, http, openai, tools, voice_api)
+    info = session.info
+    ctx = tool_ctx or ToolContext(info.call_uuid, info.caller, voice_api)
+    bridge = _CallBridge(caller, session, http, openai, tools, ctx, wire)
     started = bridge.loop.time()
     end = CallEnd("call task cancelled", CLOSE_GOING_AWAY)
     try:

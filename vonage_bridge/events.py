@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# ---------------------------------------------------------------- caller side (Vonage WS)
+# ---------------------------------------------------------------- caller side (telephony)
+# Parsed by ``telephony/vonage.py`` (Vonage WebSocket) and ``telephony/twilio.py`` (Twilio
+# Media Streams). Caller audio never becomes an object here (hot path: plain ``bytes``).
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,17 +32,24 @@ class CallerConnected:
 
 @dataclass(frozen=True, slots=True)
 class CallerDtmf:
-    """``websocket:dtmf``: one key press; ``digit`` is 0-9, ``*`` or ``#``."""
+    """``websocket:dtmf`` (Vonage) or ``dtmf`` (Twilio): one key press; ``digit`` is 0-9,
+    ``*`` or ``#``."""
 
     digit: str
     duration_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class PlaybackNotified:
-    """``websocket:notify``: all audio sent before our ``notify`` command has been played."""
+class PlaybackMarked:
+    """Our playback marker came back: the caller has heard ``ms`` ms of assistant item
+    ``item`` (everything sent before the marker has been played).
 
-    payload: dict[str, Any]
+    Vonage: ``websocket:notify`` echoing the payload of our ``notify``; Twilio: ``mark``
+    echoing the name of our ``mark`` (``<ms>:<item>``). Source: protocols.md A3, C.
+    """
+
+    item: str
+    ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +58,57 @@ class PlaybackCleared:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamConnected:
+    """Twilio ``connected``: the first message of a Media Stream (``protocol``, ``version``)."""
+
+    protocol: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStarted:
+    """Twilio ``start``: the stream's metadata, before any ``media``.
+
+    Attributes:
+        stream_sid: ``MZ...``; every message we send carries it.
+        call_sid: ``CA...``; the call for Twilio's REST API.
+        account_sid: ``AC...``.
+        custom_parameters: the ``<Parameter>`` names and values of our TwiML (untrusted).
+        encoding: ``mediaFormat.encoding``, ``audio/x-mulaw``.
+        sample_rate_hz: ``mediaFormat.sampleRate``, 8000.
+        channels: ``mediaFormat.channels``, 1.
+    """
+
+    stream_sid: str
+    call_sid: str
+    account_sid: str
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+    encoding: str = "audio/x-mulaw"
+    sample_rate_hz: int = 8_000
+    channels: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStopped:
+    """Twilio ``stop``: the stream ended (the call hung up, or our TwiML moved on)."""
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownCallerMessage:
-    """A text message with an ``event`` we do not handle (the guide says: skip it)."""
+    """A text message with an ``event`` we do not handle (the guides say: skip it)."""
 
     event: str
 
 
 CallerEvent = (
-    CallerConnected | CallerDtmf | PlaybackNotified | PlaybackCleared | UnknownCallerMessage
+    CallerConnected
+    | CallerDtmf
+    | PlaybackMarked
+    | PlaybackCleared
+    | StreamConnected
+    | StreamStarted
+    | StreamStopped
+    | UnknownCallerMessage
 )
 
 # ---------------------------------------------------------------- Realtime server events

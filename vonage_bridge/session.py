@@ -13,12 +13,18 @@ Call phases (one transition each way)::
     OPENING      flush_held() returns []       -> BRIDGING   (caller audio goes straight up)
     any          the shell ends the call       -> (the session is dropped)
 
-Audio that arrives before BRIDGING is resampled and held, then sent in order by
+The front door is invisible here: audio goes through an :class:`~.audio.path.AudioPath`
+(Vonage: L16 resampled to and from 24 kHz PCM16; Twilio: mu-law passed through as
+``audio/pcmu``) and playback commands are rendered by a
+:class:`~.telephony.base.PlaybackCommands` (Vonage ``notify``/``clear``, Twilio
+``mark``/``clear``).
+
+Audio that arrives before BRIDGING is converted and held, then sent in order by
 :meth:`flush_held`: the caller's first words matter.
 
 Barge-in: the pacer reports each batch of frames it hands over (:meth:`frames_sent`), which
-returns a ``notify`` marker (item id + ms of it sent) at most every 100 ms of audio; Vonage
-echoes it once played (:meth:`playback_marked`). On ``speech_started`` while the caller is
+returns a playback marker (item id + ms of it sent) at most every 100 ms of audio; the front
+door echoes it once played (:meth:`playback_marked`). On ``speech_started`` while the caller is
 hearing a reply: ``clear`` for the caller (:meth:`drain_caller`), ``conversation.item.truncate``
 at the last acknowledged ms (capped by the ms received), the playout emptied, and late deltas
 of that item dropped. No ``response.cancel``: ``interrupt_response`` makes the server cancel
@@ -29,7 +35,7 @@ DTMF goes to the transcript and, with ``DTMF_TO_MODEL``, to the model as user te
 each completed ``function_call`` (once per ``call_id``) becomes a :class:`RunTool` for the
 shell (:meth:`drain_tool_calls`); :meth:`tool_result` sends the output back.
 
-Source: style.md 7.3; protocols.md A3 (caller side, notify/clear), B1-B3 (Realtime side:
+Source: style.md 7.3; protocols.md A3, C (caller side: notify/mark, clear), B1-B3 (Realtime side:
 truncate, cancel, function calls); field-notes.md 6.1.
 """
 
@@ -40,9 +46,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .audio.formats import FRAME_MS, PCM16_24K, AudioFormat
+from .audio.formats import FRAME_MS, realtime_format_json
+from .audio.path import AudioPath, ResamplingPath
 from .audio.playout import Playout
-from .audio.resampler import StreamResampler
 from .config import CallSettings, OpenAISettings
 from .events import (
     AudioDelta,
@@ -56,7 +62,7 @@ from .events import (
     OtherServerEvent,
     OutputTranscriptDone,
     PlaybackCleared,
-    PlaybackNotified,
+    PlaybackMarked,
     RealtimeError,
     RealtimeEvent,
     ResponseCreated,
@@ -65,11 +71,15 @@ from .events import (
     SessionUpdated,
     SpeechStarted,
     SpeechStopped,
+    StreamConnected,
+    StreamStarted,
+    StreamStopped,
     UnknownCallerMessage,
 )
 from .realtime.instructions import call_instructions, session_update
 from .realtime.protocol import client_event, function_call_output, input_audio_append
-from .telephony.vonage import CLEAR_COMMAND, notify_command
+from .telephony.base import PlaybackCommands
+from .telephony.vonage import VONAGE_COMMANDS
 
 HOLD_LIMIT_MS = 60_000
 """Caller audio held before the Realtime session is ready, at most (the connect timeout
@@ -77,7 +87,7 @@ ends the call long before this in practice)."""
 FLUSH_CHUNK_MS = 500
 """Held audio goes up in appends of this size (far below the 15 MiB event limit)."""
 NOTIFY_EVERY_MS = 100
-"""A playback marker (``notify``) goes to Vonage after each batch of frames once this much
+"""A playback marker (Vonage ``notify``, Twilio ``mark``) follows a batch of frames once this much
 reply audio went out since the last one, and at the end of each stretch of audio: the
 acknowledgements say what the caller has heard, to within this much (a lower bound)."""
 TOOL_TEXT = 500
@@ -87,7 +97,7 @@ ITEMS_KEPT = 8
 
 
 class _Segment:
-    """Reply audio of one item queued in the playout, in caller-rate bytes."""
+    """Reply audio of one item queued in the playout, in caller-format bytes."""
 
     __slots__ = ("item", "bytes")
 
@@ -104,7 +114,9 @@ class Phase(Enum):
 
 @dataclass(frozen=True, slots=True)
 class CallInfo:
-    """Who and what the call is, from the answer URL (untrusted, already bounded)."""
+    """Who and what the call is, from the answer URL (untrusted, already bounded).
+
+    ``call_uuid`` is the front door's call id: Vonage call UUID, Twilio call SID."""
 
     call_uuid: str
     conversation_uuid: str | None = None
@@ -149,8 +161,11 @@ class CallSession:
         openai: Realtime settings (model, voice, VAD, transcription).
         call: per-call settings (persona, resampler quality, look-ahead).
         caller_rate_hz: the L16 rate asked for in the NCCO; ``websocket:connected`` may
-            confirm or change it before any audio.
+            confirm or change it before any audio (Vonage; ignored when ``path`` is given).
         tools: the ``session.tools`` declarations (``tools.ToolRegistry.declarations``).
+        path: the audio path; default L16 at ``caller_rate_hz`` resampled to 24 kHz PCM16
+            (Vonage). Twilio passes ``PassthroughPath()`` (mu-law as ``audio/pcmu``).
+        commands: renders ``clear`` and playback markers; default Vonage's.
     """
 
     def __init__(
@@ -161,6 +176,8 @@ class CallSession:
         call: CallSettings,
         caller_rate_hz: int = 16_000,
         tools: list[dict[str, Any]] | None = None,
+        path: AudioPath | None = None,
+        commands: PlaybackCommands = VONAGE_COMMANDS,
     ) -> None:
         self.info = info
         self._tools = tools or []
@@ -198,25 +215,28 @@ class CallSession:
         self.server_interrupts = True
         self.playback_epoch = 0  # bumped by each barge-in (the playout was cleared)
         self._interrupted: str | None = None  # response cut by speech: its audio is dropped
-        self._configure(caller_rate_hz)
+        self._commands = commands
+        self._resampled = path is None  # Vonage: websocket:connected may change the rate
+        self._configure(path or ResamplingPath(caller_rate_hz, call.resample_quality))
 
-    def _configure(self, rate_hz: int) -> None:
-        fmt = AudioFormat("l16", rate_hz)
-        self.caller_format = fmt
+    def _configure(self, path: AudioPath) -> None:
+        self.path = path
+        fmt = self.caller_format = path.caller
+        self.realtime_format = path.realtime
         self.frame_bytes = fmt.frame_bytes(FRAME_MS)
-        q = self._call.resample_quality
-        self._up = StreamResampler(rate_hz, PCM16_24K.sample_rate_hz, q)
-        self._down = StreamResampler(PCM16_24K.sample_rate_hz, rate_hz, q)
-        self.playout = Playout(self.frame_bytes, self._call.playout_lookahead_ms)
-        self._caller_bytes_per_ms = fmt.frame_bytes(FRAME_MS) / FRAME_MS
+        self.playout = Playout(
+            self.frame_bytes, self._call.playout_lookahead_ms, silence_byte=fmt.silence_byte
+        )
+        self._caller_bytes_per_ms = fmt.bytes_per_ms
+        self._rt_ms_per_byte = 1.0 / path.realtime.bytes_per_ms
 
     # ------------------------------------------------------------ caller side
 
     def caller_connected(self, event: CallerConnected) -> None:
         """``websocket:connected`` arrived; adopt its sample rate if no audio came yet."""
-        if event.sample_rate_hz != self.caller_format.sample_rate_hz:
+        if event.sample_rate_hz != self.caller_format.sample_rate_hz and self._resampled:
             if self.stats.frames_in == 0:
-                self._configure(event.sample_rate_hz)
+                self._configure(ResamplingPath(event.sample_rate_hz, self._call.resample_quality))
                 self._note("info", f"caller audio is {event.content_type}")
             else:
                 self._warn_once("rate", f"ignoring late content-type {event.content_type}")
@@ -225,7 +245,8 @@ class CallSession:
         """One binary message from the caller (hot path).
 
         Args:
-            frame: PCM16 LE mono, normally exactly one 20 ms frame (640 bytes at 16 kHz).
+            frame: caller audio, normally exactly one 20 ms frame (Vonage: PCM16 LE mono,
+                640 bytes at 16 kHz; Twilio: 160 bytes of mu-law).
         Returns:
             The ``input_audio_buffer.append`` to send now, or ``None`` when the audio is held
             (Realtime not ready yet) or the frame was unusable.
@@ -234,17 +255,17 @@ class CallSession:
         if n != self.frame_bytes and not self._check_frame(n):
             return None
         self.stats.frames_in += 1
-        up = self._up.process(frame)
+        up = self.path.up(frame)
         if self.phase is not Phase.BRIDGING:
             self._hold(up)
             return None
         if not up:
             return None
-        self.stats.ms_to_realtime += len(up) / 48.0  # 24 kHz PCM16: 48 bytes per ms
+        self.stats.ms_to_realtime += len(up) * self._rt_ms_per_byte
         return input_audio_append(up)
 
     def _check_frame(self, n: int) -> bool:
-        if n == 0 or n & 1:
+        if n == 0 or n % self.caller_format.sample_bytes:
             self.stats.bad_frames += 1
             self._warn_once("odd", f"dropping caller frame of {n} bytes (not 16-bit PCM)")
             return False
@@ -253,25 +274,33 @@ class CallSession:
         )
         return True
 
-    def _hold(self, pcm: bytes) -> None:
-        limit = PCM16_24K.ms_to_bytes(HOLD_LIMIT_MS)
-        self._held += pcm
+    def _hold(self, audio: bytes) -> None:
+        limit = self.realtime_format.ms_to_bytes(HOLD_LIMIT_MS)
+        self._held += audio
         if len(self._held) > limit:
             excess = len(self._held) - limit
             del self._held[:excess]
-            self.stats.dropped_held_ms += PCM16_24K.bytes_to_ms(excess)
+            self.stats.dropped_held_ms += self.realtime_format.bytes_to_ms(excess)
             self._warn_once("hold", "Realtime not ready for 60 s: dropping the oldest held audio")
 
+    def caller_message_invalid(self, reason: str) -> None:
+        """A caller message that could not be used (bad JSON, a ``media`` payload that is not
+        base64): counted with the bad frames, warned about once per call."""
+        self.stats.bad_frames += 1
+        self._warn_once("caller-bad", f"dropping bad caller message: {reason}")
+
     def caller_event(self, event: CallerEvent) -> None:
-        """A parsed text message from the caller side (see ``telephony.vonage``)."""
-        if isinstance(event, CallerConnected):
-            self.caller_connected(event)
+        """A parsed text message from the caller side (``telephony.vonage``/``.twilio``)."""
+        if isinstance(event, PlaybackMarked):  # the common one first (~10 a second)
+            self.playback_marked(event.item, event.ms)
         elif isinstance(event, CallerDtmf):
             self._dtmf(event.digit)
-        elif isinstance(event, PlaybackNotified):
-            self.playback_marked(event.payload)
-        elif isinstance(event, PlaybackCleared):
-            pass  # the clear was acknowledged; our accounting was reset when we sent it
+        elif isinstance(event, CallerConnected):
+            self.caller_connected(event)
+        elif isinstance(event, PlaybackCleared | StreamStopped):
+            pass  # a clear acknowledged (accounting reset when sent); stop: the shell ends
+        elif isinstance(event, StreamConnected | StreamStarted):
+            self._warn_once("restart", "ignoring a second stream start on a running call")
         elif isinstance(event, UnknownCallerMessage):
             self._warn_once(f"caller:{event.event}", f"ignoring caller event {event.event!r}")
 
@@ -306,9 +335,9 @@ class CallSession:
         cleared them, and they are not counted.
 
         Returns:
-            A ``notify`` command to send right after them, or ``None``. Its payload names the
-            item and the ms of it handed over up to the marker; Vonage echoes it back in
-            ``websocket:notify`` once that audio has been played.
+            A playback marker to send right after them, or ``None``. It names the item and
+            the ms of it handed over up to the marker; the front door echoes it back
+            (``events.PlaybackMarked``) once that audio has been played.
         """
         if epoch is not None and epoch != self.playback_epoch:
             return None
@@ -334,20 +363,18 @@ class CallSession:
         if self._since_notify_ms < NOTIFY_EVERY_MS and self.playout.buffered_bytes:
             return None
         self._since_notify_ms = 0.0
-        return notify_command({"item": item, "ms": int(self._sent_ms[item])})
+        return self._commands.mark(item, int(self._sent_ms[item]))
 
-    def playback_marked(self, payload: dict[str, object]) -> None:
-        """``websocket:notify``: the audio of ``payload["item"]`` up to ``payload["ms"]`` has
-        been played to the caller."""
-        item, ms = payload.get("item"), payload.get("ms")
-        if not isinstance(item, str) or not isinstance(ms, int | float):
-            return
+    def playback_marked(self, item: str, ms: int) -> None:
+        """A marker came back: the audio of ``item`` up to ``ms`` ms has been played to the
+        caller. Markers of items cut by a barge-in (Twilio echoes pending marks after a
+        ``clear``) and of unknown items are ignored."""
         if item in self._sent_ms and item not in self._dropped_items:
             self._heard_ms[item] = max(self._heard_ms.get(item, 0.0), float(ms))
 
     def heard_ms(self, item_id: str) -> int:
-        """What the caller has heard of an item, ms: acknowledged by Vonage, capped by the
-        audio received for it (a truncate past that is refused by the API)."""
+        """What the caller has heard of an item, ms: acknowledged by the front door, capped by
+        the audio received for it (a truncate past that is refused by the API)."""
         heard = self._heard_ms.get(item_id, 0.0)
         return int(min(heard, self._recv_ms.get(item_id, 0.0)))
 
@@ -369,7 +396,7 @@ class CallSession:
         self.stats.barge_ins += 1
         if self.active_response is not None and not self.server_interrupts:
             self._rt_out.append(client_event({"type": "response.cancel"}))
-        self._caller_out.append(CLEAR_COMMAND)
+        self._caller_out.append(self._commands.clear())
         unheard = [item] + [s.item for s in self._segments if s.item != item]
         for i, other in enumerate(unheard):
             end = self.heard_ms(other) if i == 0 else 0
@@ -395,11 +422,9 @@ class CallSession:
         self._taken_item = None
         self._last_item = None
         self._out_pending = False
-        q = self._call.resample_quality
-        rate = self.caller_format.sample_rate_hz
-        self._down = StreamResampler(PCM16_24K.sample_rate_hz, rate, q)  # drop its tail
+        self.path.reset_down()  # drop the tail it holds
 
-    def _track_item(self, item_id: str, pcm_24k: int, out: int) -> None:
+    def _track_item(self, item_id: str, received: int, out: int) -> None:
         recv = self._recv_ms
         if item_id not in recv:
             for d in (recv, self._sent_ms, self._heard_ms):
@@ -408,7 +433,7 @@ class CallSession:
             if len(self._dropped_items) > ITEMS_KEPT:
                 self._dropped_items.clear()  # old ones: their responses ended long ago
             recv[item_id] = 0.0
-        recv[item_id] += pcm_24k / 48.0
+        recv[item_id] += received * self._rt_ms_per_byte
         self._last_item = item_id
         self._queue_segment(item_id, out)
 
@@ -429,7 +454,10 @@ class CallSession:
         instructions = call_instructions(
             self._call.system_message, caller=self.info.caller, called=self.info.called
         )
-        return client_event(session_update(self._openai, instructions, self._tools))
+        fmt = realtime_format_json(self.realtime_format)
+        return client_event(
+            session_update(self._openai, instructions, self._tools, audio_format=fmt)
+        )
 
     def flush_held(self) -> list[str]:
         """Appends for the audio held so far, in order; ``[]`` once everything is out.
@@ -442,9 +470,10 @@ class CallSession:
             return []
         held = bytes(self._held)
         self._held.clear()
-        self.stats.held_ms += PCM16_24K.bytes_to_ms(len(held))
-        self.stats.ms_to_realtime += PCM16_24K.bytes_to_ms(len(held))
-        step = PCM16_24K.ms_to_bytes(FLUSH_CHUNK_MS)
+        rt = self.realtime_format
+        self.stats.held_ms += rt.bytes_to_ms(len(held))
+        self.stats.ms_to_realtime += rt.bytes_to_ms(len(held))
+        step = rt.ms_to_bytes(FLUSH_CHUNK_MS)
         return [input_audio_append(held[i : i + step]) for i in range(0, len(held), step)]
 
     def realtime_event(self, event: RealtimeEvent) -> None:
@@ -454,8 +483,8 @@ class CallSession:
                 self.stats.dropped_deltas += 1  # late audio of a truncated item
                 return
             self.stats.deltas += 1
-            self.stats.ms_from_realtime += PCM16_24K.bytes_to_ms(len(event.audio))
-            out = self._down.process(event.audio)
+            self.stats.ms_from_realtime += len(event.audio) * self._rt_ms_per_byte
+            out = self.path.down(event.audio)
             if out:
                 self.playout.push(out)
             self._track_item(event.item_id, len(event.audio), len(out))
@@ -509,7 +538,7 @@ class CallSession:
         if not self._out_pending:
             return
         self._out_pending = False
-        tail = self._down.drain()
+        tail = self.path.drain_down()
         if tail:
             self.playout.push(tail)
         before = self.playout.buffered_bytes

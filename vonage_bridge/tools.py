@@ -9,8 +9,8 @@ Deployers add their own tools without editing the bridge: ``TOOLS_MODULE=mypkg.t
 imported at start-up and must expose ``register(registry)`` or a ``TOOLS`` list of
 :class:`Tool`.
 
-Built-ins: ``end_call`` (always) and ``transfer_call`` (with ``TRANSFER_NUMBER`` and Vonage
-REST configured).
+Built-ins: ``end_call`` (always) and ``transfer_call`` (with ``TRANSFER_NUMBER`` and the REST
+API of a front door configured: Vonage, or Twilio; OpenAI SIP refers the call instead).
 """
 
 from __future__ import annotations
@@ -44,14 +44,19 @@ class ToolContext:
     """What a tool may know and use about its call.
 
     Attributes:
-        call_uuid: the Vonage call leg.
+        call_uuid: the front door's call id (Vonage call UUID, Twilio call SID).
         caller: the caller's number, if known (untrusted).
-        voice_api: Vonage REST, or None when it is not configured.
+        voice_api: Vonage REST, or None when it is not configured (or not a Vonage call).
+        transfer: connects this call to an E.164 number (digits) over its front door's
+            REST API; None when that is not configured.
+        front_door: ``"vonage"`` or ``"twilio"``.
     """
 
     call_uuid: str
     caller: str | None = None
     voice_api: VoiceApi | None = None
+    transfer: Callable[[str], Awaitable[None]] | None = None
+    front_door: str = "vonage"
 
 
 ToolHandler = Callable[[dict[str, Any], ToolContext], Awaitable[Any]]
@@ -153,14 +158,19 @@ END_CALL = Tool(
 
 
 def transfer_tool(number: str) -> Tool:
-    """``transfer_call``: connects the caller to ``number`` (E.164 digits) over the Voice API
-    ``transfer`` action with an inline NCCO; our media leg ends with it."""
+    """``transfer_call``: connects the caller to ``number`` (E.164 digits) through the call's
+    front door (:attr:`ToolContext.transfer`: Twilio ``<Dial>`` update, Vonage ``transfer``),
+    or else the Vonage Voice API ``transfer`` action with an inline NCCO; our media leg ends
+    with it."""
 
     async def transfer(args: dict[str, Any], ctx: ToolContext) -> str:
-        if ctx.voice_api is None:
+        if ctx.transfer is not None:
+            await ctx.transfer(number)
+        elif ctx.voice_api is not None:
+            ncco = [{"action": "connect", "endpoint": [{"type": "phone", "number": number}]}]
+            await ctx.voice_api.transfer(ctx.call_uuid, ncco)
+        else:
             raise RuntimeError("transfers are not configured")
-        ncco = [{"action": "connect", "endpoint": [{"type": "phone", "number": number}]}]
-        await ctx.voice_api.transfer(ctx.call_uuid, ncco)
         return "The caller is being transferred."
 
     return Tool(

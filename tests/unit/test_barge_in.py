@@ -12,7 +12,7 @@ from vonage_bridge.config import Settings
 from vonage_bridge.events import (
     AudioDelta,
     AudioDone,
-    PlaybackNotified,
+    PlaybackMarked,
     RealtimeError,
     ResponseCreated,
     ResponseDone,
@@ -82,7 +82,7 @@ def test_barge_in_truncates_at_the_acknowledged_ms_and_clears(session: CallSessi
     reply(session, 2000)
     markers = play(session, 30, 0.0)  # 600 ms handed over
     heard = markers[1]  # Vonage has played up to the second marker only
-    session.caller_event(PlaybackNotified(heard))
+    session.caller_event(PlaybackMarked(heard["item"], heard["ms"]))
     session.realtime_event(SpeechStarted("user_2", 5000))
     events = sent(session)
     assert events == [
@@ -111,7 +111,7 @@ def test_barge_in_before_any_acknowledgement_truncates_at_zero(session: CallSess
 def test_heard_is_capped_by_the_audio_received(session: CallSession) -> None:
     reply(session, 300)
     play(session, 10, 0.0)
-    session.caller_event(PlaybackNotified({"item": "item_1", "ms": 900}))  # bogus echo
+    session.caller_event(PlaybackMarked("item_1", 900))  # bogus echo
     assert session.heard_ms("item_1") == 300
     session.realtime_event(SpeechStarted("user_2", 5000))
     (event,) = sent(session)
@@ -138,7 +138,7 @@ def test_speech_while_nothing_is_playing_is_not_a_barge_in(session: CallSession)
     session.realtime_event(AudioDone("resp_1", "item_1"))
     session.realtime_event(ResponseDone("resp_1", "completed"))
     markers = play(session, 10, 0.0)
-    session.caller_event(PlaybackNotified(markers[-1]))  # everything heard
+    session.caller_event(PlaybackMarked(markers[-1]["item"], markers[-1]["ms"]))  # everything heard
     session.realtime_event(SpeechStarted("user_2", 5000))
     assert sent(session) == []
     assert session.drain_caller() == []

@@ -12,11 +12,12 @@ from vonage_bridge.events import (
     CallerConnected,
     CallerDtmf,
     PlaybackCleared,
-    PlaybackNotified,
+    PlaybackMarked,
     UnknownCallerMessage,
 )
 from vonage_bridge.telephony.vonage import (
     CLEAR_COMMAND,
+    VONAGE_COMMANDS,
     notify_command,
     parse_content_type,
     parse_text,
@@ -118,17 +119,32 @@ def test_parse_text_dtmf_with_bad_digit_raises(doc: dict[str, Any]) -> None:
         parse_text(wire(doc))
 
 
+def test_parse_text_notify_with_our_payload_returns_playback_marked() -> None:
+    raw = '{"event":"websocket:notify","payload":{"item":"item_7","ms":340}}'
+    assert parse_text(raw) == PlaybackMarked("item_7", 340)
+
+
 @pytest.mark.parametrize(
-    ("raw", "payload"),
+    "raw",
     [
-        ('{"event":"websocket:notify","payload":{"name":"m7"}}', {"name": "m7"}),
-        ('{"event":"websocket:notify","payload":{"name":"m7","n":3}}', {"name": "m7", "n": 3}),
-        ('{"event":"websocket:notify"}', {}),
-        ('{"event":"websocket:notify","payload":"m7"}', {}),
+        '{"event":"websocket:notify","payload":{"name":"m7"}}',
+        '{"event":"websocket:notify","payload":{"item":"item_7","ms":"340"}}',
+        '{"event":"websocket:notify","payload":{"item":"item_7","ms":true}}',
+        '{"event":"websocket:notify","payload":{"item":7,"ms":340}}',
+        '{"event":"websocket:notify"}',
+        '{"event":"websocket:notify","payload":"m7"}',
     ],
 )
-def test_parse_text_notify_returns_payload(raw: str, payload: dict[str, Any]) -> None:
-    assert parse_text(raw) == PlaybackNotified(payload)
+def test_parse_text_notify_not_ours_is_unknown(raw: str) -> None:
+    assert parse_text(raw) == UnknownCallerMessage("websocket:notify")
+
+
+def test_vonage_commands_render_clear_and_notify() -> None:
+    assert json.loads(VONAGE_COMMANDS.clear()) == {"action": "clear"}
+    assert json.loads(VONAGE_COMMANDS.mark("item_1", 120)) == {
+        "action": "notify",
+        "payload": {"item": "item_1", "ms": 120},
+    }
 
 
 def test_parse_text_cleared_returns_playback_cleared() -> None:

@@ -1,11 +1,13 @@
 """Playout toward the caller: exact frames, bounded look-ahead, underrun accounting. Pure.
 
 Vonage plays each binary message as one 20 ms frame and buffers what we send ahead of time
-(about 20 s, [V-WSG]). We keep that buffer fed but never more than ``lookahead_ms`` ahead of
-the caller's ear: enough to ride out scheduling and network jitter, small enough that we know
-what the caller has heard when they barge in (protocols.md A3, field-notes.md 6.2). Frames are
-sent in small batches (wake up when the look-ahead falls to ``lookahead - refill``), so a call
-costs about 25 timer wake-ups a second instead of 50.
+(about 20 s, [V-WSG]); Twilio plays the mu-law of each ``media`` message in order (a batch of
+frames per message here) and buffers minutes of it [TW-WS]. We keep that buffer fed but never
+more than ``lookahead_ms`` ahead of the caller's ear: enough to ride out scheduling and
+network jitter, small enough that we know what the caller has heard when they barge in
+(protocols.md A3, C, field-notes.md 6.2). Frames are sent in small batches (wake up when the
+look-ahead falls to ``lookahead - refill``), so a call costs about 25 timer wake-ups a second
+instead of 50.
 
 Time is passed in (seconds on any monotonic clock); nothing here reads a clock.
 """
@@ -20,9 +22,10 @@ class Playout:
     """Audio queued for the caller, cut into exact frames and released at playback pace.
 
     Args:
-        frame_bytes: size of one frame (640 for L16 at 16 kHz).
+        frame_bytes: size of one frame (640 for L16 at 16 kHz, 160 for 8 kHz mu-law).
         lookahead_ms: how far ahead of the caller's playback position we may send.
         refill_ms: how far the look-ahead may fall before we send again.
+        silence_byte: the byte that pads a tail (0 for PCM, 0xFF for mu-law).
     """
 
     __slots__ = (
@@ -39,12 +42,19 @@ class Playout:
         "padded_bytes",
     )
 
-    def __init__(self, frame_bytes: int, lookahead_ms: int = 100, refill_ms: int = 40) -> None:
+    def __init__(
+        self,
+        frame_bytes: int,
+        lookahead_ms: int = 100,
+        refill_ms: int = 40,
+        *,
+        silence_byte: int = 0,
+    ) -> None:
         if lookahead_ms < 2 * FRAME_S * 1000:
             raise ValueError("lookahead_ms must cover at least two frames")
         self._buf = bytearray()
         self.frame_bytes = frame_bytes
-        self._silence = bytes(frame_bytes)
+        self._silence = bytes((silence_byte,)) * frame_bytes
         self._lookahead_s = lookahead_ms / 1000.0
         self._low_water_s = max(FRAME_S, (lookahead_ms - refill_ms) / 1000.0)
         self._play_until = 0.0  # when everything sent so far will have been played

@@ -101,11 +101,17 @@ def session_config(
 
 
 def session_update(
-    openai: OpenAISettings, instructions: str, tools: list[dict[str, Any]] | None = None
+    openai: OpenAISettings,
+    instructions: str,
+    tools: list[dict[str, Any]] | None = None,
+    *,
+    audio_format: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``session.update`` for a WebSocket call: ``audio/pcm`` at 24000 Hz both ways, audio
-    output only. Never the beta shape (it is refused with close 4000). [OAI-BETA-EOL]
+    """``session.update`` for a WebSocket call: ``audio_format`` both ways (default
+    :data:`PCM_24K`, the Vonage path; ``{"type": "audio/pcmu"}`` for Twilio), audio output
+    only. Never the beta shape (it is refused with close 4000). [OAI-BETA-EOL]
     """
-    session = session_config(openai, instructions, tools, audio_format=PCM_24K)
+    fmt = PCM_24K if audio_format is None else audio_format
+    session = session_config(openai, instructions, tools, audio_format=fmt)
     session["output_modalities"] = ["audio"]
     return {"type": "session.update", "session": session}

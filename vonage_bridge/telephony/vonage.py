@@ -15,7 +15,7 @@ from ..events import (
     CallerDtmf,
     CallerEvent,
     PlaybackCleared,
-    PlaybackNotified,
+    PlaybackMarked,
     UnknownCallerMessage,
 )
 
@@ -76,7 +76,11 @@ def parse_text(raw: str) -> CallerEvent:
         return CallerDtmf(digit, duration if isinstance(duration, int) else None)
     if event == "websocket:notify":
         payload = doc.get("payload")
-        return PlaybackNotified(payload if isinstance(payload, dict) else {})
+        if isinstance(payload, dict):
+            item, ms = payload.get("item"), payload.get("ms")
+            if isinstance(item, str) and isinstance(ms, int) and not isinstance(ms, bool):
+                return PlaybackMarked(item, ms)
+        return UnknownCallerMessage("websocket:notify")  # not one of our markers
     if event == "websocket:cleared":
         return PlaybackCleared()
     return UnknownCallerMessage(str(event))
@@ -86,3 +90,19 @@ def notify_command(payload: dict[str, Any]) -> str:
     """``{"action":"notify","payload":…}``: Vonage echoes the payload in ``websocket:notify``
     once every frame sent before it has been played."""
     return json.dumps({"action": "notify", "payload": payload}, separators=(",", ":"))
+
+
+class VonageCommands:
+    """Vonage's playback commands (``telephony.base.PlaybackCommands``): ``clear``, and
+    ``notify`` with payload ``{"item": <item id>, "ms": <ms of it sent>}``."""
+
+    __slots__ = ()
+
+    def clear(self) -> str:
+        return CLEAR_COMMAND
+
+    def mark(self, item: str, ms: int) -> str:
+        return notify_command({"item": item, "ms": ms})
+
+
+VONAGE_COMMANDS = VonageCommands()

@@ -1,0 +1,105 @@
+"""The audio path of one call: caller format <-> Realtime format, one object per call. Pure.
+
+Two kinds, chosen by the front door:
+
+- :class:`ResamplingPath`: Vonage L16 (8/16/24 kHz) <-> OpenAI ``audio/pcm`` at 24 kHz, one
+  streaming soxr resampler per direction (``audio.resampler``), never cleared mid-call.
+- :class:`PassthroughPath`: the same bytes both ways, for Twilio's 8 kHz mu-law <-> OpenAI
+  ``audio/pcmu`` (no resampling, no transcoding: field-notes.md 1.4, 2.2).
+
+The session (``session.py``) sees only this interface, so barge-in, marks and held audio work
+the same on every front door.
+
+Source: protocols.md A3, B1 (formats), C (Twilio); style.md 7.3.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .formats import PCM16_24K, PCMU_8K, AudioFormat
+from .resampler import StreamResampler
+
+
+class AudioPath(Protocol):
+    """Converts one call's audio between the caller's format and the Realtime format.
+
+    Attributes:
+        caller: the caller side's format (frames in, frames out).
+        realtime: the Realtime session's input and output format.
+    """
+
+    caller: AudioFormat
+    realtime: AudioFormat
+
+    def up(self, frame: bytes) -> bytes:
+        """Caller audio -> Realtime audio (may be empty while a resampler fills)."""
+        ...
+
+    def down(self, audio: bytes) -> bytes:
+        """Realtime audio -> caller audio (may be empty while a resampler fills)."""
+        ...
+
+    def drain_down(self) -> bytes:
+        """The caller-bound audio still held inside the path (end of a response)."""
+        ...
+
+    def reset_down(self) -> None:
+        """Forget the caller-bound audio still held (barge-in: it must not be heard)."""
+        ...
+
+
+class ResamplingPath:
+    """L16 at ``caller_rate_hz`` <-> PCM16 at 24 kHz through two soxr streams.
+
+    Args:
+        caller_rate_hz: Vonage's L16 rate (8000, 16000 or 24000).
+        quality: soxr quality (``RESAMPLE_QUALITY``), e.g. ``"LQ"``.
+    """
+
+    __slots__ = ("caller", "realtime", "_quality", "_up", "_down")
+
+    def __init__(self, caller_rate_hz: int, quality: str = "LQ") -> None:
+        self.caller = AudioFormat("l16", caller_rate_hz)
+        self.realtime = PCM16_24K
+        self._quality = quality
+        self._up = StreamResampler(caller_rate_hz, PCM16_24K.sample_rate_hz, quality)
+        self._down = StreamResampler(PCM16_24K.sample_rate_hz, caller_rate_hz, quality)
+
+    def up(self, frame: bytes) -> bytes:
+        """Raises ValueError on an odd byte count (not PCM16)."""
+        return self._up.process(frame)
+
+    def down(self, audio: bytes) -> bytes:
+        """Raises ValueError on an odd byte count (not PCM16)."""
+        return self._down.process(audio)
+
+    def drain_down(self) -> bytes:
+        return self._down.drain()
+
+    def reset_down(self) -> None:
+        rate = self.caller.sample_rate_hz
+        self._down = StreamResampler(PCM16_24K.sample_rate_hz, rate, self._quality)
+
+
+class PassthroughPath:
+    """The caller and Realtime speak the same format (default: 8 kHz mu-law, Twilio <->
+    ``audio/pcmu``): bytes pass unchanged, nothing is held."""
+
+    __slots__ = ("caller", "realtime")
+
+    def __init__(self, fmt: AudioFormat = PCMU_8K) -> None:
+        self.caller = fmt
+        self.realtime = fmt
+
+    def up(self, frame: bytes) -> bytes:
+        return frame
+
+    def down(self, audio: bytes) -> bytes:
+        return audio
+
+    def drain_down(self) -> bytes:
+        return b""
+
+    def reset_down(self) -> None:
+        pass
