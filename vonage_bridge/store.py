@@ -4,7 +4,11 @@
 needs; :class:`SqlCallStore` implements it for SQLite (``aiosqlite``, the default, a file next
 to the app) and PostgreSQL (``asyncpg``, for several instances) with SQLAlchemy 2 Core async:
 one code path, the dialect picked from ``DATABASE_URL``. Tables are created on start-up
-(``metadata.create_all``); there is no migration framework yet.
+(``metadata.create_all``); there is no migration framework yet. The one upgrade so far is done
+by hand on open: a ``calls`` table of the previous version (no ``front_door`` column) gets
+``front_door VARCHAR(16) NOT NULL DEFAULT 'vonage'`` added, the same DDL on SQLite and
+PostgreSQL (``IF NOT EXISTS`` on PostgreSQL, where several instances may open at once); its
+old rows, all Vonage calls, read back as ``vonage``.
 
 Timestamps are stored as naive UTC with microseconds (``TIMESTAMP WITHOUT TIME ZONE`` on
 PostgreSQL, ISO text on SQLite) and come back as aware UTC ``datetime``s.
@@ -37,6 +41,14 @@ from .errors import FeatureDisabled
 log = logging.getLogger(__name__)
 
 DIRECTIONS = ("inbound", "outbound")
+FRONT_DOOR_VONAGE = "vonage"
+"""Vonage Voice API: NCCO answer + ``/vonage/ws`` media socket (also every pre-upgrade row)."""
+FRONT_DOOR_TWILIO = "twilio"
+"""Twilio Programmable Voice: TwiML answer + Media Streams socket."""
+FRONT_DOOR_OPENAI_SIP = "openai-sip"
+"""OpenAI's SIP connector: ``realtime.call.incoming`` webhook + sideband socket."""
+FRONT_DOORS = (FRONT_DOOR_VONAGE, FRONT_DOOR_TWILIO, FRONT_DOOR_OPENAI_SIP)
+"""Every value of ``CallRecord.front_door`` (at most 16 characters: the column's width)."""
 MIN_EPOCH_S = 1_000_000_000.0
 """Numbers below this (2001-09-09) are not epoch seconds, e.g. a monotonic loop time."""
 
@@ -78,13 +90,16 @@ class CallRecord:
     """One finished (or cut-off) call.
 
     Attributes:
-        call_uuid: Vonage call leg UUID (the primary key; a rewrite replaces the record).
+        call_uuid: the front door's call id (the primary key; a rewrite replaces the record):
+            Vonage call leg UUID, Twilio ``CallSid`` (``CA...``) or OpenAI SIP ``call_id``.
         conversation_uuid: Vonage ``CON-...`` UUID, when known.
         direction: ``inbound`` (``/incoming-call``) or ``outbound`` (``POST /connect``).
-        from_number / to_number: as Vonage gave them (untrusted, bounded), when known.
+        from_number / to_number: as the provider gave them (untrusted, bounded), when known.
         started_at / ended_at: aware UTC, microseconds (media socket open / call cleaned up).
         duration_s: the call's length, s.
         end_reason: why it ended, as in the summary log line.
+        front_door: which front door the call came through, one of :data:`FRONT_DOORS`
+            (default ``vonage``); :meth:`SqlCallStore.add` refuses anything else.
         transcript: entries in the order they happened.
     """
 
@@ -94,6 +109,7 @@ class CallRecord:
     ended_at: datetime
     duration_s: float
     end_reason: str
+    front_door: str = FRONT_DOOR_VONAGE
     conversation_uuid: str | None = None
     from_number: str | None = None
     to_number: str | None = None
@@ -110,6 +126,7 @@ class CallRecord:
             "ended_at": _iso(self.ended_at),
             "duration_s": self.duration_s,
             "end_reason": self.end_reason,
+            "front_door": self.front_door,
         }
         if with_transcript:
             body["transcript"] = [e.to_json() for e in self.transcript]
@@ -176,7 +193,11 @@ class CallStore(Protocol):
     """Where call records go. Implementations must be safe to call from many calls at once."""
 
     async def add(self, record: CallRecord) -> None:
-        """Write (or replace) the record of ``record.call_uuid`` with its transcript."""
+        """Write (or replace) the record of ``record.call_uuid`` with its transcript.
+
+        Raises:
+            ValueError: ``record.front_door`` is not one of :data:`FRONT_DOORS`.
+        """
 
     async def get(self, call_uuid: str) -> CallRecord | None:
         """The record with its transcript, or None.
@@ -185,8 +206,9 @@ class CallStore(Protocol):
             StoreUnavailable: the database is down or unusable (503).
         """
 
-    async def page(self, *, limit: int, offset: int) -> CallPage:
-        """Records newest first (by ``started_at``), without transcripts.
+    async def page(self, *, limit: int, offset: int, front_door: str | None = None) -> CallPage:
+        """Records newest first (by ``started_at``), without transcripts; only those of
+        ``front_door`` (one of :data:`FRONT_DOORS`) when it is given.
 
         Raises:
             StoreUnavailable: the database is down or unusable (503).
@@ -230,6 +252,12 @@ calls_table = sa.Table(
     sa.Column("ended_at", UtcDateTime(), nullable=False),
     sa.Column("duration_s", sa.Float, nullable=False),
     sa.Column("end_reason", sa.Text, nullable=False),
+    sa.Column(
+        "front_door",
+        sa.String(16),
+        nullable=False,
+        server_default=sa.text(f"'{FRONT_DOOR_VONAGE}'"),
+    ),
     sa.Index("ix_calls_started_at", "started_at"),
 )
 
@@ -279,7 +307,8 @@ class SqlCallStore:
 
     @classmethod
     async def open(cls, database_url: str, *, connect_timeout_s: float = 5.0) -> SqlCallStore:
-        """Connect and create the tables if they are missing.
+        """Connect, create the tables if they are missing and upgrade a previous version's
+        ``calls`` table (adds ``front_door``, see the module docstring).
 
         Raises:
             ValueError: if the URL's scheme is not supported.
@@ -294,9 +323,12 @@ class SqlCallStore:
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(metadata.create_all)
+                added = await conn.run_sync(_add_missing_columns)
         except BaseException:
             await engine.dispose()
             raise
+        for column in added:
+            log.info("call store upgraded: added column calls.%s", column)
         return store
 
     @property
@@ -304,6 +336,8 @@ class SqlCallStore:
         return self.engine.dialect.name
 
     async def add(self, record: CallRecord) -> None:
+        if record.front_door not in FRONT_DOORS:
+            raise ValueError(f"front_door must be one of {FRONT_DOORS}, not {record.front_door!r}")
         async with self._turns, self.engine.begin() as conn:
             # Replace, not fail: a media socket may reconnect with the same call uuid.
             await conn.execute(
@@ -323,6 +357,7 @@ class SqlCallStore:
                     ended_at=record.ended_at,
                     duration_s=record.duration_s,
                     end_reason=record.end_reason,
+                    front_door=record.front_door,
                 )
             )
             if record.transcript:
@@ -361,19 +396,21 @@ class SqlCallStore:
             entries = tuple(TranscriptEntry(r.role, r.text, r.at) for r in lines)
         return _record(row, entries)
 
-    async def page(self, *, limit: int, offset: int) -> CallPage:
+    async def page(self, *, limit: int, offset: int, front_door: str | None = None) -> CallPage:
         try:
-            return await self._page(limit=limit, offset=offset)
+            return await self._page(limit=limit, offset=offset, front_door=front_door)
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"call records unavailable: {exc.__class__.__name__}") from exc
 
-    async def _page(self, *, limit: int, offset: int) -> CallPage:
+    async def _page(self, *, limit: int, offset: int, front_door: str | None) -> CallPage:
         query = (
             calls_table.select()
             .order_by(calls_table.c.started_at.desc(), calls_table.c.call_uuid.desc())
             .limit(limit + 1)
             .offset(offset)
         )
+        if front_door is not None:
+            query = query.where(calls_table.c.front_door == front_door)
         async with self._turns, self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         more = len(rows) > limit
@@ -399,5 +436,26 @@ def _record(row: sa.Row[Any], transcript: tuple[TranscriptEntry, ...]) -> CallRe
         ended_at=row.ended_at,
         duration_s=row.duration_s,
         end_reason=row.end_reason,
+        front_door=row.front_door,
         transcript=transcript,
     )
+
+
+def _add_missing_columns(conn: sa.Connection) -> list[str]:
+    """Bring a previous version's ``calls`` table up to date; the names of the columns added.
+
+    Run on a sync connection (``AsyncConnection.run_sync``) after ``create_all``, in its
+    transaction. The DDL works on SQLite (a ``NOT NULL`` column added with a default) and on
+    PostgreSQL (11+ adds it without rewriting the table).
+    """
+    present = {c["name"] for c in sa.inspect(conn).get_columns(calls_table.name)}
+    if "front_door" in present:
+        return []
+    maybe = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
+    conn.execute(
+        sa.text(
+            f"ALTER TABLE {calls_table.name} ADD COLUMN {maybe}front_door VARCHAR(16) "
+            f"NOT NULL DEFAULT '{FRONT_DOOR_VONAGE}'"
+        )
+    )
+    return ["front_door"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from support import SECOND, Call, StartCall
 from test_vonage_call import speech
 
 from vonage_bridge.sim.realtime import FakeRealtimeOptions
-from vonage_bridge.store import SqlCallStore, metadata
+from vonage_bridge.store import FRONT_DOOR_TWILIO, CallRecord, SqlCallStore, metadata
 from vonage_bridge.web.keys import CALLS, STORE
 
 API_KEY = "records-key-0123456789"
@@ -195,3 +195,53 @@ async def test_abrupt_hang_up_mid_reply_leaves_a_record(start_call: StartCall) -
     assert record is not None
     assert "1006" in record.end_reason  # dropped, not closed
     assert "caller" in [e.role for e in record.transcript]
+
+
+async def test_records_say_their_front_door_and_can_be_filtered_by_it(
+    start_call: StartCall,
+) -> None:
+    call = await start_call(FakeRealtimeOptions(reject_status=401), CONNECT_API_KEY=API_KEY)
+    caller = call.caller()
+    await caller.answer()
+    await caller.connect()
+    await caller.wait_closed(timeout=10 * SECOND)
+    await call_finished(call, caller.call_uuid)
+    await call.bridge.app[STORE].add(  # as the Twilio front door writes it
+        CallRecord(
+            call_uuid="CA" + "0" * 32,
+            direction="inbound",
+            started_at=datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+            ended_at=datetime(2026, 11, 23, 9, 1, tzinfo=UTC),
+            duration_s=60.0,
+            end_reason="caller hung up",
+            front_door=FRONT_DOOR_TWILIO,
+        )
+    )
+
+    status, body = await get_json(call, f"/calls/{caller.call_uuid}")
+    assert (status, body["front_door"]) == (200, "vonage")
+    status, body = await get_json(call, "/calls/CA" + "0" * 32)
+    assert (status, body["front_door"]) == (200, "twilio")
+    status, page = await get_json(call, "/calls")
+    assert [(c["call_uuid"], c["front_door"]) for c in page["calls"]] == [
+        (caller.call_uuid, "vonage"),
+        ("CA" + "0" * 32, "twilio"),
+    ]
+    for door, expected in [
+        ("vonage", [caller.call_uuid]),
+        ("twilio", ["CA" + "0" * 32]),
+        ("openai-sip", []),
+    ]:
+        status, page = await get_json(call, f"/calls?front_door={door}&limit=1")
+        assert status == 200
+        assert [c["call_uuid"] for c in page["calls"]] == expected
+        assert page["next_offset"] is None
+
+
+@pytest.mark.parametrize("value", ["", "Twilio", "sip", "vonage,twilio"])
+async def test_unknown_front_door_filter_is_a_400(start_call: StartCall, value: str) -> None:
+    call = await start_call(CONNECT_API_KEY=API_KEY)
+    status, body = await get_json(call, f"/calls?front_door={value}")
+    assert status == 400
+    assert body["error"]["code"] == "invalid_filter"
+    assert "front_door" in body["error"]["message"]

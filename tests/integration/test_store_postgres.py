@@ -12,10 +12,20 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 from support import SECOND, StartCall
 
 from vonage_bridge.sim.realtime import FakeRealtimeOptions
-from vonage_bridge.store import CallRecord, SqlCallStore, TranscriptEntry, metadata
+from vonage_bridge.store import (
+    FRONT_DOOR_TWILIO,
+    FRONT_DOOR_VONAGE,
+    CallRecord,
+    SqlCallStore,
+    TranscriptEntry,
+    async_url,
+    metadata,
+)
 from vonage_bridge.web.keys import CALLS, STORE
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, 987654, tzinfo=UTC)
@@ -110,3 +120,75 @@ async def test_loopback_call_is_recorded_in_postgres(
     assert got.direction == "inbound"
     assert got.conversation_uuid == caller.conversation_uuid
     assert "401" in got.end_reason
+
+
+# The ``calls`` table as the version before front doors created it (SQLAlchemy's PostgreSQL DDL).
+OLD_POSTGRES_SCHEMA = [
+    """CREATE TABLE calls (
+        call_uuid VARCHAR(128) NOT NULL,
+        conversation_uuid VARCHAR(128),
+        direction VARCHAR(16) NOT NULL,
+        from_number VARCHAR(64),
+        to_number VARCHAR(64),
+        started_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+        ended_at TIMESTAMP WITHOUT TIME ZONE NOT NULL,
+        duration_s FLOAT NOT NULL,
+        end_reason TEXT NOT NULL,
+        PRIMARY KEY (call_uuid)
+    )""",
+    "CREATE INDEX ix_calls_started_at ON calls (started_at)",
+    """CREATE TABLE transcript_entries (
+        call_uuid VARCHAR(128) NOT NULL,
+        seq INTEGER NOT NULL,
+        role VARCHAR(32) NOT NULL,
+        text TEXT NOT NULL,
+        at TIMESTAMP WITHOUT TIME ZONE,
+        PRIMARY KEY (call_uuid, seq),
+        FOREIGN KEY(call_uuid) REFERENCES calls (call_uuid) ON DELETE CASCADE
+    )""",
+    """INSERT INTO calls VALUES ('pg-old', 'CON-old', 'inbound', '447700900000', '447700900001',
+        '2026-11-22 09:00:00.000001', '2026-11-22 09:01:00.5', 60.5, 'caller hung up')""",
+    "INSERT INTO transcript_entries VALUES ('pg-old', 0, 'caller', 'hello', NULL)",
+]
+
+
+async def test_postgres_previous_version_table_gets_the_front_door_column(pg_url: str) -> None:
+    engine = create_async_engine(async_url(pg_url))
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.drop_all)
+            for statement in OLD_POSTGRES_SCHEMA:
+                await conn.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+    # Two instances start at once on the old table: both upgrade it, neither fails.
+    first, second = await asyncio.gather(SqlCallStore.open(pg_url), SqlCallStore.open(pg_url))
+    try:
+        old = await second.get("pg-old")
+        assert old is not None
+        assert old.front_door == FRONT_DOOR_VONAGE
+        assert old.started_at == datetime(2026, 11, 22, 9, 0, 0, 1, tzinfo=UTC)
+        assert (old.duration_s, old.transcript) == (60.5, (TranscriptEntry("caller", "hello"),))
+        new = record(1, front_door=FRONT_DOOR_TWILIO)
+        await first.add(new)
+        assert await second.get("pg-1") == new
+        twilio = await second.page(limit=10, offset=0, front_door=FRONT_DOOR_TWILIO)
+        assert [r.call_uuid for r in twilio.records] == ["pg-1"]
+        vonage = await first.page(limit=10, offset=0, front_door=FRONT_DOOR_VONAGE)
+        assert [r.call_uuid for r in vonage.records] == ["pg-old"]
+        async with first.engine.connect() as conn:
+            column = (
+                await conn.execute(
+                    sa.text(
+                        "SELECT data_type, character_maximum_length, is_nullable, column_default"
+                        " FROM information_schema.columns"
+                        " WHERE table_name = 'calls' AND column_name = 'front_door'"
+                    )
+                )
+            ).one()
+        assert tuple(column[:3]) == ("character varying", 16, "NO")
+        assert "'vonage'" in column[3]
+    finally:
+        await first.close()
+        await second.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +15,10 @@ import pytest
 from vonage_bridge.config import Settings
 from vonage_bridge.errors import ConfigError
 from vonage_bridge.store import (
+    FRONT_DOOR_OPENAI_SIP,
+    FRONT_DOOR_TWILIO,
+    FRONT_DOOR_VONAGE,
+    FRONT_DOORS,
     CallRecord,
     SqlCallStore,
     TranscriptEntry,
@@ -155,3 +162,123 @@ def test_database_url_errors_name_the_variable_and_hide_passwords(tmp_path: Path
             Settings.from_env({**base, "DATABASE_URL": bad})
         assert "DATABASE_URL" in str(info.value)
         assert "hunter2" not in str(info.value)
+
+
+# ------------------------------------------------------------------ front doors
+
+
+def test_front_door_defaults_to_vonage_and_is_in_the_json() -> None:
+    assert FRONT_DOORS == ("vonage", "twilio", "openai-sip")
+    assert all(len(door) <= 16 for door in FRONT_DOORS)  # the column's width
+    assert record(0).front_door == FRONT_DOOR_VONAGE
+    body = record(0, front_door=FRONT_DOOR_TWILIO).to_json(with_transcript=False)
+    assert body["front_door"] == "twilio"
+    assert "transcript" not in body
+
+
+async def test_front_door_round_trips(store: SqlCallStore) -> None:
+    for n, door in enumerate(FRONT_DOORS):
+        original = record(n, front_door=door, transcript=(TranscriptEntry("caller", "hi", T0),))
+        await store.add(original)
+        assert await store.get(f"uuid-{n}") == original
+    page = await store.page(limit=10, offset=0)
+    assert [r.front_door for r in page.records] == ["openai-sip", "twilio", "vonage"]
+
+
+async def test_page_filters_by_front_door_and_pages_only_those(store: SqlCallStore) -> None:
+    doors = [FRONT_DOOR_TWILIO, FRONT_DOOR_VONAGE, FRONT_DOOR_TWILIO, FRONT_DOOR_OPENAI_SIP]
+    doors += [FRONT_DOOR_TWILIO]
+    for n, door in enumerate(doors):
+        await store.add(record(n, front_door=door))
+    first = await store.page(limit=2, offset=0, front_door=FRONT_DOOR_TWILIO)
+    assert [r.call_uuid for r in first.records] == ["uuid-4", "uuid-2"]
+    assert first.next_offset == 2
+    last = await store.page(limit=2, offset=2, front_door=FRONT_DOOR_TWILIO)
+    assert [r.call_uuid for r in last.records] == ["uuid-0"]
+    assert last.next_offset is None
+    sip = await store.page(limit=10, offset=0, front_door=FRONT_DOOR_OPENAI_SIP)
+    assert [(r.call_uuid, r.front_door) for r in sip.records] == [("uuid-3", "openai-sip")]
+    assert len((await store.page(limit=10, offset=0, front_door=None)).records) == 5
+
+
+async def test_add_refuses_an_unknown_front_door(store: SqlCallStore) -> None:
+    with pytest.raises(ValueError, match="front_door"):
+        await store.add(record(1, front_door="Twilio"))
+    assert await store.get("uuid-1") is None
+
+
+# The ``calls`` table as the version before front doors created it (SQLAlchemy's SQLite DDL).
+OLD_SQLITE_SCHEMA = """
+CREATE TABLE calls (
+    call_uuid VARCHAR(128) NOT NULL,
+    conversation_uuid VARCHAR(128),
+    direction VARCHAR(16) NOT NULL,
+    from_number VARCHAR(64),
+    to_number VARCHAR(64),
+    started_at DATETIME NOT NULL,
+    ended_at DATETIME NOT NULL,
+    duration_s FLOAT NOT NULL,
+    end_reason TEXT NOT NULL,
+    PRIMARY KEY (call_uuid)
+);
+CREATE INDEX ix_calls_started_at ON calls (started_at);
+CREATE TABLE transcript_entries (
+    call_uuid VARCHAR(128) NOT NULL,
+    seq INTEGER NOT NULL,
+    role VARCHAR(32) NOT NULL,
+    text TEXT NOT NULL,
+    at DATETIME,
+    PRIMARY KEY (call_uuid, seq),
+    FOREIGN KEY(call_uuid) REFERENCES calls (call_uuid) ON DELETE CASCADE
+);
+INSERT INTO calls VALUES ('old-1', 'CON-old', 'inbound', '447700900000', '447700900001',
+    '2026-11-22 09:00:00.000001', '2026-11-22 09:01:00.500000', 60.5, 'caller hung up');
+INSERT INTO transcript_entries VALUES ('old-1', 0, 'caller', 'hello', '2026-11-22 09:00:01.000000');
+"""
+
+
+async def test_previous_version_database_gets_the_front_door_column(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(OLD_SQLITE_SCHEMA)
+        db.commit()
+    caplog.set_level(logging.INFO, logger="vonage_bridge.store")
+
+    store = await SqlCallStore.open(f"sqlite:///{path}")
+    try:
+        old = await store.get("old-1")
+        assert old is not None
+        assert old.front_door == FRONT_DOOR_VONAGE
+        assert (old.direction, old.duration_s, old.end_reason) == (
+            "inbound",
+            60.5,
+            "caller hung up",
+        )
+        assert old.started_at == datetime(2026, 11, 22, 9, 0, 0, 1, tzinfo=UTC)
+        assert old.transcript == (
+            TranscriptEntry("caller", "hello", datetime(2026, 11, 22, 9, 0, 1, tzinfo=UTC)),
+        )
+        new = record(1, front_door=FRONT_DOOR_TWILIO)
+        await store.add(new)
+        assert await store.get("uuid-1") == new
+        twilio = await store.page(limit=10, offset=0, front_door=FRONT_DOOR_TWILIO)
+        assert [r.call_uuid for r in twilio.records] == ["uuid-1"]
+        vonage = await store.page(limit=10, offset=0, front_door=FRONT_DOOR_VONAGE)
+        assert [r.call_uuid for r in vonage.records] == ["old-1"]
+    finally:
+        await store.close()
+    upgraded = [r for r in caplog.records if "added column calls.front_door" in r.getMessage()]
+    assert len(upgraded) == 1
+
+    again = await SqlCallStore.open(f"sqlite:///{path}")  # already upgraded: nothing to do
+    try:
+        assert len((await again.page(limit=10, offset=0)).records) == 2
+    finally:
+        await again.close()
+    upgraded = [r for r in caplog.records if "added column calls.front_door" in r.getMessage()]
+    assert len(upgraded) == 1
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        columns = {row[1]: row for row in db.execute("PRAGMA table_info(calls)")}
+    assert columns["front_door"][2:5] == ("VARCHAR(16)", 1, "'vonage'")  # type, NOT NULL, default

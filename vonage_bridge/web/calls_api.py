@@ -6,8 +6,11 @@ constant time). Responses:
 - ``GET /calls?limit=20&offset=0``: 200 ``{"calls": [...], "limit", "offset",
   "next_offset"}``, newest first, without transcripts; ``next_offset`` is null on the last
   page. ``limit`` is 1-100 (default 20), ``offset`` 0-1000000 (default 0); anything else is a
-  400 ``invalid_paging`` naming the parameter.
+  400 ``invalid_paging`` naming the parameter. ``front_door=vonage|twilio|openai-sip`` keeps
+  only the calls that came through that front door (paging counts only those); any other
+  value is a 400 ``invalid_filter`` naming the parameter.
 - ``GET /calls/{call_uuid}``: 200 with the record and its transcript, 404 ``call_not_found``.
+- Every record says ``front_door``: ``vonage``, ``twilio`` or ``openai-sip``.
 - 401 ``api_key_missing``, 403 ``api_key_invalid``, 503 ``calls_api_disabled``
   (``CONNECT_API_KEY`` unset) or ``call_records_unavailable`` (the database was unreachable
   at start-up, or is down now).
@@ -18,7 +21,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import FeatureDisabled, InvalidRequest
-from ..store import CallStore
+from ..store import FRONT_DOORS, CallStore
 from .auth import require_api_key
 from .keys import STORE
 
@@ -60,13 +63,24 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
     return value
 
 
+def _front_door_param(request: web.Request) -> str | None:
+    raw = request.query.get("front_door")
+    if raw is None:
+        return None
+    if raw not in FRONT_DOORS:
+        msg = f"front_door: {raw[:32]!r} is not one of {', '.join(FRONT_DOORS)}"
+        raise InvalidRequest(msg, code="invalid_filter")
+    return raw
+
+
 @routes.get("/calls")
 async def list_calls(request: web.Request) -> web.Response:
     """A page of call records, newest first."""
     store = _authorised_store(request)
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
-    page = await store.page(limit=limit, offset=offset)
+    front_door = _front_door_param(request)
+    page = await store.page(limit=limit, offset=offset, front_door=front_door)
     return web.json_response(
         {
             "calls": [r.to_json(with_transcript=False) for r in page.records],

@@ -36,7 +36,7 @@ from ..sip.webhook import (
     verify_webhook,
     webhook_verifier,
 )
-from ..store import CallRecord
+from ..store import FRONT_DOOR_OPENAI_SIP, CallRecord
 from ..tools import ToolRegistry, transfer_tool
 from .keys import HTTP, SETTINGS, SIP, STORE, TOOLS, SipState
 
@@ -233,6 +233,7 @@ async def _write_record(
         ended_at=ended_at,
         duration_s=duration,
         end_reason=f"{FRONT_DOOR}: {end_reason}",
+        front_door=FRONT_DOOR_OPENAI_SIP,
         from_number=call.caller or (call.sip_headers.get("from", "")[:64] or None),
         to_number=call.called or (call.sip_headers.get("to", "")[:64] or None),
         transcript=tuple(sideband.transcript) if sideband is not None else (),
