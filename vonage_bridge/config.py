@@ -2,14 +2,15 @@
 the system-message file and the Vonage private key file (``VONAGE_PRIVATE_KEY_PATH``).
 
 The Vonage variables are optional (:class:`VonageSettings`): the private key is parsed here,
-once, into a key object, so no request ever re-parses the PEM.
+once, into a key object, so no request ever re-parses the PEM. So are the Twilio ones
+(:class:`TwilioSettings`): the Twilio front door is mounted only when they are set.
 
 ``Settings.from_env(env)`` collects every problem before raising one :class:`ConfigError`
 that names each bad variable, so a deployer fixes them all in one go. Secrets are kept out of
 ``repr``. ``.env`` loading (python-dotenv) happens in ``__main__`` only.
 
 Source: the variables table in README.md; DEVELOPERS.md "config errors that say which variable
-is wrong".
+is wrong"; protocols.md C "Signature" (Twilio).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -191,6 +193,40 @@ class SipSettings:
     max_calls: int | None = None
 
 
+TWILIO_ACCOUNT_SID_RE = re.compile(r"AC[0-9a-fA-F]{32}")
+"""A Twilio account SID: ``AC`` then 32 hex digits."""
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioSettings:
+    """The Twilio Media Streams front door (``web/twilio.py``) and Twilio's REST API.
+
+    Attributes:
+        account_sid: ``TWILIO_ACCOUNT_SID`` (``AC`` + 32 hex): when set, the front door is on.
+        auth_token: ``TWILIO_AUTH_TOKEN``: when set, the webhook and the media socket upgrade
+            must carry a valid ``X-Twilio-Signature``, and REST hang-up and transfer work.
+        api_url: REST base, no trailing slash (``TWILIO_API_URL``; ``http://`` allowed for
+            local fakes).
+        api_timeout_s: bound on every Twilio REST request, s (``TWILIO_API_TIMEOUT_S``).
+    """
+
+    account_sid: str | None = None
+    auth_token: str | None = field(default=None, repr=False)
+    api_url: str = "https://api.twilio.com"
+    api_timeout_s: float = 10.0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the Twilio front door is mounted (``TWILIO_ACCOUNT_SID`` is set)."""
+        return self.account_sid is not None
+
+    @property
+    def verify(self) -> bool:
+        """Whether Twilio requests are signature-checked and REST hang-up/transfer work
+        (``TWILIO_AUTH_TOKEN`` is set)."""
+        return self.auth_token is not None
+
+
 DEFAULT_DATABASE_URL = "sqlite:///calls.db"
 
 
@@ -230,6 +266,7 @@ class Settings:
     vonage: VonageSettings = field(default_factory=VonageSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     sip: SipSettings = field(default_factory=SipSettings)
+    twilio: TwilioSettings = field(default_factory=TwilioSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -274,6 +311,7 @@ class Settings:
         vonage = _read_vonage(r)
         database_url = r.get("DATABASE_URL", DEFAULT_DATABASE_URL, _database_url)
         sip = _read_sip(r)
+        twilio = _read_twilio(r)
         r.raise_if_problems()
         random_secret = not secret_text
         return cls(
@@ -313,6 +351,7 @@ class Settings:
             vonage=vonage,
             store=StoreSettings(database_url=database_url),
             sip=sip,
+            twilio=twilio,
         )
 
 
@@ -327,6 +366,35 @@ def _read_sip(r: _Reader) -> SipSettings:
         deny_from=r.get("SIP_DENY_FROM", "", _number_list),
         max_calls=r.check("SIP_MAX_CALLS", max_text, _int_range(1, 10_000)) if max_text else None,
     )
+
+
+def _read_twilio(r: _Reader) -> TwilioSettings:
+    """The optional ``TWILIO_*`` variables (problems go to ``r``)."""
+    sid_text = r.get("TWILIO_ACCOUNT_SID", "", str).strip()
+    account_sid = r.check("TWILIO_ACCOUNT_SID", sid_text, _twilio_account_sid) if sid_text else None
+    auth_token = r.get("TWILIO_AUTH_TOKEN", "", str)
+    if auth_token:
+        auth_token = r.check("TWILIO_AUTH_TOKEN", auth_token, _nonblank)
+    if auth_token and not sid_text:
+        r.problems.append(
+            "TWILIO_ACCOUNT_SID is required when TWILIO_AUTH_TOKEN is set "
+            "(the account the token belongs to, AC...)"
+        )
+    api_url = r.get("TWILIO_API_URL", "https://api.twilio.com", _http_url)
+    return TwilioSettings(
+        account_sid=account_sid,
+        auth_token=auth_token or None,
+        api_url=api_url.rstrip("/") if api_url else "",
+        api_timeout_s=r.get("TWILIO_API_TIMEOUT_S", "10", _float_range(0.1, 120.0)),
+    )
+
+
+def _twilio_account_sid(value: str) -> str:
+    """``AC`` then 32 hex digits, as the Twilio console shows it."""
+    v = value.strip()
+    if not TWILIO_ACCOUNT_SID_RE.fullmatch(v):
+        raise ValueError("must be AC followed by 32 hex digits (Twilio console, Account Info)")
+    return v
 
 
 def _webhook_secret(value: str) -> str:
@@ -483,7 +551,12 @@ class _Reader:
         try:
             return conv(value)
         except ValueError as exc:
-            hidden = "KEY" in name or "SECRET" in name or name == "DATABASE_URL"  # passwords
+            hidden = (  # secrets, and passwords in DATABASE_URL
+                "KEY" in name
+                or "SECRET" in name
+                or name.endswith("AUTH_TOKEN")
+                or name == "DATABASE_URL"
+            )
             shown = "<hidden>" if hidden else repr(value)
             self.problems.append(f"{name}={shown}: {exc}")
             return None  # type: ignore[return-value]

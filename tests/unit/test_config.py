@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vonage_bridge.config import DEFAULT_SYSTEM_MESSAGE, PublicUrl, Settings
+from vonage_bridge.config import DEFAULT_SYSTEM_MESSAGE, PublicUrl, Settings, TwilioSettings
 from vonage_bridge.errors import ConfigError
 
 API_KEY = "sk-proj-TESTKEY-0123456789abcdef"
@@ -250,3 +250,84 @@ def test_settings_bad_faq_kb_names_the_variable(
     with pytest.raises(ConfigError) as info:
         Settings.from_env({**env, "FAQ_KB_PATH": str(kb)})
     assert any(p.startswith("FAQ_KB_PATH") and problem in p for p in info.value.problems)
+
+
+# --- Twilio ------------------------------------------------------------------------------------
+
+TWILIO_SID = "AC" + "0123456789abcdef" * 2
+TWILIO_TOKEN = "twilio-auth-token-0123456789abcdef"
+
+
+def test_settings_without_twilio_variables_leave_the_front_door_off(env: dict[str, str]) -> None:
+    twilio = Settings.from_env(env).twilio
+    assert twilio == TwilioSettings()
+    assert not twilio.enabled and not twilio.verify
+    assert twilio.api_url == "https://api.twilio.com"
+
+
+def test_settings_twilio_sid_and_token_turn_the_front_door_and_verification_on(
+    env: dict[str, str],
+) -> None:
+    env.update(
+        {
+            "TWILIO_ACCOUNT_SID": f"  {TWILIO_SID} ",
+            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "TWILIO_API_URL": "http://127.0.0.1:8123/",
+            "TWILIO_API_TIMEOUT_S": "2.5",
+        }
+    )
+    twilio = Settings.from_env(env).twilio
+    assert twilio.account_sid == TWILIO_SID
+    assert twilio.auth_token == TWILIO_TOKEN
+    assert twilio.api_url == "http://127.0.0.1:8123"
+    assert twilio.api_timeout_s == 2.5
+    assert twilio.enabled and twilio.verify
+
+
+def test_settings_twilio_sid_without_token_mounts_without_verification(
+    env: dict[str, str],
+) -> None:
+    env["TWILIO_ACCOUNT_SID"] = TWILIO_SID
+    twilio = Settings.from_env(env).twilio
+    assert twilio.enabled and not twilio.verify
+
+
+def test_settings_twilio_token_without_sid_names_the_account_sid(env: dict[str, str]) -> None:
+    env["TWILIO_AUTH_TOKEN"] = TWILIO_TOKEN
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert problem_names(info.value) == ["TWILIO_ACCOUNT_SID"]
+    assert TWILIO_TOKEN not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TWILIO_ACCOUNT_SID", "AC123"),
+        ("TWILIO_ACCOUNT_SID", "CA" + "0" * 32),
+        ("TWILIO_ACCOUNT_SID", "AC" + "g" * 32),
+        ("TWILIO_AUTH_TOKEN", "   "),
+        ("TWILIO_API_URL", "api.twilio.com"),
+        ("TWILIO_API_TIMEOUT_S", "0"),
+    ],
+)
+def test_settings_bad_twilio_value_names_its_variable(
+    env: dict[str, str], name: str, value: str
+) -> None:
+    env.update({"TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN})
+    env[name] = value
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert problem_names(info.value) == [name]
+
+
+def test_settings_twilio_auth_token_stays_out_of_repr_and_errors(env: dict[str, str]) -> None:
+    env.update({"TWILIO_ACCOUNT_SID": TWILIO_SID, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN})
+    s = Settings.from_env(env)
+    for text in (repr(s), str(s), repr(s.twilio)):
+        assert TWILIO_TOKEN not in text
+    assert TWILIO_SID in repr(s.twilio)  # the rest is still shown
+    env.update({"TWILIO_AUTH_TOKEN": " \t ", "PORT": "abc"})
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert "TWILIO_AUTH_TOKEN=<hidden>" in str(info.value)

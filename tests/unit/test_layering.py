@@ -18,6 +18,7 @@ CORE_FILES = [
     "media_token.py",
     "app_jwt.py",
     "webhook_auth.py",
+    "twilio_auth.py",
     "sip/webhook.py",
 ]
 CORE_DIRS = ["audio", "telephony"]

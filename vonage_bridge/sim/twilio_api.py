@@ -1,0 +1,296 @@
+"""Fake Twilio REST API (the Call resource's update) on aiohttp, bound to 127.0.0.1.
+
+Entry ring (I/O): used by the integration tests and the simulation, never by the core.
+
+- ``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`` checks HTTP Basic auth
+  (``AccountSid:AuthToken``) and a form body (``application/x-www-form-urlencoded``) with
+  ``Status`` (``completed`` or ``canceled``) and/or ``Twiml`` or ``Url``; records the
+  request and answers 200 with a call resource ``{"sid", "account_sid", "status", ...}``.
+- Bad or missing credentials get 401 ``{"code": 20003, "message": "Authenticate", ...}``;
+  a call SID that was never registered (:meth:`FakeTwilioApi.add_call`) gets 404
+  ``{"code": 20404, ...}``; new TwiML for a call that has ended gets 400 ``{"code": 21220}``.
+- Knobs (:class:`FakeTwilioApiOptions`) inject an error status or a delay (timeouts), or
+  accept any well-formed call SID as a live call.
+
+Source: Twilio Call resource "Update a Call" and its error shape
+(https://www.twilio.com/docs/voice/api/call-resource, /docs/errors/20003, /20404, /21220).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+__all__ = [
+    "FakeTwilioApi",
+    "FakeTwilioApiOptions",
+    "TwilioApiRequest",
+    "new_account_sid",
+    "new_call_sid",
+    "twilio_error",
+]
+
+API_VERSION = "2010-04-01"
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def new_account_sid() -> str:
+    """A random account SID, ``AC`` + 32 hex digits."""
+    return "AC" + secrets.token_hex(16)
+
+
+def new_call_sid() -> str:
+    """A random call SID, ``CA`` + 32 hex digits."""
+    return "CA" + secrets.token_hex(16)
+
+
+def twilio_error(status: int, code: int, message: str) -> dict[str, Any]:
+    """A Twilio REST error body: ``{"code", "message", "more_info", "status"}``."""
+    return {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioApiRequest:
+    """One authenticated update request: the call SID from the path and the form fields."""
+
+    call_sid: str
+    fields: dict[str, str]
+
+
+@dataclass
+class FakeTwilioApiOptions:
+    """Knobs for the fake.
+
+    Attributes:
+        update_status: answer every authenticated update with this status (and a generic
+            Twilio error body) instead of applying it; None applies it.
+        update_delay_s: wait this long (s) before answering an update.
+        accept_any_call: treat any well-formed, unregistered call SID as a live call instead
+            of answering 404.
+    """
+
+    update_status: int | None = None
+    update_delay_s: float = 0.0
+    accept_any_call: bool = False
+
+
+@dataclass
+class FakeTwilioApi:
+    """The fake Twilio REST server.
+
+    Args:
+        account_sid: the account (``AC`` + 32 hex) in the path and the Basic auth user.
+        auth_token: the Basic auth password.
+        options: knobs; ``FakeTwilioApiOptions()`` by default.
+
+    Attributes:
+        requests: every authenticated update request with a well-formed call SID, in
+            arrival order, whatever the answer (404 and injected errors included).
+        refused: one reason string per request refused for its credentials.
+        calls: call SID -> status (``in-progress``, ``completed``, ``canceled``).
+    """
+
+    account_sid: str
+    auth_token: str
+    options: FakeTwilioApiOptions = field(default_factory=FakeTwilioApiOptions)
+    requests: list[TwilioApiRequest] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    calls: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.app = web.Application()
+        self.app.router.add_post(
+            f"/{API_VERSION}/Accounts/{{account_sid}}/Calls/{{call_file}}", self._update
+        )
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._closing = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1") -> FakeTwilioApi:
+        """Listen on ``host`` at a port the OS picks (see ``base_url``)."""
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, 0)
+        await site.start()
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        return self
+
+    async def close(self) -> None:
+        """Release delayed requests and stop listening."""
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeTwilioApi:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (set it as ``TWILIO_API_URL``)."""
+        if self._port is None:
+            raise RuntimeError("FakeTwilioApi not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    # --- test helpers ------------------------------------------------------------------------
+
+    def add_call(self, call_sid: str | None = None) -> str:
+        """Register a live (``in-progress``) call; a random SID when None. Returns the SID."""
+        sid = call_sid or new_call_sid()
+        self.calls[sid] = "in-progress"
+        return sid
+
+    def hangups(self, call_sid: str) -> list[TwilioApiRequest]:
+        """The ``Status=completed`` requests recorded for ``call_sid``."""
+        return [
+            r
+            for r in self.requests
+            if r.call_sid == call_sid and r.fields.get("Status") == "completed"
+        ]
+
+    async def wait_request(self, call_sid: str, timeout: float) -> TwilioApiRequest:
+        """The first recorded request for ``call_sid``, waiting up to ``timeout`` s.
+
+        Raises:
+            TimeoutError: if none arrived in time.
+        """
+        return await self._wait(lambda r: r.call_sid == call_sid, timeout)
+
+    async def wait_hangup(self, call_sid: str, timeout: float) -> TwilioApiRequest:
+        """The first ``Status=completed`` request for ``call_sid``, waiting up to ``timeout`` s.
+
+        Raises:
+            TimeoutError: if none arrived in time.
+        """
+        return await self._wait(
+            lambda r: r.call_sid == call_sid and r.fields.get("Status") == "completed", timeout
+        )
+
+    async def _wait(
+        self, match: Callable[[TwilioApiRequest], bool], timeout: float
+    ) -> TwilioApiRequest:
+        def found() -> TwilioApiRequest | None:
+            return next((r for r in self.requests if match(r)), None)
+
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: found() is not None)
+        request = found()
+        assert request is not None
+        return request
+
+    # --- handler -----------------------------------------------------------------------------
+
+    async def _update(self, request: web.Request) -> web.Response:
+        path_account = request.match_info["account_sid"]
+        call_file = request.match_info["call_file"]
+        if not self._authenticated(request) or path_account != self.account_sid:
+            # Another account's path is treated like bad credentials.
+            return _json(twilio_error(401, 20003, "Authenticate"), 401, auth_challenge=True)
+        call_sid = call_file.removesuffix(".json")
+        if not call_file.endswith(".json") or not _is_call_sid(call_sid):
+            return _json(_not_found(request.path), 404)
+        if request.content_type != "application/x-www-form-urlencoded":
+            return _json(twilio_error(400, 20001, "Expected a form-encoded body"), 400)
+        form = await request.post()
+        fields = {k: str(v) for k, v in form.items()}
+        await self._delay(self.options.update_delay_s)
+        async with self._changed:
+            self.requests.append(TwilioApiRequest(call_sid=call_sid, fields=fields))
+            self._changed.notify_all()
+        if self.options.update_status is not None:
+            status = self.options.update_status
+            return _json(twilio_error(status, 20500, "Internal Server Error (injected)"), status)
+        if call_sid not in self.calls:
+            if not self.options.accept_any_call:
+                return _json(_not_found(request.path), 404)
+            self.calls[call_sid] = "in-progress"
+        return self._apply(call_sid, fields)
+
+    def _apply(self, call_sid: str, fields: dict[str, str]) -> web.Response:
+        new_status = fields.get("Status")
+        instructions = fields.get("Twiml") or fields.get("Url")
+        if new_status is None and instructions is None:
+            return _json(twilio_error(400, 20001, "Missing required parameter"), 400)
+        if new_status is not None and new_status not in ("completed", "canceled"):
+            return _json(twilio_error(400, 21218, f"Invalid Status: {new_status}"), 400)
+        current = self.calls[call_sid]
+        if new_status is None and current != "in-progress":
+            return _json(twilio_error(400, 21220, "Call is not in-progress. Cannot redirect."), 400)
+        if new_status is not None and current == "in-progress":
+            self.calls[call_sid] = new_status
+        return _json(self._call_resource(call_sid), 200)
+
+    def _call_resource(self, call_sid: str) -> dict[str, Any]:
+        return {
+            "sid": call_sid,
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "status": self.calls[call_sid],
+            "direction": "inbound",
+            "from": "+14155550100",
+            "to": "+14155550199",
+            "date_updated": formatdate(usegmt=True),
+            "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{call_sid}.json",
+        }
+
+    def _authenticated(self, request: web.Request) -> bool:
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            self.refused.append("no Basic Authorization header")
+            return False
+        try:
+            decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            self.refused.append("Basic credentials are not base64 UTF-8")
+            return False
+        expected = f"{self.account_sid}:{self.auth_token}"
+        if not hmac.compare_digest(decoded.encode(), expected.encode()):
+            self.refused.append("wrong account SID or auth token")
+            return False
+        return True
+
+    async def _delay(self, seconds: float) -> None:
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), seconds)
+
+
+def _is_call_sid(value: str) -> bool:
+    return len(value) == 34 and value.startswith("CA") and set(value[2:]) <= _HEX
+
+
+def _not_found(path: str) -> dict[str, Any]:
+    return twilio_error(404, 20404, f"The requested resource {path} was not found")
+
+
+def _json(body: dict[str, Any], status: int, *, auth_challenge: bool = False) -> web.Response:
+    headers = {"WWW-Authenticate": 'Basic realm="Twilio API"'} if auth_challenge else None
+    return web.json_response(body, status=status, headers=headers)

@@ -1,0 +1,232 @@
+"""Twilio REST API, Call resource: hang up (``Status=completed``) and transfer (new
+``Twiml``) a live call. Shell: does I/O.
+
+Both are ``POST {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json``
+with a form body and HTTP Basic auth ``AccountSid:AuthToken``, through the app's shared
+``aiohttp.ClientSession``, like :class:`vonage_bridge.calls.VoiceApi`. The ``twilio`` SDK's
+REST client is not used: it is synchronous (requests), and the configurable base URL keeps
+the tests and the simulation on a plain-http loopback fake (``sim/twilio_api.py``).
+
+Call SIDs are checked (``CA`` + 32 hex) before any URL is built from them, so a crafted SID
+never reaches another path. Every request is bounded by ``TWILIO_API_TIMEOUT_S``.
+
+Errors::
+
+    InvalidRequest     400  bad_call_sid: not CA + 32 hex (nothing was sent)
+    TwilioApiError     502  (an UpstreamError) Twilio answered 4xx/5xx or could not be reached;
+                            .status is the HTTP status (None when unreachable), .twilio_code
+                            Twilio's error code (20003 bad credentials, 20404 not found)
+    UpstreamTimeout    504  no answer within TWILIO_API_TIMEOUT_S
+
+Source: issue 5 "Hang-up ... goes through Twilio's REST API"; Twilio Call resource
+(https://www.twilio.com/docs/voice/api/call-resource, "Update a Call": ``Status``,
+``Twiml``); [TW-STREAM] for ``<Dial>`` transfer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+import aiohttp
+
+from .config import TwilioSettings
+from .errors import InvalidRequest, UpstreamError, UpstreamTimeout
+
+__all__ = [
+    "API_VERSION",
+    "ALREADY_ENDED_CODES",
+    "CALL_SID_RE",
+    "TwilioApi",
+    "TwilioApiError",
+    "TwilioHangUp",
+    "check_call_sid",
+]
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2010-04-01"
+CALL_SID_RE = re.compile(r"CA[0-9a-fA-F]{32}")
+"""A Twilio call SID: ``CA`` then 32 hex digits."""
+
+ALREADY_ENDED_CODES = frozenset({20404, 21220})
+"""Twilio error codes meaning the call is gone: 20404 "resource not found" (HTTP 404) and
+21220 "Invalid call state" (HTTP 400, the call is no longer in progress)."""
+
+
+class TwilioApiError(UpstreamError):
+    """Twilio's REST API refused or failed a request, or could not be reached.
+
+    ``status`` is the HTTP status (None when Twilio could not be reached); ``twilio_code``
+    and ``twilio_message`` come from its error body ``{"code", "message", "more_info",
+    "status"}`` when it sent one.
+    """
+
+    code = "twilio_api_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        twilio_code: int | None = None,
+        twilio_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.twilio_code = twilio_code
+        self.twilio_message = twilio_message
+
+    @property
+    def call_gone(self) -> bool:
+        """Whether Twilio said the call no longer exists or is no longer in progress."""
+        return self.status == 404 or self.twilio_code in ALREADY_ENDED_CODES
+
+
+def check_call_sid(call_sid: str) -> str:
+    """``call_sid`` unchanged if it is ``CA`` + 32 hex digits.
+
+    Raises:
+        InvalidRequest: ``bad_call_sid`` otherwise (the value is not echoed: it came from
+            the wire).
+    """
+    if not isinstance(call_sid, str) or not CALL_SID_RE.fullmatch(call_sid):
+        raise InvalidRequest("Twilio call SID is not CA + 32 hex digits", code="bad_call_sid")
+    return call_sid
+
+
+class TwilioApi:
+    """The two Call resource updates the bridge makes.
+
+    Args:
+        http: the app's shared client session.
+        settings: Twilio settings with an account SID and an auth token (``verify`` is True).
+    Raises:
+        ValueError: if ``settings`` lacks the account SID or the auth token.
+    """
+
+    def __init__(self, http: aiohttp.ClientSession, settings: TwilioSettings) -> None:
+        if settings.account_sid is None or settings.auth_token is None:
+            raise ValueError(
+                "Twilio REST is not configured: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN needed"
+            )
+        self._http = http
+        self._headers = {
+            "Accept": "application/json",
+            "Authorization": aiohttp.encode_basic_auth(settings.account_sid, settings.auth_token),
+        }
+        self._calls_url = f"{settings.api_url}/{API_VERSION}/Accounts/{settings.account_sid}/Calls"
+        self._timeout = aiohttp.ClientTimeout(total=settings.api_timeout_s)
+        self.timeout_s = settings.api_timeout_s
+
+    async def hang_up(self, call_sid: str) -> bool:
+        """End a live call: ``Status=completed`` (200 with the call resource).
+
+        Returns:
+            True if Twilio ended the call; False if it had already ended (404, or 400 with
+            error 21220): not an error.
+        Raises:
+            InvalidRequest: ``call_sid`` is not a call SID (nothing was sent).
+            TwilioApiError: Twilio refused (401 bad credentials, ...), failed, or could not
+                be reached.
+            UpstreamTimeout: no answer within ``TWILIO_API_TIMEOUT_S``.
+        """
+        try:
+            await self._update(call_sid, {"Status": "completed"}, "hang up")
+        except TwilioApiError as exc:
+            if exc.call_gone:
+                return False
+            raise
+        return True
+
+    async def update_twiml(self, call_sid: str, twiml: str) -> None:
+        """Replace what a live call is doing with ``twiml`` (``Twiml=<Response>...``), e.g.
+        a ``<Dial>`` to transfer the caller; the media stream then ends.
+
+        Args:
+            call_sid: the call, ``CA`` + 32 hex.
+            twiml: a whole TwiML document, ``<Response>...</Response>`` (Twilio's limit is
+                4000 characters).
+        Raises:
+            InvalidRequest: bad ``call_sid`` or empty ``twiml`` (nothing was sent).
+            TwilioApiError: Twilio refused (``call_gone`` when the call already ended),
+                failed, or could not be reached.
+            UpstreamTimeout: no answer within ``TWILIO_API_TIMEOUT_S``.
+        """
+        if not twiml.strip():
+            raise InvalidRequest("TwiML for the call update is empty", code="bad_twiml")
+        await self._update(call_sid, {"Twiml": twiml}, "transfer")
+
+    async def _update(self, call_sid: str, form: dict[str, str], what: str) -> Any:
+        url = f"{self._calls_url}/{check_call_sid(call_sid)}.json"
+        try:
+            async with self._http.post(
+                url,
+                data=form,
+                headers=self._headers,
+                timeout=self._timeout,
+            ) as resp:
+                status = resp.status
+                raw = await resp.read()
+        except TimeoutError:
+            raise UpstreamTimeout(f"Twilio {what}: no answer within {self.timeout_s:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise TwilioApiError(f"Twilio {what}: request failed ({exc!r})") from None
+        data = _json_or_none(raw)
+        if status >= 400:
+            code = message = None
+            if isinstance(data, dict):
+                code = data.get("code") if isinstance(data.get("code"), int) else None
+                message = data.get("message") if isinstance(data.get("message"), str) else None
+            text = message or "no error detail"
+            if code is not None:
+                text += f" (Twilio error {code})"
+            raise TwilioApiError(
+                f"Twilio {what} failed (HTTP {status}): {text}",
+                status=status,
+                twilio_code=code,
+                twilio_message=message,
+            )
+        return data
+
+
+class TwilioHangUp:
+    """Hangs one Twilio call up over REST, at most once; failures are logged, never raised.
+
+    The Twilio twin of :class:`vonage_bridge.calls.CallHangUp`: used from a call's cleanup
+    (``bridge.run_call``) and from server shutdown, whichever comes first.
+    """
+
+    __slots__ = ("_api", "call_sid", "done")
+
+    def __init__(self, api: TwilioApi, call_sid: str) -> None:
+        self._api = api
+        self.call_sid = call_sid
+        self.done = False
+
+    async def __call__(self, reason: str) -> bool:
+        """Hang up, the first time only. Returns False if this attempt failed (logged as a
+        warning); True if Twilio ended the call, it had already ended (logged at info), or an
+        earlier call already tried."""
+        if self.done:
+            return True
+        self.done = True
+        try:
+            ended = await self._api.hang_up(self.call_sid)
+        except (TwilioApiError, UpstreamTimeout, InvalidRequest) as exc:
+            log.warning("Twilio hang-up failed (%s): %s", reason, exc.message)
+            return False
+        if ended:
+            log.info("hung up the call over Twilio REST (%s)", reason)
+        else:
+            log.info("Twilio call had already ended (%s)", reason)
+        return True
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except ValueError:
+        return None
