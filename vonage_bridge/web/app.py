@@ -19,8 +19,9 @@ from ..errors import ConfigError
 from ..media_token import MediaTokenSigner
 from ..store import CallStore, SqlCallStore
 from ..tools import build_registry
-from . import calls_api, dial, vonage
-from .keys import CALLS, HTTP, SETTINGS, SIGNER, STORE, TOOLS, VOICE_API, LiveCall
+from ..twilio_api import TwilioApi
+from . import calls_api, dial, twilio, vonage
+from .keys import CALLS, HTTP, SETTINGS, SIGNER, STORE, TOOLS, TWILIO_API, VOICE_API, LiveCall
 from .middleware import json_errors
 from .sip import setup_sip
 
@@ -43,6 +44,9 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
         vonage = app[SETTINGS].vonage
         if not vonage.missing_for_rest:
             app[VOICE_API] = VoiceApi(http, vonage)
+        tw = app[SETTINGS].twilio
+        if tw.enabled and tw.verify:
+            app[TWILIO_API] = TwilioApi(http, tw)
         yield
 
 
@@ -83,8 +87,8 @@ async def _close_calls(app: web.Application) -> None:
         return
     log.info("shutting down: closing %d live call(s)", len(calls))
     live = list(calls.values())
-    # End the calls on Vonage's side too, not only their sockets [V-WSG]; bounded by the
-    # REST timeout, failures logged by CallHangUp.
+    # End the calls on the carrier's side too, not only their sockets [V-WSG]; bounded by
+    # the REST timeout, failures logged by CallHangUp / TwilioHangUp.
     await asyncio.gather(
         *(c.hang_up("server shutting down") for c in live if c.hang_up is not None),
         return_exceptions=True,
@@ -135,6 +139,13 @@ def _startup_report(settings: Settings) -> None:
         )
     else:
         log.info("OpenAI SIP front door off (OPENAI_WEBHOOK_SECRET not set)")
+    _twilio_report(settings)
+    doors = ["Vonage"]
+    if settings.twilio.enabled:
+        doors.append("Twilio")
+    if sip.webhook_secret:
+        doors.append("OpenAI SIP")
+    log.info("front doors on: %s", ", ".join(doors))
     if v.missing_for_connect:
         log.info(
             "POST /connect is off: %s not set (it answers 503)", ", ".join(v.missing_for_connect)
@@ -143,11 +154,33 @@ def _startup_report(settings: Settings) -> None:
         log.info("POST /connect is on (X-API-Key), Vonage API %s", v.api_url)
 
 
+def _twilio_report(settings: Settings) -> None:
+    tw = settings.twilio
+    if not tw.enabled:
+        log.info("Twilio front door off (TWILIO_ACCOUNT_SID not set)")
+        return
+    base = settings.server.public_url.http
+    log.info(
+        "Twilio front door ON: Voice webhook (A call comes in, HTTP POST) %s%s",
+        base,
+        twilio.ANSWER_PATH,
+    )
+    if tw.verify:
+        log.info("Twilio requests are verified (X-Twilio-Signature); REST API %s", tw.api_url)
+    else:
+        log.warning(
+            "TWILIO_AUTH_TOKEN not set: Twilio requests are NOT verified and calls cannot be "
+            "hung up or transferred over REST (the media stream still needs its per-call token)"
+        )
+
+
 def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Application:
     """Build the aiohttp application for ``settings``.
 
     Routes: ``GET /health``; answer URL ``/incoming-call`` and ``/answer`` (GET, POST); event
-    URL ``/event`` (GET, POST); media WebSocket ``/vonage/ws``; ``POST /connect`` (outbound
+    URL ``/event`` (GET, POST); media WebSocket ``/vonage/ws``; with ``TWILIO_ACCOUNT_SID``,
+    the Twilio Voice webhook ``POST /twilio/incoming-call`` and Media Streams socket
+    ``/twilio/media-stream``; ``POST /connect`` (outbound
     calls; answers 503 while its settings are missing); ``GET /calls`` and
     ``GET /calls/{uuid}`` (call records). ``store`` replaces the store ``DATABASE_URL``
     names (the caller then owns it and closes it).
@@ -160,13 +193,16 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     app[CALLS] = {}
     app[TOOLS] = build_registry(
         transfer_number=settings.call.transfer_number,
-        rest_configured=not settings.vonage.missing_for_rest,
+        rest_configured=not settings.vonage.missing_for_rest
+        or (settings.twilio.enabled and settings.twilio.verify),
         tools_module=settings.call.tools_module,
     )
     app.router.add_get("/health", health)
     app.router.add_routes(vonage.routes)
     app.router.add_routes(dial.routes)
     app.router.add_routes(calls_api.routes)
+    if settings.twilio.enabled:
+        app.router.add_routes(twilio.routes)
     if settings.sip.webhook_secret:
         setup_sip(app, settings)
     app.cleanup_ctx.append(_http_client)

@@ -9,23 +9,26 @@ import aiohttp
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from ..calls import CallHangUp, VoiceApi
+from ..bridge import HangUp
+from ..calls import VoiceApi
 from ..config import Settings
 from ..media_token import MediaTokenSigner
 from ..sip.webhook import SeenIds
 from ..store import CallStore
 from ..tools import ToolRegistry
+from ..twilio_api import TwilioApi
 
 
 @dataclass(slots=True)
 class LiveCall:
-    """A call with an open media socket: hung up over REST (when Vonage credentials are set)
-    and closed with 1001 on shutdown."""
+    """A call with an open media socket (Vonage or Twilio): hung up over its front door's REST
+    API (when configured) and closed with 1001 on shutdown. ``call_uuid`` is the call UUID
+    or the Twilio call SID."""
 
     call_uuid: str
     ws: web.WebSocketResponse
     task: asyncio.Task[object]
-    hang_up: CallHangUp | None = None
+    hang_up: HangUp | None = None
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -34,6 +37,8 @@ SIGNER = web.AppKey("media_token_signer", MediaTokenSigner)
 CALLS = web.AppKey("calls", dict[str, LiveCall])
 VOICE_API = web.AppKey("voice_api", VoiceApi)
 """Present only when Vonage REST credentials are configured (``Settings.vonage``)."""
+TWILIO_API = web.AppKey("twilio_api", TwilioApi)
+"""Present only when the Twilio front door has an auth token (``Settings.twilio.verify``)."""
 STORE = web.AppKey("store", CallStore)
 """The call-record store; absent when PostgreSQL was unreachable at start-up (``GET /calls``
 then answers 503 and calls are not recorded)."""

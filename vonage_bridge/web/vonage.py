@@ -28,11 +28,12 @@ from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, Unauthorize
 from ..events import CallerConnected
 from ..logs import call_context
 from ..session import CallInfo, CallSession
-from ..store import CallRecord, transcript_entries
+from ..store import FRONT_DOOR_VONAGE
 from ..telephony.ncco import answer_ncco, bounded_headers, connect_from_number
 from ..telephony.vonage import parse_text
 from ..webhook_auth import query_payload, verify_signed_request
-from .keys import CALLS, HTTP, SETTINGS, SIGNER, STORE, TOOLS, VOICE_API, LiveCall
+from .keys import CALLS, HTTP, SETTINGS, SIGNER, TOOLS, VOICE_API, LiveCall
+from .records import write_call_record
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -45,8 +46,6 @@ CONNECTED_TIMEOUT_S = 10.0
 UNKNOWN_CALL_PREFIX = "unknown-"
 OUTBOUND_ANSWER_PATH = "/answer"
 """``POST /connect`` gives Vonage this answer URL; ``/incoming-call`` is for inbound calls."""
-RECORD_WRITE_TIMEOUT_S = 5.0
-"""Bound on writing a call record (a slow database must not hold a handler for long)."""
 _FAILED_STATUSES = frozenset({"failed", "rejected", "unanswered", "busy", "timeout", "cancelled"})
 
 
@@ -238,51 +237,16 @@ async def media(request: web.Request) -> web.StreamResponse:
             )
         finally:
             if session is not None:  # run_call closed both sockets: off the audio path
-                await _write_record(request.app, session, summary, direction, started_at)
+                await write_call_record(
+                    request.app,
+                    session,
+                    summary,
+                    direction=direction,
+                    started_at=started_at,
+                    front_door=FRONT_DOOR_VONAGE,
+                )
             calls.pop(call_uuid, None)
         return ws
-
-
-async def _write_record(
-    app: web.Application,
-    session: CallSession,
-    summary: CallSummary | None,
-    direction: str,
-    started_at: datetime,
-) -> None:
-    """Write the call's record (style.md 7.4 step 4); a failure is logged, never raised.
-
-    ``summary`` is None when ``run_call`` raised (e.g. the handler was cancelled): the record
-    then takes the session's transcript so far.
-    """
-    store = app.get(STORE)
-    if store is None:
-        return
-    info = session.info
-    ended_at = datetime.now(UTC)
-    record = CallRecord(
-        call_uuid=info.call_uuid,
-        conversation_uuid=info.conversation_uuid,
-        direction=direction,
-        from_number=info.caller,
-        to_number=info.called,
-        started_at=started_at,
-        ended_at=ended_at,
-        duration_s=(
-            summary.duration_s
-            if summary is not None
-            else round((ended_at - started_at).total_seconds(), 3)
-        ),
-        end_reason=summary.end_reason if summary is not None else "call handler stopped",
-        transcript=transcript_entries(
-            summary.transcript if summary is not None else session.stats.transcript
-        ),
-    )
-    try:
-        async with asyncio.timeout(RECORD_WRITE_TIMEOUT_S):
-            await store.add(record)
-    except Exception:
-        log.exception("call record of %s not written", info.call_uuid)
 
 
 async def _read_connected(ws: web.WebSocketResponse) -> CallerConnected | None:
