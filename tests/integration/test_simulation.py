@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from vonage_bridge.sim.__main__ import main
+from vonage_bridge.sim.twilio import mulaw_to_pcm16, read_wav_mulaw
 from vonage_bridge.sim.vonage import CALLER_WAV, read_wav_pcm16
 
 
@@ -25,3 +27,25 @@ def test_simulation_caller_hears_its_own_speech_back(tmp_path: Path) -> None:
     seg = h[lag : lag + len(first)]
     rho = float(np.dot(seg, first) / np.sqrt(np.dot(seg, seg) * np.dot(first, first) + 1e-9))
     assert rho > 0.9, f"heard audio does not match the caller's speech (rho={rho:.2f})"
+
+
+def test_twilio_simulation_caller_hears_its_own_mulaw_speech_back(tmp_path: Path) -> None:
+    out = tmp_path / "heard.wav"
+    assert main(["--quiet", "--front-door", "twilio", "--out", str(out)]) == 0
+    heard, rate = read_wav_pcm16(out)
+    assert rate == 8_000
+    said = mulaw_to_pcm16(read_wav_mulaw(CALLER_WAV))
+    assert abs(len(heard) - len(said)) <= 4 * 320  # whole 20 ms frames (decoded to PCM16)
+    # mu-law passes through untouched both ways: the echo is the utterance, sample for sample
+    h = np.frombuffer(heard, dtype=np.int16).astype(np.float64)
+    s = np.frombuffer(said, dtype=np.int16).astype(np.float64)
+    first = s[: len(s) // 2]
+    lag = int(np.argmax(np.correlate(h, first, mode="valid")))
+    seg = h[lag : lag + len(first)]
+    rho = float(np.dot(seg, first) / np.sqrt(np.dot(seg, seg) * np.dot(first, first) + 1e-9))
+    assert rho > 0.99, f"heard audio does not match the caller's speech (rho={rho:.3f})"
+
+
+def test_simulation_refuses_an_unknown_front_door() -> None:
+    with pytest.raises(SystemExit):
+        main(["--front-door", "plivo"])

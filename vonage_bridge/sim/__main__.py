@@ -1,8 +1,9 @@
 """``python -m vonage_bridge.sim``: a whole call on 127.0.0.1 with no accounts.
 
-Starts the bridge, a fake OpenAI Realtime server and a fake Vonage caller; the caller dials
-in, speaks a real recording in real time, and hears the assistant's reply (the fake Realtime
-plays the caller's words back). Writes what the caller heard to a WAV and prints the figures.
+Starts the bridge, a fake OpenAI Realtime server and a fake Vonage caller (or, with
+``--front-door twilio``, a fake Twilio caller and Twilio REST API); the caller dials in, speaks
+a real recording in real time, and hears the assistant's reply (the fake Realtime plays the
+caller's words back). Writes what the caller heard to a WAV and prints the figures.
 """
 
 from __future__ import annotations
@@ -13,13 +14,19 @@ import sys
 from pathlib import Path
 
 from ..logs import setup_logging
-from .call import simulate_call
+from .call import FRONT_DOORS, simulate_call
 from .vonage import CALLER_WAV
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="vonage-bridge-sim", description="Simulate one Vonage call through the bridge."
+        prog="vonage-bridge-sim", description="Simulate one phone call through the bridge."
+    )
+    parser.add_argument(
+        "--front-door",
+        choices=FRONT_DOORS,
+        default="vonage",
+        help="Vonage (L16 16 kHz, resampled) or Twilio (8 kHz mu-law, passed through)",
     )
     parser.add_argument("--wav", type=Path, default=CALLER_WAV, help="caller speech, 16 kHz")
     parser.add_argument(
@@ -31,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging("WARNING" if args.quiet else "INFO", "text")
     try:
-        report = asyncio.run(simulate_call(args.wav, out_wav=args.out))
+        report = asyncio.run(simulate_call(args.wav, out_wav=args.out, front_door=args.front_door))
     except (ValueError, TimeoutError, OSError) as exc:
         print(f"simulation failed: {exc!r}", file=sys.stderr)
         return 1

@@ -1,4 +1,7 @@
-"""One simulated Vonage call through the real bridge: caller -> bridge -> fake Realtime -> back.
+"""One simulated call through the real bridge: caller -> bridge -> fake Realtime -> back.
+
+Through the Vonage front door (L16 at 16 kHz, resampled to 24 kHz PCM16) or the Twilio one
+(8 kHz mu-law passed through as ``audio/pcmu``, signed webhook, fake Twilio REST).
 
 Used by ``python -m vonage_bridge.sim`` and by the integration tests. Measures what a person
 on the line would notice: frames each way, underruns, time from the end of the caller's speech
@@ -19,10 +22,26 @@ import aiohttp
 
 from .harness import RunningBridge, sim_env
 from .realtime import FakeRealtimeOptions, FakeRealtimeServer
+from .twilio import FakeTwilioCaller, pcm16_to_mulaw, write_wav_mulaw
+from .twilio_api import FakeTwilioApi, new_account_sid
 from .vonage import CALLER_WAV, FakeVonageCaller, read_wav_pcm16, write_wav_pcm16
 
 TRAILING_SILENCE_MS = 6_000
 """The caller's line keeps sending (silent) audio while the reply plays."""
+TWILIO_SIM_AUTH_TOKEN = "simulation-twilio-auth-token-not-a-secret"
+FRONT_DOORS = ("vonage", "twilio")
+
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    """Bytes per ms on the caller's side and on the Realtime side, and the caller's frame."""
+
+    caller: float
+    realtime: float
+    frame: int
+
+
+_RATES = {"vonage": _Rates(32.0, 48.0, 640), "twilio": _Rates(8.0, 8.0, 160)}
 
 
 @dataclass(slots=True)
@@ -30,6 +49,7 @@ class SimReport:
     """What one simulated call measured (times in ms)."""
 
     speech_ms: float
+    front_door: str
     frames_sent: int
     frames_received: int
     bad_frames: int
@@ -50,10 +70,10 @@ class SimReport:
             return "n/a" if x is None else f"{x:.1f} ms"
 
         return [
+            f"front door                         {self.front_door}",
             f"caller speech                      {self.speech_ms:.0f} ms",
             f"frames caller -> bridge            {self.frames_sent}",
-            f"frames bridge -> caller            {self.frames_received}"
-            f" (bad size: {self.bad_frames})",
+            f"frames bridge -> caller            {self.frames_received} (bad: {self.bad_frames})",
             f"reply heard / sent by Realtime     {self.reply_heard_ms:.0f} / "
             f"{self.reply_expected_ms:.0f} ms",
             f"underruns (caller / bridge)        {self.caller_underruns} / "
@@ -82,14 +102,17 @@ class _SummaryCatcher(logging.Handler):
 
 
 def _inbound_delay_ms(
-    send_log: list[tuple[float, int]], append_log: list[tuple[float, int]], skip_ms: float
+    send_log: list[tuple[float, int]],
+    append_log: list[tuple[float, int]],
+    skip_ms: float,
+    rates: _Rates = _RATES["vonage"],
 ) -> list[float]:
     """For each append, when it arrived minus when the caller sent that much audio."""
     send_t = [t for t, _ in send_log]
-    send_ms = [b / 32.0 for _, b in send_log]  # 16 kHz PCM16: 32 bytes per ms
+    send_ms = [b / rates.caller for _, b in send_log]
     out: list[float] = []
     for t_recv, cum in append_log:
-        ms = cum / 48.0  # 24 kHz PCM16: 48 bytes per ms
+        ms = cum / rates.realtime
         if ms < skip_ms:
             continue
         i = bisect.bisect_left(send_ms, ms)
@@ -105,22 +128,30 @@ async def simulate_call(
     env_overrides: dict[str, str] | None = None,
     realtime_options: FakeRealtimeOptions | None = None,
     timeout_s: float = 30.0,
+    front_door: str = "vonage",
 ) -> SimReport:
     """Run one call end to end on loopback and measure it.
 
     Args:
-        wav: the caller's speech: mono 16-bit PCM at 16 kHz.
-        out_wav: where to write what the caller heard (16 kHz), if given.
+        wav: the caller's speech: mono 16-bit PCM at 16 kHz (converted to 8 kHz mu-law for
+            a Twilio call).
+        out_wav: where to write what the caller heard (16 kHz for Vonage, 8 kHz for
+            Twilio), if given.
         env_overrides: extra bridge settings.
         realtime_options: knobs of the fake Realtime server.
         timeout_s: the whole call must finish within this.
+        front_door: ``"vonage"`` or ``"twilio"``.
     Raises:
-        ValueError: if ``wav`` is not 16 kHz mono PCM16.
+        ValueError: if ``wav`` is not 16 kHz mono PCM16, or ``front_door`` is unknown.
         TimeoutError: if the reply does not come back in time.
     """
+    if front_door not in FRONT_DOORS:
+        raise ValueError(f"front_door must be one of {FRONT_DOORS}, not {front_door!r}")
+    rates = _RATES[front_door]
     pcm, rate = read_wav_pcm16(wav)
     if rate != 16_000:
         raise ValueError(f"{wav} is {rate} Hz; the simulation needs 16000 Hz")
+    audio = pcm if front_door == "vonage" else pcm16_to_mulaw(pcm, rate)
     catcher = _SummaryCatcher()
     bridge_log = logging.getLogger("vonage_bridge.bridge")
     old_level = bridge_log.level
@@ -129,23 +160,43 @@ async def simulate_call(
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(timeout_s):
+            account_sid = new_account_sid()
             async with (
                 FakeRealtimeServer(options=realtime_options) as fake,
-                RunningBridge(sim_env(fake.base_url, **(env_overrides or {}))) as bridge,
+                FakeTwilioApi(account_sid, TWILIO_SIM_AUTH_TOKEN) as twilio_api,
+                RunningBridge(
+                    sim_env(
+                        fake.base_url,
+                        TWILIO_ACCOUNT_SID=account_sid,
+                        TWILIO_AUTH_TOKEN=TWILIO_SIM_AUTH_TOKEN,
+                        TWILIO_API_URL=twilio_api.base_url,
+                        **(env_overrides or {}),
+                    )
+                ) as bridge,
                 aiohttp.ClientSession() as http,
             ):
-                caller = FakeVonageCaller(http, f"{bridge.url}/incoming-call")
+                caller: FakeVonageCaller | FakeTwilioCaller
+                if front_door == "vonage":
+                    caller = FakeVonageCaller(http, f"{bridge.url}/incoming-call")
+                else:
+                    caller = FakeTwilioCaller(
+                        http,
+                        f"{bridge.url}/twilio/incoming-call",
+                        auth_token=TWILIO_SIM_AUTH_TOKEN,
+                        account_sid=account_sid,
+                    )
+                    twilio_api.add_call(caller.call_sid)
                 await caller.answer()
                 await caller.connect()
                 rt = await fake.wait_for_session()
-                await caller.stream_audio(pcm)
+                await caller.stream_audio(audio)
                 speech_end = loop.time()
                 silence = asyncio.create_task(caller.stream_silence(TRAILING_SILENCE_MS))
                 try:
                     done = await rt.wait_responses_done(1, timeout=timeout_s)
-                    reply_bytes_24k = done[0].total_bytes
-                    expected_16k = reply_bytes_24k * 2 // 3
-                    await caller.wait_heard(expected_16k - 640, timeout=timeout_s)
+                    reply_bytes_rt = done[0].total_bytes
+                    expected = int(reply_bytes_rt * rates.caller / rates.realtime)
+                    await caller.wait_heard(expected - rates.frame, timeout=timeout_s)
                 finally:
                     silence.cancel()
                     await asyncio.gather(silence, return_exceptions=True)
@@ -156,28 +207,37 @@ async def simulate_call(
         bridge_log.removeHandler(catcher)
         bridge_log.setLevel(old_level)
 
-    delays = _inbound_delay_ms(caller.send_log, rt.append_log, skip_ms=1000.0)
+    delays = _inbound_delay_ms(caller.send_log, rt.append_log, skip_ms=1000.0, rates=rates)
     delays.sort()
     heard = bytes(caller.heard)
-    if out_wav is not None:
-        write_wav_pcm16(out_wav, heard, 16_000)
+    if isinstance(caller, FakeVonageCaller):
+        first_frame_at = caller.first_frame_at
+        bad = len(caller.bad_frames)
+        if out_wav is not None:
+            write_wav_pcm16(out_wav, heard, 16_000)
+    else:
+        first_frame_at = caller.first_media_at
+        bad = len(caller.bad_messages)
+        if out_wav is not None:
+            write_wav_mulaw(out_wav, heard)
     return SimReport(
-        speech_ms=len(pcm) / 32.0,
+        speech_ms=len(audio) / rates.caller,
+        front_door=front_door,
         frames_sent=len(caller.send_log),
-        frames_received=caller.bytes_received // caller.frame_bytes,
-        bad_frames=len(caller.bad_frames),
+        frames_received=caller.bytes_received // rates.frame,
+        bad_frames=bad,
         caller_underruns=caller.underruns,
         bridge_summary=catcher.summaries[-1],
-        reply_expected_ms=reply_bytes_24k / 48.0,
-        reply_heard_ms=len(heard) / 32.0,
+        reply_expected_ms=reply_bytes_rt / rates.realtime,
+        reply_heard_ms=len(heard) / rates.caller,
         end_of_speech_to_first_frame_ms=(
-            (caller.first_frame_at - speech_end) * 1000.0 if caller.first_frame_at else None
+            (first_frame_at - speech_end) * 1000.0 if first_frame_at else None
         ),
         inbound_added_ms_median=statistics.median(delays) if delays else None,
         inbound_added_ms_p95=delays[int(len(delays) * 0.95)] if delays else None,
         outbound_first_frame_ms=(
-            (caller.first_frame_at - rt.reply_log[0][0]) * 1000.0
-            if caller.first_frame_at and rt.reply_log
+            (first_frame_at - rt.reply_log[0][0]) * 1000.0
+            if first_frame_at and rt.reply_log
             else None
         ),
         heard_pcm=heard,
