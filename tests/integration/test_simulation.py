@@ -12,6 +12,17 @@ from vonage_bridge.sim.twilio import mulaw_to_pcm16, read_wav_mulaw
 from vonage_bridge.sim.vonage import CALLER_WAV, read_wav_pcm16
 
 
+def match(heard: bytes, said: bytes) -> float:
+    """Correlation of the first half of what was said with the best-aligned part of what
+    was heard (PCM16): 1.0 is the same audio."""
+    h = np.frombuffer(heard, dtype=np.int16).astype(np.float64)
+    s = np.frombuffer(said, dtype=np.int16).astype(np.float64)
+    first = s[: len(s) // 2]
+    lag = int(np.argmax(np.correlate(h, first, mode="valid")))
+    seg = h[lag : lag + len(first)]
+    return float(np.dot(seg, first) / np.sqrt(np.dot(seg, seg) * np.dot(first, first) + 1e-9))
+
+
 def test_simulation_caller_hears_its_own_speech_back(tmp_path: Path) -> None:
     out = tmp_path / "heard.wav"
     assert main(["--quiet", "--out", str(out)]) == 0
@@ -20,12 +31,7 @@ def test_simulation_caller_hears_its_own_speech_back(tmp_path: Path) -> None:
     assert rate == 16_000
     assert abs(len(heard) - len(said)) <= 4 * 640  # the echo is the utterance, whole frames
     # The fake Realtime echoes the caller: after 16k -> 24k -> 16k the speech must still match.
-    h = np.frombuffer(heard, dtype=np.int16).astype(np.float64)
-    s = np.frombuffer(said, dtype=np.int16).astype(np.float64)
-    first = s[: len(s) // 2]
-    lag = int(np.argmax(np.correlate(h, first, mode="valid")))
-    seg = h[lag : lag + len(first)]
-    rho = float(np.dot(seg, first) / np.sqrt(np.dot(seg, seg) * np.dot(first, first) + 1e-9))
+    rho = match(heard, said)
     assert rho > 0.9, f"heard audio does not match the caller's speech (rho={rho:.2f})"
 
 
@@ -37,12 +43,7 @@ def test_twilio_simulation_caller_hears_its_own_mulaw_speech_back(tmp_path: Path
     said = mulaw_to_pcm16(read_wav_mulaw(CALLER_WAV))
     assert abs(len(heard) - len(said)) <= 4 * 320  # whole 20 ms frames (decoded to PCM16)
     # mu-law passes through untouched both ways: the echo is the utterance, sample for sample
-    h = np.frombuffer(heard, dtype=np.int16).astype(np.float64)
-    s = np.frombuffer(said, dtype=np.int16).astype(np.float64)
-    first = s[: len(s) // 2]
-    lag = int(np.argmax(np.correlate(h, first, mode="valid")))
-    seg = h[lag : lag + len(first)]
-    rho = float(np.dot(seg, first) / np.sqrt(np.dot(seg, seg) * np.dot(first, first) + 1e-9))
+    rho = match(heard, said)
     assert rho > 0.99, f"heard audio does not match the caller's speech (rho={rho:.3f})"
 
 

@@ -37,7 +37,7 @@ import random
 import secrets
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -50,6 +50,7 @@ import soxr
 from twilio.request_validator import RequestValidator
 
 from .realtime import MULAW
+from .tasks import OwnedTasks
 from .vonage import CALLER_WAV, CallerError, read_wav_pcm16, write_wav_pcm16
 
 __all__ = [
@@ -335,7 +336,7 @@ class FakeTwilioCaller:
 
         # connection
         self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks("fake-twilio")
         self._clock_task: asyncio.Task[None] | None = None
         self._hanging_up = False
         self.closed = asyncio.Event()
@@ -458,8 +459,8 @@ class FakeTwilioCaller:
             }
         )
         logger.debug("fake twilio caller %s connected to %s", self.call_sid, target)
-        self._start(self._receive(ws), "receive")
-        self._clock_task = self._start(self._clock(), "clock")
+        self._tasks.start(self._receive(ws), "receive")
+        self._clock_task = self._tasks.start(self._clock(), "clock")
 
     async def run(
         self, mulaw: bytes = b"", *, tail_ms: int | None = None, realtime: bool = True
@@ -607,7 +608,7 @@ class FakeTwilioCaller:
         """
         ws = self._ws
         if ws is None or self._hanging_up or self.closed.is_set():
-            await self._cancel_tasks()
+            await self._tasks.cancel_all()
             return
         self._hanging_up = True
         if self._clock_task is not None:
@@ -623,7 +624,7 @@ class FakeTwilioCaller:
         # close() wakes the receive task itself; cancelling that task first would make aiohttp
         # record 1006 and skip the closing handshake.
         await ws.close(code=aiohttp.WSCloseCode.OK)
-        await self._cancel_tasks()
+        await self._tasks.cancel_all()
         self._mark_closed(ws.close_code, "")
         logger.debug("fake twilio caller %s hung up", self.call_sid)
 
@@ -981,20 +982,6 @@ class FakeTwilioCaller:
                     await self._changed.wait()
         except TimeoutError:
             raise TimeoutError(f"{progress()} after {timeout} s") from None
-
-    def _start(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=f"fake-twilio-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _cancel_tasks(self) -> None:
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _mark_closed(self, code: int | None, reason: str) -> None:
         if self.closed.is_set():

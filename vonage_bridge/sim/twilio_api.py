@@ -27,10 +27,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from .server import LoopbackServer
 
 __all__ = [
     "FakeTwilioApi",
@@ -91,7 +92,7 @@ class FakeTwilioApiOptions:
 
 
 @dataclass
-class FakeTwilioApi:
+class FakeTwilioApi(LoopbackServer):
     """The fake Twilio REST server.
 
     Args:
@@ -114,51 +115,11 @@ class FakeTwilioApi:
     calls: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.app = web.Application()
+        self._init_server()
         self.app.router.add_post(
             f"/{API_VERSION}/Accounts/{{account_sid}}/Calls/{{call_file}}", self._update
         )
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-        self._closing = asyncio.Event()
         self._changed = asyncio.Condition()
-
-    # --- lifecycle ---------------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1") -> FakeTwilioApi:
-        """Listen on ``host`` at a port the OS picks (see ``base_url``)."""
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, host, 0)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-        return self
-
-    async def close(self) -> None:
-        """Release delayed requests and stop listening."""
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeTwilioApi:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (set it as ``TWILIO_API_URL``)."""
-        if self._port is None:
-            raise RuntimeError("FakeTwilioApi not started")
-        return f"http://127.0.0.1:{self._port}"
 
     # --- test helpers ------------------------------------------------------------------------
 

@@ -29,13 +29,14 @@ import random
 import uuid
 import wave
 from collections import deque
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import aiohttp
+
+from .tasks import OwnedTasks
 
 __all__ = [
     "CALLER_WAV",
@@ -241,7 +242,7 @@ class FakeVonageCaller:
 
         # connection
         self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks("fake-vonage")
         self._playback_task: asyncio.Task[None] | None = None
         self._hanging_up = False
         self.closed = asyncio.Event()
@@ -356,8 +357,8 @@ class FakeVonageCaller:
         }
         await ws.send_str(json.dumps(self.connected_message))
         logger.debug("fake caller %s connected to %s (%s)", self.call_uuid, uri, content_type)
-        self._start(self._receive(ws), "receive")
-        self._playback_task = self._start(self._play(ws), "playback")
+        self._tasks.start(self._receive(ws), "receive")
+        self._playback_task = self._tasks.start(self._play(ws), "playback")
 
     async def stream_audio(self, pcm: bytes, *, realtime: bool = True) -> None:
         """Send caller audio as exact frames, one binary message per 20 ms frame.
@@ -439,7 +440,7 @@ class FakeVonageCaller:
         """The caller hangs up: close the socket with 1000 and stop playback. Idempotent."""
         ws = self._ws
         if ws is None or self._hanging_up or self.closed.is_set():
-            await self._cancel_tasks()
+            await self._tasks.cancel_all()
             return
         self._hanging_up = True
         if self._playback_task is not None:
@@ -447,7 +448,7 @@ class FakeVonageCaller:
         # close() wakes the receive task itself; cancelling that task first would make aiohttp
         # record 1006 and skip the closing handshake.
         await ws.close(code=aiohttp.WSCloseCode.OK)
-        await self._cancel_tasks()
+        await self._tasks.cancel_all()
         self._mark_closed(ws.close_code, "")
         logger.debug("fake caller %s hung up", self.call_uuid)
 
@@ -504,20 +505,6 @@ class FakeVonageCaller:
         if self._ws is None:
             raise CallerError("not connected: call answer() and connect() first")
         return self._ws
-
-    def _start(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=f"fake-vonage-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _cancel_tasks(self) -> None:
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
 
     def _mark_closed(self, code: int | None, reason: str) -> None:
         if self.closed.is_set():

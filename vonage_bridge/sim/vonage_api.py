@@ -31,13 +31,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+
+from .server import LoopbackServer
 
 __all__ = [
     "FakeVoiceApi",
@@ -89,7 +90,7 @@ class FakeVoiceApiOptions:
 
 
 @dataclass
-class FakeVoiceApi:
+class FakeVoiceApi(LoopbackServer):
     """The fake Voice API server.
 
     Args:
@@ -112,50 +113,10 @@ class FakeVoiceApi:
     refused: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.app = web.Application()
+        self._init_server()
         self.app.router.add_post("/v1/calls", self._create)
         self.app.router.add_put("/v1/calls/{uuid}", self._modify)
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-        self._closing = asyncio.Event()
         self._changed = asyncio.Condition()
-
-    # --- lifecycle ---------------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1") -> FakeVoiceApi:
-        """Listen on ``host`` at a port the OS picks (see ``base_url``)."""
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, host, 0)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-        return self
-
-    async def close(self) -> None:
-        """Release delayed requests and stop listening."""
-        self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeVoiceApi:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (set it as ``VONAGE_API_URL``)."""
-        if self._port is None:
-            raise RuntimeError("FakeVoiceApi not started")
-        return f"http://127.0.0.1:{self._port}"
 
     async def wait_hangup(self, call_uuid: str, timeout: float) -> dict[str, Any]:
         """The body of the first hang-up PUT for ``call_uuid``, waiting up to ``timeout`` s.
