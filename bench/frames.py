@@ -7,14 +7,21 @@ mean time per operation in the batch (``time.perf_counter_ns``; the garbage coll
 while a batch runs, as in ``timeit``). The audio is real speech
 (``vonage_bridge/sim/data/caller.wav``), not silence.
 
-What is measured (see ``bench/README.md`` for what each figure means):
+What is measured (see ``bench/README.md`` for what each figure means), for each front door
+side by side (Vonage: L16 at 16 kHz resampled to and from 24 kHz PCM16; Twilio: 8 kHz mu-law
+passed through as ``audio/pcmu``, every frame a JSON ``media`` message with base64 inside):
 
-- ``CallSession.caller_frame``: one 640-byte caller frame in, one ``input_audio_buffer.append``
-  JSON string out (16 -> 24 kHz resampling, base64, concatenation), session in BRIDGING;
+- Twilio only: ``telephony.twilio.parse_message`` of a real 20 ms ``media`` message (JSON and
+  base64 decode; a Vonage frame arrives as a bare binary message, nothing to parse);
+- ``CallSession.caller_frame``: one caller frame in (640 B L16 / 160 B mu-law), one
+  ``input_audio_buffer.append`` JSON string out (Vonage: 16 -> 24 kHz resampling; both: base64,
+  concatenation), session in BRIDGING;
 - one 100 ms ``response.output_audio.delta`` message: ``parse_server_event`` then
-  ``CallSession.realtime_event`` (JSON, base64 decode, 24 -> 16 kHz, playout push), also given
-  per 20 ms of audio (/5) and split into its two halves;
+  ``CallSession.realtime_event`` (JSON, base64 decode, Vonage: 24 -> 16 kHz, playout push),
+  also given per 20 ms of audio (/5) and split into its two halves;
 - ``Playout.take`` (+ ``wakeup_at``, as the playout pump calls them) per frame sent;
+- Twilio only: ``TwilioCommands.media`` of a batch of 3 frames (base64 + template: one JSON
+  ``media`` message; Vonage sends each frame as a bare binary message);
 - ``StreamResampler.process`` per 20 ms, each direction, for every soxr quality;
 - the resampler's algorithmic delay: clicks (single-sample impulses) at many known positions
   are fed through the streaming resampler in 20 ms chunks; for each we find the output peak
@@ -41,16 +48,25 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from vonage_bridge.audio.path import AudioPath, PassthroughPath
 from vonage_bridge.audio.playout import Playout
 from vonage_bridge.audio.resampler import StreamResampler
 from vonage_bridge.config import RESAMPLE_QUALITIES, Settings
 from vonage_bridge.realtime.protocol import parse_server_event
 from vonage_bridge.session import CallInfo, CallSession, Phase
+from vonage_bridge.sim.twilio import pcm16_to_mulaw
 from vonage_bridge.sim.vonage import CALLER_WAV, read_wav_pcm16
+from vonage_bridge.telephony.base import PlaybackCommands
+from vonage_bridge.telephony.twilio import TwilioCommands, parse_message
+from vonage_bridge.telephony.vonage import VONAGE_COMMANDS
 
 FRAME_16K = 640  # bytes of 20 ms at 16 kHz PCM16
 FRAME_24K = 960  # bytes of 20 ms at 24 kHz PCM16
 DELTA_24K = 4800  # bytes of 100 ms at 24 kHz PCM16 (the fake's and the real API's usual delta)
+FRAME_MULAW = 160  # bytes of 20 ms at 8 kHz mu-law (Twilio, and audio/pcmu both ways)
+DELTA_MULAW = 800  # bytes of 100 ms of audio/pcmu
+MEDIA_BATCH = 3  # frames the playout pump hands over at once, sent as one Twilio media message
+STREAM_SID = "MZ" + "0123456789abcdef" * 2
 BENCH_ENV = {
     "SERVER_URL": "http://127.0.0.1:1",
     "OPENAI_API_KEY": "sk-x",
@@ -129,10 +145,22 @@ def chunks(pcm: bytes, size: int) -> list[bytes]:
 # --- the session ----------------------------------------------------------------------------
 
 
-def bridging_session() -> CallSession:
-    """A call session in the BRIDGING phase, as after the Realtime socket opened."""
+def bridging_session(
+    path: AudioPath | None = None, commands: PlaybackCommands = VONAGE_COMMANDS
+) -> CallSession:
+    """A call session in the BRIDGING phase, as after the Realtime socket opened.
+
+    Default: Vonage's (L16 at 16 kHz, resampled); Twilio's passes ``PassthroughPath()`` and
+    its ``TwilioCommands``, as ``web/twilio.py`` does.
+    """
     settings = Settings.from_env(BENCH_ENV)
-    session = CallSession(CallInfo("bench"), openai=settings.openai, call=settings.call)
+    session = CallSession(
+        CallInfo("bench"),
+        openai=settings.openai,
+        call=settings.call,
+        path=path,
+        commands=commands,
+    )
     session.realtime_opened()
     while session.flush_held():
         pass
@@ -156,6 +184,33 @@ def delta_message(audio: bytes, n: int) -> str:
     )
 
 
+def twilio_media_message(audio: bytes, n: int) -> str:
+    """A 20 ms inbound ``media`` message as Twilio sends it (protocols.md C, [TW-WS])."""
+    return json.dumps(
+        {
+            "event": "media",
+            "sequenceNumber": str(n + 3),
+            "media": {
+                "track": "inbound",
+                "chunk": str(n + 1),
+                "timestamp": str(n * 20),
+                "payload": base64.b64encode(audio).decode("ascii"),
+            },
+            "streamSid": STREAM_SID,
+        }
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Door:
+    """One front door's hot path: its caller frames, its reply deltas, its session."""
+
+    name: str
+    frames: list[bytes]  # caller audio, one 20 ms frame each
+    deltas: list[bytes]  # reply audio as Realtime sends it, 100 ms each
+    new_session: Callable[[], CallSession]
+
+
 @dataclass(slots=True)
 class Row:
     what: str
@@ -163,12 +218,13 @@ class Row:
     note: str = ""
 
 
-def bench_session(repeats: int, frames16: list[bytes], deltas: list[bytes]) -> list[Row]:
+def bench_session(repeats: int, door: Door) -> list[Row]:
     rows: list[Row] = []
+    frame_bytes = len(door.frames[0])
 
     # caller frame -> append JSON string
-    session = bridging_session()
-    frames = frames16 * max(1, 500 // len(frames16) + 1)
+    session = door.new_session()
+    frames = door.frames * max(1, 500 // len(door.frames) + 1)
     appends = sum(1 for frame in frames if isinstance(session.caller_frame(frame), str))
     if appends < len(frames) // 2:
         raise SystemExit(f"caller_frame produced only {appends} appends for {len(frames)} frames")
@@ -181,19 +237,19 @@ def bench_session(repeats: int, frames16: list[bytes], deltas: list[bytes]) -> l
 
     rows.append(
         Row(
-            "CallSession.caller_frame (640 B -> append JSON)",
+            "CallSession.caller_frame (frame -> append JSON)",
             per_op_us(caller_batch, repeats),
-            "per 20 ms frame",
+            f"per 20 ms frame ({frame_bytes} B)",
         )
     )
 
     # 100 ms delta: parse + handle, each batch on a fresh session (untimed set-up)
-    messages = [delta_message(d, i) for i, d in enumerate(deltas)] * 3
+    messages = [delta_message(d, i) for i, d in enumerate(door.deltas)] * 3
     events = [parse_server_event(raw) for raw in messages]
     fresh: dict[str, CallSession] = {}
 
     def new_session() -> None:
-        fresh["s"] = bridging_session()
+        fresh["s"] = door.new_session()
 
     def delta_batch() -> int:
         parse, handle = parse_server_event, fresh["s"].realtime_event
@@ -228,20 +284,20 @@ def bench_session(repeats: int, frames16: list[bytes], deltas: list[bytes]) -> l
     rows.append(Row("  of which parse_server_event", per_op_us(parse_batch, repeats), "per delta"))
     rows.append(
         Row(
-            "  of which realtime_event (24k->16k, push)",
+            "  of which realtime_event (convert, push)",
             per_op_us(handle_batch, repeats, new_session),
             "per delta",
         )
     )
 
     # Playout.take per frame, driven as the playout pump drives it
-    audio16 = b"".join(frames16)
-    n_frames = len(audio16) // FRAME_16K
-    playout = Playout(FRAME_16K, 100)
+    audio = b"".join(door.frames)
+    n_frames = len(audio) // frame_bytes
+    playout = Playout(frame_bytes, 100)
 
     def fill() -> None:
         playout.clear()
-        playout.push(audio16)
+        playout.push(audio)
         playout.end_of_audio()
 
     def take_batch() -> int:
@@ -266,6 +322,65 @@ def bench_session(repeats: int, frames16: list[bytes], deltas: list[bytes]) -> l
         )
     )
     return rows
+
+
+def bench_twilio_wire(repeats: int, frames: list[bytes]) -> tuple[list[Row], list[Row]]:
+    """Twilio's framing, which Vonage does not have: (caller side rows, reply side rows)."""
+    messages = [twilio_media_message(f, i) for i, f in enumerate(frames)] * 3
+    for raw, frame in zip(messages, frames, strict=False):
+        if parse_message(raw) != frame:
+            raise SystemExit("parse_message did not return the media payload")
+
+    def parse_batch() -> int:
+        parse = parse_message
+        for raw in messages:
+            parse(raw)
+        return len(messages)
+
+    caller_side = [
+        Row(
+            "parse_message (media JSON -> mu-law)",
+            per_op_us(parse_batch, repeats),
+            f"per 20 ms frame ({len(messages[0])} chars)",
+        )
+    ]
+
+    batches = [
+        b"".join(frames[i : i + MEDIA_BATCH]) for i in range(0, len(frames) - MEDIA_BATCH + 1, 3)
+    ] * 3
+    media = TwilioCommands(STREAM_SID).media
+
+    def media_batch() -> int:
+        for batch in batches:
+            media(batch)
+        return len(batches)
+
+    per_batch = per_op_us(media_batch, repeats)
+    size = len(media(batches[0]))
+    reply_side = [
+        Row(
+            f"TwilioCommands.media ({MEDIA_BATCH} frames -> media JSON)",
+            per_batch,
+            f"per {MEDIA_BATCH * 20} ms batch ({size} chars)",
+        ),
+        Row("  same, per 20 ms frame", per_batch / MEDIA_BATCH, f"= per batch / {MEDIA_BATCH}"),
+    ]
+    return caller_side, reply_side
+
+
+def print_side_by_side(columns: dict[str, list[Row]]) -> None:
+    """One line per operation, one column per front door ("-": not on that door's path)."""
+    order: list[str] = []
+    for rows in sorted(columns.values(), key=len, reverse=True):
+        order += [r.what for r in rows if r.what not in order]
+    by_door = {name: {r.what: r for r in rows} for name, rows in columns.items()}
+    head = "".join(f" {name + ' µs (min)':>16}" for name in columns)
+    print(f"  {'operation':<48}{head}  note ({' / '.join(columns)})")
+    for what in order:
+        cells = [by_door[name].get(what) for name in columns]
+        text = "".join(f" {c.us.text(9)}" if c else f" {'-':>16}" for c in cells)
+        notes = list(dict.fromkeys(c.note for c in cells if c))
+        print(f"  {what:<48}{text}  {' / '.join(notes)}")
 
 
 # --- resampler cost -------------------------------------------------------------------------
@@ -432,8 +547,15 @@ def main(argv: list[str] | None = None) -> int:
 
     pcm16 = speech_16k()
     pcm24 = speech_24k(pcm16)
-    frames16 = chunks(pcm16, FRAME_16K)
-    deltas = chunks(pcm24, DELTA_24K)
+    mulaw = pcm16_to_mulaw(pcm16, 16_000)
+    frames_mulaw = chunks(mulaw, FRAME_MULAW)
+    vonage = Door("vonage", chunks(pcm16, FRAME_16K), chunks(pcm24, DELTA_24K), bridging_session)
+    twilio = Door(
+        "twilio",
+        frames_mulaw,
+        chunks(mulaw, DELTA_MULAW),  # the fake echoes audio/pcmu in 100 ms deltas
+        lambda: bridging_session(PassthroughPath(), TwilioCommands(STREAM_SID)),
+    )
 
     print(
         f"bench/frames.py: Python {platform.python_version()}, soxr {soxr.__version__}, "
@@ -447,10 +569,17 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.perf_counter()
     default_q = Settings.from_env(BENCH_ENV).call.resample_quality
-    print(f"Hot path (session at the default RESAMPLE_QUALITY={default_q})")
-    print(f"  {'operation':<52} {'µs (min)':>15}  note")
-    for row in bench_session(repeats, frames16, deltas):
-        print(f"  {row.what:<52} {row.us.text(8)}  {row.note}")
+    print(
+        f"Hot path per front door (Vonage: L16 16 kHz <-> PCM16 24 kHz at the default"
+        f" RESAMPLE_QUALITY={default_q}; Twilio: mu-law passed through as audio/pcmu)"
+    )
+    twilio_in, twilio_out = bench_twilio_wire(repeats, frames_mulaw)
+    print_side_by_side(
+        {
+            "vonage": bench_session(repeats, vonage),
+            "twilio": twilio_in + bench_session(repeats, twilio) + twilio_out,
+        }
+    )
     print()
 
     print("StreamResampler.process, µs per 20 ms of audio")
