@@ -11,8 +11,9 @@ import asyncio
 import json
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import pytest
@@ -65,8 +66,12 @@ async def twilio_api() -> AsyncIterator[FakeTwilioApi]:
         yield api
 
 
+StartTwilio = Callable[..., Coroutine[Any, Any, TwilioCall]]
+"""``await start_twilio(options=FakeRealtimeOptions(...), **env_overrides)``."""
+
+
 @pytest.fixture
-def start_twilio(start_call: StartCall, twilio_api: FakeTwilioApi):  # type: ignore[no-untyped-def]
+def start_twilio(start_call: StartCall, twilio_api: FakeTwilioApi) -> StartTwilio:
     async def start(options: FakeRealtimeOptions | None = None, **env: str) -> TwilioCall:
         env = {
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
@@ -91,7 +96,9 @@ async def no_live_calls(call: Call) -> None:
     assert not app[CALLS]
 
 
-async def test_twilio_call_bridges_mulaw_both_ways_without_resampling(start_twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_twilio_call_bridges_mulaw_both_ways_without_resampling(
+    start_twilio: StartTwilio,
+) -> None:
     tw = await start_twilio()
     caller, rt = await tw.connected()
     # TwiML: greeting, then <Connect><Stream> with caller, called number and a media token
@@ -136,7 +143,9 @@ async def test_twilio_call_bridges_mulaw_both_ways_without_resampling(start_twil
     assert [e.role for e in record.transcript][:2] == ["caller", "assistant"]
 
 
-async def test_twilio_barge_in_clears_and_truncates_at_the_marked_position(start_twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_twilio_barge_in_clears_and_truncates_at_the_marked_position(
+    start_twilio: StartTwilio,
+) -> None:
     tw = await start_twilio(FakeRealtimeOptions(reply_realtime_factor=1.0))
     caller, rt = await tw.connected()
     await caller.stream_audio(speech(3000), realtime=False)
@@ -158,7 +167,7 @@ async def test_twilio_barge_in_clears_and_truncates_at_the_marked_position(start
     await caller.hang_up()
 
 
-async def test_twilio_dtmf_reaches_the_model_and_the_transcript(start_twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_twilio_dtmf_reaches_the_model_and_the_transcript(start_twilio: StartTwilio) -> None:
     tw = await start_twilio()
     caller, rt = await tw.connected()
     await caller.send_dtmf("5")
@@ -172,7 +181,9 @@ async def test_twilio_dtmf_reaches_the_model_and_the_transcript(start_twilio) ->
 
 
 @pytest.mark.parametrize("mode", ["invalid", "missing"])
-async def test_unsigned_or_badly_signed_webhook_is_refused_403(start_twilio, mode: str) -> None:  # type: ignore[no-untyped-def]
+async def test_unsigned_or_badly_signed_webhook_is_refused_403(
+    start_twilio: StartTwilio, mode: str
+) -> None:
     tw = await start_twilio()
     caller = tw.caller(options=TwilioCallerOptions(webhook_signature=mode))  # type: ignore[arg-type]
     with pytest.raises(TwilioCallerError) as info:
@@ -184,7 +195,7 @@ async def test_unsigned_or_badly_signed_webhook_is_refused_403(start_twilio, mod
 
 
 @pytest.mark.parametrize("mode", ["invalid", "missing"])
-async def test_unsigned_stream_upgrade_is_refused_403(start_twilio, mode: str) -> None:  # type: ignore[no-untyped-def]
+async def test_unsigned_stream_upgrade_is_refused_403(start_twilio: StartTwilio, mode: str) -> None:
     tw = await start_twilio()
     caller = tw.caller(options=TwilioCallerOptions(stream_signature=mode))  # type: ignore[arg-type]
     await caller.answer()
@@ -194,7 +205,9 @@ async def test_unsigned_stream_upgrade_is_refused_403(start_twilio, mode: str) -
     assert tw.call.fake.sessions == []
 
 
-async def test_signature_made_for_the_public_url_behind_a_proxy_is_accepted(start_twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_signature_made_for_the_public_url_behind_a_proxy_is_accepted(
+    start_twilio: StartTwilio,
+) -> None:
     """Fly's proxy: Twilio signs https://public-host/..., we see http://127.0.0.1:port/...
     with X-Forwarded-Proto/Host."""
     tw = await start_twilio()
@@ -209,7 +222,7 @@ async def test_signature_made_for_the_public_url_behind_a_proxy_is_accepted(star
 
 
 async def test_stream_without_a_valid_media_token_is_closed_before_realtime(
-    start_twilio,  # type: ignore[no-untyped-def]
+    start_twilio: StartTwilio,
 ) -> None:
     tw = await start_twilio()
     bridge = tw.call.bridge.url
@@ -238,7 +251,7 @@ async def test_stream_without_a_valid_media_token_is_closed_before_realtime(
 
 
 async def test_bad_media_messages_are_counted_once_logged_and_the_call_goes_on(
-    start_twilio,  # type: ignore[no-untyped-def]
+    start_twilio: StartTwilio,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     tw = await start_twilio()
@@ -258,7 +271,9 @@ async def test_bad_media_messages_are_counted_once_logged_and_the_call_goes_on(
     assert summary and summary[-1].summary["bad_frames"] == 6  # type: ignore[attr-defined]
 
 
-async def test_realtime_failure_hangs_the_twilio_call_up_over_rest(start_twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_realtime_failure_hangs_the_twilio_call_up_over_rest(
+    start_twilio: StartTwilio,
+) -> None:
     tw = await start_twilio()
     caller, rt = await tw.connected()
     await rt.wait_for_event("session.update", timeout=5 * SECOND)
@@ -269,7 +284,7 @@ async def test_realtime_failure_hangs_the_twilio_call_up_over_rest(start_twilio)
     assert caller.close_code == 1011
 
 
-async def test_end_call_tool_hangs_up_over_twilio_rest(start_twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_end_call_tool_hangs_up_over_twilio_rest(start_twilio: StartTwilio) -> None:
     tw = await start_twilio()
     caller, rt = await tw.connected()
     function_call(rt, "call_1", "end_call", {})
@@ -278,7 +293,7 @@ async def test_end_call_tool_hangs_up_over_twilio_rest(start_twilio) -> None:  #
     assert "assistant ended the call" in caller.close_reason
 
 
-async def test_transfer_tool_updates_the_call_with_dial_twiml(start_twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_transfer_tool_updates_the_call_with_dial_twiml(start_twilio: StartTwilio) -> None:
     tw = await start_twilio(TRANSFER_NUMBER="447700900123")
     caller, rt = await tw.connected()
     function_call(rt, "call_1", "transfer_call", {"reason": "wants a human"})
