@@ -167,10 +167,6 @@ async def _bridge(request: web.Request, ws: web.WebSocketResponse, start: Stream
     api = app.get(TWILIO_API)
     known = not call_sid.startswith(UNKNOWN_CALL_PREFIX)
     hang_up = TwilioHangUp(api, call_sid) if api is not None and known else None
-    task = asyncio.current_task()
-    assert task is not None
-    calls = app[CALLS]
-    calls[call_sid] = LiveCall(call_sid, ws, task, hang_up)
     info = CallInfo(call_uuid=call_sid, caller=params.get("from"), called=params.get("to"))
     log.info("Twilio media stream %s open (%s)", start.stream_sid, start.encoding)
     commands = TwilioCommands(start.stream_sid)
@@ -193,6 +189,10 @@ async def _bridge(request: web.Request, ws: web.WebSocketResponse, start: Stream
     )
     wire = CallerWire("Twilio", parse_message, binary_audio=False, media=commands.media)
     direction = "outbound" if params.get("direction", "").startswith("outbound") else "inbound"
+    task = asyncio.current_task()
+    assert task is not None
+    calls = app[CALLS]
+    calls[call_sid] = LiveCall(call_sid, ws, task, hang_up)  # removed in the finally below
     started_at = datetime.now(UTC)
     summary: CallSummary | None = None
     try:
