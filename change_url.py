@@ -17,8 +17,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from vonage_bridge.applications import ApplicationApiSettings, describe, update_urls
 from vonage_bridge.errors import BridgeError, ConfigError
+from vonage_bridge.vonage.applications import ApplicationApiSettings, describe, update_urls
 
 ENV_FILES = {"local": ".env", "prod": ".env.production"}
 

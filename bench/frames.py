@@ -11,7 +11,7 @@ What is measured (see ``bench/README.md`` for what each figure means), for each 
 side by side (Vonage: L16 at 16 kHz resampled to and from 24 kHz PCM16; Twilio: 8 kHz mu-law
 passed through as ``audio/pcmu``, every frame a JSON ``media`` message with base64 inside):
 
-- Twilio only: ``telephony.twilio.parse_message`` of a real 20 ms ``media`` message (JSON and
+- Twilio only: ``twilio.wire.parse_message`` of a real 20 ms ``media`` message (JSON and
   base64 decode; a Vonage frame arrives as a bare binary message, nothing to parse);
 - ``CallSession.caller_frame``: one caller frame in (640 B L16 / 160 B mu-law), one
   ``input_audio_buffer.append`` JSON string out (Vonage: 16 -> 24 kHz resampling; both: base64,
@@ -52,13 +52,13 @@ from vonage_bridge.audio.path import AudioPath, PassthroughPath
 from vonage_bridge.audio.playout import Playout
 from vonage_bridge.audio.resampler import StreamResampler
 from vonage_bridge.config import RESAMPLE_QUALITIES, Settings
+from vonage_bridge.core.frontdoor import PlaybackCommands
+from vonage_bridge.core.session import CallInfo, CallSession, Phase
 from vonage_bridge.realtime.protocol import parse_server_event
-from vonage_bridge.session import CallInfo, CallSession, Phase
 from vonage_bridge.sim.twilio import pcm16_to_mulaw
 from vonage_bridge.sim.vonage import CALLER_WAV, read_wav_pcm16
-from vonage_bridge.telephony.base import PlaybackCommands
-from vonage_bridge.telephony.twilio import TwilioCommands, parse_message
-from vonage_bridge.telephony.vonage import VONAGE_COMMANDS
+from vonage_bridge.twilio.wire import TwilioCommands, parse_message
+from vonage_bridge.vonage.wire import VONAGE_COMMANDS
 
 FRAME_16K = 640  # bytes of 20 ms at 16 kHz PCM16
 FRAME_24K = 960  # bytes of 20 ms at 24 kHz PCM16
@@ -151,7 +151,7 @@ def bridging_session(
     """A call session in the BRIDGING phase, as after the Realtime socket opened.
 
     Default: Vonage's (L16 at 16 kHz, resampled); Twilio's passes ``PassthroughPath()`` and
-    its ``TwilioCommands``, as ``web/twilio.py`` does.
+    its ``TwilioCommands``, as ``twilio/routes.py`` does.
     """
     settings = Settings.from_env(BENCH_ENV)
     session = CallSession(

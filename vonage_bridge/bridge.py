@@ -35,15 +35,15 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from .calls import VoiceApi
 from .config import OpenAISettings
+from .core.events import CallerEvent, RunTool, SpeechStopped, StreamStopped
+from .core.session import CallSession, Phase
 from .errors import RealtimeConnectError, RemoteProtocolError
-from .events import CallerEvent, RunTool, SpeechStopped, StreamStopped
 from .realtime.connection import open_realtime
 from .realtime.protocol import parse_server_event
-from .session import CallSession, Phase
-from .telephony.vonage import parse_text
 from .tools import ToolContext, ToolRegistry
+from .vonage.voice_api import VoiceApi
+from .vonage.wire import parse_text
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from .app_jwt import e164_digits, load_private_key
 from .errors import ConfigError
+from .phone import e164_digits
+from .vonage.app_jwt import load_private_key
 
 DEFAULT_SYSTEM_MESSAGE = (
     "You are a friendly, concise voice assistant speaking with a caller on the telephone. "
@@ -199,7 +200,7 @@ TWILIO_ACCOUNT_SID_RE = re.compile(r"AC[0-9a-fA-F]{32}")
 
 @dataclass(frozen=True, slots=True)
 class TwilioSettings:
-    """The Twilio Media Streams front door (``web/twilio.py``) and Twilio's REST API.
+    """The Twilio Media Streams front door (``twilio/routes.py``) and Twilio's REST API.
 
     Attributes:
         account_sid: ``TWILIO_ACCOUNT_SID`` (``AC`` + 32 hex): when set, the front door is on.

@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .core.events import RunTool
 from .errors import ConfigError
-from .events import RunTool
 
 if TYPE_CHECKING:
-    from .calls import VoiceApi
+    from .vonage.voice_api import VoiceApi
 
 __all__ = [
     "END_CALL",

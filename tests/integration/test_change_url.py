@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 from support import SECOND
 
-from vonage_bridge.applications import put_body, voice_urls, with_voice_urls
 from vonage_bridge.sim.vonage_app_api import (
     SIM_APPLICATION_ID,
     FakeApplicationApiOptions,
     FakeVonageApplicationApi,
     sample_application,
 )
+from vonage_bridge.vonage.applications import put_body, voice_urls, with_voice_urls
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "change_url.py"

@@ -456,7 +456,7 @@ def test_private_key_loads_from_a_path(tmp_path: Path, pem: Any) -> None:
 
 
 def test_the_loaded_key_signs_jwts_the_public_key_verifies() -> None:
-    from vonage_bridge.app_jwt import application_jwt
+    from vonage_bridge.vonage.app_jwt import application_jwt
 
     settings = Settings.from_env(
         {**BASE_ENV, "VONAGE_APPLICATION_ID": APP_ID, "VONAGE_PRIVATE_KEY": pkcs1_pem()}

@@ -19,7 +19,7 @@ from vonage_bridge.sim.twilio_api import (
     new_account_sid,
     new_call_sid,
 )
-from vonage_bridge.twilio_api import TwilioApi, TwilioApiError, TwilioHangUp, check_call_sid
+from vonage_bridge.twilio.rest import TwilioApi, TwilioApiError, TwilioHangUp, check_call_sid
 
 TOKEN = "twilio-auth-token-0123456789abcdef"
 ACCOUNT = new_account_sid()
@@ -189,7 +189,7 @@ async def test_twilio_hang_up_runs_at_most_once(
 ) -> None:
     call_sid = fake.add_call()
     hang_up = TwilioHangUp(TwilioApi(http, settings_for(fake)), call_sid)
-    with caplog.at_level(logging.INFO, logger="vonage_bridge.twilio_api"):
+    with caplog.at_level(logging.INFO, logger="vonage_bridge.twilio.rest"):
         assert await hang_up("end_call tool") is True
         assert await hang_up("shutdown") is True
     assert hang_up.done
@@ -204,7 +204,7 @@ async def test_twilio_hang_up_of_an_ended_call_logs_info_and_succeeds(
     fake: FakeTwilioApi, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     hang_up = TwilioHangUp(TwilioApi(http, settings_for(fake)), new_call_sid())
-    with caplog.at_level(logging.INFO, logger="vonage_bridge.twilio_api"):
+    with caplog.at_level(logging.INFO, logger="vonage_bridge.twilio.rest"):
         assert await hang_up("realtime failed") is True
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
         (logging.INFO, "Twilio call had already ended (realtime failed)")
@@ -217,7 +217,7 @@ async def test_twilio_hang_up_failure_is_logged_not_raised(
     call_sid = fake.add_call()
     api = TwilioApi(http, settings_for(fake, token="wrong-token-0123456789abcdef0123"))
     hang_up = TwilioHangUp(api, call_sid)
-    with caplog.at_level(logging.WARNING, logger="vonage_bridge.twilio_api"):
+    with caplog.at_level(logging.WARNING, logger="vonage_bridge.twilio.rest"):
         assert await hang_up("end_call tool") is False
         assert await hang_up("shutdown") is True  # not retried
     assert len(fake.refused) == 1

@@ -29,7 +29,7 @@ from vonage_bridge.sim.twilio import (
     read_wav_mulaw,
 )
 from vonage_bridge.sim.twilio_api import FakeTwilioApi
-from vonage_bridge.twilio_auth import sign_request
+from vonage_bridge.twilio.signature import sign_request
 from vonage_bridge.web.keys import CALLS, STORE
 
 AUTH_TOKEN = "twilio-auth-token-for-tests-0123456789"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from vonage_bridge.config import Settings
-from vonage_bridge.events import (
+from vonage_bridge.core.events import (
     AudioDelta,
     AudioDone,
     PlaybackMarked,
@@ -18,7 +18,7 @@ from vonage_bridge.events import (
     ResponseDone,
     SpeechStarted,
 )
-from vonage_bridge.session import CallInfo, CallSession
+from vonage_bridge.core.session import CallInfo, CallSession
 
 MS_24K = 48  # bytes per ms of PCM16 at 24 kHz
 

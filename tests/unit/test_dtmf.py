@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from vonage_bridge.config import Settings
-from vonage_bridge.events import CallerDtmf, ResponseCreated, ResponseDone
-from vonage_bridge.session import CallInfo, CallSession
+from vonage_bridge.core.events import CallerDtmf, ResponseCreated, ResponseDone
+from vonage_bridge.core.session import CallInfo, CallSession
 
 
 def make(tmp_path: Path, **env: str) -> CallSession:

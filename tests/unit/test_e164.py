@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vonage_bridge.app_jwt import e164_digits
+from vonage_bridge.phone import e164_digits
 
 
 @pytest.mark.parametrize(

@@ -10,24 +10,34 @@ import pytest
 PACKAGE = "vonage_bridge"
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / PACKAGE
 
-CORE_FILES = [
-    "config.py",
-    "errors.py",
-    "events.py",
-    "session.py",
-    "media_token.py",
-    "app_jwt.py",
-    "webhook_auth.py",
-    "twilio_auth.py",
-    "sip/webhook.py",
-]
-CORE_DIRS = ["audio", "telephony"]
-CORE_EXTRA = ["realtime/protocol.py", "realtime/instructions.py"]
+# The ring of every module follows from where it lives (style.md 7.1), never from a hand-kept
+# list of files: a folder is pure, I/O (shell) or entry; inside a provider folder the file's
+# role says its ring (``wire``, ``ncco``, ``twiml``, ``signing``... are pure; ``routes``,
+# ``voice_api``, ``rest``, ``control``... do I/O).
+PURE_FOLDERS = {"core", "audio"}
+ENTRY_FOLDERS = {"web", "sim"}
+PROVIDER_FOLDERS = {"vonage", "twilio", "openai_sip", "realtime"}
+PURE_ROLES = {
+    "__init__",
+    "wire",
+    "ncco",
+    "twiml",
+    "signing",
+    "signature",
+    "app_jwt",
+    "webhook",
+    "protocol",
+    "instructions",
+}
+PURE_TOP = {"__init__", "config", "errors", "phone"}
+ENTRY_TOP = {"__main__"}
+FRONT_DOORS = {"vonage", "twilio", "openai_sip"}
 
-# Forbidden absolute module prefixes: a module is forbidden if it equals one of these or
-# starts with "<prefix>.". ``vonage`` is the umbrella SDK; ``vonage_voice`` (pure pydantic NCCO
-# models) does not match it.
-FORBIDDEN = (
+# Forbidden absolute module prefixes for pure modules, besides every I/O and entry module of
+# the package itself: a module is forbidden if it equals one of these or starts with
+# "<prefix>.". ``vonage`` is the umbrella SDK; ``vonage_voice`` (pure pydantic NCCO models)
+# does not match it.
+FORBIDDEN_LIBS = (
     "asyncio",
     "aiohttp",
     "websockets",
@@ -36,18 +46,36 @@ FORBIDDEN = (
     "vonage_http_client",
     "requests",
     "time",
-    f"{PACKAGE}.web",
-    f"{PACKAGE}.bridge",
-    f"{PACKAGE}.sim",
-    f"{PACKAGE}.realtime.connection",
 )
 
 
+def ring(path: Path) -> str:
+    """``pure``, ``shell`` or ``entry`` for a module of the package, by folder and role."""
+    rel = path.relative_to(PACKAGE_DIR)
+    if len(rel.parts) == 1:
+        if rel.stem in PURE_TOP:
+            return "pure"
+        return "entry" if rel.stem in ENTRY_TOP else "shell"
+    folder = rel.parts[0]
+    if folder in PURE_FOLDERS:
+        return "pure"
+    if folder in ENTRY_FOLDERS:
+        return "entry"
+    if folder in PROVIDER_FOLDERS:
+        return "pure" if rel.stem in PURE_ROLES else "shell"
+    raise AssertionError(f"{rel}: folder {folder!r} has no ring; add it to test_layering.py")
+
+
+def all_modules() -> list[Path]:
+    return sorted(p for p in PACKAGE_DIR.rglob("*.py") if "data" not in p.parts)
+
+
 def core_modules() -> list[Path]:
-    paths = [PACKAGE_DIR / name for name in CORE_FILES + CORE_EXTRA]
-    for d in CORE_DIRS:
-        paths.extend(sorted((PACKAGE_DIR / d).glob("*.py")))
-    return paths
+    return [p for p in all_modules() if ring(p) == "pure"]
+
+
+def impure_module_names() -> tuple[str, ...]:
+    return tuple(module_name(p) for p in all_modules() if ring(p) != "pure")
 
 
 def module_name(path: Path) -> str:
@@ -56,6 +84,9 @@ def module_name(path: Path) -> str:
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
+
+
+FORBIDDEN = FORBIDDEN_LIBS + impure_module_names()
 
 
 def imported_names(source: str, modname: str, is_package: bool) -> list[str]:
@@ -91,13 +122,32 @@ def forbidden_imports(source: str, modname: str, is_package: bool = False) -> li
     return sorted(set(bad))
 
 
-def test_layering_core_module_list_matches_files_on_disk() -> None:
-    paths = core_modules()
-    missing = [str(p) for p in paths if not p.is_file()]
-    assert not missing
-    # audio/* and telephony/* really contributed their modules.
-    names = {module_name(p) for p in paths}
-    assert {f"{PACKAGE}.audio.resampler", f"{PACKAGE}.telephony.ncco"} <= names
+def test_layering_every_module_has_a_ring_and_pure_modules_exist() -> None:
+    rings = {module_name(p): ring(p) for p in all_modules()}
+    assert rings[f"{PACKAGE}.core.session"] == "pure"
+    assert rings[f"{PACKAGE}.vonage.ncco"] == "pure"
+    assert rings[f"{PACKAGE}.vonage.routes"] == "shell"
+    assert rings[f"{PACKAGE}.web.app"] == "entry"
+    assert f"{PACKAGE}.audio.resampler" in rings
+
+
+def test_layering_ring_of_an_unknown_folder_is_an_error() -> None:
+    with pytest.raises(AssertionError, match="has no ring"):
+        ring(PACKAGE_DIR / "plivo_new" / "wire.py")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in all_modules() if p.relative_to(PACKAGE_DIR).parts[0] in FRONT_DOORS],
+    ids=lambda p: str(p.relative_to(PACKAGE_DIR)).replace("/", "."),
+)
+def test_layering_a_front_door_imports_no_other_front_door(path: Path) -> None:
+    """A provider's code lives in its folder: ``vonage/`` never reaches into ``twilio/``."""
+    own = path.relative_to(PACKAGE_DIR).parts[0]
+    others = tuple(f"{PACKAGE}.{d}" for d in FRONT_DOORS - {own})
+    names = imported_names(path.read_text(encoding="utf-8"), module_name(path), False)
+    bad = sorted({n for n in names if n.startswith(others)})
+    assert bad == [], f"{module_name(path)} imports {bad} from another front door"
 
 
 @pytest.mark.parametrize(
@@ -112,22 +162,22 @@ def test_layering_core_module_imports_nothing_forbidden(path: Path) -> None:
 @pytest.mark.parametrize(
     ("source", "modname", "expected"),
     [
-        ("import asyncio", "vonage_bridge.session", ["asyncio"]),
-        ("import time", "vonage_bridge.session", ["time"]),
-        ("from time import monotonic", "vonage_bridge.session", ["time", "time.monotonic"]),
-        ("import aiohttp.web", "vonage_bridge.session", ["aiohttp.web"]),
-        ("import vonage", "vonage_bridge.telephony.ncco", ["vonage"]),
-        ("from vonage import Vonage", "vonage_bridge.telephony.ncco", ["vonage", "vonage.Vonage"]),
+        ("import asyncio", "vonage_bridge.core.session", ["asyncio"]),
+        ("import time", "vonage_bridge.core.session", ["time"]),
+        ("from time import monotonic", "vonage_bridge.core.session", ["time", "time.monotonic"]),
+        ("import aiohttp.web", "vonage_bridge.core.session", ["aiohttp.web"]),
+        ("import vonage", "vonage_bridge.vonage.ncco", ["vonage"]),
+        ("from vonage import Vonage", "vonage_bridge.vonage.ncco", ["vonage", "vonage.Vonage"]),
         ("import vonage_http_client", "vonage_bridge.config", ["vonage_http_client"]),
-        ("from .bridge import run_call", "vonage_bridge.session", ["vonage_bridge.bridge"]),
+        ("from ..bridge import run_call", "vonage_bridge.core.session", ["vonage_bridge.bridge"]),
         ("from .. import web", "vonage_bridge.audio.playout", ["vonage_bridge.web"]),
         (
             "from ..realtime import connection",
-            "vonage_bridge.telephony.vonage",
+            "vonage_bridge.vonage.wire",
             ["vonage_bridge.realtime.connection"],
         ),
         ("from .connection import open_", "vonage_bridge.realtime.protocol", None),
-        ("from vonage_bridge.sim.vonage import X", "vonage_bridge.events", None),
+        ("from vonage_bridge.sim.vonage import X", "vonage_bridge.core.events", None),
     ],
 )
 def test_layering_checker_flags_forbidden_imports(
@@ -154,4 +204,4 @@ def test_layering_checker_flags_forbidden_imports(
     ],
 )
 def test_layering_checker_allows_core_dependencies(source: str) -> None:
-    assert forbidden_imports(source, "vonage_bridge.telephony.ncco") == []
+    assert forbidden_imports(source, "vonage_bridge.vonage.ncco") == []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from vonage_bridge.core.media_token import MediaTokenSigner
 from vonage_bridge.errors import Forbidden
-from vonage_bridge.media_token import MediaTokenSigner
 
 SECRET = b"0123456789abcdef-test-secret"
 CALL = "63f61863-4a51-4f6b-86e1-46edebcf9356"

@@ -7,13 +7,8 @@ from typing import Any
 
 import pytest
 
-from vonage_bridge.telephony.ncco import (
-    MAX_HEADER_VALUE_CHARS,
-    MAX_HEADERS_BYTES,
-    answer_ncco,
-    bounded_headers,
-    connect_from_number,
-)
+from vonage_bridge.phone import MAX_HEADER_VALUE_CHARS, MAX_HEADERS_BYTES, bounded_headers
+from vonage_bridge.vonage.ncco import answer_ncco, connect_from_number
 
 URI = "wss://abc.ngrok.app/media?call_uuid=abc-123&exp=1750000300&token=AbC-_d%3D"
 HEADERS = {"call_uuid": "abc-123", "caller": "447700900000"}

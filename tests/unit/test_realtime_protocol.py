@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from vonage_bridge.config import OpenAISettings, Settings
-from vonage_bridge.errors import RemoteProtocolError
-from vonage_bridge.events import (
+from vonage_bridge.core.events import (
     AudioDelta,
     AudioDone,
     InputTranscriptCompleted,
@@ -27,6 +26,7 @@ from vonage_bridge.events import (
     SpeechStarted,
     SpeechStopped,
 )
+from vonage_bridge.errors import RemoteProtocolError
 from vonage_bridge.realtime.instructions import call_instructions, session_update
 from vonage_bridge.realtime.protocol import (
     client_event,

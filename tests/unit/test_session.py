@@ -12,7 +12,7 @@ import pytest
 
 from vonage_bridge.audio.resampler import StreamResampler
 from vonage_bridge.config import Settings
-from vonage_bridge.events import (
+from vonage_bridge.core.events import (
     AudioDelta,
     AudioDone,
     CallerConnected,
@@ -26,7 +26,7 @@ from vonage_bridge.events import (
     ResponseDone,
     UnknownCallerMessage,
 )
-from vonage_bridge.session import CallInfo, CallSession, Note, Phase
+from vonage_bridge.core.session import CallInfo, CallSession, Note, Phase
 
 FRAME_16K = 640
 

@@ -12,7 +12,7 @@ import pytest
 from vonage_bridge.audio.formats import PCMU_8K
 from vonage_bridge.audio.path import PassthroughPath, ResamplingPath
 from vonage_bridge.config import Settings
-from vonage_bridge.events import (
+from vonage_bridge.core.events import (
     AudioDelta,
     AudioDone,
     CallerEvent,
@@ -21,8 +21,8 @@ from vonage_bridge.events import (
     SpeechStarted,
     StreamStarted,
 )
-from vonage_bridge.session import CallInfo, CallSession
-from vonage_bridge.telephony.twilio import TwilioCommands, parse_message
+from vonage_bridge.core.session import CallInfo, CallSession
+from vonage_bridge.twilio.wire import TwilioCommands, parse_message
 
 STREAM_SID = "MZ" + "0" * 32
 MS_PCMU = 8  # bytes per ms of 8 kHz mu-law

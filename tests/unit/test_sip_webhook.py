@@ -10,13 +10,7 @@ from test_layering import PACKAGE_DIR, forbidden_imports, imported_names
 
 from vonage_bridge.config import Settings, SipSettings
 from vonage_bridge.errors import ConfigError
-from vonage_bridge.realtime.instructions import call_instructions, caller_label, national_form
-from vonage_bridge.sim.openai_sip import (
-    TEST_WEBHOOK_SECRET,
-    incoming_call_body,
-    signed_headers,
-)
-from vonage_bridge.sip.webhook import (
+from vonage_bridge.openai_sip.webhook import (
     SeenIds,
     WebhookRejected,
     accept_session,
@@ -28,6 +22,12 @@ from vonage_bridge.sip.webhook import (
     verify_webhook,
     webhook_verifier,
 )
+from vonage_bridge.realtime.instructions import call_instructions, caller_label, national_form
+from vonage_bridge.sim.openai_sip import (
+    TEST_WEBHOOK_SECRET,
+    incoming_call_body,
+    signed_headers,
+)
 
 VERIFIER = webhook_verifier(TEST_WEBHOOK_SECRET)
 BODY = incoming_call_body("rtc_abc123")
@@ -35,12 +35,14 @@ BASE_ENV = {"SERVER_URL": "http://127.0.0.1:3000", "OPENAI_API_KEY": "sk-test"}
 
 
 def test_sip_webhook_module_is_pure() -> None:
-    """style.md 7.1: sip/webhook.py is core; sip/control.py is its I/O shell."""
-    source = (PACKAGE_DIR / "sip" / "webhook.py").read_text(encoding="utf-8")
-    assert forbidden_imports(source, "vonage_bridge.sip.webhook") == []
-    names = imported_names(source, "vonage_bridge.sip.webhook", False)
+    """style.md 7.1: openai_sip/webhook.py is core; openai_sip/control.py is its I/O shell."""
+    source = (PACKAGE_DIR / "openai_sip" / "webhook.py").read_text(encoding="utf-8")
+    assert forbidden_imports(source, "vonage_bridge.openai_sip.webhook") == []
+    names = imported_names(source, "vonage_bridge.openai_sip.webhook", False)
     assert not [
-        n for n in names if n.startswith(("vonage_bridge.sip.control", "vonage_bridge.store"))
+        n
+        for n in names
+        if n.startswith(("vonage_bridge.openai_sip.control", "vonage_bridge.store"))
     ]
 
 

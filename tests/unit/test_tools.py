@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from vonage_bridge.config import Settings
+from vonage_bridge.core.events import FunctionCallDone, ResponseCreated, ResponseDone, RunTool
+from vonage_bridge.core.session import CallInfo, CallSession
 from vonage_bridge.errors import ConfigError
-from vonage_bridge.events import FunctionCallDone, ResponseCreated, ResponseDone, RunTool
 from vonage_bridge.realtime.protocol import parse_server_event
-from vonage_bridge.session import CallInfo, CallSession
 from vonage_bridge.tools import (
     END_CALL,
     Tool,

@@ -8,7 +8,7 @@ from multidict import MultiDict
 
 from vonage_bridge.config import PublicUrl
 from vonage_bridge.errors import Forbidden
-from vonage_bridge.twilio_auth import (
+from vonage_bridge.twilio.signature import (
     candidate_urls,
     sign_request,
     signature_algorithm,

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from vonage_bridge.errors import LocalProtocolError, RemoteProtocolError
-from vonage_bridge.events import (
+from vonage_bridge.core.events import (
     CallerDtmf,
     PlaybackMarked,
     StreamConnected,
@@ -17,7 +16,8 @@ from vonage_bridge.events import (
     StreamStopped,
     UnknownCallerMessage,
 )
-from vonage_bridge.telephony.twilio import (
+from vonage_bridge.errors import LocalProtocolError, RemoteProtocolError
+from vonage_bridge.twilio.wire import (
     FRAME_BYTES,
     STREAM_ENCODING,
     STREAM_RATE_HZ,

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from vonage_bridge.errors import LocalProtocolError
-from vonage_bridge.telephony.ncco import MAX_HEADER_VALUE_CHARS
-from vonage_bridge.telephony.twiml import (
+from vonage_bridge.phone import MAX_HEADER_VALUE_CHARS
+from vonage_bridge.twilio.twiml import (
     answer_twiml,
     bounded_parameters,
     dial_twiml,

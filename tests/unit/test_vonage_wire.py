@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from vonage_bridge.errors import RemoteProtocolError
-from vonage_bridge.events import (
+from vonage_bridge.core.events import (
     CallerConnected,
     CallerDtmf,
     PlaybackCleared,
     PlaybackMarked,
     UnknownCallerMessage,
 )
-from vonage_bridge.telephony.vonage import (
+from vonage_bridge.errors import RemoteProtocolError
+from vonage_bridge.vonage.wire import (
     CLEAR_COMMAND,
     VONAGE_COMMANDS,
     notify_command,

@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from vonage_bridge.errors import Unauthorized
-from vonage_bridge.webhook_auth import LEEWAY_S, MAX_AGE_S, query_payload, verify_signed_request
+from vonage_bridge.vonage.signing import LEEWAY_S, MAX_AGE_S, query_payload, verify_signed_request
 
 SECRET = "signature-secret-for-tests-0123456789abcdef"
 NOW = 1_800_000_000.0

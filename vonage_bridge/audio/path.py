@@ -7,7 +7,7 @@ Two kinds, chosen by the front door:
 - :class:`PassthroughPath`: the same bytes both ways, for Twilio's 8 kHz mu-law <-> OpenAI
   ``audio/pcmu`` (no resampling, no transcoding: field-notes.md 1.4, 2.2).
 
-The session (``session.py``) sees only this interface, so barge-in, marks and held audio work
+The session (``core/session.py``) sees only this interface, so barge-in, marks and held audio work
 the same on every front door.
 
 Source: protocols.md A3, B1 (formats), C (Twilio); style.md 7.3.

@@ -38,7 +38,7 @@ def call_instructions(system_message: str, *, caller: str | None, called: str | 
     national form), or, without that placeholder, the number appended in a sentence.
 
     ``caller`` and ``called`` are untrusted webhook fields; pass them through
-    ``telephony.ncco.bounded_headers`` (or the SIP header bounding) first: short, safe
+    ``phone.bounded_headers`` (or the SIP header bounding) first: short, safe
     characters only.
     """
     label = caller_label(caller)

@@ -16,8 +16,7 @@ from base64 import b64decode, b64encode
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import RemoteProtocolError
-from ..events import (
+from ..core.events import (
     AudioDelta,
     AudioDone,
     FunctionCallDone,
@@ -34,6 +33,7 @@ from ..events import (
     SpeechStarted,
     SpeechStopped,
 )
+from ..errors import RemoteProtocolError
 
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 _APPEND_TAIL = '"}'

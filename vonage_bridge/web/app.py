@@ -13,17 +13,20 @@ import aiohttp
 from aiohttp import web
 
 from .. import __version__
-from ..calls import VoiceApi
 from ..config import Settings
+from ..core.media_token import MediaTokenSigner
 from ..errors import ConfigError
-from ..media_token import MediaTokenSigner
+from ..openai_sip.routes import setup_sip
 from ..store import CallStore, SqlCallStore
 from ..tools import build_registry
-from ..twilio_api import TwilioApi
-from . import calls_api, dial, twilio, vonage
+from ..twilio import routes as twilio
+from ..twilio.rest import TwilioApi
+from ..vonage import dial
+from ..vonage import routes as vonage
+from ..vonage.voice_api import VoiceApi
+from . import calls_api
 from .keys import CALLS, HTTP, SETTINGS, SIGNER, STORE, TOOLS, TWILIO_API, VOICE_API, LiveCall
 from .middleware import json_errors
-from .sip import setup_sip
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 5.0

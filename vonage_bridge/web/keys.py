@@ -10,13 +10,13 @@ from aiohttp import web
 from standardwebhooks import Webhook
 
 from ..bridge import HangUp
-from ..calls import VoiceApi
 from ..config import Settings
-from ..media_token import MediaTokenSigner
-from ..sip.webhook import SeenIds
+from ..core.media_token import MediaTokenSigner
+from ..openai_sip.webhook import SeenIds
 from ..store import CallStore
 from ..tools import ToolRegistry
-from ..twilio_api import TwilioApi
+from ..twilio.rest import TwilioApi
+from ..vonage.voice_api import VoiceApi
 
 
 @dataclass(slots=True)
@@ -48,7 +48,7 @@ TOOLS = web.AppKey("tools", ToolRegistry)
 
 @dataclass(slots=True)
 class SipState:
-    """The OpenAI SIP front door (``web/sip.py``), present when ``OPENAI_WEBHOOK_SECRET`` is set.
+    """The OpenAI SIP front door (``openai_sip/routes.py``), present with ``OPENAI_WEBHOOK_SECRET``.
 
     Attributes:
         verifier: the Standard Webhooks verifier of ``OPENAI_WEBHOOK_SECRET``.

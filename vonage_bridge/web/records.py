@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from ..bridge import CallSummary
-from ..session import CallSession
+from ..core.session import CallSession
 from ..store import CallRecord, transcript_entries
 from .keys import STORE
 

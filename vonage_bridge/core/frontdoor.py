@@ -1,6 +1,6 @@
 """What the call session needs from a front door's wire format: playback commands. Pure.
 
-Each ``telephony/<front door>.py`` renders these as its own text messages: Vonage
+Each ``<front door>/wire.py`` renders these as its own text messages: Vonage
 ``{"action":"clear"}`` / ``{"action":"notify","payload":…}``, Twilio ``{"event":"clear",…}`` /
 ``{"event":"mark",…}``. The session calls them without knowing which front door it is on.
 

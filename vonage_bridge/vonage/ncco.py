@@ -10,36 +10,13 @@ Source: protocols.md A2 [V-NCCO], [V-WSG], [SDK-VOICE].
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from vonage_voice import Connect, Talk, WebsocketEndpoint
 
-MAX_HEADERS_BYTES = 512
-"""Vonage caps the ``headers`` object of a websocket endpoint at 512 bytes of JSON. [V-WSG]"""
-MAX_HEADER_VALUE_CHARS = 64
 _E164_DIGITS = re.compile(r"^[1-9]\d{6,14}$")
-_UNSAFE = re.compile(r"[^\w+\-.:@ ]")
-
-
-def bounded_headers(fields: Mapping[str, object]) -> dict[str, str]:
-    """Untrusted call fields made safe for the endpoint ``headers``.
-
-    Each value becomes a string of at most 64 characters from a small safe set; empty values
-    are left out; fields are dropped from the end if the JSON would exceed 512 bytes.
-    """
-    out: dict[str, str] = {}
-    for key, value in fields.items():
-        if value is None:
-            continue
-        text = _UNSAFE.sub("", str(value))[:MAX_HEADER_VALUE_CHARS]
-        if text:
-            out[key] = text
-    while out and len(json.dumps(out, separators=(",", ":")).encode()) > MAX_HEADERS_BYTES:
-        out.popitem()
-    return out
 
 
 def connect_from_number(called: str | None) -> str | None:

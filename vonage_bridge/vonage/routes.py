@@ -23,17 +23,18 @@ from urllib.parse import urlencode
 from aiohttp import WSMsgType, web
 
 from ..bridge import CallSummary, run_call
-from ..calls import CallHangUp
+from ..core.events import CallerConnected
+from ..core.session import CallInfo, CallSession
 from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, Unauthorized
-from ..events import CallerConnected
 from ..logs import call_context
-from ..session import CallInfo, CallSession
+from ..phone import bounded_headers
 from ..store import FRONT_DOOR_VONAGE
-from ..telephony.ncco import answer_ncco, bounded_headers, connect_from_number
-from ..telephony.vonage import parse_text
-from ..webhook_auth import query_payload, verify_signed_request
-from .keys import CALLS, HTTP, SETTINGS, SIGNER, TOOLS, VOICE_API, LiveCall
-from .records import write_call_record
+from ..web.keys import CALLS, HTTP, SETTINGS, SIGNER, TOOLS, VOICE_API, LiveCall
+from ..web.records import write_call_record
+from .ncco import answer_ncco, connect_from_number
+from .signing import query_payload, verify_signed_request
+from .voice_api import CallHangUp
+from .wire import parse_text
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

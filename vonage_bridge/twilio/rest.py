@@ -3,7 +3,7 @@
 
 Both are ``POST {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json``
 with a form body and HTTP Basic auth ``AccountSid:AuthToken``, through the app's shared
-``aiohttp.ClientSession``, like :class:`vonage_bridge.calls.VoiceApi`. The ``twilio`` SDK's
+``aiohttp.ClientSession``, like :class:`~..vonage.voice_api.VoiceApi`. The ``twilio`` SDK's
 REST client is not used: it is synchronous (requests), and the configurable base URL keeps
 the tests and the simulation on a plain-http loopback fake (``sim/twilio_api.py``).
 
@@ -32,8 +32,8 @@ from typing import Any
 
 import aiohttp
 
-from .config import TwilioSettings
-from .errors import InvalidRequest, UpstreamError, UpstreamTimeout
+from ..config import TwilioSettings
+from ..errors import InvalidRequest, UpstreamError, UpstreamTimeout
 
 __all__ = [
     "API_VERSION",
@@ -195,7 +195,7 @@ class TwilioApi:
 class TwilioHangUp:
     """Hangs one Twilio call up over REST, at most once; failures are logged, never raised.
 
-    The Twilio twin of :class:`vonage_bridge.calls.CallHangUp`: used from a call's cleanup
+    The Twilio twin of :class:`..vonage.voice_api.CallHangUp`: used from a call's cleanup
     (``bridge.run_call``) and from server shutdown, whichever comes first.
     """
 

@@ -23,8 +23,7 @@ from typing import Any
 import aiohttp
 
 from ..config import OpenAISettings
-from ..errors import RealtimeConnectError, RemoteProtocolError, UpstreamError
-from ..events import (
+from ..core.events import (
     FunctionCallDone,
     InputTranscriptCompleted,
     OtherServerEvent,
@@ -32,6 +31,7 @@ from ..events import (
     RealtimeError,
     ResponseDone,
 )
+from ..errors import RealtimeConnectError, RemoteProtocolError, UpstreamError
 from ..realtime.connection import MAX_MESSAGE_BYTES
 from ..realtime.protocol import client_event, function_call_output, parse_server_event
 from ..store import TranscriptEntry

@@ -23,7 +23,7 @@ from typing import Any
 
 import jwt
 
-from .errors import Unauthorized
+from ..errors import Unauthorized
 
 ISSUER = "Vonage"
 MAX_AGE_S = 300.0

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import RemoteProtocolError
-from ..events import (
+from ..core.events import (
     CallerConnected,
     CallerDtmf,
     CallerEvent,
@@ -18,6 +17,7 @@ from ..events import (
     PlaybackMarked,
     UnknownCallerMessage,
 )
+from ..errors import RemoteProtocolError
 
 SUPPORTED_RATES_HZ = (8_000, 16_000, 24_000)
 DTMF_DIGITS = frozenset("0123456789*#")
@@ -93,7 +93,7 @@ def notify_command(payload: dict[str, Any]) -> str:
 
 
 class VonageCommands:
-    """Vonage's playback commands (``telephony.base.PlaybackCommands``): ``clear``, and
+    """Vonage's playback commands (``core.frontdoor.PlaybackCommands``): ``clear``, and
     ``notify`` with payload ``{"item": <item id>, "ms": <ms of it sent>}``."""
 
     __slots__ = ()

@@ -16,9 +16,8 @@ from collections.abc import Mapping
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from ..app_jwt import e164_digits
 from ..errors import LocalProtocolError
-from .ncco import bounded_headers
+from ..phone import bounded_headers, e164_digits
 
 PARAMETER_FIELDS = {"CallSid": "call_sid", "From": "from", "To": "to", "Direction": "direction"}
 """Voice webhook form fields passed to the stream as ``<Parameter>``s, by parameter name."""

@@ -13,8 +13,7 @@ from __future__ import annotations
 import binascii
 import json
 
-from ..errors import LocalProtocolError, RemoteProtocolError
-from ..events import (
+from ..core.events import (
     CallerDtmf,
     CallerEvent,
     PlaybackMarked,
@@ -23,6 +22,7 @@ from ..events import (
     StreamStopped,
     UnknownCallerMessage,
 )
+from ..errors import LocalProtocolError, RemoteProtocolError
 
 STREAM_ENCODING = "audio/x-mulaw"
 """``mediaFormat.encoding`` of a bidirectional stream; OpenAI calls it ``audio/pcmu``."""

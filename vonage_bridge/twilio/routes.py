@@ -30,18 +30,18 @@ from aiohttp import WSMsgType, web
 
 from ..audio.path import PassthroughPath
 from ..bridge import CallerWire, CallSummary, run_call
+from ..core.events import StreamConnected, StreamStarted
+from ..core.session import CallInfo, CallSession
 from ..errors import Forbidden, InvalidRequest, RemoteProtocolError
-from ..events import StreamConnected, StreamStarted
 from ..logs import call_context
-from ..session import CallInfo, CallSession
 from ..store import FRONT_DOOR_TWILIO
-from ..telephony.twilio import STREAM_ENCODING, STREAM_RATE_HZ, TwilioCommands, parse_message
-from ..telephony.twiml import answer_twiml, bounded_parameters, dial_twiml
 from ..tools import ToolContext
-from ..twilio_api import TwilioHangUp
-from ..twilio_auth import candidate_urls, signature_algorithm, verify_twilio_signature
-from .keys import CALLS, HTTP, SETTINGS, SIGNER, TOOLS, TWILIO_API, LiveCall
-from .records import write_call_record
+from ..web.keys import CALLS, HTTP, SETTINGS, SIGNER, TOOLS, TWILIO_API, LiveCall
+from ..web.records import write_call_record
+from .rest import TwilioHangUp
+from .signature import candidate_urls, signature_algorithm, verify_twilio_signature
+from .twiml import answer_twiml, bounded_parameters, dial_twiml
+from .wire import STREAM_ENCODING, STREAM_RATE_HZ, TwilioCommands, parse_message
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

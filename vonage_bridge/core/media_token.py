@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from .errors import Forbidden
+from ..errors import Forbidden
 
 
 @dataclass(frozen=True, slots=True)

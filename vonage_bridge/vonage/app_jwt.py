@@ -9,7 +9,6 @@ Source: protocols.md A4 "Application JWT (RS256)" [V-AUTH], [SDK-JWT].
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import jwt
@@ -18,8 +17,6 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 JWT_TTL_S = 900
 """Lifetime of an application JWT, s: the SDK's default (Vonage allows 30 s to 24 h). [SDK-JWT]"""
-
-_E164 = re.compile(r"\+?([1-9][0-9]{6,14})")  # fullmatch; ASCII digits only
 
 
 def load_private_key(pem: str) -> RSAPrivateKey:
@@ -70,21 +67,3 @@ def application_jwt(
         "exp": iat + ttl_s,
     }
     return jwt.encode(claims, private_key, algorithm="RS256", headers={"typ": "JWT"})
-
-
-def e164_digits(value: object) -> str:
-    """A phone number in E.164 form, with or without ``+``, as the digits Vonage wants.
-
-    ``"+818012345678"`` and ``"818012345678"`` both give ``"818012345678"``; spaces, dashes,
-    a leading 0 and anything shorter than 7 or longer than 15 digits are refused.
-
-    Raises:
-        ValueError: if ``value`` is not such a string.
-    Source: protocols.md A2 (``from`` must match ``^[1-9]\\d{6,14}$``) [SDK-UTILS types.py].
-    """
-    if not isinstance(value, str):
-        raise ValueError("must be an E.164 phone number string, e.g. +14155550100")
-    match = _E164.fullmatch(value)
-    if match is None:
-        raise ValueError("is not an E.164 phone number (e.g. +14155550100)")
-    return match.group(1)

@@ -23,9 +23,9 @@ from urllib.parse import quote
 
 import aiohttp
 
+from ..config import VonageSettings
+from ..errors import UpstreamTimeout, VonageApiError
 from .app_jwt import application_jwt
-from .config import VonageSettings
-from .errors import UpstreamTimeout, VonageApiError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ Call phases (one transition each way)::
 The front door is invisible here: audio goes through an :class:`~.audio.path.AudioPath`
 (Vonage: L16 resampled to and from 24 kHz PCM16; Twilio: mu-law passed through as
 ``audio/pcmu``) and playback commands are rendered by a
-:class:`~.telephony.base.PlaybackCommands` (Vonage ``notify``/``clear``, Twilio
+:class:`~.core.frontdoor.PlaybackCommands` (Vonage ``notify``/``clear``, Twilio
 ``mark``/``clear``).
 
 Audio that arrives before BRIDGING is converted and held, then sent in order by
@@ -46,10 +46,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .audio.formats import FRAME_MS, realtime_format_json
-from .audio.path import AudioPath, ResamplingPath
-from .audio.playout import Playout
-from .config import CallSettings, OpenAISettings
+from ..audio.formats import FRAME_MS, realtime_format_json
+from ..audio.path import AudioPath, ResamplingPath
+from ..audio.playout import Playout
+from ..config import CallSettings, OpenAISettings
+from ..realtime.instructions import call_instructions, session_update
+from ..realtime.protocol import client_event, function_call_output, input_audio_append
+from ..vonage.wire import VONAGE_COMMANDS
 from .events import (
     AudioDelta,
     AudioDone,
@@ -76,10 +79,7 @@ from .events import (
     StreamStopped,
     UnknownCallerMessage,
 )
-from .realtime.instructions import call_instructions, session_update
-from .realtime.protocol import client_event, function_call_output, input_audio_append
-from .telephony.base import PlaybackCommands
-from .telephony.vonage import VONAGE_COMMANDS
+from .frontdoor import PlaybackCommands
 
 HOLD_LIMIT_MS = 60_000
 """Caller audio held before the Realtime session is ready, at most (the connect timeout
@@ -290,7 +290,7 @@ class CallSession:
         self._warn_once("caller-bad", f"dropping bad caller message: {reason}")
 
     def caller_event(self, event: CallerEvent) -> None:
-        """A parsed text message from the caller side (``telephony.vonage``/``.twilio``)."""
+        """A parsed text message from the caller side (``vonage.wire``/``twilio.wire``)."""
         if isinstance(event, PlaybackMarked):  # the common one first (~10 a second)
             self.playback_marked(event.item, event.ms)
         elif isinstance(event, CallerDtmf):

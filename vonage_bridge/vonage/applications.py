@@ -42,8 +42,8 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from .config import PublicUrl
-from .errors import ConfigError, UpstreamError
+from ..config import PublicUrl
+from ..errors import ConfigError, UpstreamError
 
 __all__ = [
     "ANSWER_PATH",
@@ -69,10 +69,10 @@ DEFAULT_API_URL = "https://api.nexmo.com"
 """Base of the Application API; ``/v2/applications/{id}`` is appended [V-SPEC]."""
 
 ANSWER_PATH = "/incoming-call"
-"""Our answer URL route (``web/vonage.py``); it accepts GET and POST JSON."""
+"""Our answer URL route (``vonage/routes.py``); it accepts GET and POST JSON."""
 
 EVENT_PATH = "/event"
-"""Our event URL route (``web/vonage.py``)."""
+"""Our event URL route (``vonage/routes.py``)."""
 
 WEBHOOK_METHOD = "POST"
 """Method set for both webhooks: the answer handler accepts a POST JSON body [V-WHREF]."""

@@ -27,11 +27,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..app_jwt import e164_digits
 from ..errors import FeatureDisabled, InvalidRequest, VonageApiError
 from ..logs import call_context
-from .auth import require_api_key
-from .keys import SETTINGS, VOICE_API
+from ..phone import e164_digits
+from ..web.auth import require_api_key
+from ..web.keys import SETTINGS, VOICE_API
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

@@ -30,8 +30,8 @@ from urllib.parse import urlunsplit
 
 from twilio.request_validator import RequestValidator
 
-from .config import PublicUrl
-from .errors import Forbidden
+from ..config import PublicUrl
+from ..errors import Forbidden
 
 try:
     from twilio.request_validator import get_signature_algorithm as _get_signature_algorithm

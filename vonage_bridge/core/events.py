@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # ---------------------------------------------------------------- caller side (telephony)
-# Parsed by ``telephony/vonage.py`` (Vonage WebSocket) and ``telephony/twilio.py`` (Twilio
+# Parsed by ``vonage/wire.py`` (Vonage WebSocket) and ``twilio/wire.py`` (Twilio
 # Media Streams). Caller audio never becomes an object here (hot path: plain ``bytes``).
 
 

@@ -23,8 +23,11 @@ from ..config import Settings
 from ..errors import InvalidRequest, RealtimeConnectError, Unauthorized, UpstreamError
 from ..logs import call_context
 from ..realtime.instructions import call_instructions
-from ..sip.control import CallGone, Sideband, SipControl, open_sideband
-from ..sip.webhook import (
+from ..store import FRONT_DOOR_OPENAI_SIP, CallRecord
+from ..tools import ToolRegistry, transfer_tool
+from ..web.keys import HTTP, SETTINGS, SIP, STORE, TOOLS, SipState
+from .control import CallGone, Sideband, SipControl, open_sideband
+from .webhook import (
     DECLINE,
     IncomingCall,
     SeenIds,
@@ -36,9 +39,6 @@ from ..sip.webhook import (
     verify_webhook,
     webhook_verifier,
 )
-from ..store import FRONT_DOOR_OPENAI_SIP, CallRecord
-from ..tools import ToolRegistry, transfer_tool
-from .keys import HTTP, SETTINGS, SIP, STORE, TOOLS, SipState
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

@@ -1,1 +1,0 @@
-"""Pure wire formats of the telephony front doors: no sockets, no REST."""
