@@ -26,7 +26,8 @@ from ..realtime.instructions import call_instructions
 from ..store import FRONT_DOOR_OPENAI_SIP, CallRecord
 from ..tools import ToolRegistry, transfer_tool
 from ..web.keys import HTTP, SETTINGS, SIP, STORE, TOOLS, SipState
-from .control import CallGone, Sideband, SipControl, open_sideband
+from .control import CallGone, SipControl
+from .sideband import Sideband, open_sideband
 from .webhook import (
     DECLINE,
     IncomingCall,
