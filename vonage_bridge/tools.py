@@ -16,8 +16,12 @@ API of a front door configured: Vonage, or Twilio; OpenAI SIP refers the call in
 from __future__ import annotations
 
 import importlib
+import inspect
+import json
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .core.events import RunTool
@@ -33,7 +37,9 @@ __all__ = [
     "ToolContext",
     "ToolHandler",
     "ToolRegistry",
+    "TOOL_NAME_RE",
     "build_registry",
+    "check_tool",
     "load_tools_module",
     "transfer_tool",
 ]
@@ -185,24 +191,92 @@ def transfer_tool(number: str) -> Tool:
     )
 
 
-def load_tools_module(module_name: str, registry: ToolRegistry) -> None:
-    """Import a deployer's module and register its tools: ``register(registry)`` if it has
-    one, else every :class:`Tool` in its ``TOOLS`` list.
+TOOL_NAME_RE = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+"""A function name OpenAI accepts: "a-z, A-Z, 0-9, or contain underscores and dashes, with a
+maximum length of 64" (``FunctionObject.name``).
+Source: https://platform.openai.com/docs/api-reference/chat/create"""
+
+
+def check_tool(tool: object) -> None:
+    """Refuse a tool that would only fail later, at ``session.update`` or when called.
 
     Raises:
-        ImportError: the module cannot be imported.
-        TypeError: it has neither ``register`` nor a ``TOOLS`` list of tools.
+        TypeError: ``tool`` is not a :class:`Tool`, or its handler is a plain (not ``async``)
+            function or not callable.
+        ValueError: its name breaks :data:`TOOL_NAME_RE`, its ``parameters`` is not a JSON
+            object schema (``{"type": "object", ...}``, JSON-serializable), or its
+            ``timeout_s`` is not a positive number.
     """
-    module = importlib.import_module(module_name)
+    if not isinstance(tool, Tool):
+        raise TypeError(f"{tool!r} is not a vonage_bridge.tools.Tool")
+    name = tool.name
+    if not isinstance(name, str) or not TOOL_NAME_RE.fullmatch(name):
+        raise ValueError(f"tool name {name!r} must be 1-64 letters, digits, _ or -")
+    handler = tool.handler
+    plain = inspect.isfunction(handler) or inspect.ismethod(handler)
+    if not callable(handler) or (plain and not inspect.iscoroutinefunction(handler)):
+        raise TypeError(f"tool {name!r}: handler must be an async function")
+    params = tool.parameters
+    if not isinstance(params, dict) or params.get("type") != "object":
+        raise ValueError(f'tool {name!r}: parameters must be a {{"type": "object"}} JSON schema')
+    try:
+        json.dumps(params)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"tool {name!r}: parameters are not JSON ({exc})") from exc
+    timeout = tool.timeout_s
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(f"tool {name!r}: timeout_s must be a positive number of seconds")
+
+
+def _register_module(module: ModuleType, registry: ToolRegistry) -> None:
+    """Register ``module``'s tools: ``register(registry)`` if it has one, else its ``TOOLS``.
+
+    Raises:
+        TypeError: it has neither ``register`` nor a ``TOOLS`` list of :class:`Tool`.
+        Exception: whatever ``register(registry)`` raises.
+    """
     register = getattr(module, "register", None)
     if callable(register):
         register(registry)
         return
     tools = getattr(module, "TOOLS", None)
     if not isinstance(tools, list | tuple) or not all(isinstance(t, Tool) for t in tools):
-        raise TypeError(f"{module_name} has neither register(registry) nor a TOOLS list of Tool")
+        raise TypeError("it has neither register(registry) nor a TOOLS list of Tool")
     for t in tools:
         registry.add(t)
+
+
+def _check_all(registry: ToolRegistry) -> None:
+    """:func:`check_tool` on every registered tool (same errors)."""
+    for name in registry.names:
+        check_tool(registry.get(name))
+
+
+def load_tools_module(module_name: str, registry: ToolRegistry) -> None:
+    """Import a deployer's module and register its tools: ``register(registry)`` if it has
+    one, else every :class:`Tool` in its ``TOOLS`` list; every tool is then checked
+    (:func:`check_tool`).
+
+    Raises:
+        ImportError: the module cannot be imported (``ModuleNotFoundError`` if it is missing).
+        TypeError / ValueError: it has neither ``register`` nor a ``TOOLS`` list of tools, or
+            it registers a bad tool.
+        Exception: whatever the module raises on import or in ``register(registry)``.
+    """
+    _register_module(importlib.import_module(module_name), registry)
+    _check_all(registry)
+
+
+def _is_missing(exc: ModuleNotFoundError, module_name: str) -> bool:
+    """Whether ``exc`` says ``module_name`` itself (or a parent package) does not exist, as
+    opposed to a module it imports."""
+    missing = exc.name or ""
+    return bool(missing) and (module_name == missing or module_name.startswith(missing + "."))
+
+
+def _problem(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
 def build_registry(
@@ -212,14 +286,32 @@ def build_registry(
     them by name).
 
     Raises:
-        ConfigError: ``TOOLS_MODULE`` cannot be imported or registers nothing usable.
+        ConfigError: naming ``TOOLS_MODULE`` and the module when it is not importable, its
+            import raises, it has nothing to register, its ``register(registry)`` raises, or
+            it registers a bad tool (:func:`check_tool`).
     """
     registry = ToolRegistry([END_CALL])
     if transfer_number and rest_configured:
         registry.add(transfer_tool(transfer_number))
-    if tools_module:
-        try:
-            load_tools_module(tools_module, registry)
-        except Exception as exc:
-            raise ConfigError([f"TOOLS_MODULE: cannot load {tools_module!r}: {exc}"]) from exc
+    if not tools_module:
+        return registry
+    where = f"TOOLS_MODULE={tools_module!r}"
+    try:
+        module = importlib.import_module(tools_module)
+    except ModuleNotFoundError as exc:
+        if not _is_missing(exc, tools_module):
+            raise ConfigError([f"{where}: importing it raised {_problem(exc)}"]) from exc
+        raise ConfigError([f"{where}: no such module on the import path ({exc})"]) from exc
+    except Exception as exc:
+        raise ConfigError([f"{where}: importing it raised {_problem(exc)}"]) from exc
+    has_register = callable(getattr(module, "register", None))
+    try:
+        _register_module(module, registry)
+    except Exception as exc:
+        what = f"register(registry) raised {_problem(exc)}" if has_register else str(exc)
+        raise ConfigError([f"{where}: {what}"]) from exc
+    try:
+        _check_all(registry)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError([f"{where}: {exc}"]) from exc
     return registry
