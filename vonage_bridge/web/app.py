@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from .. import __version__
 from ..config import Settings
@@ -18,7 +21,7 @@ from ..core.media_token import MediaTokenSigner
 from ..errors import ConfigError
 from ..openai_sip.routes import setup_sip
 from ..store import CallStore, SqlCallStore
-from ..tools import build_registry
+from ..tools import ToolRegistry, build_registry
 from ..twilio import routes as twilio
 from ..twilio.rest import TwilioApi
 from ..vonage import dial
@@ -53,31 +56,60 @@ async def _http_client(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+def describe_database(database_url: str) -> str:
+    """``DATABASE_URL`` for the log, never with its password: ``SQLite file /abs/calls.db``,
+    ``SQLite in memory, lost at exit``, or
+    ``PostgreSQL database calls on db.example:5432 as user app``.
+
+    Raises:
+        sqlalchemy.exc.ArgumentError: if the value is not a database URL.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        path = url.database or ""
+        if path in ("", ":memory:"):
+            return "SQLite in memory, lost at exit"
+        return f"SQLite file {os.path.abspath(path)}"
+    where = f"{url.host}:{url.port or 5432}" if url.host else "the default host"
+    user = f" as user {url.username}" if url.username else ""
+    return f"PostgreSQL database {url.database or '(default)'} on {where}{user}"
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception on one line; a driver error without SQLAlchemy's SQL and link lines."""
+    inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text = " ".join(str(inner).split())[:300]
+    return f"{inner.__class__.__name__}: {text}" if text else inner.__class__.__name__
+
+
 async def _call_store(app: web.Application) -> AsyncIterator[None]:
     """Open the call-record store (creating its tables) and close it after the calls.
 
-    SQLite that cannot be opened stops start-up (a configuration error naming
-    ``DATABASE_URL``). PostgreSQL that cannot be reached is an optional part missing: one
-    ERROR line, calls are not recorded and ``GET /calls`` answers 503 until a restart.
+    SQLite that cannot be opened stops start-up: a :class:`ConfigError` naming
+    ``DATABASE_URL`` and the file. PostgreSQL that cannot be reached is an optional part
+    missing: one ERROR line, calls are not recorded and ``GET /calls`` answers 503 until a
+    restart. Logs which database holds the records (never the password).
     """
     settings = app[SETTINGS].store
+    where = describe_database(settings.database_url)
     store: SqlCallStore | None = None
     try:
         store = await SqlCallStore.open(settings.database_url)
     except Exception as exc:
         if not settings.is_postgresql:
-            raise ConfigError([f"DATABASE_URL: cannot open the SQLite database ({exc})"]) from exc
+            problem = f"DATABASE_URL: cannot open the {where}: {_reason(exc)}"
+            raise ConfigError([problem]) from exc
         log.error(
-            "call records OFF: PostgreSQL (DATABASE_URL) unreachable at start-up: %s: %s; "
+            "call records OFF: %s (DATABASE_URL) unreachable at start-up: %s; "
             "calls are not recorded and GET /calls answers 503",
-            exc.__class__.__name__,
-            str(exc)[:200],
+            where,
+            _reason(exc),
         )
     if store is None:
         yield
         return
     app[STORE] = store
-    log.info("call records: %s database (DATABASE_URL)", store.dialect)
+    log.info("call records: %s (DATABASE_URL)", where)
     try:
         yield
     finally:
@@ -103,7 +135,7 @@ async def _close_calls(app: web.Application) -> None:
     await asyncio.wait([c.task for c in live], timeout=SHUTDOWN_GRACE_S)
 
 
-def _startup_report(settings: Settings) -> None:
+def _startup_report(settings: Settings, tools: ToolRegistry) -> None:
     s = settings.server
     log.info(
         "vonage-bridge %s: answer URL %s/incoming-call, event URL %s/event, model %s",
@@ -155,6 +187,12 @@ def _startup_report(settings: Settings) -> None:
         )
     else:
         log.info("POST /connect is on (X-API-Key), Vonage API %s", v.api_url)
+    module = settings.call.tools_module
+    log.info(
+        "tools loaded: %s (%s)",
+        ", ".join(tools.names),
+        f"TOOLS_MODULE={module}" if module else "built-in only, TOOLS_MODULE not set",
+    )
 
 
 def _twilio_report(settings: Settings) -> None:
@@ -214,5 +252,5 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     else:
         app.cleanup_ctx.append(_call_store)
     app.on_shutdown.append(_close_calls)
-    _startup_report(settings)
+    _startup_report(settings, app[TOOLS])
     return app
