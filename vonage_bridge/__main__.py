@@ -1,13 +1,36 @@
-"""``python -m vonage_bridge``: load ``.env``, read settings, log, serve.
+"""``python -m vonage_bridge``: load ``.env``, read settings, log, serve until SIGINT/SIGTERM.
 
-Exit status 2 with one message naming every bad variable when the configuration is invalid.
+A start-up failure ends the process with ONE line on stderr, never a traceback (at
+``LOG_LEVEL=DEBUG`` the traceback is also logged, to stdout with the other log lines):
+
+- exit 2, the configuration is wrong: a :class:`ConfigError` (every bad variable at once;
+  ``TOOLS_MODULE`` that cannot be loaded; ``DATABASE_URL`` naming a SQLite file that cannot be
+  opened), a ``HOST`` that does not resolve or is not an address of this machine, a ``PORT``
+  this user may not bind;
+- exit 1, anything else: a ``PORT`` already in use (another process holds it, so the same
+  settings may work on a retry), or any other exception (its class and message).
+
+A signal ends the service with exit 0 after a graceful shutdown (live calls closed, stores
+closed). The start-up log ends with the address it listens on.
+
+We run the app with :class:`aiohttp.web.AppRunner` instead of :func:`aiohttp.web.run_app`:
+``run_app`` does not clean up the ``cleanup_ctx`` parts already entered when a later one fails
+at start-up, and it cannot tell a bind failure (``HOST``/``PORT``) from any other ``OSError``.
+Source: https://docs.aiohttp.org/en/stable/web_advanced.html#application-runners
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import errno
+import logging
 import os
+import signal
+import socket
 import sys
+from typing import Any
 
 from aiohttp import web
 from dotenv import load_dotenv
@@ -17,29 +40,142 @@ from .errors import ConfigError
 from .logs import setup_logging
 from .web.app import make_app
 
+log = logging.getLogger("vonage_bridge")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+SHUTDOWN_TIMEOUT_S = 10.0
+"""Bound on closing open HTTP connections at shutdown (``AppRunner(shutdown_timeout=...)``)."""
+
+
+class ExitError(Exception):
+    """The service cannot go on, for a reason already phrased for the operator (one line,
+    naming the variable); ``status`` is the exit status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def one_line(text: str) -> str:
+    """``text`` with every run of whitespace (newlines included) made one space."""
+    return " ".join(text.split())
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``ClassName: message`` on one line (just the class when the message is empty)."""
+    text = one_line(str(exc))
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
+def config_message(exc: ConfigError) -> str:
+    """Every problem of ``exc`` on one line, ``; ``-separated."""
+    return "invalid configuration: " + "; ".join(one_line(p) for p in exc.problems)
+
+
+def bind_failure(exc: OSError, host: str, port: int) -> ExitError:
+    """What a failed ``bind``/``getaddrinfo`` of ``HOST``:``PORT`` means for the operator.
+
+    Errno values: ``EADDRINUSE`` (port taken), ``EADDRNOTAVAIL`` (address not on this
+    machine), ``EACCES`` (privileged port); a :class:`socket.gaierror` is a name that does
+    not resolve. Source: https://man7.org/linux/man-pages/man2/bind.2.html
+    """
+    reason = os.strerror(exc.errno) if exc.errno else one_line(str(exc))
+    if isinstance(exc, socket.gaierror):
+        return ExitError(f"HOST={host!r} does not resolve ({reason})", EXIT_CONFIG)
+    if exc.errno == errno.EADDRINUSE:
+        return ExitError(
+            f"PORT={port} is already in use on HOST={host!r}: another process listens there "
+            "(stop it or choose another PORT)",
+            EXIT_FAILURE,
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return ExitError(
+            f"HOST={host!r} is not an address of this machine ({reason}); "
+            "use 0.0.0.0 to listen on every interface",
+            EXIT_CONFIG,
+        )
+    if exc.errno == errno.EACCES:
+        return ExitError(
+            f"PORT={port} on HOST={host!r} may not be bound by this user ({reason})", EXIT_CONFIG
+        )
+    return ExitError(f"cannot listen on HOST={host!r} PORT={port}: {reason}", EXIT_FAILURE)
+
+
+def _address(sockname: Any) -> str:
+    """``host:port`` of a bound socket (IPv6 hosts in brackets)."""
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def serve(app: web.Application, host: str, port: int) -> None:
+    """Start ``app`` on ``host``:``port``, serve until SIGINT or SIGTERM, then shut down.
+
+    Raises:
+        ExitError: the address cannot be bound (see :func:`bind_failure`), or the shutdown
+            failed.
+        ConfigError: a ``cleanup_ctx`` found the configuration wrong.
+        Exception: anything else a start-up hook raised.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # no loop signal handlers on Windows
+            loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    try:
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            raise bind_failure(exc, host, port) from exc
+        addresses = ", ".join(_address(a) for a in runner.addresses)
+        log.info("listening on %s (HOST=%s, PORT=%d)", addresses, host, port)
+        await stop.wait()
+        log.info("signal received: shutting down")
+    except BaseException:
+        try:
+            await runner.cleanup()
+        except Exception as exc:  # keep the start-up failure as the one reported
+            log.warning("cleanup after a failed start-up failed too: %s", describe_exception(exc))
+        raise
+    try:
+        await runner.cleanup()
+    except Exception as exc:
+        raise ExitError(
+            f"error while shutting down: {describe_exception(exc)}", EXIT_FAILURE
+        ) from exc
+
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the service; the exit status (see the module docstring)."""
     parser = argparse.ArgumentParser(
         prog="vonage-bridge", description="Vonage Voice <-> OpenAI Realtime bridge."
     )
     parser.add_argument("--env-file", default=".env", help="dotenv file to load (default .env)")
     args = parser.parse_args(argv)
-    load_dotenv(args.env_file, override=False)  # the real environment wins
     try:
+        load_dotenv(args.env_file, override=False)  # the real environment wins
         settings = Settings.from_env(os.environ)
+        setup_logging(settings.log.level, settings.log.format)
+        app = make_app(settings)
+        asyncio.run(serve(app, settings.server.host, settings.server.port))
+    except ExitError as exc:
+        return _fail(exc, exc.message, exc.status)
     except ConfigError as exc:
-        print(f"vonage-bridge: {exc.message}", file=sys.stderr)
-        return 2
-    setup_logging(settings.log.level, settings.log.format)
-    web.run_app(
-        make_app(settings),
-        host=settings.server.host,
-        port=settings.server.port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=10.0,
-    )
-    return 0
+        return _fail(exc, config_message(exc), EXIT_CONFIG)
+    except Exception as exc:
+        return _fail(exc, f"cannot start: {describe_exception(exc)}", EXIT_FAILURE)
+    return EXIT_OK
+
+
+def _fail(exc: BaseException, message: str, status: int) -> int:
+    """Log the traceback at DEBUG (if logging is set up) and print ``message`` to stderr."""
+    log.debug("start-up failure", exc_info=exc)
+    print(f"vonage-bridge: {message}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":
