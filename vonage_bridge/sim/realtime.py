@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import copy
 import itertools
 import json
@@ -35,12 +34,13 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
 from aiohttp import WSMsgType, web
+
+from .server import LoopbackServer
 
 __all__ = [
     "FakeRealtimeOptions",
@@ -1222,7 +1222,7 @@ class FakeRealtimeSession:
 # --- the server -------------------------------------------------------------------------------
 
 
-class FakeRealtimeServer:
+class FakeRealtimeServer(LoopbackServer):
     """A fake OpenAI Realtime endpoint: ``ws://127.0.0.1:PORT/v1/realtime?model=…``.
 
     Usage::
@@ -1231,6 +1231,8 @@ class FakeRealtimeServer:
             client = AsyncOpenAI(api_key="sk-test", base_url=server.base_url)  # or our bridge
             session = await server.wait_for_session()
             await session.wait_for_event("session.update")
+
+    Closing it closes every live socket with 1001 (going away), then stops listening.
 
     Attributes:
         api_key: the accepted key, as ``Authorization: Bearer`` or an Azure-style ``api-key``.
@@ -1242,68 +1244,46 @@ class FakeRealtimeServer:
         app: the aiohttp application.
     """
 
+    shutdown_timeout_s = CLOSE_TIMEOUT_S
+
     def __init__(
         self, *, api_key: str = "sk-sim", options: FakeRealtimeOptions | None = None
     ) -> None:
+        self._init_server()
         self.api_key = api_key
         self.options = options if options is not None else FakeRealtimeOptions()
         self.sessions: list[FakeRealtimeSession] = []
         self.handshakes: list[JsonObject] = []
-        self.app = web.Application()
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
         self._ids = _Ids()
         self._new_sessions: asyncio.Queue[FakeRealtimeSession] = asyncio.Queue()
         self._live: set[FakeRealtimeSession] = set()
-        self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._host = "127.0.0.1"
-        self._port: int | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Listen on host:port; port 0 lets the OS pick (see ``base_url``)."""
-        if self._runner is not None:
-            raise RuntimeError("FakeRealtimeServer already started")
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=CLOSE_TIMEOUT_S)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
-        self._host = host
-        self._port = int(runner.addresses[0][1])
-        logger.info("fake realtime: listening on %s", self.base_url)
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
+        """Listen on host:port; port 0 lets the OS pick (see ``base_url``).
 
-    async def close(self) -> None:
-        """Close every live socket with 1001 (going away), then stop listening."""
-        if self._runner is None:
-            return
-        self._closing.set()
+        Raises:
+            RuntimeError: if already started.
+        """
+        await super().start(host, port)
+        logger.info("fake realtime: listening on %s", self.base_url)
+        return self
+
+    async def _before_cleanup(self) -> None:
         live = list(self._live)
         if live:
             await asyncio.gather(*(session.close(1001) for session in live))
-        await self._runner.cleanup()
-        self._runner = None
-
-    async def __aenter__(self) -> FakeRealtimeServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def base_url(self) -> str:
-        """The OpenAI HTTP base URL, ``http://127.0.0.1:PORT/v1``."""
-        if self._port is None:
-            raise RuntimeError("FakeRealtimeServer not started")
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}/v1"
+        """The OpenAI HTTP base URL, ``http://127.0.0.1:PORT/v1``.
+
+        Raises:
+            RuntimeError: the server has not been started.
+        """
+        return f"{self.origin}/v1"
 
     def realtime_url(self, model: str = "gpt-realtime") -> str:
         """The WebSocket URL, ``ws://127.0.0.1:PORT/v1/realtime?model=…``."""
@@ -1334,9 +1314,7 @@ class FakeRealtimeServer:
         }
         self.handshakes.append(record)
         options = self.options
-        if options.handshake_delay_s > 0:
-            with contextlib.suppress(TimeoutError):  # close() cuts the delay short
-                await asyncio.wait_for(self._closing.wait(), options.handshake_delay_s)
+        await self._delay(options.handshake_delay_s)  # close() cuts it short
         if self._closing.is_set():
             return self._refuse(record, 503, "service_unavailable", "The server is shutting down.")
         if options.reject_status is not None:
