@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 from aiohttp import WSMsgType, web
 
+from .realtime_script import RealtimeScript
 from .server import LoopbackServer
 
 __all__ = [
@@ -117,6 +118,9 @@ class FakeRealtimeOptions:
             0 streams them as fast as possible.
         close_after_responses: close the socket with code 1000 once this many responses are
             done (completed or cancelled).
+        script: scripted mode: each client event is checked against the script's steps and
+            answered with the step's server events only; no VAD, no replies of the fake's own
+            (see ``sim/realtime_script.py``). ``session.created`` is still sent on connect.
     """
 
     reject_status: int | None = None
@@ -126,6 +130,7 @@ class FakeRealtimeOptions:
     reply_chunk_ms: int = 100
     reply_realtime_factor: float = 4.0
     close_after_responses: int | None = None
+    script: RealtimeScript | None = None
 
     def __post_init__(self) -> None:
         if self.reject_status is not None and not 400 <= self.reject_status <= 599:
@@ -701,11 +706,19 @@ class FakeRealtimeSession:
                 )
             return
         type_: str = event["type"]
+        script = self._options.script
         if type_ == "input_audio_buffer.append":
             self._on_append(event)
-            return
-        self._record(event)
+            if script is None:
+                return
+        else:
+            self._record(event)
         if not self._accepting:
+            return
+        if script is not None:
+            for reply in script.answer(event):
+                reply_type = str(reply.pop("type", "(no type)"))
+                self._push(reply_type, **reply)
             return
         handler = {
             "session.update": self._on_session_update,
@@ -762,7 +775,8 @@ class FakeRealtimeSession:
             return
         self.input_audio.extend(data)
         self.append_log.append((self._loop.time(), len(self.input_audio)))
-        self._run_vad()
+        if self._options.script is None:
+            self._run_vad()
 
     def _on_commit(self, event: JsonObject) -> None:
         fmt = self._input_format()
