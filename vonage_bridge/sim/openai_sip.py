@@ -9,7 +9,8 @@ a sender of correctly signed ``realtime.call.incoming`` webhooks. Entry ring (I/
   client event is put on the session's ``received`` queue; the test sends server events
   with ``send``.
 
-Source: protocols.md B4 (paths, bodies), B5 (signatures).
+Source: https://platform.openai.com/docs/guides/realtime-sip (paths, bodies);
+https://www.standardwebhooks.com/ (signatures).
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ def incoming_call_body(
     from_uri: str = "<sip:+818012345678@pstn.example.com>;tag=1",
     to_uri: str = "<sip:+815031023332@sip.api.openai.com>",
 ) -> bytes:
-    """A ``realtime.call.incoming`` webhook body (protocols.md B4)."""
+    """A ``realtime.call.incoming`` webhook body (OpenAI realtime SIP guide, as above)."""
     event = {
         "object": "event",
         "id": f"evt_{uuid.uuid4().hex[:12]}",

@@ -1,8 +1,8 @@
 """Fake OpenAI Realtime server (GA protocol) on aiohttp, bound to 127.0.0.1.
 
 Entry ring (I/O): used by the integration tests and by the local simulation, never by the core.
-It follows protocols.md B1 (connecting, session configuration), B2 (client events) and B3
-(server events), including the real API's refusals: a bad key gets HTTP 401, a missing
+It follows the GA Realtime API [B1] (connecting, session configuration), [B2] (client events)
+and [B3] (server events), including the real API's refusals: a bad key gets HTTP 401, a missing
 ``model`` gets 400, and an ``OpenAI-Beta`` header gets ``beta_api_shape_disabled`` then close
 code 4000.
 
@@ -18,7 +18,16 @@ What it does with a call:
   already shorter than Yms").
 
 Everything the client sent and everything the fake did is recorded on ``FakeRealtimeSession``
-for the tests to assert on. Waiting helpers await events or queues; nothing polls.
+for the tests to assert on. Waiting helpers await events or queues; nothing polls. With
+``FakeRealtimeOptions(script=...)`` the fake answers only what a test scripted
+(``sim/realtime_script.py``).
+
+Sources (cited below by their bracketed names):
+
+- [B1] https://platform.openai.com/docs/guides/realtime-conversations and
+  https://platform.openai.com/docs/api-reference/realtime-client-events/session/update
+- [B2] https://platform.openai.com/docs/api-reference/realtime-client-events
+- [B3] https://platform.openai.com/docs/api-reference/realtime-server-events
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Entry ring (I/O): used by the integration tests and the local simulation, never by the core.
 The Twilio twin of ``sim/vonage.py``'s ``FakeVonageCaller``.
 
-What it does, per protocols.md part C:
+What it does (the Twilio pages listed under Sources):
 
 - Voice webhook: POSTs Twilio's form fields (``CallSid``, ``AccountSid``, ``From``, ``To``,
   ``Direction``, ``CallStatus``, ``ApiVersion`` ...) to the bridge, signed with
@@ -20,8 +20,15 @@ What it does, per protocols.md part C:
 Everything it sees is recorded on the instance (``heard``, ``send_log``, ``recv_log``,
 ``play_log``, ``marks_echoed``, ``bad_messages``, ``underruns`` ...) for the tests to assert on.
 
-Source: protocols.md part C ([TW-WS], [TW-STREAM], [TW-SDK request_validator.py]);
-field-notes.md 2.2.
+Sources (cited below by their bracketed names):
+
+- [Media Streams messages] https://www.twilio.com/docs/voice/media-streams/websocket-messages
+- [TwiML Stream] https://www.twilio.com/docs/voice/twiml/stream
+- [Twilio webhooks] https://www.twilio.com/docs/usage/webhooks/voice-webhooks
+- [request_validator] ``twilio/request_validator.py`` in the ``twilio`` package
+  (https://github.com/twilio/twilio-python)
+- [Fonoster] https://docs.fonoster.com/reference/twilio-compatibility (third party: a clear
+  echoes the pending marks)
 """
 
 from __future__ import annotations
@@ -73,7 +80,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE_HZ: Final = 8_000
-"""Media Streams audio rate, Hz [TW-WS]."""
+"""Media Streams audio rate, Hz [Media Streams messages]."""
 
 FRAME_BYTES: Final = 160
 """Bytes of mu-law in one 20 ms ``media`` message at 8 kHz (one byte per sample)."""
@@ -152,7 +159,7 @@ class TwimlAnswer:
         stream_name: the ``<Stream name=...>`` attribute, or None.
         twiml: the raw response body.
 
-    Source: [TW-STREAM] ``<Connect><Stream>``.
+    Source: [TwiML Stream] ``<Connect><Stream>``.
     """
 
     say: tuple[str, ...]
@@ -232,7 +239,7 @@ class FakeTwilioCaller(PhoneLine[str]):
         close_code: WebSocket close code, once closed (1006 for an abrupt loss).
         close_reason: reason from the bridge's close frame, or "".
 
-    Source: protocols.md part C ([TW-WS], [TW-STREAM], [TW-SDK request_validator.py]).
+    Source: [Media Streams messages], [TwiML Stream], [request_validator].
     """
 
     error = TwilioCallerError
@@ -318,7 +325,7 @@ class FakeTwilioCaller(PhoneLine[str]):
             TwilioCallerError: if the status is not 200, the content type is not XML (Twilio
                 error 12300), the body is not a TwiML ``<Response>``, or it has no
                 ``<Connect><Stream url>``.
-        Source: [TW-STREAM]; Twilio Voice webhook fields; [TW-SDK request_validator.py].
+        Source: [TwiML Stream]; [Twilio webhooks]; [request_validator].
         """
         params = {
             "AccountSid": self.account_sid,
@@ -365,7 +372,7 @@ class FakeTwilioCaller(PhoneLine[str]):
             TwilioCallerError: if ``answer`` has not run, the stream URL is not ws(s)://, the
                 upgrade is refused (``status`` is the HTTP status) or the connection fails
                 (``status`` None).
-        Source: [TW-WS] connected and start messages.
+        Source: [Media Streams messages] connected and start messages.
         """
         if self.answer_info is None:
             raise TwilioCallerError("connect() before answer()")
@@ -454,7 +461,7 @@ class FakeTwilioCaller(PhoneLine[str]):
 
         Raises:
             TwilioCallerError: if not connected.
-        Source: [TW-WS] media message.
+        Source: [Media Streams messages] media message.
         """
         self._require_ws()
         frames = [
@@ -501,7 +508,7 @@ class FakeTwilioCaller(PhoneLine[str]):
         Raises:
             ValueError: if digit is not a DTMF key.
             TwilioCallerError: if not connected.
-        Source: [TW-WS] dtmf message.
+        Source: [Media Streams messages] dtmf message.
         """
         if digit not in _DTMF_DIGITS:
             raise ValueError(f"not a DTMF digit: {digit!r}")
@@ -555,7 +562,7 @@ class FakeTwilioCaller(PhoneLine[str]):
         await self._send(message)
 
     async def _before_hang_up(self) -> None:
-        """Send ``stop`` before the caller's close frame [TW-WS]."""
+        """Send ``stop`` before the caller's close frame [Media Streams messages]."""
         await self._send(
             {
                 "event": "stop",
@@ -653,7 +660,7 @@ class FakeTwilioCaller(PhoneLine[str]):
     def _signature(self, url: str, params: Mapping[str, str], mode: SignatureMode) -> str | None:
         """``X-Twilio-Signature`` for ``url`` and ``params``, or None to send none.
 
-        Source: [TW-SDK request_validator.py] ``compute_signature``.
+        Source: [request_validator] ``compute_signature``.
         """
         if self.auth_token is None or mode == "missing":
             return None
@@ -782,7 +789,7 @@ class FakeTwilioCaller(PhoneLine[str]):
                 self._bad("mark without a name string", data)
                 return
             self.marks_received += 1
-            # Echoed by the clock once the audio queued before it has played [TW-WS].
+            # Echoed once the audio queued before it has played [Media Streams messages].
             self.playback.mark(name)
         else:
             await self._on_clear()
@@ -792,7 +799,8 @@ class FakeTwilioCaller(PhoneLine[str]):
         self.playback.receive(now, audio)
 
     async def _on_clear(self) -> None:
-        """Drop the queued audio and echo every pending mark at once [TW-WS], [FONOSTER]."""
+        """Drop the queued audio; echo every pending mark at once [Media Streams messages],
+        [Fonoster]."""
         self.clears_received += 1
         for name in self.playback.clear():
             await self._echo_mark(name)
@@ -823,7 +831,7 @@ def parse_twiml(body: str) -> TwimlAnswer:
     Raises:
         TwilioCallerError: if the body is not XML with a ``<Response>`` root, or has no
             ``<Connect><Stream url>`` (``<Start><Stream>`` is one-way and not enough).
-    Source: [TW-STREAM] ``<Connect><Stream>``, ``<Parameter>``.
+    Source: [TwiML Stream] ``<Connect><Stream>``, ``<Parameter>``.
     """
     try:
         root = ET.fromstring(body)

@@ -2,7 +2,7 @@
 
 Entry ring (I/O): used by the integration tests and the local simulation, never by the core.
 
-What it does, per protocols.md A1-A3:
+What it does (the Vonage pages listed under Sources):
 
 - A1: requests the answer URL the way Vonage does (GET with ``to``, ``from``, ``uuid`` and
   ``conversation_uuid`` in the query string, or the same fields as a JSON body with POST) and
@@ -17,6 +17,15 @@ What it does, per protocols.md A1-A3:
 
 Everything it sees is recorded on the instance (``heard``, ``bad_frames``, ``text_messages``,
 ``send_log``, ``play_log``, ``recv_log``, ``underruns``) for the tests to assert on.
+
+Sources (cited below by their bracketed names):
+
+- [Vonage WebSockets] https://developer.vonage.com/en/voice/voice-api/concepts/websockets
+- [Vonage webhooks] https://developer.vonage.com/en/voice/voice-api/webhook-reference
+- [NCCO] https://developer.vonage.com/en/voice/voice-api/ncco-reference
+- [Vonage AsyncAPI] https://asyncapi.apis.io/asyncapis/vonage/vonage-asyncapi/ (third party)
+- [vocode 727] https://github.com/vocodedev/vocode-core/issues/727 (the frame-size drop)
+- [vonage-voice] the ``vonage-voice`` 1.5.1 SDK on PyPI (24 kHz, ``authorization``)
 """
 
 from __future__ import annotations
@@ -53,8 +62,8 @@ CALLER_WAV: Path = Path(__file__).parent / "data" / "caller.wav"
 
 _FRAME_S = FRAME_MS / 1000
 
-# content-type -> (sample_rate_hz, frame_bytes) for 20 ms of 16-bit mono [V-WSG]; 24 kHz is
-# accepted by vonage-voice 1.5.1 (protocols.md A2).
+# content-type -> (sample_rate_hz, frame_bytes) for 20 ms of 16-bit mono [Vonage WebSockets];
+# 24 kHz is accepted by [vonage-voice] 1.5.1.
 _CONTENT_TYPES: dict[str, tuple[int, int]] = {
     "audio/l16;rate=8000": (8_000, 320),
     "audio/l16;rate=16000": (16_000, 640),
@@ -216,7 +225,7 @@ class FakeVonageCaller(PhoneLine[Any]):
 
         Raises:
             CallerError: if the status is not 200 or the body is not a JSON array of objects.
-        Source: [V-WHREF] answer webhook.
+        Source: [Vonage webhooks] answer webhook.
         """
         fields = {
             "to": self.to_number,
@@ -257,7 +266,7 @@ class FakeVonageCaller(PhoneLine[Any]):
             CallerError: if ``answer`` has not run, the NCCO has no websocket endpoint, the
                 content-type is not L16 at 8, 16 or 24 kHz, or the upgrade is refused
                 (``status`` is the HTTP status) or the connection fails (``status`` None).
-        Source: [V-NCCO] connect; [V-WSG] handshake and first message.
+        Source: [NCCO] connect; [Vonage WebSockets] handshake and first message.
         """
         if self.ncco is None:
             raise CallerError("connect() before answer()")
@@ -275,7 +284,7 @@ class FakeVonageCaller(PhoneLine[Any]):
             raise CallerError(f"websocket endpoint headers must be an object, not {headers!r}")
 
         # Only a custom authorization can be emulated: {"type": "vonage"} needs Vonage's
-        # signature secret, which the fake doesn't have (protocols.md A2).
+        # signature secret, which the fake doesn't have [vonage-voice].
         http_headers: dict[str, str] = {}
         authorization = endpoint.get("authorization")
         if isinstance(authorization, dict) and authorization.get("type") == "custom":
@@ -295,7 +304,8 @@ class FakeVonageCaller(PhoneLine[Any]):
         self._ws = ws
         self.content_type = content_type
         self.sample_rate_hz, self.frame_bytes = _CONTENT_TYPES[content_type]
-        # NCCO headers are top-level keys of the first message, not HTTP headers [V-WSG].
+        # NCCO headers are top-level keys of the first message, not HTTP headers
+        # [Vonage WebSockets].
         self.connected_message = {
             "event": "websocket:connected",
             "content-type": content_type,
@@ -321,7 +331,7 @@ class FakeVonageCaller(PhoneLine[Any]):
 
         Raises:
             CallerError: if not connected.
-        Source: [V-WSG] binary audio.
+        Source: [Vonage WebSockets] binary audio.
         """
         ws = self._require_ws()
         frame_bytes = self.frame_bytes
@@ -335,7 +345,8 @@ class FakeVonageCaller(PhoneLine[Any]):
             for start in range(0, len(pcm), frame_bytes):
                 frame = pcm[start : start + frame_bytes]
                 if len(frame) < frame_bytes:
-                    # Vonage drops the call on a short frame: pad the tail with silence [V-WSG]
+                    # Vonage drops the call on a short frame: pad the tail with silence
+                    # [Vonage WebSockets]
                     frame += bytes(frame_bytes - len(frame))
                 if realtime:
                     send_at = deadline + (self._rng.uniform(0, jitter_s) if jitter_s else 0.0)
@@ -376,7 +387,7 @@ class FakeVonageCaller(PhoneLine[Any]):
 
         Raises:
             CallerError: if not connected.
-        Source: [V-WSG] websocket:dtmf.
+        Source: [Vonage WebSockets] websocket:dtmf.
         """
         ws = self._require_ws()
         await ws.send_str(
@@ -393,7 +404,7 @@ class FakeVonageCaller(PhoneLine[Any]):
     def _on_binary(self, now: float, frame: bytes) -> None:
         playable = len(frame) == self.frame_bytes
         if not playable:
-            # Real Vonage rejects it ("unexpected frame size") and drops the call [VOCODE727].
+            # Real Vonage rejects it ("unexpected frame size") and drops the call [vocode 727].
             self.bad_frames.append(len(frame))
         self.playback.receive(now, frame, playable=playable)
 
@@ -413,7 +424,7 @@ class FakeVonageCaller(PhoneLine[Any]):
             self.playback.clear()
             await self._send_json({"event": "websocket:cleared"})
         elif action == "notify":
-            # Echoed by the player once the audio queued before it has played [ASYNCAPI].
+            # Echoed by the player once the audio queued before it has played [Vonage AsyncAPI].
             self.playback.mark(message.get("payload", {}))
         else:
             self.unknown_messages.append(message)

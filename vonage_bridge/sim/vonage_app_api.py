@@ -2,7 +2,7 @@
 
 Entry ring (I/O): used by the integration tests of ``change_url.py``, never by the call path.
 
-It holds one application document shaped like a real GET answer (protocols.md A5; the SDK's
+It holds one application document shaped like a real GET answer (the API spec; the SDK's
 ``get_application.json`` test fixture): voice and messages capabilities, ``keys.public_key``,
 ``privacy``, ``fallback_answer_url``, timeouts inside the webhook objects, ``signed_callbacks``,
 ``region``, ``id`` and ``_links``. It behaves as the spec says:
@@ -20,7 +20,9 @@ It holds one application document shaped like a real GET answer (protocols.md A5
 Every PUT body that passed auth is recorded in ``puts``; every request in ``requests``.
 Knobs on :class:`FakeApplicationApiOptions` force an error status per method.
 
-Source: protocols.md A5 [V-SPEC application.v2.yml], [SDK-APP].
+Source: https://developer.vonage.com/en/api/application.v2 ([V-SPEC] below: its OpenAPI
+definition ``application.v2.yml`` in https://github.com/Nexmo/api-specification);
+[SDK-APP]: the ``vonage-application`` 2.0.2 package on PyPI.
 """
 
 from __future__ import annotations
