@@ -9,7 +9,8 @@ a sender of correctly signed ``realtime.call.incoming`` webhooks. Entry ring (I/
   client event is put on the session's ``received`` queue; the test sends server events
   with ``send``.
 
-Source: protocols.md B4 (paths, bodies), B5 (signatures).
+Source: https://platform.openai.com/docs/guides/realtime-sip (paths, bodies);
+https://www.standardwebhooks.com/ (signatures).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType, web
 from standardwebhooks import Webhook
+
+from .server import LoopbackServer
 
 JsonObject = dict[str, Any]
 TEST_WEBHOOK_SECRET = "whsec_" + "c2ltdWxhdGlvbi13ZWJob29rLXNlY3JldC0xMjM0NTY3OA=="
@@ -60,41 +63,44 @@ class FakeSideband:
         await self.ws.close()
 
 
-class FakeOpenAISip:
-    """The fake, listening on 127.0.0.1; ``base_url`` is its ``OPENAI_BASE_URL``."""
+class FakeOpenAISip(LoopbackServer):
+    """The fake, listening on 127.0.0.1; ``base_url`` is its ``OPENAI_BASE_URL``.
+
+    Closing it closes every sideband socket, then stops listening.
+
+    Attributes:
+        api_key: the accepted ``Authorization: Bearer`` key.
+        accept_status: the status ``accept`` answers (200, or e.g. 404 or 500 to fail it).
+        requests: every call-control request, in order.
+        request_queue: the same requests, for ``next_request``.
+        sidebands: the open sideband sockets by ``call_id``.
+    """
+
+    shutdown_timeout_s = 2.0
 
     def __init__(self, *, api_key: str = "sk-sim") -> None:
+        self._init_server()
         self.api_key = api_key
         self.accept_status = 200
         self.requests: list[SipRequest] = []
         self.request_queue: asyncio.Queue[SipRequest] = asyncio.Queue()
         self.sidebands: dict[str, FakeSideband] = {}
         self._new_sidebands: asyncio.Queue[FakeSideband] = asyncio.Queue()
-        self.app = web.Application()
         self.app.router.add_post("/v1/realtime/calls/{call_id}/{action}", self._control)
         self.app.router.add_get("/v1/realtime", self._sideband)
-        self._runner: web.AppRunner | None = None
-        self._port = 0
 
-    async def start(self) -> FakeOpenAISip:
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-        return self
-
-    async def close(self) -> None:
+    async def _before_cleanup(self) -> None:
         for sideband in list(self.sidebands.values()):
             await sideband.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._port}/v1"
+        """``http://127.0.0.1:PORT/v1``, once started.
+
+        Raises:
+            RuntimeError: the server has not been started.
+        """
+        return f"{self.origin}/v1"
 
     async def next_request(self, timeout: float = 5.0) -> SipRequest:
         async with asyncio.timeout(timeout):
@@ -148,7 +154,7 @@ def incoming_call_body(
     from_uri: str = "<sip:+818012345678@pstn.example.com>;tag=1",
     to_uri: str = "<sip:+815031023332@sip.api.openai.com>",
 ) -> bytes:
-    """A ``realtime.call.incoming`` webhook body (protocols.md B4)."""
+    """A ``realtime.call.incoming`` webhook body (OpenAI realtime SIP guide, as above)."""
     event = {
         "object": "event",
         "id": f"evt_{uuid.uuid4().hex[:12]}",

@@ -1,8 +1,8 @@
 """Fake OpenAI Realtime server (GA protocol) on aiohttp, bound to 127.0.0.1.
 
 Entry ring (I/O): used by the integration tests and by the local simulation, never by the core.
-It follows protocols.md B1 (connecting, session configuration), B2 (client events) and B3
-(server events), including the real API's refusals: a bad key gets HTTP 401, a missing
+It follows the GA Realtime API [B1] (connecting, session configuration), [B2] (client events)
+and [B3] (server events), including the real API's refusals: a bad key gets HTTP 401, a missing
 ``model`` gets 400, and an ``OpenAI-Beta`` header gets ``beta_api_shape_disabled`` then close
 code 4000.
 
@@ -18,7 +18,16 @@ What it does with a call:
   already shorter than Yms").
 
 Everything the client sent and everything the fake did is recorded on ``FakeRealtimeSession``
-for the tests to assert on. Waiting helpers await events or queues; nothing polls.
+for the tests to assert on. Waiting helpers await events or queues; nothing polls. With
+``FakeRealtimeOptions(script=...)`` the fake answers only what a test scripted
+(``sim/realtime_script.py``).
+
+Sources (cited below by their bracketed names):
+
+- [B1] https://platform.openai.com/docs/guides/realtime-conversations and
+  https://platform.openai.com/docs/api-reference/realtime-client-events/session/update
+- [B2] https://platform.openai.com/docs/api-reference/realtime-client-events
+- [B3] https://platform.openai.com/docs/api-reference/realtime-server-events
 """
 
 from __future__ import annotations
@@ -26,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import copy
 import itertools
 import json
@@ -35,12 +43,14 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
 from aiohttp import WSMsgType, web
+
+from .realtime_script import RealtimeScript
+from .server import LoopbackServer
 
 __all__ = [
     "FakeRealtimeOptions",
@@ -117,6 +127,9 @@ class FakeRealtimeOptions:
             0 streams them as fast as possible.
         close_after_responses: close the socket with code 1000 once this many responses are
             done (completed or cancelled).
+        script: scripted mode: each client event is checked against the script's steps and
+            answered with the step's server events only; no VAD, no replies of the fake's own
+            (see ``sim/realtime_script.py``). ``session.created`` is still sent on connect.
     """
 
     reject_status: int | None = None
@@ -126,6 +139,7 @@ class FakeRealtimeOptions:
     reply_chunk_ms: int = 100
     reply_realtime_factor: float = 4.0
     close_after_responses: int | None = None
+    script: RealtimeScript | None = None
 
     def __post_init__(self) -> None:
         if self.reject_status is not None and not 400 <= self.reject_status <= 599:
@@ -701,11 +715,19 @@ class FakeRealtimeSession:
                 )
             return
         type_: str = event["type"]
+        script = self._options.script
         if type_ == "input_audio_buffer.append":
             self._on_append(event)
-            return
-        self._record(event)
+            if script is None:
+                return
+        else:
+            self._record(event)
         if not self._accepting:
+            return
+        if script is not None:
+            for reply in script.answer(event):
+                reply_type = str(reply.pop("type", "(no type)"))
+                self._push(reply_type, **reply)
             return
         handler = {
             "session.update": self._on_session_update,
@@ -762,7 +784,8 @@ class FakeRealtimeSession:
             return
         self.input_audio.extend(data)
         self.append_log.append((self._loop.time(), len(self.input_audio)))
-        self._run_vad()
+        if self._options.script is None:
+            self._run_vad()
 
     def _on_commit(self, event: JsonObject) -> None:
         fmt = self._input_format()
@@ -1222,7 +1245,7 @@ class FakeRealtimeSession:
 # --- the server -------------------------------------------------------------------------------
 
 
-class FakeRealtimeServer:
+class FakeRealtimeServer(LoopbackServer):
     """A fake OpenAI Realtime endpoint: ``ws://127.0.0.1:PORT/v1/realtime?model=…``.
 
     Usage::
@@ -1231,6 +1254,8 @@ class FakeRealtimeServer:
             client = AsyncOpenAI(api_key="sk-test", base_url=server.base_url)  # or our bridge
             session = await server.wait_for_session()
             await session.wait_for_event("session.update")
+
+    Closing it closes every live socket with 1001 (going away), then stops listening.
 
     Attributes:
         api_key: the accepted key, as ``Authorization: Bearer`` or an Azure-style ``api-key``.
@@ -1242,68 +1267,46 @@ class FakeRealtimeServer:
         app: the aiohttp application.
     """
 
+    shutdown_timeout_s = CLOSE_TIMEOUT_S
+
     def __init__(
         self, *, api_key: str = "sk-sim", options: FakeRealtimeOptions | None = None
     ) -> None:
+        self._init_server()
         self.api_key = api_key
         self.options = options if options is not None else FakeRealtimeOptions()
         self.sessions: list[FakeRealtimeSession] = []
         self.handshakes: list[JsonObject] = []
-        self.app = web.Application()
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
         self._ids = _Ids()
         self._new_sessions: asyncio.Queue[FakeRealtimeSession] = asyncio.Queue()
         self._live: set[FakeRealtimeSession] = set()
-        self._closing = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._host = "127.0.0.1"
-        self._port: int | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Listen on host:port; port 0 lets the OS pick (see ``base_url``)."""
-        if self._runner is not None:
-            raise RuntimeError("FakeRealtimeServer already started")
-        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=CLOSE_TIMEOUT_S)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
-        self._host = host
-        self._port = int(runner.addresses[0][1])
-        logger.info("fake realtime: listening on %s", self.base_url)
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
+        """Listen on host:port; port 0 lets the OS pick (see ``base_url``).
 
-    async def close(self) -> None:
-        """Close every live socket with 1001 (going away), then stop listening."""
-        if self._runner is None:
-            return
-        self._closing.set()
+        Raises:
+            RuntimeError: if already started.
+        """
+        await super().start(host, port)
+        logger.info("fake realtime: listening on %s", self.base_url)
+        return self
+
+    async def _before_cleanup(self) -> None:
         live = list(self._live)
         if live:
             await asyncio.gather(*(session.close(1001) for session in live))
-        await self._runner.cleanup()
-        self._runner = None
-
-    async def __aenter__(self) -> FakeRealtimeServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def base_url(self) -> str:
-        """The OpenAI HTTP base URL, ``http://127.0.0.1:PORT/v1``."""
-        if self._port is None:
-            raise RuntimeError("FakeRealtimeServer not started")
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}/v1"
+        """The OpenAI HTTP base URL, ``http://127.0.0.1:PORT/v1``.
+
+        Raises:
+            RuntimeError: the server has not been started.
+        """
+        return f"{self.origin}/v1"
 
     def realtime_url(self, model: str = "gpt-realtime") -> str:
         """The WebSocket URL, ``ws://127.0.0.1:PORT/v1/realtime?model=…``."""
@@ -1334,9 +1337,7 @@ class FakeRealtimeServer:
         }
         self.handshakes.append(record)
         options = self.options
-        if options.handshake_delay_s > 0:
-            with contextlib.suppress(TimeoutError):  # close() cuts the delay short
-                await asyncio.wait_for(self._closing.wait(), options.handshake_delay_s)
+        await self._delay(options.handshake_delay_s)  # close() cuts it short
         if self._closing.is_set():
             return self._refuse(record, 503, "service_unavailable", "The server is shutting down.")
         if options.reject_status is not None:

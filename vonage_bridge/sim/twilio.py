@@ -3,7 +3,7 @@
 Entry ring (I/O): used by the integration tests and the local simulation, never by the core.
 The Twilio twin of ``sim/vonage.py``'s ``FakeVonageCaller``.
 
-What it does, per protocols.md part C:
+What it does (the Twilio pages listed under Sources):
 
 - Voice webhook: POSTs Twilio's form fields (``CallSid``, ``AccountSid``, ``From``, ``To``,
   ``Direction``, ``CallStatus``, ``ApiVersion`` ...) to the bridge, signed with
@@ -20,8 +20,15 @@ What it does, per protocols.md part C:
 Everything it sees is recorded on the instance (``heard``, ``send_log``, ``recv_log``,
 ``play_log``, ``marks_echoed``, ``bad_messages``, ``underruns`` ...) for the tests to assert on.
 
-Source: protocols.md part C ([TW-WS], [TW-STREAM], [TW-SDK request_validator.py]);
-field-notes.md 2.2.
+Sources (cited below by their bracketed names):
+
+- [Media Streams messages] https://www.twilio.com/docs/voice/media-streams/websocket-messages
+- [TwiML Stream] https://www.twilio.com/docs/voice/twiml/stream
+- [Twilio webhooks] https://www.twilio.com/docs/usage/webhooks/voice-webhooks
+- [request_validator] ``twilio/request_validator.py`` in the ``twilio`` package
+  (https://github.com/twilio/twilio-python)
+- [Fonoster] https://docs.fonoster.com/reference/twilio-compatibility (third party: a clear
+  echoes the pending marks)
 """
 
 from __future__ import annotations
@@ -31,16 +38,14 @@ import base64
 import binascii
 import json
 import logging
-import math
 import os
 import random
 import secrets
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
@@ -49,9 +54,9 @@ import numpy as np
 import soxr
 from twilio.request_validator import RequestValidator
 
+from .phone import FRAME_MS, CallerError, PhoneLine, PhonePlayback
 from .realtime import MULAW
-from .tasks import OwnedTasks
-from .vonage import CALLER_WAV, CallerError, read_wav_pcm16, write_wav_pcm16
+from .vonage import CALLER_WAV, read_wav_pcm16, write_wav_pcm16
 
 __all__ = [
     "CALLER_WAV",
@@ -75,10 +80,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE_HZ: Final = 8_000
-"""Media Streams audio rate, Hz [TW-WS]."""
-
-FRAME_MS: Final = 20
-"""Duration of one ``media`` message from Twilio, ms [TW-WS]."""
+"""Media Streams audio rate, Hz [Media Streams messages]."""
 
 FRAME_BYTES: Final = 160
 """Bytes of mu-law in one 20 ms ``media`` message at 8 kHz (one byte per sample)."""
@@ -91,11 +93,6 @@ MULAW_SILENCE: Final = b"\xff"
 
 API_VERSION: Final = "2010-04-01"
 
-_FRAME_S: Final = FRAME_MS / 1000
-_UNDERRUN_GAP_S: Final = 0.2
-"""Audio arriving less than this long (s) after the player ran dry counts as an underrun."""
-_MAX_LATE_S: Final = 0.1
-"""If the clock falls this far behind (a stalled loop), it restarts instead of catching up."""
 _DTMF_DIGITS: Final = frozenset("0123456789*#")
 _MEDIA_FORMAT: Final = {"encoding": "audio/x-mulaw", "sampleRate": SAMPLE_RATE_HZ, "channels": 1}
 
@@ -162,7 +159,7 @@ class TwimlAnswer:
         stream_name: the ``<Stream name=...>`` attribute, or None.
         twiml: the raw response body.
 
-    Source: [TW-STREAM] ``<Connect><Stream>``.
+    Source: [TwiML Stream] ``<Connect><Stream>``.
     """
 
     say: tuple[str, ...]
@@ -172,15 +169,7 @@ class TwimlAnswer:
     twiml: str
 
 
-@dataclass(frozen=True, slots=True)
-class _Mark:
-    """A ``mark`` waiting for playback to reach ``position`` (cumulative bytes received)."""
-
-    position: int
-    name: str
-
-
-class FakeTwilioCaller:
+class FakeTwilioCaller(PhoneLine[str]):
     """One inbound call as Twilio sees it: Voice webhook, TwiML, then a Media Stream.
 
     Usage::
@@ -250,8 +239,10 @@ class FakeTwilioCaller:
         close_code: WebSocket close code, once closed (1006 for an abrupt loss).
         close_reason: reason from the bridge's close frame, or "".
 
-    Source: protocols.md part C ([TW-WS], [TW-STREAM], [TW-SDK request_validator.py]).
+    Source: [Media Streams messages], [TwiML Stream], [request_validator].
     """
+
+    error = TwilioCallerError
 
     def __init__(
         self,
@@ -313,46 +304,14 @@ class FakeTwilioCaller:
         self._sent_changed = asyncio.Event()
 
         # receive / playback side
-        self.recv_log: list[tuple[float, int]] = []
-        self.play_log: list[tuple[float, int]] = []
-        self.bytes_received = 0
-        self.heard = bytearray()
-        self.first_media_at: float | None = None
         self.media_received = 0
         self.marks_received = 0
         self.clears_received = 0
         self.marks_echoed: list[str] = []
-        self.cleared_bytes = 0
         self.control_messages: list[dict[str, Any]] = []
         self.bad_messages: list[tuple[str, str]] = []
-        self.underruns = 0
-        self._play_buffer = bytearray()
-        self._marks: deque[_Mark] = deque()
-        self._queued_total = 0  # bytes ever appended to the play buffer (cleared ones included)
-        self._played_total = 0  # bytes taken from the play buffer (cleared ones included)
-        self._starved_at: float | None = None
-        self._was_playing = False
-        self._changed = asyncio.Event()
-
-        # connection
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._tasks = OwnedTasks("fake-twilio")
-        self._clock_task: asyncio.Task[None] | None = None
-        self._hanging_up = False
-        self.closed = asyncio.Event()
-        self.close_code: int | None = None
-        self.close_reason = ""
-
-    async def __aenter__(self) -> FakeTwilioCaller:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        self.playback: PhonePlayback[str] = PhonePlayback(FRAME_BYTES, self._echo_mark)
+        self._init_line("fake-twilio")
 
     # -- Voice webhook and TwiML ---------------------------------------------------------------
 
@@ -366,7 +325,7 @@ class FakeTwilioCaller:
             TwilioCallerError: if the status is not 200, the content type is not XML (Twilio
                 error 12300), the body is not a TwiML ``<Response>``, or it has no
                 ``<Connect><Stream url>``.
-        Source: [TW-STREAM]; Twilio Voice webhook fields; [TW-SDK request_validator.py].
+        Source: [TwiML Stream]; [Twilio webhooks]; [request_validator].
         """
         params = {
             "AccountSid": self.account_sid,
@@ -413,7 +372,7 @@ class FakeTwilioCaller:
             TwilioCallerError: if ``answer`` has not run, the stream URL is not ws(s)://, the
                 upgrade is refused (``status`` is the HTTP status) or the connection fails
                 (``status`` None).
-        Source: [TW-WS] connected and start messages.
+        Source: [Media Streams messages] connected and start messages.
         """
         if self.answer_info is None:
             raise TwilioCallerError("connect() before answer()")
@@ -460,7 +419,8 @@ class FakeTwilioCaller:
         )
         logger.debug("fake twilio caller %s connected to %s", self.call_sid, target)
         self._tasks.start(self._receive(ws), "receive")
-        self._clock_task = self._tasks.start(self._clock(), "clock")
+        clock = self.playback.run(started_at=self.stream_started_at, after_slot=self._send_slot)
+        self._clock_task = self._tasks.start(clock, "clock")
 
     async def run(
         self, mulaw: bytes = b"", *, tail_ms: int | None = None, realtime: bool = True
@@ -501,7 +461,7 @@ class FakeTwilioCaller:
 
         Raises:
             TwilioCallerError: if not connected.
-        Source: [TW-WS] media message.
+        Source: [Media Streams messages] media message.
         """
         self._require_ws()
         frames = [
@@ -548,7 +508,7 @@ class FakeTwilioCaller:
         Raises:
             ValueError: if digit is not a DTMF key.
             TwilioCallerError: if not connected.
-        Source: [TW-WS] dtmf message.
+        Source: [Media Streams messages] dtmf message.
         """
         if digit not in _DTMF_DIGITS:
             raise ValueError(f"not a DTMF digit: {digit!r}")
@@ -601,18 +561,8 @@ class FakeTwilioCaller:
             message["media"] = _media_body("inbound", "0", "0", MULAW_SILENCE * 100)
         await self._send(message)
 
-    async def hang_up(self) -> None:
-        """The caller hangs up: send ``stop``, close the socket with 1000. Idempotent.
-
-        Source: [TW-WS] stop message.
-        """
-        ws = self._ws
-        if ws is None or self._hanging_up or self.closed.is_set():
-            await self._tasks.cancel_all()
-            return
-        self._hanging_up = True
-        if self._clock_task is not None:
-            self._clock_task.cancel()
+    async def _before_hang_up(self) -> None:
+        """Send ``stop`` before the caller's close frame [Media Streams messages]."""
         await self._send(
             {
                 "event": "stop",
@@ -621,16 +571,6 @@ class FakeTwilioCaller:
                 "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
             }
         )
-        # close() wakes the receive task itself; cancelling that task first would make aiohttp
-        # record 1006 and skip the closing handshake.
-        await ws.close(code=aiohttp.WSCloseCode.OK)
-        await self._tasks.cancel_all()
-        self._mark_closed(ws.close_code, "")
-        logger.debug("fake twilio caller %s hung up", self.call_sid)
-
-    async def close(self) -> None:
-        """Clean up: hang up if still connected, and cancel the tasks. Idempotent."""
-        await self.hang_up()
 
     # -- results -----------------------------------------------------------------------------
 
@@ -642,7 +582,17 @@ class FakeTwilioCaller:
     @property
     def pending_marks(self) -> list[str]:
         """Names of the marks received but not echoed yet, in order."""
-        return [mark.name for mark in self._marks]
+        return self.playback.pending_marks
+
+    @property
+    def first_media_at(self) -> float | None:
+        """Loop time (s) of the first valid ``media`` received, or None."""
+        return self.playback.first_audio_at
+
+    @property
+    def cleared_bytes(self) -> int:
+        """Queued audio dropped by ``clear``, bytes."""
+        return self.playback.cleared_bytes
 
     def heard_pcm16(self) -> bytes:
         """The audio heard so far, decoded to PCM16 LE at 8 kHz."""
@@ -653,23 +603,6 @@ class FakeTwilioCaller:
         write_wav_mulaw(path, bytes(self.heard))
 
     # -- waiting -----------------------------------------------------------------------------
-
-    async def wait_heard(self, n_bytes: int, timeout: float = 10.0) -> None:
-        """Wait until at least ``n_bytes`` of the bridge's audio have been played.
-
-        Args:
-            n_bytes: played audio to wait for, mu-law bytes (8 per ms).
-            timeout: give up after this long, s.
-
-        Raises:
-            TimeoutError: if not enough was heard in time.
-            TwilioCallerError: if the socket closed first (playback stops on close).
-        """
-        await self._wait(
-            lambda: len(self.heard) >= n_bytes,
-            timeout,
-            lambda: f"heard {len(self.heard)} of {n_bytes} bytes",
-        )
 
     async def wait_heard_ms(self, ms: float, timeout: float = 10.0) -> None:
         """Like ``wait_heard``, in ms of audio (8 bytes per ms)."""
@@ -701,18 +634,6 @@ class FakeTwilioCaller:
             lambda: f"echoed {len(self.marks_echoed)} of {count} marks",
         )
 
-    async def wait_closed(self, timeout: float = 10.0) -> None:
-        """Wait until the socket has closed, from either side.
-
-        Raises:
-            TimeoutError: if it is still open after ``timeout``.
-        """
-        try:
-            async with asyncio.timeout(timeout):
-                await self.closed.wait()
-        except TimeoutError:
-            raise TimeoutError(f"socket still open after {timeout} s") from None
-
     # -- internals: sending --------------------------------------------------------------------
 
     def _route(self, url: str) -> tuple[str, str, dict[str, str]]:
@@ -739,7 +660,7 @@ class FakeTwilioCaller:
     def _signature(self, url: str, params: Mapping[str, str], mode: SignatureMode) -> str | None:
         """``X-Twilio-Signature`` for ``url`` and ``params``, or None to send none.
 
-        Source: [TW-SDK request_validator.py] ``compute_signature``.
+        Source: [request_validator] ``compute_signature``.
         """
         if self.auth_token is None or mode == "missing":
             return None
@@ -794,61 +715,24 @@ class FakeTwilioCaller:
 
     # -- internals: the media clock ------------------------------------------------------------
 
-    async def _clock(self) -> None:
-        """Tick every 20 ms on absolute deadlines: echo marks, play, send.
-
-        Tick n is due at ``stream_started_at + n * 20 ms``. After a stall of more than 100 ms
-        the missed ticks are skipped rather than run in a burst; the media clock (and so the
-        ``timestamp`` of the next frame) jumps ahead, as a real line's would.
-        """
-        loop = asyncio.get_running_loop()
-        jitter_s = self.options.jitter_ms / 1000
-        tick = 0
-        while not self.closed.is_set():
-            deadline = self.stream_started_at + tick * _FRAME_S
-            now = loop.time()
-            if now - deadline > _MAX_LATE_S:
-                # Skip the missed ticks.
-                tick = math.ceil((now - self.stream_started_at) / _FRAME_S)
-                deadline = self.stream_started_at + tick * _FRAME_S
-            if deadline > now:
-                await asyncio.sleep(deadline - now)
-            await self._tick(deadline)
-            if self._send_queue:
-                frame: bytes | None = self._send_queue.popleft()
-                self._frames_dequeued += 1
-            elif self.idle_silence:
-                frame = MULAW_SILENCE * FRAME_BYTES
-            else:
-                frame = None
-            if frame is not None:
-                if jitter_s:
-                    await asyncio.sleep(self._rng.uniform(0, jitter_s))
-                await self._send_media(frame, timestamp_ms=tick * FRAME_MS)
-            self._sent_changed.set()
-            tick += 1
-
-    async def _tick(self, slot_start: float) -> None:
-        """One playback slot: echo the marks already played through, then play 20 ms.
-
-        Args:
-            slot_start: loop time (s) the slot was due to start: its absolute deadline.
-        """
-        while self._marks and self._marks[0].position <= self._played_total:
-            await self._echo_mark(self._marks.popleft().name)
-        chunk = bytes(self._play_buffer[:FRAME_BYTES])
-        if chunk:
-            del self._play_buffer[: len(chunk)]
-            self._played_total += len(chunk)
-            self.heard += chunk
-            self.play_log.append((slot_start, len(self.heard)))
-            self._changed.set()
-        if len(chunk) < FRAME_BYTES:
-            if self._was_playing and self._starved_at is None:
-                self._starved_at = slot_start
-            self._was_playing = False
+    async def _send_slot(self, tick: int) -> None:
+        """The media clock's send side, after each playback slot: one queued caller frame,
+        or silence if ``idle_silence`` is on. Tick n is due at ``stream_started_at + n * 20 ms``;
+        after a stall the clock (and so the ``timestamp`` of the next frame) jumps ahead, as a
+        real line's would."""
+        if self._send_queue:
+            frame: bytes | None = self._send_queue.popleft()
+            self._frames_dequeued += 1
+        elif self.idle_silence:
+            frame = MULAW_SILENCE * FRAME_BYTES
         else:
-            self._was_playing = True
+            frame = None
+        if frame is not None:
+            jitter_s = self.options.jitter_ms / 1000
+            if jitter_s:
+                await asyncio.sleep(self._rng.uniform(0, jitter_s))
+            await self._send_media(frame, timestamp_ms=tick * FRAME_MS)
+        self._sent_changed.set()
 
     async def _echo_mark(self, name: str) -> None:
         if not self.options.marks_enabled:
@@ -863,30 +747,9 @@ class FakeTwilioCaller:
         )
         if sent:
             self.marks_echoed.append(name)
-            self._changed.set()
+            self.playback.changed.set()
 
     # -- internals: receiving ------------------------------------------------------------------
-
-    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Read the bridge's messages until the socket closes."""
-        loop = asyncio.get_running_loop()
-        while True:
-            msg = await ws.receive()
-            if msg.type is aiohttp.WSMsgType.TEXT:
-                await self._on_text(loop.time(), msg.data)
-            elif msg.type is aiohttp.WSMsgType.BINARY:
-                self._bad("binary message", repr(bytes(msg.data[:64])))
-            elif msg.type is aiohttp.WSMsgType.CLOSE:
-                # The bridge closed; aiohttp has already answered the close frame.
-                self._mark_closed(ws.close_code, msg.extra or "")
-                return
-            elif msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
-                if not self._hanging_up:  # hang_up marks its own close
-                    self._mark_closed(ws.close_code, "")
-                return
-            elif msg.type is aiohttp.WSMsgType.ERROR:
-                self._mark_closed(ws.close_code, "")
-                return
 
     async def _on_text(self, now: float, data: str) -> None:
         try:
@@ -926,73 +789,31 @@ class FakeTwilioCaller:
                 self._bad("mark without a name string", data)
                 return
             self.marks_received += 1
-            # Echoed by the clock once the audio queued before it has played [TW-WS].
-            self._marks.append(_Mark(self._queued_total, name))
+            # Echoed once the audio queued before it has played [Media Streams messages].
+            self.playback.mark(name)
         else:
             await self._on_clear()
 
     def _on_media(self, now: float, audio: bytes) -> None:
         self.media_received += 1
-        if self.first_media_at is None:
-            self.first_media_at = now
-        self.bytes_received += len(audio)
-        self.recv_log.append((now, self.bytes_received))
-        if not audio:
-            return
-        if self._starved_at is not None:
-            if now - self._starved_at < _UNDERRUN_GAP_S:
-                self.underruns += 1
-            self._starved_at = None
-        self._play_buffer += audio
-        self._queued_total += len(audio)
+        self.playback.receive(now, audio)
 
     async def _on_clear(self) -> None:
-        """Drop the queued audio and echo every pending mark at once [TW-WS], [FONOSTER]."""
+        """Drop the queued audio; echo every pending mark at once [Media Streams messages],
+        [Fonoster]."""
         self.clears_received += 1
-        self.cleared_bytes += len(self._play_buffer)
-        self._played_total += len(self._play_buffer)
-        self._play_buffer.clear()
-        self._starved_at = None
-        self._was_playing = False
-        while self._marks:
-            await self._echo_mark(self._marks.popleft().name)
-        self._changed.set()
+        for name in self.playback.clear():
+            await self._echo_mark(name)
+        self.playback.changed.set()
+
+    def _on_binary(self, now: float, data: bytes) -> None:
+        self._bad("binary message", repr(bytes(data[:64])))
 
     def _bad(self, reason: str, raw: str) -> None:
         self.bad_messages.append((reason, raw))
 
-    # -- internals: tasks ----------------------------------------------------------------------
-
-    def _require_ws(self) -> aiohttp.ClientWebSocketResponse:
-        if self._ws is None:
-            raise TwilioCallerError("not connected: call answer() and connect() first")
-        return self._ws
-
-    async def _wait(
-        self, done: Callable[[], bool], timeout: float, progress: Callable[[], str]
-    ) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                while not done():
-                    if self.closed.is_set():
-                        raise TwilioCallerError(
-                            f"socket closed (code {self.close_code}) after: {progress()}"
-                        )
-                    self._changed.clear()
-                    await self._changed.wait()
-        except TimeoutError:
-            raise TimeoutError(f"{progress()} after {timeout} s") from None
-
-    def _mark_closed(self, code: int | None, reason: str) -> None:
-        if self.closed.is_set():
-            return
-        self.close_code = code
-        self.close_reason = reason
-        if self._clock_task is not None:
-            self._clock_task.cancel()
-        self.closed.set()
-        self._changed.set()  # wake the waiters so they fail fast
-        self._sent_changed.set()
+    def _on_closed(self) -> None:
+        self._sent_changed.set()  # wake stream_audio so it returns
 
 
 # -- TwiML -----------------------------------------------------------------------------------
@@ -1010,7 +831,7 @@ def parse_twiml(body: str) -> TwimlAnswer:
     Raises:
         TwilioCallerError: if the body is not XML with a ``<Response>`` root, or has no
             ``<Connect><Stream url>`` (``<Start><Stream>`` is one-way and not enough).
-    Source: [TW-STREAM] ``<Connect><Stream>``, ``<Parameter>``.
+    Source: [TwiML Stream] ``<Connect><Stream>``, ``<Parameter>``.
     """
     try:
         root = ET.fromstring(body)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import hmac
 import secrets
 from collections.abc import Callable
@@ -237,11 +236,6 @@ class FakeTwilioApi(LoopbackServer):
             self.refused.append("wrong account SID or auth token")
             return False
         return True
-
-    async def _delay(self, seconds: float) -> None:
-        if seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), seconds)
 
 
 def _is_call_sid(value: str) -> bool:

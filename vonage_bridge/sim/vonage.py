@@ -2,7 +2,7 @@
 
 Entry ring (I/O): used by the integration tests and the local simulation, never by the core.
 
-What it does, per protocols.md A1-A3:
+What it does (the Vonage pages listed under Sources):
 
 - A1: requests the answer URL the way Vonage does (GET with ``to``, ``from``, ``uuid`` and
   ``conversation_uuid`` in the query string, or the same fields as a JSON body with POST) and
@@ -17,6 +17,15 @@ What it does, per protocols.md A1-A3:
 
 Everything it sees is recorded on the instance (``heard``, ``bad_frames``, ``text_messages``,
 ``send_log``, ``play_log``, ``recv_log``, ``underruns``) for the tests to assert on.
+
+Sources (cited below by their bracketed names):
+
+- [Vonage WebSockets] https://developer.vonage.com/en/voice/voice-api/concepts/websockets
+- [Vonage webhooks] https://developer.vonage.com/en/voice/voice-api/webhook-reference
+- [NCCO] https://developer.vonage.com/en/voice/voice-api/ncco-reference
+- [Vonage AsyncAPI] https://asyncapi.apis.io/asyncapis/vonage/vonage-asyncapi/ (third party)
+- [vocode 727] https://github.com/vocodedev/vocode-core/issues/727 (the frame-size drop)
+- [vonage-voice] the ``vonage-voice`` 1.5.1 SDK on PyPI (24 kHz, ``authorization``)
 """
 
 from __future__ import annotations
@@ -28,15 +37,13 @@ import os
 import random
 import uuid
 import wave
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 
-from .tasks import OwnedTasks
+from .phone import FRAME_MS, CallerError, PhoneLine, PhonePlayback
 
 __all__ = [
     "CALLER_WAV",
@@ -53,35 +60,15 @@ logger = logging.getLogger(__name__)
 CALLER_WAV: Path = Path(__file__).parent / "data" / "caller.wav"
 """Real English speech, 16 kHz mono PCM16, about 3.3 s (see ``data/README.md``)."""
 
-FRAME_MS = 20
-"""Duration of one Vonage audio message, ms [V-WSG]."""
-
 _FRAME_S = FRAME_MS / 1000
 
-# content-type -> (sample_rate_hz, frame_bytes) for 20 ms of 16-bit mono [V-WSG]; 24 kHz is
-# accepted by vonage-voice 1.5.1 (protocols.md A2).
+# content-type -> (sample_rate_hz, frame_bytes) for 20 ms of 16-bit mono [Vonage WebSockets];
+# 24 kHz is accepted by [vonage-voice] 1.5.1.
 _CONTENT_TYPES: dict[str, tuple[int, int]] = {
     "audio/l16;rate=8000": (8_000, 320),
     "audio/l16;rate=16000": (16_000, 640),
     "audio/l16;rate=24000": (24_000, 960),
 }
-
-_UNDERRUN_GAP_S = 0.2
-"""A frame arriving less than this long (s) after the player ran dry counts as an underrun."""
-
-
-class CallerError(Exception):
-    """The bridge did something real Vonage would reject (bad answer, no WS endpoint, ...).
-
-    Attributes:
-        status: HTTP status of the failed request or refused upgrade, if there was one.
-        body: response body or handshake message, if any.
-    """
-
-    def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body
 
 
 @dataclass
@@ -102,14 +89,7 @@ class CallerOptions:
     seed: int = 0
 
 
-@dataclass(frozen=True)
-class _NotifyMarker:
-    """A ``notify`` command waiting in the playback queue behind the frames sent before it."""
-
-    payload: Any
-
-
-class FakeVonageCaller:
+class FakeVonageCaller(PhoneLine[Any]):
     """One inbound call as Vonage sees it: answer URL, then a WebSocket carrying L16 audio.
 
     Usage::
@@ -121,12 +101,14 @@ class FakeVonageCaller:
             await caller.wait_heard(640 * 50)
             await caller.hang_up()
 
-    Playback emulation: every binary message from the bridge is one frame. A frame whose size
-    is not the negotiated ``frame_bytes`` goes to ``bad_frames`` and is not played. Good frames
-    are queued and played one per 20 ms of loop time on absolute deadlines; when the queue
-    runs empty and later refills, the clock restarts from the refill. A frame counts as
-    played (appended to ``heard``) at the start of its 20 ms slot. Playback stops when the
-    socket closes; frames still queued then are never heard.
+    Playback emulation (:class:`~.phone.PhonePlayback`, the player restarting its clock on
+    each burst): every binary message from the bridge is one frame. A frame whose size is not
+    the negotiated ``frame_bytes`` goes to ``bad_frames`` and is not played. Good frames are
+    queued and played one per 20 ms of loop time on absolute deadlines; when the queue runs
+    empty and later refills, the clock restarts from the refill. A frame counts as played
+    (appended to ``heard``) at the start of its 20 ms slot; ``notify`` is echoed once the
+    frames queued before it have played. Playback stops when the socket closes; frames still
+    queued then are never heard.
 
     Underruns: ``underruns`` counts the times the player needed the next frame (the previous
     frame's 20 ms slot had ended), found the queue empty, and a frame then arrived less than
@@ -154,7 +136,7 @@ class FakeVonageCaller:
         bytes_received: binary data received so far, bytes (bad frames included).
         recv_log: ``(loop time s, cumulative bytes received)`` per binary message received,
             bad frames included.
-        play_log: ``(loop time s, cumulative bytes heard)`` per frame played.
+        play_log: ``(slot start, loop time s; cumulative bytes heard)`` per frame played.
         heard: all audio played so far, PCM16 LE at ``sample_rate_hz``.
         bad_frames: sizes in bytes of the binary messages that were not one exact frame.
         first_frame_at: loop time (s) of the first binary message received, or None.
@@ -166,7 +148,9 @@ class FakeVonageCaller:
         close_code: WebSocket close code, once closed (1006 for an abrupt loss).
         close_reason: reason from the bridge's close frame, or "".
 
-    Source: protocols.md A1-A3 ([V-WHREF], [V-NCCO], [V-WSG], [ASYNCAPI]).
+    Source: https://developer.vonage.com/en/voice/voice-api/webhook-reference (answer URL),
+    https://developer.vonage.com/en/voice/voice-api/ncco-reference (``connect``),
+    https://developer.vonage.com/en/voice/voice-api/concepts/websockets (audio, ``notify``).
     """
 
     def __init__(
@@ -224,41 +208,12 @@ class FakeVonageCaller:
         self._send_deadline: float | None = None
 
         # receive / playback side
-        self.recv_log: list[tuple[float, int]] = []
-        self.play_log: list[tuple[float, int]] = []
-        self.bytes_received = 0
-        self.heard = bytearray()
         self.bad_frames: list[int] = []
-        self.first_frame_at: float | None = None
-        self.underruns = 0
         self.text_messages: list[dict[str, Any]] = []
         self.unknown_messages: list[dict[str, Any]] = []
         self.invalid_messages: list[str] = []
-        self._queue: deque[bytes | _NotifyMarker] = deque()
-        self._queue_filled = asyncio.Event()
-        self._heard_changed = asyncio.Event()
-        self._starved_at: float | None = None
-        self._clear_epoch = 0
-
-        # connection
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._tasks = OwnedTasks("fake-vonage")
-        self._playback_task: asyncio.Task[None] | None = None
-        self._hanging_up = False
-        self.closed = asyncio.Event()
-        self.close_code: int | None = None
-        self.close_reason = ""
-
-    async def __aenter__(self) -> FakeVonageCaller:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        self.playback: PhonePlayback[Any] = PhonePlayback(0, self._echo_notify)
+        self._init_line("fake-vonage")
 
     # -- answer URL (A1) ---------------------------------------------------------------------
 
@@ -270,7 +225,7 @@ class FakeVonageCaller:
 
         Raises:
             CallerError: if the status is not 200 or the body is not a JSON array of objects.
-        Source: [V-WHREF] answer webhook.
+        Source: [Vonage webhooks] answer webhook.
         """
         fields = {
             "to": self.to_number,
@@ -311,7 +266,7 @@ class FakeVonageCaller:
             CallerError: if ``answer`` has not run, the NCCO has no websocket endpoint, the
                 content-type is not L16 at 8, 16 or 24 kHz, or the upgrade is refused
                 (``status`` is the HTTP status) or the connection fails (``status`` None).
-        Source: [V-NCCO] connect; [V-WSG] handshake and first message.
+        Source: [NCCO] connect; [Vonage WebSockets] handshake and first message.
         """
         if self.ncco is None:
             raise CallerError("connect() before answer()")
@@ -329,7 +284,7 @@ class FakeVonageCaller:
             raise CallerError(f"websocket endpoint headers must be an object, not {headers!r}")
 
         # Only a custom authorization can be emulated: {"type": "vonage"} needs Vonage's
-        # signature secret, which the fake doesn't have (protocols.md A2).
+        # signature secret, which the fake doesn't have [vonage-voice].
         http_headers: dict[str, str] = {}
         authorization = endpoint.get("authorization")
         if isinstance(authorization, dict) and authorization.get("type") == "custom":
@@ -349,7 +304,8 @@ class FakeVonageCaller:
         self._ws = ws
         self.content_type = content_type
         self.sample_rate_hz, self.frame_bytes = _CONTENT_TYPES[content_type]
-        # NCCO headers are top-level keys of the first message, not HTTP headers [V-WSG].
+        # NCCO headers are top-level keys of the first message, not HTTP headers
+        # [Vonage WebSockets].
         self.connected_message = {
             "event": "websocket:connected",
             "content-type": content_type,
@@ -357,8 +313,9 @@ class FakeVonageCaller:
         }
         await ws.send_str(json.dumps(self.connected_message))
         logger.debug("fake caller %s connected to %s (%s)", self.call_uuid, uri, content_type)
+        self.playback.slot_bytes = self.frame_bytes
         self._tasks.start(self._receive(ws), "receive")
-        self._playback_task = self._tasks.start(self._play(ws), "playback")
+        self._clock_task = self._tasks.start(self.playback.run(), "playback")
 
     async def stream_audio(self, pcm: bytes, *, realtime: bool = True) -> None:
         """Send caller audio as exact frames, one binary message per 20 ms frame.
@@ -374,7 +331,7 @@ class FakeVonageCaller:
 
         Raises:
             CallerError: if not connected.
-        Source: [V-WSG] binary audio.
+        Source: [Vonage WebSockets] binary audio.
         """
         ws = self._require_ws()
         frame_bytes = self.frame_bytes
@@ -388,7 +345,8 @@ class FakeVonageCaller:
             for start in range(0, len(pcm), frame_bytes):
                 frame = pcm[start : start + frame_bytes]
                 if len(frame) < frame_bytes:
-                    # Vonage drops the call on a short frame: pad the tail with silence [V-WSG]
+                    # Vonage drops the call on a short frame: pad the tail with silence
+                    # [Vonage WebSockets]
                     frame += bytes(frame_bytes - len(frame))
                 if realtime:
                     send_at = deadline + (self._rng.uniform(0, jitter_s) if jitter_s else 0.0)
@@ -429,131 +387,28 @@ class FakeVonageCaller:
 
         Raises:
             CallerError: if not connected.
-        Source: [V-WSG] websocket:dtmf.
+        Source: [Vonage WebSockets] websocket:dtmf.
         """
         ws = self._require_ws()
         await ws.send_str(
             json.dumps({"event": "websocket:dtmf", "digit": digit, "duration": duration_ms})
         )
 
-    async def hang_up(self) -> None:
-        """The caller hangs up: close the socket with 1000 and stop playback. Idempotent."""
-        ws = self._ws
-        if ws is None or self._hanging_up or self.closed.is_set():
-            await self._tasks.cancel_all()
-            return
-        self._hanging_up = True
-        if self._playback_task is not None:
-            self._playback_task.cancel()
-        # close() wakes the receive task itself; cancelling that task first would make aiohttp
-        # record 1006 and skip the closing handshake.
-        await ws.close(code=aiohttp.WSCloseCode.OK)
-        await self._tasks.cancel_all()
-        self._mark_closed(ws.close_code, "")
-        logger.debug("fake caller %s hung up", self.call_uuid)
-
-    async def close(self) -> None:
-        """Clean up: hang up if still connected, and cancel the tasks. Idempotent."""
-        await self.hang_up()
-
-    # -- waiting -----------------------------------------------------------------------------
-
-    async def wait_heard(self, n_bytes: int, timeout: float = 10.0) -> None:
-        """Wait until at least ``n_bytes`` of the bridge's audio have been played.
-
-        Args:
-            n_bytes: amount of played audio to wait for, bytes (640 per 20 ms at 16 kHz).
-            timeout: give up after this long, s.
-
-        Raises:
-            TimeoutError: if not enough was heard in time.
-            CallerError: if the socket closed first (playback stops on close).
-        """
-        try:
-            async with asyncio.timeout(timeout):
-                while len(self.heard) < n_bytes:
-                    if self.closed.is_set():
-                        raise CallerError(
-                            f"socket closed (code {self.close_code}) after {len(self.heard)}"
-                            f" of {n_bytes} bytes were heard"
-                        )
-                    self._heard_changed.clear()
-                    await self._heard_changed.wait()
-        except TimeoutError:
-            raise TimeoutError(
-                f"heard {len(self.heard)} of {n_bytes} bytes after {timeout} s"
-            ) from None
-
-    async def wait_closed(self, timeout: float = 10.0) -> None:
-        """Wait until the socket has closed, from either side.
-
-        Args:
-            timeout: give up after this long, s.
-
-        Raises:
-            TimeoutError: if it is still open after ``timeout``.
-        """
-        try:
-            async with asyncio.timeout(timeout):
-                await self.closed.wait()
-        except TimeoutError:
-            raise TimeoutError(f"socket still open after {timeout} s") from None
+    @property
+    def first_frame_at(self) -> float | None:
+        """Loop time (s) of the first binary message received, or None."""
+        return self.playback.first_audio_at
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _require_ws(self) -> aiohttp.ClientWebSocketResponse:
-        if self._ws is None:
-            raise CallerError("not connected: call answer() and connect() first")
-        return self._ws
-
-    def _mark_closed(self, code: int | None, reason: str) -> None:
-        if self.closed.is_set():
-            return
-        self.close_code = code
-        self.close_reason = reason
-        if self._playback_task is not None:
-            self._playback_task.cancel()
-        self.closed.set()
-        self._heard_changed.set()  # wake wait_heard so it fails fast
-
-    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Read the bridge's messages until the socket closes."""
-        loop = asyncio.get_running_loop()
-        while True:
-            msg = await ws.receive()
-            if msg.type is aiohttp.WSMsgType.BINARY:
-                self._on_frame(loop.time(), msg.data)
-            elif msg.type is aiohttp.WSMsgType.TEXT:
-                await self._on_text(ws, msg.data)
-            elif msg.type is aiohttp.WSMsgType.CLOSE:
-                # The bridge closed; aiohttp has already answered the close frame.
-                self._mark_closed(ws.close_code, msg.extra or "")
-                return
-            elif msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
-                if not self._hanging_up:  # hang_up marks its own close
-                    self._mark_closed(ws.close_code, "")
-                return
-            elif msg.type is aiohttp.WSMsgType.ERROR:
-                self._mark_closed(ws.close_code, "")
-                return
-
-    def _on_frame(self, now: float, frame: bytes) -> None:
-        if self.first_frame_at is None:
-            self.first_frame_at = now
-        self.bytes_received += len(frame)
-        self.recv_log.append((now, self.bytes_received))
-        if len(frame) != self.frame_bytes:
-            # Real Vonage rejects it ("unexpected frame size") and drops the call [VOCODE727].
+    def _on_binary(self, now: float, frame: bytes) -> None:
+        playable = len(frame) == self.frame_bytes
+        if not playable:
+            # Real Vonage rejects it ("unexpected frame size") and drops the call [vocode 727].
             self.bad_frames.append(len(frame))
-            return
-        if self._starved_at is not None:
-            if now - self._starved_at < _UNDERRUN_GAP_S:
-                self.underruns += 1
-            self._starved_at = None
-        self._queue.append(frame)
-        self._queue_filled.set()
+        self.playback.receive(now, frame, playable=playable)
 
-    async def _on_text(self, ws: aiohttp.ClientWebSocketResponse, data: str) -> None:
+    async def _on_text(self, now: float, data: str) -> None:
         try:
             message = json.loads(data)
         except ValueError:
@@ -565,47 +420,27 @@ class FakeVonageCaller:
         self.text_messages.append(message)
         action = message.get("action")
         if action == "clear":
-            self._queue.clear()
-            self._clear_epoch += 1
-            self._starved_at = None
-            await _send_json(ws, {"event": "websocket:cleared"})
+            # Notifies still waiting are dropped: whether Vonage replies to them is unconfirmed.
+            self.playback.clear()
+            await self._send_json({"event": "websocket:cleared"})
         elif action == "notify":
-            # Echoed by the player once the audio queued before it has played [ASYNCAPI].
-            self._queue.append(_NotifyMarker(message.get("payload", {})))
-            self._queue_filled.set()
+            # Echoed by the player once the audio queued before it has played [Vonage AsyncAPI].
+            self.playback.mark(message.get("payload", {}))
         else:
             self.unknown_messages.append(message)
 
-    async def _play(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """Play queued frames at one per 20 ms on absolute deadlines."""
-        loop = asyncio.get_running_loop()
-        deadline: float | None = None  # end of the last played frame's slot; None when idle
-        played_epoch = self._clear_epoch
-        while True:
-            if deadline is not None:
-                delay = deadline - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            if not self._queue:
-                if deadline is not None and played_epoch == self._clear_epoch:
-                    self._starved_at = deadline
-                deadline = None
-                self._queue_filled.clear()
-                await self._queue_filled.wait()
-                continue
-            item = self._queue.popleft()
-            if isinstance(item, _NotifyMarker):
-                if self.options.notify_enabled:
-                    await _send_json(ws, {"event": "websocket:notify", "payload": item.payload})
-                continue
-            now = loop.time()
-            if deadline is None:
-                deadline = now  # (re)start the clock on the first frame of a burst
-            self.heard += item
-            self.play_log.append((now, len(self.heard)))
-            self._heard_changed.set()
-            played_epoch = self._clear_epoch
-            deadline += _FRAME_S
+    async def _echo_notify(self, payload: Any) -> None:
+        if self.options.notify_enabled:
+            await self._send_json({"event": "websocket:notify", "payload": payload})
+
+    async def _send_json(self, message: dict[str, Any]) -> None:
+        """Send a text message, ignoring a socket that is already closing."""
+        if self._ws is None:
+            return
+        try:
+            await self._ws.send_str(json.dumps(message))
+        except ConnectionResetError:
+            pass
 
 
 def _websocket_endpoint(ncco: list[dict[str, Any]]) -> dict[str, Any]:
@@ -624,14 +459,6 @@ def _websocket_endpoint(ncco: list[dict[str, Any]]) -> dict[str, Any]:
             if isinstance(endpoint, dict) and endpoint.get("type") == "websocket":
                 return endpoint
     raise CallerError("NCCO has no connect action with a websocket endpoint")
-
-
-async def _send_json(ws: aiohttp.ClientWebSocketResponse, message: dict[str, Any]) -> None:
-    """Send a text message, ignoring a socket that is already closing."""
-    try:
-        await ws.send_str(json.dumps(message))
-    except ConnectionResetError:
-        pass
 
 
 # -- WAV helpers ---------------------------------------------------------------------------

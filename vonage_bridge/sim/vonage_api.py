@@ -22,7 +22,6 @@ Source: protocols.md A4 [V-SPEC voice.yml], [V-AUTH]; A1 "Signed webhooks" [V-SI
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
 import json
@@ -199,11 +198,6 @@ class FakeVoiceApi(LoopbackServer):
         async with self._changed:
             append()
             self._changed.notify_all()
-
-    async def _delay(self, seconds: float) -> None:
-        if seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), seconds)
 
 
 def sign_webhook(

@@ -2,7 +2,7 @@
 
 Entry ring (I/O): used by the integration tests of ``change_url.py``, never by the call path.
 
-It holds one application document shaped like a real GET answer (protocols.md A5; the SDK's
+It holds one application document shaped like a real GET answer (the API spec; the SDK's
 ``get_application.json`` test fixture): voice and messages capabilities, ``keys.public_key``,
 ``privacy``, ``fallback_answer_url``, timeouts inside the webhook objects, ``signed_callbacks``,
 ``region``, ``id`` and ``_links``. It behaves as the spec says:
@@ -20,7 +20,9 @@ It holds one application document shaped like a real GET answer (protocols.md A5
 Every PUT body that passed auth is recorded in ``puts``; every request in ``requests``.
 Knobs on :class:`FakeApplicationApiOptions` force an error status per method.
 
-Source: protocols.md A5 [V-SPEC application.v2.yml], [SDK-APP].
+Source: https://developer.vonage.com/en/api/application.v2 ([V-SPEC] below: its OpenAPI
+definition ``application.v2.yml`` in https://github.com/Nexmo/api-specification);
+[SDK-APP]: the ``vonage-application`` 2.0.2 package on PyPI.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ import copy
 import json
 import uuid
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from .server import LoopbackServer
 
 __all__ = [
     "SIM_API_KEY",
@@ -147,7 +150,7 @@ class _Request:
     authorization: str | None = field(default=None, repr=False)
 
 
-class FakeVonageApplicationApi:
+class FakeVonageApplicationApi(LoopbackServer):
     """The fake server. Usage::
 
         async with FakeVonageApplicationApi() as api:
@@ -171,6 +174,7 @@ class FakeVonageApplicationApi:
         application: JsonObject | None = None,
         options: FakeApplicationApiOptions | None = None,
     ) -> None:
+        self._init_server()
         self.api_key = api_key
         self.api_secret = api_secret
         self.application: JsonObject = (
@@ -179,46 +183,11 @@ class FakeVonageApplicationApi:
         self.options = options if options is not None else FakeApplicationApiOptions()
         self.puts: list[JsonObject] = []
         self.requests: list[_Request] = []
-        self.app = web.Application()
         self.app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
 
     @property
     def application_id(self) -> str:
         return str(self.application["id"])
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` (for ``VONAGE_API_URL``)."""
-        if self._port is None:
-            raise RuntimeError("FakeVonageApplicationApi not started")
-        return f"http://127.0.0.1:{self._port}"
-
-    async def start(self) -> None:
-        """Listen on 127.0.0.1 on a port the OS picks."""
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeVonageApplicationApi:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # --- handler ------------------------------------------------------------------------------
 
