@@ -13,15 +13,11 @@ from typing import Any
 import aiohttp
 
 from ..config import OpenAISettings
-from ..errors import UpstreamError
+from ..errors import CallGone, UpstreamError
 
 log = logging.getLogger(__name__)
 
 REST_TIMEOUT_S = 10.0
-
-
-class CallGone(Exception):
-    """OpenAI answered 404: the call no longer exists (the caller hung up)."""
 
 
 class SipControl:

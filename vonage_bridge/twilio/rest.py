@@ -33,14 +33,13 @@ from typing import Any
 import aiohttp
 
 from ..config import TwilioSettings
-from ..errors import InvalidRequest, UpstreamError, UpstreamTimeout
+from ..errors import InvalidRequest, TwilioApiError, UpstreamTimeout
 
 __all__ = [
     "API_VERSION",
     "ALREADY_ENDED_CODES",
     "CALL_SID_RE",
     "TwilioApi",
-    "TwilioApiError",
     "TwilioHangUp",
     "check_call_sid",
 ]
@@ -51,38 +50,8 @@ API_VERSION = "2010-04-01"
 CALL_SID_RE = re.compile(r"CA[0-9a-fA-F]{32}")
 """A Twilio call SID: ``CA`` then 32 hex digits."""
 
-ALREADY_ENDED_CODES = frozenset({20404, 21220})
-"""Twilio error codes meaning the call is gone: 20404 "resource not found" (HTTP 404) and
-21220 "Invalid call state" (HTTP 400, the call is no longer in progress)."""
-
-
-class TwilioApiError(UpstreamError):
-    """Twilio's REST API refused or failed a request, or could not be reached.
-
-    ``status`` is the HTTP status (None when Twilio could not be reached); ``twilio_code``
-    and ``twilio_message`` come from its error body ``{"code", "message", "more_info",
-    "status"}`` when it sent one.
-    """
-
-    code = "twilio_api_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        twilio_code: int | None = None,
-        twilio_message: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.twilio_code = twilio_code
-        self.twilio_message = twilio_message
-
-    @property
-    def call_gone(self) -> bool:
-        """Whether Twilio said the call no longer exists or is no longer in progress."""
-        return self.status == 404 or self.twilio_code in ALREADY_ENDED_CODES
+ALREADY_ENDED_CODES = TwilioApiError.ALREADY_ENDED_CODES
+"""Twilio error codes meaning the call is gone (20404, 21220): see :class:`TwilioApiError`."""
 
 
 def check_call_sid(call_sid: str) -> str:

@@ -43,14 +43,13 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from ..config import PublicUrl
-from ..errors import ConfigError, UpstreamError
+from ..errors import ApplicationApiError, ConfigError
 
 __all__ = [
     "ANSWER_PATH",
     "DEFAULT_API_URL",
     "EVENT_PATH",
     "READ_ONLY_FIELDS",
-    "ApplicationApiError",
     "ApplicationApiSettings",
     "UrlChange",
     "WebhookUrl",
@@ -84,20 +83,6 @@ REQUEST_TIMEOUT_S = 15.0
 """Whole-request timeout for each GET and PUT."""
 
 REQUIRED_VARIABLES = ("VONAGE_API_KEY", "VONAGE_API_SECRET", "VONAGE_APPLICATION_ID", "SERVER_URL")
-
-
-class ApplicationApiError(UpstreamError):
-    """The Application API refused the request, failed, or could not be reached.
-
-    ``message`` is meant for a person: it says what went wrong and which variable to check.
-    ``status`` is the HTTP status, or None for network errors and timeouts.
-    """
-
-    code = "vonage_application_api_error"
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 # --- settings ---------------------------------------------------------------------------------
