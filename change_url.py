@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = ApplicationApiSettings.from_env(os.environ)
         change = asyncio.run(update_urls(settings, dry_run=args.dry_run))
-    except BridgeError as exc:  # ConfigError, ApplicationApiError: a message, no traceback
+    except BridgeError as exc:  # ConfigError, ApplicationApiError, UpstreamTimeout: no traceback
         print(f"change_url.py: {exc.message}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
     print(describe(change))

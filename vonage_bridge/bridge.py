@@ -406,7 +406,7 @@ async def run_call(
         The call's summary (also logged as one INFO line, or ERROR when we ended it by fault).
     """
     info = session.info
-    ctx = tool_ctx or ToolContext(info.call_uuid, info.caller, voice_api)
+    ctx = tool_ctx or ToolContext(info.call_uuid, info.caller, voice_api, called=info.called)
     bridge = _CallBridge(caller, session, http, openai, tools, ctx, wire)
     started = bridge.loop.time()
     end = CallEnd("call task cancelled", CLOSE_GOING_AWAY)

@@ -7,21 +7,30 @@
     ├── RequestError         4xx   bad input from a webhook or API caller
     │   ├── Unauthorized     401   missing credentials
     │   ├── Forbidden        403   wrong credentials, bad media token
-    │   └── InvalidRequest   400   malformed body or field
+    │   ├── InvalidRequest   400   malformed body or field
+    │   └── WebhookRejected  400   an OpenAI webhook failed its signature check or is unusable
     ├── ProtocolError              a wire format was broken
     │   ├── RemoteProtocolError    Vonage/OpenAI sent something invalid -> close 1003/1007 + log
     │   └── LocalProtocolError     we tried to send something invalid (a bug) -> 1011 + log
-    ├── UpstreamError        502   OpenAI/Vonage failed or timed out
+    ├── UpstreamError        502   OpenAI/Vonage/Twilio failed or could not be reached
     │   ├── RealtimeConnectError   the Realtime socket could not be opened
     │   ├── VonageApiError   502   the Vonage Voice REST API refused or failed a request
+    │   ├── ApplicationApiError 502  the Vonage Application API refused or failed a request
+    │   ├── TwilioApiError   502   Twilio's REST API refused or failed a request
     │   └── UpstreamTimeout  504   an upstream request took longer than its timeout
+    ├── CallGone                   OpenAI answered 404 to a SIP call control: the call ended
     └── FeatureDisabled      503   an optional feature is off (its settings are missing)
+        └── StoreUnavailable 503   the call-record database is down or unusable
 
 Pure modules raise these; only ``web/`` and ``bridge.py`` turn them into HTTP responses or
-WebSocket close codes.
+WebSocket close codes. Close codes are RFC 6455 section 7.4.1 numbers
+(https://www.rfc-editor.org/rfc/rfc6455#section-7.4.1), named by ``aiohttp.WSCloseCode``: an
+``IntEnum`` (data, no I/O), the one name the pure ring may take from aiohttp.
 """
 
 from __future__ import annotations
+
+from aiohttp import WSCloseCode
 
 
 class BridgeError(Exception):
@@ -29,7 +38,7 @@ class BridgeError(Exception):
 
     code = "bridge_error"
     http_status = 500
-    close_code = 1011
+    close_code: WSCloseCode = WSCloseCode.INTERNAL_ERROR
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -54,7 +63,7 @@ class RequestError(BridgeError):
 
     code = "bad_request"
     http_status = 400
-    close_code = 1008
+    close_code = WSCloseCode.POLICY_VIOLATION
 
 
 class Unauthorized(RequestError):
@@ -72,6 +81,22 @@ class InvalidRequest(RequestError):
     http_status = 400
 
 
+class WebhookRejected(RequestError):
+    """An OpenAI webhook is not from OpenAI (bad, missing or stale Standard Webhooks
+    signature) or is unusable (not a JSON event, an incoming call without a call id).
+
+    ``reason`` (also ``message``) says which; the route answers 401 or 400 with it.
+    Source: https://www.standardwebhooks.com/ (signature scheme);
+    https://platform.openai.com/docs/guides/realtime-sip (``realtime.call.incoming``).
+    """
+
+    code = "webhook_rejected"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ProtocolError(BridgeError):
     """A wire format was broken."""
 
@@ -82,14 +107,14 @@ class RemoteProtocolError(ProtocolError):
     """The other side (Vonage or OpenAI) sent something that breaks its own protocol."""
 
     code = "remote_protocol_error"
-    close_code = 1003
+    close_code = WSCloseCode.UNSUPPORTED_DATA
 
 
 class LocalProtocolError(ProtocolError):
     """We tried to send something invalid: a bug on our side."""
 
     code = "local_protocol_error"
-    close_code = 1011
+    close_code = WSCloseCode.INTERNAL_ERROR
 
 
 class UpstreamError(BridgeError):
@@ -97,7 +122,7 @@ class UpstreamError(BridgeError):
 
     code = "upstream_error"
     http_status = 502
-    close_code = 1011
+    close_code = WSCloseCode.INTERNAL_ERROR
 
 
 class RealtimeConnectError(UpstreamError):
@@ -126,6 +151,56 @@ class VonageApiError(UpstreamError):
         self.detail = detail
 
 
+class ApplicationApiError(UpstreamError):
+    """The Vonage Application API refused the request, failed, or could not be reached.
+
+    ``message`` is meant for a person: it says what went wrong and which variable to check.
+    ``status`` is the HTTP status, or None for network errors.
+    Source: https://developer.vonage.com/en/api/application.v2
+    """
+
+    code = "vonage_application_api_error"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TwilioApiError(UpstreamError):
+    """Twilio's REST API refused or failed a request, or could not be reached.
+
+    ``status`` is the HTTP status (None when Twilio could not be reached); ``twilio_code``
+    and ``twilio_message`` come from its error body ``{"code", "message", "more_info",
+    "status"}`` when it sent one.
+    Source: https://www.twilio.com/docs/voice/api/call-resource
+    """
+
+    code = "twilio_api_error"
+
+    ALREADY_ENDED_CODES = frozenset({20404, 21220})
+    """Twilio error codes meaning the call is gone: 20404 "resource not found" (HTTP 404)
+    and 21220 "Invalid call state" (HTTP 400, the call is no longer in progress).
+    Source: https://www.twilio.com/docs/api/errors/20404 and /21220."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        twilio_code: int | None = None,
+        twilio_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.twilio_code = twilio_code
+        self.twilio_message = twilio_message
+
+    @property
+    def call_gone(self) -> bool:
+        """Whether Twilio said the call no longer exists or is no longer in progress."""
+        return self.status == 404 or self.twilio_code in self.ALREADY_ENDED_CODES
+
+
 class UpstreamTimeout(UpstreamError):
     """An upstream request did not complete within its configured timeout."""
 
@@ -133,8 +208,28 @@ class UpstreamTimeout(UpstreamError):
     http_status = 504
 
 
+class CallGone(BridgeError):
+    """OpenAI answered 404 to a SIP call control request: the call no longer exists (the
+    caller hung up, or it already ended).
+
+    Not an :class:`UpstreamError` on purpose: it is an answer, not a failure, and callers
+    handle it apart (``except UpstreamError`` does not swallow it). Raised in background
+    tasks only, never turned into an HTTP answer.
+    Source: https://platform.openai.com/docs/guides/realtime-sip
+    """
+
+    code = "call_gone"
+
+
 class FeatureDisabled(BridgeError):
     """An optional feature was asked for but is off, because its settings are missing."""
 
     code = "feature_disabled"
     http_status = 503
+
+
+class StoreUnavailable(FeatureDisabled):
+    """The call-record database could not be reached or used (HTTP 503
+    ``call_records_unavailable``)."""
+
+    code = "call_records_unavailable"

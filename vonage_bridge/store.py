@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from .errors import FeatureDisabled
+from .errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,6 @@ FRONT_DOORS = (FRONT_DOOR_VONAGE, FRONT_DOOR_TWILIO, FRONT_DOOR_OPENAI_SIP)
 """Every value of ``CallRecord.front_door`` (at most 16 characters: the column's width)."""
 MIN_EPOCH_S = 1_000_000_000.0
 """Numbers below this (2001-09-09) are not epoch seconds, e.g. a monotonic loop time."""
-
-
-class StoreUnavailable(FeatureDisabled):
-    """The database could not be reached or used (HTTP 503 ``call_records_unavailable``)."""
-
-    code = "call_records_unavailable"
 
 
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)

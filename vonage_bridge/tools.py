@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .core.events import RunTool
 from .errors import ConfigError
+from .vonage.ncco import transfer_ncco
 
 if TYPE_CHECKING:
     from .vonage.voice_api import VoiceApi
@@ -56,6 +57,8 @@ class ToolContext:
         transfer: connects this call to an E.164 number (digits) over its front door's
             REST API; None when that is not configured.
         front_door: ``"vonage"`` or ``"twilio"``.
+        called: the number the caller dialled (ours), if known; the caller id a Vonage
+            transfer shows to its target.
     """
 
     call_uuid: str
@@ -63,6 +66,7 @@ class ToolContext:
     voice_api: VoiceApi | None = None
     transfer: Callable[[str], Awaitable[None]] | None = None
     front_door: str = "vonage"
+    called: str | None = None
 
 
 ToolHandler = Callable[[dict[str, Any], ToolContext], Awaitable[Any]]
@@ -166,15 +170,15 @@ END_CALL = Tool(
 def transfer_tool(number: str) -> Tool:
     """``transfer_call``: connects the caller to ``number`` (E.164 digits) through the call's
     front door (:attr:`ToolContext.transfer`: Twilio ``<Dial>`` update, Vonage ``transfer``),
-    or else the Vonage Voice API ``transfer`` action with an inline NCCO; our media leg ends
-    with it."""
+    or else the Vonage Voice API ``transfer`` action with an inline NCCO
+    (:func:`.vonage.ncco.transfer_ncco`: ``from`` is the number the caller dialled); our media
+    leg ends with it."""
 
     async def transfer(args: dict[str, Any], ctx: ToolContext) -> str:
         if ctx.transfer is not None:
             await ctx.transfer(number)
         elif ctx.voice_api is not None:
-            ncco = [{"action": "connect", "endpoint": [{"type": "phone", "number": number}]}]
-            await ctx.voice_api.transfer(ctx.call_uuid, ncco)
+            await ctx.voice_api.transfer(ctx.call_uuid, transfer_ncco(number, ctx.called))
         else:
             raise RuntimeError("transfers are not configured")
         return "The caller is being transferred."

@@ -14,6 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from support import SECOND, Call, StartCall
+from test_tools_call import function_call
 
 from vonage_bridge.config import Settings
 from vonage_bridge.errors import ConfigError
@@ -361,6 +362,38 @@ async def test_realtime_closing_the_session_hangs_the_call_up(
     await rt.close(1000)
     assert await voice_api.wait_hangup(caller.call_uuid, timeout=5 * SECOND) == {"action": "hangup"}
     await no_live_calls(call)
+
+
+async def test_transfer_tool_transfers_over_rest_with_the_called_number_as_caller_id(
+    start_call: StartCall, voice_api: FakeVoiceApi
+) -> None:
+    """The model's ``transfer_call``: ``PUT /v1/calls/{uuid}`` with an inline NCCO whose
+    ``connect`` shows the number the caller dialled (the SDK's ``Connect`` needs a ``from``)."""
+    call = await start_call(**vonage_env(voice_api, TRANSFER_NUMBER="447700900123"))
+    caller = call.caller(to_number="447700900555")
+    await caller.answer()
+    await caller.connect()
+    rt = await call.fake.wait_for_session(timeout=5 * SECOND)
+    await rt.wait_for_event("session.update")
+    function_call(rt, "call_1", "transfer_call", {"reason": "wants a human"})
+    body = await voice_api.wait_hangup(caller.call_uuid, timeout=5 * SECOND)
+    assert body == {
+        "action": "transfer",
+        "destination": {
+            "type": "ncco",
+            "ncco": [
+                {
+                    "action": "connect",
+                    "from": "447700900555",
+                    "endpoint": [{"type": "phone", "number": "447700900123"}],
+                }
+            ],
+        },
+    }
+    output = await rt.wait_for_event("conversation.item.create", timeout=5 * SECOND)
+    assert output["item"]["call_id"] == "call_1"
+    assert "transferred" in output["item"]["output"]
+    await caller.hang_up()
 
 
 async def test_caller_hang_up_is_not_hung_up_again_over_rest(

@@ -12,14 +12,14 @@ import aiohttp
 import pytest
 
 from vonage_bridge.config import TwilioSettings
-from vonage_bridge.errors import InvalidRequest, UpstreamError, UpstreamTimeout
+from vonage_bridge.errors import InvalidRequest, TwilioApiError, UpstreamError, UpstreamTimeout
 from vonage_bridge.sim.twilio_api import (
     FakeTwilioApi,
     FakeTwilioApiOptions,
     new_account_sid,
     new_call_sid,
 )
-from vonage_bridge.twilio.rest import TwilioApi, TwilioApiError, TwilioHangUp, check_call_sid
+from vonage_bridge.twilio.rest import TwilioApi, TwilioHangUp, check_call_sid
 
 TOKEN = "twilio-auth-token-0123456789abcdef"
 ACCOUNT = new_account_sid()

@@ -1,14 +1,18 @@
-"""The answer NCCO (protocols.md A2/A3): greeting, then connect to our media WebSocket."""
+"""The NCCOs: the answer (greeting, then connect to our media WebSocket) and the transfer
+(connect to a phone), built with and checked against the Vonage SDK's models."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pydantic
 import pytest
+from vonage_voice import Connect, PhoneEndpoint, WebsocketEndpoint
+from vonage_voice.errors import NccoActionError
 
 from vonage_bridge.phone import MAX_HEADER_VALUE_CHARS, MAX_HEADERS_BYTES, bounded_headers
-from vonage_bridge.vonage.ncco import answer_ncco, connect_from_number
+from vonage_bridge.vonage.ncco import answer_ncco, connect_from_number, transfer_ncco
 
 URI = "wss://abc.ngrok.app/media?call_uuid=abc-123&exp=1750000300&token=AbC-_d%3D"
 HEADERS = {"call_uuid": "abc-123", "caller": "447700900000"}
@@ -150,3 +154,78 @@ def test_bounded_headers_json_of_non_ascii_fields_fits_512_bytes() -> None:
     assert out
     assert len(json.dumps(out, separators=(",", ":")).encode()) <= 512
     assert len(json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode()) <= 512
+
+
+def sdk_connect(action: dict[str, Any]) -> Connect:
+    """Read a dumped ``connect`` back through the SDK's models (they validate on the way)."""
+    endpoints = [
+        PhoneEndpoint(**e) if e["type"] == "phone" else WebsocketEndpoint(**e)
+        for e in action["endpoint"]
+    ]
+    return Connect(
+        endpoint=endpoints,
+        from_=action.get("from"),
+        randomFromNumber=action.get("randomFromNumber"),
+    )
+
+
+def test_ncco_signed_handshake_asks_vonage_to_sign_the_socket() -> None:
+    endpoint = build(signed_handshake=True)[-1]["endpoint"][0]
+    assert endpoint["authorization"] == {"type": "vonage"}
+    assert "authorization" not in build()[-1]["endpoint"][0]
+
+
+def test_ncco_signed_handshake_survives_the_sdk_model() -> None:
+    connect = sdk_connect(build(signed_handshake=True)[-1])
+    (endpoint,) = connect.endpoint
+    assert isinstance(endpoint, WebsocketEndpoint)
+    assert endpoint.authorization is not None and endpoint.authorization.type == "vonage"
+
+
+def test_transfer_ncco_connects_to_the_phone_from_the_called_number() -> None:
+    (connect,) = transfer_ncco("447700900002", "447700900001")
+    assert connect == {
+        "action": "connect",
+        "from": "447700900001",
+        "endpoint": [{"type": "phone", "number": "447700900002"}],
+    }
+    assert json.loads(json.dumps(connect)) == connect
+
+
+@pytest.mark.parametrize(
+    ("caller_id", "expected"),
+    [
+        ("+447700900001", {"from": "447700900001"}),
+        ("14155550100", {"from": "14155550100"}),
+        (None, {"randomFromNumber": True}),
+        ("", {"randomFromNumber": True}),
+        ("Vonage", {"randomFromNumber": True}),  # a name is not a caller id the SDK accepts
+        ("sip-user", {"randomFromNumber": True}),
+    ],
+)
+def test_transfer_ncco_caller_id_or_random_from_number(
+    caller_id: str | None, expected: dict[str, Any]
+) -> None:
+    (connect,) = transfer_ncco("447700900002", caller_id)
+    assert {k: connect[k] for k in ("from", "randomFromNumber") if k in connect} == expected
+
+
+@pytest.mark.parametrize("caller_id", ["447700900001", None])
+def test_transfer_ncco_is_accepted_by_the_sdk_model(caller_id: str | None) -> None:
+    connect = sdk_connect(transfer_ncco("447700900002", caller_id)[0])
+    (endpoint,) = connect.endpoint
+    assert isinstance(endpoint, PhoneEndpoint) and endpoint.number == "447700900002"
+    assert connect.from_ == caller_id
+
+
+def test_the_old_hand_written_transfer_ncco_is_rejected_by_the_sdk() -> None:
+    """Why ``transfer_ncco`` exists: ``connect`` without ``from`` breaks the SDK's model."""
+    old = {"action": "connect", "endpoint": [{"type": "phone", "number": "447700900002"}]}
+    with pytest.raises(NccoActionError):
+        sdk_connect(old)
+
+
+@pytest.mark.parametrize("number", ["+447700900002", "0447700900002", "12345", "agent"])
+def test_transfer_ncco_refuses_a_number_that_is_not_e164_digits(number: str) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        transfer_ncco(number, "447700900001")

@@ -9,10 +9,9 @@ import pytest
 from test_layering import PACKAGE_DIR, forbidden_imports, imported_names
 
 from vonage_bridge.config import Settings, SipSettings
-from vonage_bridge.errors import ConfigError
+from vonage_bridge.errors import ConfigError, WebhookRejected
 from vonage_bridge.openai_sip.webhook import (
     SeenIds,
-    WebhookRejected,
     accept_session,
     greeting_event,
     number_from_uri,

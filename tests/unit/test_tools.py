@@ -173,7 +173,17 @@ def test_transfer_only_with_number_and_rest() -> None:
     assert on.names == ["end_call", "transfer_call"]
 
 
-async def test_transfer_uses_the_voice_api_with_an_inline_ncco() -> None:
+@pytest.mark.parametrize(
+    ("called", "caller_id"),
+    [
+        ("447700900001", {"from": "447700900001"}),
+        ("+447700900001", {"from": "447700900001"}),
+        (None, {"randomFromNumber": True}),  # unknown: Vonage picks one of our numbers
+    ],
+)
+async def test_transfer_uses_the_voice_api_with_an_inline_ncco_from_the_called_number(
+    called: str | None, caller_id: dict[str, Any]
+) -> None:
     calls: list[tuple[str, Any]] = []
 
     class Api:
@@ -185,12 +195,18 @@ async def test_transfer_uses_the_voice_api_with_an_inline_ncco() -> None:
     )
     tool = registry.get("transfer_call")
     assert tool is not None
-    ctx = ToolContext("uuid-1", voice_api=Api())  # type: ignore[arg-type]
+    ctx = ToolContext("uuid-1", voice_api=Api(), called=called)  # type: ignore[arg-type]
     await tool.handler({}, ctx)
     assert calls == [
         (
             "uuid-1",
-            [{"action": "connect", "endpoint": [{"type": "phone", "number": "447700900002"}]}],
+            [
+                {
+                    "action": "connect",
+                    "endpoint": [{"type": "phone", "number": "447700900002"}],
+                    **caller_id,
+                }
+            ],
         )
     ]
 

@@ -20,19 +20,25 @@ from typing import Any
 from aiohttp import web
 
 from ..config import Settings
-from ..errors import InvalidRequest, RealtimeConnectError, Unauthorized, UpstreamError
+from ..errors import (
+    CallGone,
+    InvalidRequest,
+    RealtimeConnectError,
+    Unauthorized,
+    UpstreamError,
+    WebhookRejected,
+)
 from ..logs import call_context
 from ..realtime.instructions import call_instructions
 from ..store import FRONT_DOOR_OPENAI_SIP, CallRecord
 from ..tools import ToolRegistry, transfer_tool
 from ..web.keys import HTTP, SETTINGS, SIP, STORE, TOOLS, SipState
-from .control import CallGone, SipControl
+from .control import SipControl
 from .sideband import Sideband, open_sideband
 from .webhook import (
     DECLINE,
     IncomingCall,
     SeenIds,
-    WebhookRejected,
     accept_session,
     greeting_event,
     parse_event,

@@ -31,12 +31,12 @@ from ..core.events import (
     RealtimeError,
     ResponseDone,
 )
-from ..errors import RealtimeConnectError, RemoteProtocolError, UpstreamError
+from ..errors import CallGone, RealtimeConnectError, RemoteProtocolError, UpstreamError
 from ..realtime.connection import MAX_MESSAGE_BYTES
 from ..realtime.protocol import client_event, function_call_output, parse_server_event
 from ..store import TranscriptEntry
 from ..tools import ToolContext, ToolRegistry
-from .control import CallGone, SipControl
+from .control import SipControl
 
 log = logging.getLogger(__name__)
 

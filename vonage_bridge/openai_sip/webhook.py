@@ -19,6 +19,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from ..config import OpenAISettings, SipSettings
+from ..errors import WebhookRejected
 from ..realtime.instructions import session_config
 
 INCOMING_CALL = "realtime.call.incoming"
@@ -32,14 +33,6 @@ DECLINE = 603
 _SAFE = re.compile(r"[^\x20-\x7e]")
 _CALL_ID = re.compile(r"[A-Za-z0-9_\-]{1,128}")
 _SIP_NUMBER = re.compile(r"(?:sips?|tel):(\+?[0-9][0-9\-.()]{5,20})(?=[@;>?]|$)", re.IGNORECASE)
-
-
-class WebhookRejected(Exception):
-    """The webhook is not from OpenAI (bad, missing or stale signature) or is unusable."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def webhook_verifier(secret: str) -> Webhook:

@@ -2,10 +2,11 @@
 ``Twiml``) a live call. Shell: does I/O.
 
 Both are ``POST {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json``
-with a form body and HTTP Basic auth ``AccountSid:AuthToken``, through the app's shared
-``aiohttp.ClientSession``, like :class:`~..vonage.voice_api.VoiceApi`. The ``twilio`` SDK's
-REST client is not used: it is synchronous (requests), and the configurable base URL keeps
-the tests and the simulation on a plain-http loopback fake (``sim/twilio_api.py``).
+with a form body and HTTP Basic auth ``AccountSid:AuthToken``, through
+:func:`..rest.request_json` on the app's shared ``aiohttp.ClientSession``. The configurable
+base URL keeps the tests and the simulation on a plain-http loopback fake
+(``sim/twilio_api.py``). The ``twilio`` SDK's async REST client was measured against that
+fake and not adopted: see ``rest.py`` for the numbers and why.
 
 Call SIDs are checked (``CA`` + 32 hex) before any URL is built from them, so a crafted SID
 never reaches another path. Every request is bounded by ``TWILIO_API_TIMEOUT_S``.
@@ -18,29 +19,28 @@ Errors::
                             Twilio's error code (20003 bad credentials, 20404 not found)
     UpstreamTimeout    504  no answer within TWILIO_API_TIMEOUT_S
 
-Source: issue 5 "Hang-up ... goes through Twilio's REST API"; Twilio Call resource
-(https://www.twilio.com/docs/voice/api/call-resource, "Update a Call": ``Status``,
-``Twiml``); [TW-STREAM] for ``<Dial>`` transfer.
+Source: Twilio Call resource (https://www.twilio.com/docs/voice/api/call-resource, "Update a
+Call": ``Status``, ``Twiml``); TwiML ``<Stream>`` (https://www.twilio.com/docs/voice/twiml/stream)
+for what ends the media stream on a ``<Dial>`` transfer.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from typing import Any
+from functools import partial
 
 import aiohttp
 
 from ..config import TwilioSettings
-from ..errors import InvalidRequest, UpstreamError, UpstreamTimeout
+from ..errors import InvalidRequest, TwilioApiError, UpstreamTimeout
+from ..rest import JsonReply, request_json
 
 __all__ = [
     "API_VERSION",
     "ALREADY_ENDED_CODES",
     "CALL_SID_RE",
     "TwilioApi",
-    "TwilioApiError",
     "TwilioHangUp",
     "check_call_sid",
 ]
@@ -51,38 +51,8 @@ API_VERSION = "2010-04-01"
 CALL_SID_RE = re.compile(r"CA[0-9a-fA-F]{32}")
 """A Twilio call SID: ``CA`` then 32 hex digits."""
 
-ALREADY_ENDED_CODES = frozenset({20404, 21220})
-"""Twilio error codes meaning the call is gone: 20404 "resource not found" (HTTP 404) and
-21220 "Invalid call state" (HTTP 400, the call is no longer in progress)."""
-
-
-class TwilioApiError(UpstreamError):
-    """Twilio's REST API refused or failed a request, or could not be reached.
-
-    ``status`` is the HTTP status (None when Twilio could not be reached); ``twilio_code``
-    and ``twilio_message`` come from its error body ``{"code", "message", "more_info",
-    "status"}`` when it sent one.
-    """
-
-    code = "twilio_api_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        twilio_code: int | None = None,
-        twilio_message: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.twilio_code = twilio_code
-        self.twilio_message = twilio_message
-
-    @property
-    def call_gone(self) -> bool:
-        """Whether Twilio said the call no longer exists or is no longer in progress."""
-        return self.status == 404 or self.twilio_code in ALREADY_ENDED_CODES
+ALREADY_ENDED_CODES = TwilioApiError.ALREADY_ENDED_CODES
+"""Twilio error codes meaning the call is gone (20404, 21220): see :class:`TwilioApiError`."""
 
 
 def check_call_sid(call_sid: str) -> str:
@@ -118,7 +88,6 @@ class TwilioApi:
             "Authorization": aiohttp.encode_basic_auth(settings.account_sid, settings.auth_token),
         }
         self._calls_url = f"{settings.api_url}/{API_VERSION}/Accounts/{settings.account_sid}/Calls"
-        self._timeout = aiohttp.ClientTimeout(total=settings.api_timeout_s)
         self.timeout_s = settings.api_timeout_s
 
     async def hang_up(self, call_sid: str) -> bool:
@@ -159,37 +128,36 @@ class TwilioApi:
             raise InvalidRequest("TwiML for the call update is empty", code="bad_twiml")
         await self._update(call_sid, {"Twiml": twiml}, "transfer")
 
-    async def _update(self, call_sid: str, form: dict[str, str], what: str) -> Any:
-        url = f"{self._calls_url}/{check_call_sid(call_sid)}.json"
-        try:
-            async with self._http.post(
-                url,
-                data=form,
-                headers=self._headers,
-                timeout=self._timeout,
-            ) as resp:
-                status = resp.status
-                raw = await resp.read()
-        except TimeoutError:
-            raise UpstreamTimeout(f"Twilio {what}: no answer within {self.timeout_s:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise TwilioApiError(f"Twilio {what}: request failed ({exc!r})") from None
-        data = _json_or_none(raw)
-        if status >= 400:
-            code = message = None
-            if isinstance(data, dict):
-                code = data.get("code") if isinstance(data.get("code"), int) else None
-                message = data.get("message") if isinstance(data.get("message"), str) else None
-            text = message or "no error detail"
-            if code is not None:
-                text += f" (Twilio error {code})"
-            raise TwilioApiError(
-                f"Twilio {what} failed (HTTP {status}): {text}",
-                status=status,
-                twilio_code=code,
-                twilio_message=message,
-            )
-        return data
+    async def _update(self, call_sid: str, form: dict[str, str], what: str) -> None:
+        await request_json(
+            self._http,
+            "POST",
+            f"{self._calls_url}/{check_call_sid(call_sid)}.json",
+            what=f"Twilio {what}",
+            service="Twilio",
+            timeout_s=self.timeout_s,
+            headers=self._headers,
+            form=form,
+            error=TwilioApiError,
+            refused=partial(_refused, what),
+        )
+
+
+def _refused(what: str, reply: JsonReply) -> TwilioApiError:
+    """Twilio's error answer, ``code`` and ``message`` from its error body."""
+    code = message = None
+    if isinstance(reply.data, dict):
+        code = reply.data.get("code") if isinstance(reply.data.get("code"), int) else None
+        message = reply.data.get("message") if isinstance(reply.data.get("message"), str) else None
+    text = message or "no error detail"
+    if code is not None:
+        text += f" (Twilio error {code})"
+    return TwilioApiError(
+        f"Twilio {what} failed (HTTP {reply.status}): {text}",
+        status=reply.status,
+        twilio_code=code,
+        twilio_message=message,
+    )
 
 
 class TwilioHangUp:
@@ -223,10 +191,3 @@ class TwilioHangUp:
         else:
             log.info("Twilio call had already ended (%s)", reason)
         return True
-
-
-def _json_or_none(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw.strip() else None
-    except ValueError:
-        return None

@@ -3,54 +3,57 @@
 Shell ring (I/O): used by ``change_url.py``, never by the call path.
 
 The procedure is Vonage's own: GET the application, change the one setting, PUT the whole
-document back, because PUT replaces the configuration [V-SIGN-VOICE], [V-SPEC
-application.v2.yml]. :func:`with_voice_urls` (pure) changes only the address and method of
+document back, because PUT replaces the configuration (Vonage's signed-webhooks guide; the
+Application API v2 spec). :func:`with_voice_urls` (pure) changes only the address and method of
 ``capabilities.voice.webhooks.answer_url`` and ``event_url``; every other field survives:
 other capabilities, keys, ``fallback_answer_url``, the timeouts inside the webhook objects,
 ``signed_callbacks``, ``region``, ``privacy`` and any field we do not know about.
 
 Read-only fields: the spec lists ``id`` only in ``ApplicationResponse``, not in the PUT
-request body (``name``, ``keys``, ``capabilities``), the SDK's request model sends ``name``,
-``keys``, ``capabilities`` and ``privacy`` [SDK-APP], and ``_links`` is HAL metadata of the
-response. So :func:`put_body` drops ``id`` and ``_links`` and keeps everything else,
-``privacy`` included.
+request body (``name``, ``keys``, ``capabilities``), the SDK's request model
+(``vonage-application``) sends ``name``, ``keys``, ``capabilities`` and ``privacy``, and
+``_links`` is HAL metadata of the response. So :func:`put_body` drops ``id`` and ``_links``
+and keeps everything else, ``privacy`` included.
 
-Why aiohttp and not the Vonage SDK: ``vonage-http-client`` builds every URL as
-``https://{api_host}{path}``, so it cannot reach a plain-http fake on 127.0.0.1
-(dependencies.md section 2). A configurable base URL (``VONAGE_API_URL``) keeps the tests
+Why aiohttp (through :func:`..rest.request_json`) and not the Vonage SDK:
+``vonage-http-client`` builds every URL as ``https://{api_host}{path}``, so it cannot reach a
+plain-http fake on 127.0.0.1. A configurable base URL (``VONAGE_API_URL``) keeps the tests
 and the simulation free of TLS certificates and private-attribute patches, and two requests
 do not justify the SDK's 0.9 s import.
 
 Errors::
 
     ConfigError              a VONAGE_* variable or SERVER_URL is missing or invalid
-    ApplicationApiError      (an UpstreamError) 401, 404, other HTTP errors, network errors,
-                             timeouts and non-JSON answers; ``.status`` is the HTTP status or None
+    ApplicationApiError      (an UpstreamError) 401, 404, other HTTP errors, network errors
+                             and non-JSON answers; ``.status`` is the HTTP status or None
+    UpstreamTimeout          no answer within REQUEST_TIMEOUT_S
 
-Source: protocols.md A5 [V-SPEC application.v2.yml], [V-SIGN-VOICE], [SDK-APP];
-dependencies.md section 2.
+Source: Application API v2 reference (https://developer.vonage.com/en/api/application.v2) and
+spec (https://github.com/Nexmo/api-specification/blob/master/definitions/application.v2.yml);
+signed webhooks guide (https://developer.vonage.com/en/voice/voice-api/guides/signed-webhooks);
+``vonage-application`` 2.0.2 (https://pypi.org/project/vonage-application/).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
 
 from ..config import PublicUrl
-from ..errors import ConfigError, UpstreamError
+from ..errors import ApplicationApiError, ConfigError
+from ..rest import JsonReply, request_json
 
 __all__ = [
     "ANSWER_PATH",
     "DEFAULT_API_URL",
     "EVENT_PATH",
     "READ_ONLY_FIELDS",
-    "ApplicationApiError",
     "ApplicationApiSettings",
     "UrlChange",
     "WebhookUrl",
@@ -66,7 +69,7 @@ __all__ = [
 JsonObject = dict[str, Any]
 
 DEFAULT_API_URL = "https://api.nexmo.com"
-"""Base of the Application API; ``/v2/applications/{id}`` is appended [V-SPEC]."""
+"""Base of the Application API; ``/v2/applications/{id}`` is appended."""
 
 ANSWER_PATH = "/incoming-call"
 """Our answer URL route (``vonage/routes.py``); it accepts GET and POST JSON."""
@@ -75,29 +78,16 @@ EVENT_PATH = "/event"
 """Our event URL route (``vonage/routes.py``)."""
 
 WEBHOOK_METHOD = "POST"
-"""Method set for both webhooks: the answer handler accepts a POST JSON body [V-WHREF]."""
+"""Method set for both webhooks: the answer handler accepts a POST JSON body
+(https://developer.vonage.com/en/voice/voice-api/webhook-reference)."""
 
 READ_ONLY_FIELDS = ("id", "_links")
-"""Top-level fields of a GET answer that are not part of the PUT request body [V-SPEC]."""
+"""Top-level fields of a GET answer that are not part of the PUT request body (spec)."""
 
 REQUEST_TIMEOUT_S = 15.0
 """Whole-request timeout for each GET and PUT."""
 
 REQUIRED_VARIABLES = ("VONAGE_API_KEY", "VONAGE_API_SECRET", "VONAGE_APPLICATION_ID", "SERVER_URL")
-
-
-class ApplicationApiError(UpstreamError):
-    """The Application API refused the request, failed, or could not be reached.
-
-    ``message`` is meant for a person: it says what went wrong and which variable to check.
-    ``status`` is the HTTP status, or None for network errors and timeouts.
-    """
-
-    code = "vonage_application_api_error"
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -129,7 +119,7 @@ class ApplicationApiSettings:
 
     @property
     def application_url(self) -> str:
-        """``{VONAGE_API_URL}/v2/applications/{VONAGE_APPLICATION_ID}`` [V-SPEC]."""
+        """``{VONAGE_API_URL}/v2/applications/{VONAGE_APPLICATION_ID}``."""
         return f"{self.api_url}/v2/applications/{quote(self.application_id, safe='')}"
 
     @classmethod
@@ -204,7 +194,7 @@ def voice_urls(app_doc: Mapping[str, Any]) -> tuple[WebhookUrl, WebhookUrl]:
     """The application's voice ``(answer_url, event_url)``; missing parts come back as None.
 
     Args:
-        app_doc: an application document as GET returns it [V-SPEC ApplicationResponse].
+        app_doc: an application document as GET returns it (spec: ``ApplicationResponse``).
     """
     webhooks = _dig(app_doc, "capabilities", "voice", "webhooks")
     return _webhook(webhooks.get("answer_url")), _webhook(webhooks.get("event_url"))
@@ -225,7 +215,8 @@ def with_voice_urls(app_doc: Mapping[str, Any], answer_url: str, event_url: str)
         event_url: absolute URL of our event handler (``.../event``).
     Returns:
         The new document (read-only fields such as ``id`` still in it; see :func:`put_body`).
-    Source: protocols.md A5 [V-SIGN-VOICE] (GET, change, PUT the whole body).
+    Source: https://developer.vonage.com/en/voice/voice-api/guides/signed-webhooks (GET,
+    change, PUT the whole body).
     """
     doc: JsonObject = copy.deepcopy(dict(app_doc))
     webhooks = _ensure_object(
@@ -241,8 +232,9 @@ def with_voice_urls(app_doc: Mapping[str, Any], answer_url: str, event_url: str)
 def put_body(app_doc: Mapping[str, Any]) -> JsonObject:
     """``app_doc`` without the response-only fields ``id`` and ``_links`` (a shallow copy).
 
-    Source: [V-SPEC application.v2.yml] PUT requestBody (``name`` required; ``keys``,
-    ``capabilities``); [SDK-APP] ``ApplicationOptions`` (adds ``privacy``).
+    Source: https://github.com/Nexmo/api-specification/blob/master/definitions/application.v2.yml
+    PUT requestBody (``name`` required; ``keys``, ``capabilities``); ``vonage-application``
+    ``ApplicationOptions`` (adds ``privacy``).
     """
     return {k: v for k, v in app_doc.items() if k not in READ_ONLY_FIELDS}
 
@@ -295,9 +287,10 @@ async def get_application(
     """``GET {api_url}/v2/applications/{id}`` with Basic auth; the application document.
 
     Raises:
-        ApplicationApiError: on 401, 404, any other non-2xx, a network error, a timeout, or
-            an answer that is not a JSON object with a ``name``.
-    Source: [V-SPEC application.v2.yml] getApplication.
+        ApplicationApiError: on 401, 404, any other non-2xx, a network error, or an answer
+            that is not a JSON object with a ``name``.
+        UpstreamTimeout: no answer within ``REQUEST_TIMEOUT_S`` (15 s).
+    Source: https://developer.vonage.com/en/api/application.v2 (getApplication).
     """
     doc = await _request(http, settings, "GET", None)
     if not isinstance(doc.get("name"), str):
@@ -317,7 +310,8 @@ async def put_application(
     Raises:
         ApplicationApiError: as :func:`get_application`, plus 400 with Vonage's
             ``invalid_parameters`` in the message.
-    Source: [V-SPEC application.v2.yml] updateApplication.
+        UpstreamTimeout: no answer within ``REQUEST_TIMEOUT_S`` (15 s).
+    Source: https://developer.vonage.com/en/api/application.v2 (updateApplication).
     """
     return await _request(http, settings, "PUT", body)
 
@@ -338,7 +332,8 @@ async def update_urls(
     Returns:
         The old and new URLs and the PUT body (sent, or that would be sent).
     Raises:
-        ApplicationApiError: see :func:`get_application` and :func:`put_application`.
+        ApplicationApiError, UpstreamTimeout: see :func:`get_application` and
+            :func:`put_application`.
     """
     if http is None:
         async with aiohttp.ClientSession() as own:
@@ -380,71 +375,60 @@ async def _request(
     body: JsonObject | None,
 ) -> JsonObject:
     url = settings.application_url
-    # HTTP Basic with the account's API key and secret, not a JWT [V-SPEC], [SDK-APP].
-    auth = aiohttp.encode_basic_auth(settings.api_key, settings.api_secret)
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-    try:
-        async with http.request(
-            method,
-            url,
-            json=body,
-            timeout=timeout,
-            headers={"Accept": "application/json", "Authorization": auth},
-        ) as resp:
-            text = await resp.text()
-            status = resp.status
-    except TimeoutError:
+    reply = await request_json(
+        http,
+        method,
+        url,
+        what=f"Vonage application {method}",
+        service="the Vonage API",
+        timeout_s=REQUEST_TIMEOUT_S,
+        # HTTP Basic with the account's API key and secret, not a JWT.
+        headers={
+            "Accept": "application/json",
+            "Authorization": aiohttp.encode_basic_auth(settings.api_key, settings.api_secret),
+        },
+        json=body,
+        error=ApplicationApiError,
+        refused=partial(_refused, settings, method),
+        hint="; check VONAGE_API_URL and your network",
+    )
+    if not isinstance(reply.data, dict):
         raise ApplicationApiError(
-            f"no answer from the Vonage API at {settings.api_url} within "
-            f"{REQUEST_TIMEOUT_S:g} s ({method} {url}); check VONAGE_API_URL and your network"
-        ) from None
-    except aiohttp.ClientError as exc:
-        raise ApplicationApiError(
-            f"cannot reach the Vonage API at {settings.api_url} ({method} {url}): "
-            f"{exc or type(exc).__name__}; check VONAGE_API_URL and your network"
-        ) from None
+            f"Vonage answered {method} {url} with HTTP {reply.status} but not a JSON object: "
+            f"{reply.text[:200]!r}",
+            status=reply.status,
+        )
+    return reply.data
 
-    parsed = _json_or_none(text)
+
+def _refused(
+    settings: ApplicationApiSettings, method: str, reply: JsonReply
+) -> ApplicationApiError:
+    """A person-facing error for a non-2xx answer: which variable to check."""
+    status, reason = reply.status, _vonage_reason(reply.data)
     if status == 401:
-        raise ApplicationApiError(
-            f"Vonage refused the credentials (HTTP 401{_vonage_reason(parsed)}); "
-            "check VONAGE_API_KEY and VONAGE_API_SECRET (the account's API key and secret, "
-            "not the application's private key)",
-            status=status,
+        message = (
+            f"Vonage refused the credentials (HTTP 401{reason}); check VONAGE_API_KEY and "
+            "VONAGE_API_SECRET (the account's API key and secret, not the application's "
+            "private key)"
         )
-    if status == 404:
-        raise ApplicationApiError(
+    elif status == 404:
+        message = (
             f"Vonage has no application {settings.application_id!r} for this API key "
-            f"(HTTP 404{_vonage_reason(parsed)}); check VONAGE_APPLICATION_ID and that "
-            "VONAGE_API_KEY is the account that owns it",
-            status=status,
+            f"(HTTP 404{reason}); check VONAGE_APPLICATION_ID and that VONAGE_API_KEY is the "
+            "account that owns it"
         )
-    if not 200 <= status < 300:
-        raise ApplicationApiError(
-            f"Vonage answered {method} {url} with HTTP {status}{_vonage_reason(parsed)}",
-            status=status,
-        )
-    if not isinstance(parsed, dict):
-        raise ApplicationApiError(
-            f"Vonage answered {method} {url} with HTTP {status} but not a JSON object: "
-            f"{text[:200]!r}",
-            status=status,
-        )
-    return parsed
-
-
-def _json_or_none(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
+    else:
+        message = f"Vonage answered {method} {settings.application_url} with HTTP {status}{reason}"
+    return ApplicationApiError(message, status=status)
 
 
 def _vonage_reason(parsed: Any) -> str:
     """``": title: detail [name: reason, ...]"`` from a Vonage error body, or ``""``.
 
-    Source: [V-SPEC common_errors.yml] (``type``, ``title``, ``detail``, ``instance``);
-    application.v2.yml InvalidPayloadError (``invalid_parameters``).
+    Source: https://github.com/Nexmo/api-specification, ``common_errors.yml`` (``type``,
+    ``title``, ``detail``, ``instance``); ``application.v2.yml`` InvalidPayloadError
+    (``invalid_parameters``).
     """
     if not isinstance(parsed, dict):
         return ""

@@ -16,7 +16,8 @@ Responses (JSON):
 - 502 ``vonage_api_error`` (``vonage`` holds Vonage's status, title and detail), 504
   ``upstream_timeout``.
 
-Source: protocols.md A4 (create call), A1 (answer URL of an outbound call).
+Source: Vonage Voice API reference (https://developer.vonage.com/en/api/voice, "Create an
+outbound call"); answer webhook (https://developer.vonage.com/en/voice/voice-api/webhook-reference).
 """
 
 from __future__ import annotations

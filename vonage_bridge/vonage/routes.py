@@ -142,20 +142,9 @@ async def answer(request: web.Request) -> web.Response:
         greeting_language=settings.call.greeting_language,
         from_number=connect_from_number(headers.get("to")),
         sample_rate_hz=CALLER_RATE_HZ,
+        signed_handshake=settings.vonage.signature_secret is not None,
     )
-    if settings.vonage.signature_secret is not None:
-        _ask_vonage_to_sign_handshake(ncco)
     return web.json_response(ncco)
-
-
-def _ask_vonage_to_sign_handshake(ncco: list[dict[str, Any]]) -> None:
-    """Add ``"authorization": {"type": "vonage"}`` to each websocket endpoint: Vonage then
-    sends its signed JWT on the opening handshake. [SDK-VOICE WebsocketEndpoint], A2."""
-    for action in ncco:
-        if action.get("action") == "connect":
-            for endpoint in action.get("endpoint", []):
-                if endpoint.get("type") == "websocket":
-                    endpoint["authorization"] = {"type": "vonage"}
 
 
 @routes.route("GET", "/event")

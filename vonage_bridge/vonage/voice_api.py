@@ -1,23 +1,25 @@
 """Vonage Voice API calls resource: dial (``POST /v1/calls``) and hang up
 (``PUT /v1/calls/{uuid}``). Shell: does I/O.
 
-Requests go through the app's shared ``aiohttp.ClientSession`` with an RS256 application JWT
-signed by the key object loaded once at start-up (``app_jwt``). The Vonage SDK is not used
-here: it is synchronous (requests; it would need a thread per call), always builds
-``https://{host}`` URLs, so it cannot reach a plain-``http`` loopback fake, and it re-parses
-the PEM key for every request (~72 ms CPU). See dependencies.md section 2.
+Requests go through :func:`..rest.request_json` on the app's shared ``aiohttp.ClientSession``
+with an RS256 application JWT signed by the key object loaded once at start-up (``app_jwt``).
+The Vonage SDK is not used here: it is synchronous (requests; it would need a thread per
+call), always builds ``https://{host}`` URLs, so it cannot reach a plain-``http`` loopback
+fake, and it re-parses the PEM key for every request (~72 ms CPU); see ``rest.py``.
 
 Every request is bounded by ``VONAGE_API_TIMEOUT_S``.
 
-Source: protocols.md A4 [V-SPEC voice.yml]; A3 "Ending the call" [V-WSG].
+Source: Vonage Voice API reference (https://developer.vonage.com/en/api/voice: "Create an
+outbound call", "Modify an in progress call"); Vonage WebSockets guide
+(https://developer.vonage.com/en/voice/voice-api/concepts/websockets).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +27,7 @@ import aiohttp
 
 from ..config import VonageSettings
 from ..errors import UpstreamTimeout, VonageApiError
+from ..rest import JsonReply, request_json
 from .app_jwt import application_jwt
 
 log = logging.getLogger(__name__)
@@ -32,7 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class CreatedCall:
-    """Vonage's 201 answer to ``POST /v1/calls``. [V-SPEC]"""
+    """Vonage's 201 answer to ``POST /v1/calls``."""
 
     uuid: str
     status: str
@@ -58,7 +61,6 @@ class VoiceApi:
         self._application_id = vonage.application_id
         self._key = vonage.private_key
         self._base = vonage.api_url
-        self._timeout = aiohttp.ClientTimeout(total=vonage.api_timeout_s)
         self.timeout_s = vonage.api_timeout_s
 
     def _headers(self) -> dict[str, str]:
@@ -81,7 +83,7 @@ class VoiceApi:
             VonageApiError: Vonage answered 4xx/5xx (its ``title`` and ``detail`` in the
                 message), sent an unusable body, or could not be reached.
             UpstreamTimeout: no answer within ``VONAGE_API_TIMEOUT_S``.
-        Source: protocols.md A4 "Create call".
+        Source: https://developer.vonage.com/en/api/voice ("Create an outbound call").
         """
         body = {
             "to": [{"type": "phone", "number": to}],
@@ -91,7 +93,8 @@ class VoiceApi:
             "event_url": [event_url],
             "event_method": "POST",
         }
-        status, data = await self._request("POST", "/v1/calls", body, "create call")
+        reply = await self._request("POST", "/v1/calls", body, "create call")
+        status, data = reply.status, reply.data
         if status != 201 or not isinstance(data, dict) or not isinstance(data.get("uuid"), str):
             raise VonageApiError(
                 f"Vonage create call: unexpected answer (HTTP {status})", status=status
@@ -109,7 +112,7 @@ class VoiceApi:
         Raises:
             VonageApiError: Vonage refused, failed or could not be reached.
             UpstreamTimeout: no answer within ``VONAGE_API_TIMEOUT_S``.
-        Source: protocols.md A4 "Modify call".
+        Source: https://developer.vonage.com/en/api/voice ("Modify an in progress call").
         """
         path = f"/v1/calls/{quote(call_uuid, safe='')}"
         await self._request("PUT", path, {"action": "hangup"}, "hang up")
@@ -121,40 +124,40 @@ class VoiceApi:
         Raises:
             VonageApiError: Vonage refused, failed or could not be reached.
             UpstreamTimeout: no answer within ``VONAGE_API_TIMEOUT_S``.
-        Source: protocols.md A4 "Modify call".
+        Source: https://developer.vonage.com/en/api/voice ("Modify an in progress call").
         """
         path = f"/v1/calls/{quote(call_uuid, safe='')}"
         body = {"action": "transfer", "destination": {"type": "ncco", "ncco": ncco}}
         await self._request("PUT", path, body, "transfer")
 
-    async def _request(
-        self, method: str, path: str, body: dict[str, Any], what: str
-    ) -> tuple[int, Any]:
-        url = self._base + path
-        try:
-            async with self._http.request(
-                method, url, json=body, headers=self._headers(), timeout=self._timeout
-            ) as resp:
-                status = resp.status
-                raw = await resp.read()
-        except TimeoutError:
-            raise UpstreamTimeout(f"Vonage {what}: no answer within {self.timeout_s:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise VonageApiError(f"Vonage {what}: request failed ({exc!r})") from None
-        data = _json_or_none(raw)
-        if status >= 400:
-            title = detail = None
-            if isinstance(data, dict):
-                title = _str_or_none(data.get("title"))
-                detail = _str_or_none(data.get("detail"))
-            text = ": ".join(x for x in (title, detail) if x) or "no error detail"
-            raise VonageApiError(
-                f"Vonage {what} failed (HTTP {status}): {text}",
-                status=status,
-                title=title,
-                detail=detail,
-            )
-        return status, data
+    async def _request(self, method: str, path: str, body: dict[str, Any], what: str) -> JsonReply:
+        return await request_json(
+            self._http,
+            method,
+            self._base + path,
+            what=f"Vonage {what}",
+            service="the Vonage API",
+            timeout_s=self.timeout_s,
+            headers=self._headers(),
+            json=body,
+            error=VonageApiError,
+            refused=partial(_refused, what),
+        )
+
+
+def _refused(what: str, reply: JsonReply) -> VonageApiError:
+    """Vonage's error answer, ``title`` and ``detail`` from its RFC 7807 problem body."""
+    title = detail = None
+    if isinstance(reply.data, dict):
+        title = _str_or_none(reply.data.get("title"))
+        detail = _str_or_none(reply.data.get("detail"))
+    text = ": ".join(x for x in (title, detail) if x) or "no error detail"
+    return VonageApiError(
+        f"Vonage {what} failed (HTTP {reply.status}): {text}",
+        status=reply.status,
+        title=title,
+        detail=detail,
+    )
 
 
 class CallHangUp:
@@ -188,10 +191,3 @@ class CallHangUp:
 
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _json_or_none(raw: bytes) -> Any:
-    try:
-        return json.loads(raw) if raw.strip() else None
-    except ValueError:
-        return None

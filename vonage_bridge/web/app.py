@@ -129,7 +129,10 @@ async def _close_calls(app: web.Application) -> None:
         return_exceptions=True,
     )
     await asyncio.gather(
-        *(c.ws.close(code=1001, message=b"server shutting down") for c in live),
+        *(
+            c.ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"server shutting down")
+            for c in live
+        ),
         return_exceptions=True,
     )
     await asyncio.wait([c.task for c in live], timeout=SHUTDOWN_GRACE_S)
