@@ -34,6 +34,7 @@ import aiohttp
 
 from ..config import TwilioSettings
 from ..errors import InvalidRequest, UpstreamError, UpstreamTimeout
+from .twiml import dial_twiml
 
 __all__ = [
     "API_VERSION",
@@ -223,6 +224,19 @@ class TwilioHangUp:
         else:
             log.info("Twilio call had already ended (%s)", reason)
         return True
+
+    async def hang_up(self, reason: str) -> bool:
+        """``bridge.CallControl.hang_up``: the same as calling this object."""
+        return await self(reason)
+
+    async def transfer(self, number: str) -> None:
+        """``bridge.CallControl.transfer``: replace the call's TwiML with ``<Dial>number``.
+
+        Raises:
+            TwilioApiError, UpstreamTimeout, InvalidRequest: Twilio refused it, did not
+                answer, or the call SID is not one.
+        """
+        await self._api.update_twiml(self.call_sid, dial_twiml(number))
 
 
 def _json_or_none(raw: bytes) -> Any:

@@ -185,6 +185,20 @@ class CallHangUp:
         log.info("hung up the call over REST (%s)", reason)
         return True
 
+    async def hang_up(self, reason: str) -> bool:
+        """``bridge.CallControl.hang_up``: the same as calling this object."""
+        return await self(reason)
+
+    async def transfer(self, number: str) -> None:
+        """``bridge.CallControl.transfer``: the Voice API ``transfer`` action with an inline
+        NCCO connecting the call to ``number`` (E.164 digits).
+
+        Raises:
+            VonageApiError, UpstreamTimeout: Vonage refused it or did not answer.
+        """
+        ncco = [{"action": "connect", "endpoint": [{"type": "phone", "number": number}]}]
+        await self._api.transfer(self.call_uuid, ncco)
+
 
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
