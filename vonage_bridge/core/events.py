@@ -47,7 +47,9 @@ class PlaybackMarked:
     ``item`` (everything sent before the marker has been played).
 
     Vonage: ``websocket:notify`` echoing the payload of our ``notify``; Twilio: ``mark``
-    echoing the name of our ``mark`` (``<ms>:<item>``). Source: protocols.md A3, C.
+    echoing the name of our ``mark`` (``<ms>:<item>``). Sources:
+    https://developer.vonage.com/en/voice/voice-api/concepts/websockets,
+    https://www.twilio.com/docs/voice/media-streams/websocket-messages.
     """
 
     item: str
