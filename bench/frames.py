@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from vonage_bridge.audio.path import AudioPath, PassthroughPath
+from vonage_bridge.audio.path import AudioPath, PassthroughPath, ResamplingPath
 from vonage_bridge.audio.playout import Playout
 from vonage_bridge.audio.resampler import StreamResampler
 from vonage_bridge.config import RESAMPLE_QUALITIES, Settings
@@ -158,7 +158,7 @@ def bridging_session(
         CallInfo("bench"),
         openai=settings.openai,
         call=settings.call,
-        path=path,
+        path=path or ResamplingPath(16_000, settings.call.resample_quality),
         commands=commands,
     )
     session.realtime_opened()

@@ -13,13 +13,9 @@ old rows, all Vonage calls, read back as ``vonage``.
 Timestamps are stored as naive UTC with microseconds (``TIMESTAMP WITHOUT TIME ZONE`` on
 PostgreSQL, ISO text on SQLite) and come back as aware UTC ``datetime``s.
 
-Transcript entries come from ``CallSummary.transcript`` (``session.CallStats.transcript``),
-whose shape is being changed: :func:`transcript_entries` accepts ``(role, text)`` and
-``(role, text, at)`` tuples or objects with ``role``/``text`` and an optional ``at``/
-``timestamp``/``time`` attribute. ``at`` is kept only when it is an aware ``datetime`` or
-epoch seconds; otherwise it is stored as NULL (never invented at write time).
-
-Source: style.md 7.4 (record written in the call's cleanup), 7.5 (store in cleanup_ctx).
+Transcripts are :class:`~.core.events.TranscriptEntry` items, as every front door's session
+records them (``CallSession.stats.transcript``); an entry without a time is stored with a
+NULL ``at`` (never invented at write time).
 """
 
 from __future__ import annotations
@@ -27,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -36,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from .core.events import TranscriptEntry
 from .errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -49,8 +45,6 @@ FRONT_DOOR_OPENAI_SIP = "openai-sip"
 """OpenAI's SIP connector: ``realtime.call.incoming`` webhook + sideband socket."""
 FRONT_DOORS = (FRONT_DOOR_VONAGE, FRONT_DOOR_TWILIO, FRONT_DOOR_OPENAI_SIP)
 """Every value of ``CallRecord.front_door`` (at most 16 characters: the column's width)."""
-MIN_EPOCH_S = 1_000_000_000.0
-"""Numbers below this (2001-09-09) are not epoch seconds, e.g. a monotonic loop time."""
 
 
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
@@ -58,25 +52,6 @@ _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, Timeout
 
 
 # ------------------------------------------------------------------ records
-
-
-@dataclass(frozen=True, slots=True)
-class TranscriptEntry:
-    """One line of a call's transcript.
-
-    Attributes:
-        role: ``caller`` (input transcription), ``assistant``, ``dtmf``, ``tool_call``,
-            ``tool_result`` (whatever the session reports; stored as given).
-        text: the words, digit(s), or tool name/arguments/result.
-        at: when it happened (aware UTC), or None when the session gave no time.
-    """
-
-    role: str
-    text: str
-    at: datetime | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"role": self.role, "text": self.text, "at": _iso(self.at)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,44 +115,6 @@ class CallPage:
 
 def _iso(at: datetime | None) -> str | None:
     return None if at is None else at.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def transcript_entries(items: Iterable[object]) -> tuple[TranscriptEntry, ...]:
-    """Normalise what ``CallSummary.transcript`` holds into :class:`TranscriptEntry` items.
-
-    Accepts ``(role, text)`` / ``(role, text, at)`` tuples and objects with ``role`` and
-    ``text`` (and optionally ``at``, ``timestamp`` or ``time``); anything else is skipped.
-    """
-    out: list[TranscriptEntry] = []
-    for item in items:
-        if isinstance(item, TranscriptEntry):
-            out.append(item)
-            continue
-        if isinstance(item, tuple) and len(item) in (2, 3):
-            role, text = item[0], item[1]
-            at: object = item[2] if len(item) == 3 else None
-        else:
-            role, text = getattr(item, "role", None), getattr(item, "text", None)
-            at = next(
-                (
-                    getattr(item, name)
-                    for name in ("at", "timestamp", "time")
-                    if getattr(item, name, None) is not None
-                ),
-                None,
-            )
-        if role is None or text is None:
-            continue
-        out.append(TranscriptEntry(str(role), str(text), _as_utc(at)))
-    return tuple(out)
-
-
-def _as_utc(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo is not None else None
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= MIN_EPOCH_S:
-        return datetime.fromtimestamp(float(value), UTC)
-    return None
 
 
 # ------------------------------------------------------------------ protocol

@@ -26,10 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from .core.events import RunTool
 from .errors import ConfigError
-from .vonage.ncco import transfer_ncco
 
 if TYPE_CHECKING:
-    from .vonage.voice_api import VoiceApi
+    pass
 
 __all__ = [
     "END_CALL",
@@ -53,7 +52,6 @@ class ToolContext:
     Attributes:
         call_uuid: the front door's call id (Vonage call UUID, Twilio call SID).
         caller: the caller's number, if known (untrusted).
-        voice_api: Vonage REST, or None when it is not configured (or not a Vonage call).
         transfer: connects this call to an E.164 number (digits) over its front door's
             REST API; None when that is not configured.
         front_door: ``"vonage"`` or ``"twilio"``.
@@ -63,7 +61,6 @@ class ToolContext:
 
     call_uuid: str
     caller: str | None = None
-    voice_api: VoiceApi | None = None
     transfer: Callable[[str], Awaitable[None]] | None = None
     front_door: str = "vonage"
     called: str | None = None
@@ -177,8 +174,6 @@ def transfer_tool(number: str) -> Tool:
     async def transfer(args: dict[str, Any], ctx: ToolContext) -> str:
         if ctx.transfer is not None:
             await ctx.transfer(number)
-        elif ctx.voice_api is not None:
-            await ctx.voice_api.transfer(ctx.call_uuid, transfer_ncco(number, ctx.called))
         else:
             raise RuntimeError("transfers are not configured")
         return "The caller is being transferred."

@@ -443,6 +443,35 @@ async def test_failed_hang_up_is_logged_and_the_call_still_ends_cleanly(
     assert any("call summary" in r.getMessage() for r in caplog.records)
 
 
+async def test_transfer_tool_transfers_the_vonage_call_through_its_call_control(
+    start_call: StartCall, voice_api: FakeVoiceApi
+) -> None:
+    call = await start_call(**vonage_env(voice_api, TRANSFER_NUMBER="447700900123"))
+    caller = call.caller()
+    await caller.answer()
+    await caller.connect()
+    rt = await call.fake.wait_for_session(timeout=5 * SECOND)
+    await rt.wait_for_event("session.update")
+    item = {
+        "id": "item_t",
+        "type": "function_call",
+        "status": "completed",
+        "call_id": "call_t",
+        "name": "transfer_call",
+        "arguments": '{"reason": "wants a human"}',
+    }
+    rt._push("response.output_item.done", response_id="resp_x", output_index=0, item=item)
+    body = await voice_api.wait_hangup(caller.call_uuid, timeout=5 * SECOND)  # the first PUT
+    assert body["action"] == "transfer"
+    (connect,) = body["destination"]["ncco"]
+    assert connect["action"] == "connect"
+    assert connect["endpoint"][0] == {"type": "phone", "number": "447700900123"}
+    created = await rt.wait_for_event("conversation.item.create", timeout=5 * SECOND)
+    assert "transferred" in created["item"]["output"]
+    await caller.hang_up()
+    await no_live_calls(call)
+
+
 async def test_no_hang_up_without_vonage_credentials(start_call: StartCall) -> None:
     """Inbound calls work with no Vonage settings at all; ending them needs no REST."""
     call = await start_call(FakeRealtimeOptions(reject_status=401))

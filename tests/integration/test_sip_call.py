@@ -11,8 +11,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from support import SECOND
 
+from vonage_bridge.config import Settings
+from vonage_bridge.realtime.connection import open_realtime
 from vonage_bridge.sim.harness import RunningBridge, sim_env
 from vonage_bridge.sim.openai_sip import (
     TEST_WEBHOOK_SECRET,
@@ -355,3 +358,72 @@ async def test_sip_failed_accept_is_logged_and_the_call_rejected(
     assert any(
         r.levelno == logging.ERROR and "accept failed" in r.getMessage() for r in caplog.records
     )
+
+
+async def test_sideband_socket_carries_api_version_when_set() -> None:
+    """``OPENAI_API_VERSION`` (Azure) reaches the sideband's upgrade like a media call's."""
+    seen: asyncio.Queue[tuple[dict[str, str], str | None, str | None]] = asyncio.Queue()
+
+    async def realtime(request: web.Request) -> web.StreamResponse:
+        headers = request.headers
+        seen.put_nowait((dict(request.query), headers.get("api-key"), headers.get("Authorization")))
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/v1/realtime", realtime)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    env = sim_env(f"http://127.0.0.1:{port}/v1", OPENAI_API_VERSION="2025-04-01-preview")
+    openai = Settings.from_env({**env, "SERVER_URL": "http://127.0.0.1:9"}).openai
+    try:
+        async with aiohttp.ClientSession() as http:
+            ws = await open_realtime(http, openai, call_id="rtc_azure")
+            await ws.close()
+        query, api_key, bearer = await asyncio.wait_for(seen.get(), 5 * SECOND)
+    finally:
+        await runner.cleanup()
+    assert query == {"call_id": "rtc_azure", "api-version": "2025-04-01-preview"}
+    assert (api_key, bearer) == ("sk-sim", None)
+
+
+async def test_sip_call_has_the_shared_summary_line_and_ignores_audio_events(
+    start_sip: StartSip, caplog: pytest.LogCaptureFixture
+) -> None:
+    bridge, fake, http = await start_sip()
+    with caplog.at_level(logging.INFO):
+        await post_call(bridge, http, "rtc_sum")
+        sideband = await fake.wait_for_sideband(5 * SECOND)
+        await sideband.next_event(5 * SECOND)  # greeting
+        for _ in range(3):  # audio stays on SIP; a stray delta must not reach a playout
+            await sideband.send(
+                {
+                    "type": "response.output_audio.delta",
+                    "response_id": "resp_1",
+                    "item_id": "item_1",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": "AAAA",
+                }
+            )
+        await sideband.send({"type": "response.created", "response": {"id": "resp_1"}})
+        await sideband.send(
+            {"type": "response.done", "response": {"id": "resp_1", "status": "completed"}}
+        )
+        await sideband.close()
+        await wait_task(bridge, "rtc_sum")
+    summaries = [r for r in caplog.records if r.getMessage().startswith("call summary")]
+    assert len(summaries) == 1
+    fields = summaries[0].summary  # type: ignore[attr-defined]
+    assert fields["call_uuid"] == "rtc_sum"
+    assert fields["front_door"] == "openai-sip"
+    assert fields["responses"] == 1
+    assert fields["frames_out"] == 0
+    assert fields["end_reason"].startswith("openai-sip: sideband closed")
+    audio_warnings = [r for r in caplog.records if "ignoring audio events" in r.getMessage()]
+    assert len(audio_warnings) == 1

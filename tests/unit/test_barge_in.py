@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from vonage_bridge.audio.path import ResamplingPath
 from vonage_bridge.config import Settings
 from vonage_bridge.core.events import (
     AudioDelta,
@@ -19,6 +20,7 @@ from vonage_bridge.core.events import (
     SpeechStarted,
 )
 from vonage_bridge.core.session import CallInfo, CallSession
+from vonage_bridge.vonage.wire import VONAGE_COMMANDS
 
 MS_24K = 48  # bytes per ms of PCM16 at 24 kHz
 
@@ -32,7 +34,13 @@ def session(tmp_path: Path) -> CallSession:
             "SYSTEM_MESSAGE_PATH": str(tmp_path / "none.txt"),
         }
     )
-    s = CallSession(CallInfo("call-1"), openai=settings.openai, call=settings.call)
+    s = CallSession(
+        CallInfo("call-1"),
+        openai=settings.openai,
+        call=settings.call,
+        path=ResamplingPath(16_000, settings.call.resample_quality),
+        commands=VONAGE_COMMANDS,
+    )
     s.realtime_opened()
     while s.flush_held():
         pass

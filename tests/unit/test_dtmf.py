@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from vonage_bridge.audio.path import ResamplingPath
 from vonage_bridge.config import Settings
-from vonage_bridge.core.events import CallerDtmf, ResponseCreated, ResponseDone
+from vonage_bridge.core.events import CallerDtmf, ResponseCreated, ResponseDone, TranscriptEntry
 from vonage_bridge.core.session import CallInfo, CallSession
+from vonage_bridge.vonage.wire import VONAGE_COMMANDS
 
 
 def make(tmp_path: Path, **env: str) -> CallSession:
@@ -22,7 +25,13 @@ def make(tmp_path: Path, **env: str) -> CallSession:
             **env,
         }
     )
-    s = CallSession(CallInfo("call-1"), openai=settings.openai, call=settings.call)
+    s = CallSession(
+        CallInfo("call-1"),
+        openai=settings.openai,
+        call=settings.call,
+        path=ResamplingPath(16_000, settings.call.resample_quality),
+        commands=VONAGE_COMMANDS,
+    )
     s.realtime_opened()
     while s.flush_held():
         pass
@@ -42,7 +51,9 @@ def test_digit_reaches_the_model_and_the_transcript(tmp_path: Path) -> None:
     assert item["item"]["role"] == "user"
     assert item["item"]["content"] == [{"type": "input_text", "text": "The caller pressed 5"}]
     assert create == {"type": "response.create"}
-    assert session.stats.transcript == [("dtmf", "5", 1_700_000_000.0)]
+    assert session.stats.transcript == [
+        TranscriptEntry("dtmf", "5", datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC))
+    ]
     assert session.stats.dtmf == 1
 
 
@@ -61,7 +72,7 @@ def test_dtmf_to_model_off(tmp_path: Path) -> None:
     session = make(tmp_path, DTMF_TO_MODEL="false")
     session.caller_event(CallerDtmf("1"))
     assert sent(session) == []
-    assert [e[:2] for e in session.stats.transcript] == [("dtmf", "1")]
+    assert session.stats.transcript == [TranscriptEntry("dtmf", "1", None)]  # now never set
 
 
 def test_dtmf_to_model_must_be_a_flag(tmp_path: Path) -> None:

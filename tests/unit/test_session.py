@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from vonage_bridge.audio.path import ResamplingPath
 from vonage_bridge.audio.resampler import StreamResampler
 from vonage_bridge.config import Settings
 from vonage_bridge.core.events import (
@@ -24,9 +26,11 @@ from vonage_bridge.core.events import (
     RealtimeError,
     ResponseCreated,
     ResponseDone,
+    TranscriptEntry,
     UnknownCallerMessage,
 )
 from vonage_bridge.core.session import CallInfo, CallSession, Note, Phase
+from vonage_bridge.vonage.wire import VONAGE_COMMANDS
 
 FRAME_16K = 640
 
@@ -45,7 +49,13 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def session(settings: Settings) -> CallSession:
     info = CallInfo("call-1", caller="447700900000", called="447700900001")
-    return CallSession(info, openai=settings.openai, call=settings.call)
+    return CallSession(
+        info,
+        openai=settings.openai,
+        call=settings.call,
+        path=ResamplingPath(16_000, settings.call.resample_quality),
+        commands=VONAGE_COMMANDS,
+    )
 
 
 def caller_audio(n_frames: int, frame_bytes: int = FRAME_16K, rate: int = 16_000) -> bytes:
@@ -289,8 +299,12 @@ def test_session_transcripts_become_notes_and_stats(session: CallSession) -> Non
     session.realtime_event(OutputTranscriptDone("resp_1", "item_2", "For how many people?"))
     session.realtime_event(InputTranscriptCompleted("item_3", "   "))  # nothing said
     assert session.stats.transcript == [
-        ("caller", "I'd like a table.", 1_700_000_000.25),
-        ("assistant", "For how many people?", 1_700_000_001.5),
+        TranscriptEntry(
+            "caller", "I'd like a table.", datetime.fromtimestamp(1_700_000_000.25, UTC)
+        ),
+        TranscriptEntry(
+            "assistant", "For how many people?", datetime.fromtimestamp(1_700_000_001.5, UTC)
+        ),
     ]
     notes = session.drain_notes()
     assert [n.level for n in notes] == ["info", "info"]

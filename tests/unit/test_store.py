@@ -6,7 +6,6 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from vonage_bridge.store import (
     SqlCallStore,
     TranscriptEntry,
     async_url,
-    transcript_entries,
 )
 
 T0 = datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=UTC)
@@ -102,32 +100,20 @@ def test_to_json_uses_iso_utc_with_microseconds() -> None:
     assert body["transcript"] == [{"role": "caller", "text": "hi", "at": None}]
 
 
-@dataclass
-class _Line:
-    role: str
-    text: str
-    at: datetime | None = None
-
-
-def test_transcript_entries_accept_tuples_and_objects_with_or_without_times() -> None:
-    entries = transcript_entries(
-        [
-            ("caller", "hello"),
-            ("assistant", "hi", T0),
-            ("dtmf", "1", 1_790_000_000.5),  # epoch seconds
-            ("caller", "x", 12.5),  # a loop time is not a wall time: dropped, not guessed
-            _Line("tool_call", "lookup({})", T0),
-            object(),
-        ]
-    )
-    assert [(e.role, e.text) for e in entries] == [
-        ("caller", "hello"),
-        ("assistant", "hi"),
-        ("dtmf", "1"),
-        ("caller", "x"),
-        ("tool_call", "lookup({})"),
-    ]
-    assert [e.at is not None for e in entries] == [False, True, True, False, True]
+@pytest.mark.parametrize(
+    ("now", "at"),
+    [
+        (1_790_000_000.5, datetime(2026, 9, 21, 14, 13, 20, 500000, tzinfo=UTC)),  # epoch s
+        (0.0, None),  # CallSession.now never set
+        (12.5, None),  # a loop time is not a wall time: dropped, not guessed
+    ],
+)
+def test_transcript_entry_stamped_keeps_only_wall_clock_times(
+    now: float, at: datetime | None
+) -> None:
+    entry = TranscriptEntry.stamped("dtmf", "1", now)
+    assert entry == TranscriptEntry("dtmf", "1", at)
+    assert entry.to_json()["at"] == (None if at is None else at.isoformat(timespec="microseconds"))
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from vonage_bridge.audio.path import ResamplingPath
 from vonage_bridge.config import Settings
 from vonage_bridge.core.events import FunctionCallDone, ResponseCreated, ResponseDone, RunTool
 from vonage_bridge.core.session import CallInfo, CallSession
@@ -22,6 +23,8 @@ from vonage_bridge.tools import (
     build_registry,
     load_tools_module,
 )
+from vonage_bridge.vonage.voice_api import CallHangUp
+from vonage_bridge.vonage.wire import VONAGE_COMMANDS
 
 
 def make(tmp_path: Path, tools: list[dict[str, Any]] | None = None) -> CallSession:
@@ -32,7 +35,14 @@ def make(tmp_path: Path, tools: list[dict[str, Any]] | None = None) -> CallSessi
             "SYSTEM_MESSAGE_PATH": str(tmp_path / "none.txt"),
         }
     )
-    return CallSession(CallInfo("call-1"), openai=settings.openai, call=settings.call, tools=tools)
+    return CallSession(
+        CallInfo("call-1"),
+        openai=settings.openai,
+        call=settings.call,
+        tools=tools,
+        path=ResamplingPath(16_000, settings.call.resample_quality),
+        commands=VONAGE_COMMANDS,
+    )
 
 
 def bridging(session: CallSession) -> dict[str, Any]:
@@ -129,7 +139,7 @@ def test_completed_call_runs_once_and_result_goes_back(tmp_path: Path) -> None:
         "item": {"type": "function_call_output", "call_id": "call_1", "output": '{"sky":"clear"}'},
     }
     assert create == {"type": "response.create"}
-    assert [entry[:2] for entry in session.stats.transcript] == [
+    assert [(entry.role, entry.text) for entry in session.stats.transcript] == [
         ("tool_call", 'get_weather {"city":"Paris"}'),
         ("tool_result", '{"sky":"clear"}'),
     ]
@@ -181,9 +191,10 @@ def test_transfer_only_with_number_and_rest() -> None:
         (None, {"randomFromNumber": True}),  # unknown: Vonage picks one of our numbers
     ],
 )
-async def test_transfer_uses_the_voice_api_with_an_inline_ncco_from_the_called_number(
+async def test_vonage_transfer_sends_an_inline_ncco_from_the_called_number(
     called: str | None, caller_id: dict[str, Any]
 ) -> None:
+    """The tool goes through the Vonage door's control (``CallHangUp.transfer``)."""
     calls: list[tuple[str, Any]] = []
 
     class Api:
@@ -195,7 +206,8 @@ async def test_transfer_uses_the_voice_api_with_an_inline_ncco_from_the_called_n
     )
     tool = registry.get("transfer_call")
     assert tool is not None
-    ctx = ToolContext("uuid-1", voice_api=Api(), called=called)  # type: ignore[arg-type]
+    control = CallHangUp(Api(), "uuid-1", called)  # type: ignore[arg-type]
+    ctx = ToolContext("uuid-1", transfer=control.transfer, called=called)
     await tool.handler({}, ctx)
     assert calls == [
         (

@@ -1,13 +1,15 @@
-"""Typed inputs to the call session: parsed caller (telephony) and Realtime server events.
+"""Typed inputs to the call session: parsed caller (telephony) and Realtime server events;
+and what it records: :class:`TranscriptEntry`.
 
 Small frozen slotted dataclasses; the wire name each one comes from is in its docstring.
 Audio frames from the caller do not become objects (hot path: plain ``bytes``).
-Pure: no I/O.
+Pure: no I/O, no clock (times are passed in).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 # ---------------------------------------------------------------- caller side (telephony)
@@ -45,7 +47,9 @@ class PlaybackMarked:
     ``item`` (everything sent before the marker has been played).
 
     Vonage: ``websocket:notify`` echoing the payload of our ``notify``; Twilio: ``mark``
-    echoing the name of our ``mark`` (``<ms>:<item>``). Source: protocols.md A3, C.
+    echoing the name of our ``mark`` (``<ms>:<item>``). Sources:
+    https://developer.vonage.com/en/voice/voice-api/concepts/websockets,
+    https://www.twilio.com/docs/voice/media-streams/websocket-messages.
     """
 
     item: str
@@ -260,3 +264,39 @@ class RunTool:
     call_id: str
     name: str
     arguments: str
+
+
+# ---------------------------------------------------------------- what the session records
+
+MIN_EPOCH_S = 1_000_000_000.0
+"""Times below this (2001-09-09) are not wall-clock Unix seconds: e.g. ``CallSession.now``
+never set (0.0) or a monotonic loop time. They give no timestamp rather than a wrong one."""
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEntry:
+    """One line of a call's transcript, the same on every front door.
+
+    Attributes:
+        role: ``caller`` (input transcription), ``assistant``, ``dtmf``, ``tool_call`` or
+            ``tool_result``.
+        text: the words, the digit, or the tool's name and arguments / its result (tool
+            entries are cut to ``session.TOOL_TEXT`` characters).
+        at: when it happened (aware UTC), or None when no wall-clock time was known.
+    """
+
+    role: str
+    text: str
+    at: datetime | None = None
+
+    @classmethod
+    def stamped(cls, role: str, text: str, now: float) -> TranscriptEntry:
+        """An entry at ``now`` (wall-clock Unix seconds, as the shell sets ``CallSession.now``);
+        ``at`` is None when ``now`` is below :data:`MIN_EPOCH_S` (never invented)."""
+        at = datetime.fromtimestamp(now, UTC) if now >= MIN_EPOCH_S else None
+        return cls(role, text, at)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"role", "text", "at"}``; ``at`` as ISO 8601 UTC with microseconds, or null."""
+        at = None if self.at is None else self.at.astimezone(UTC).isoformat(timespec="microseconds")
+        return {"role": self.role, "text": self.text, "at": at}

@@ -1,15 +1,36 @@
-"""What the call session needs from a front door's wire format: playback commands. Pure.
+"""What the call engine needs from a media front door's wire: :class:`FrontDoor`. Pure.
 
-Each ``<front door>/wire.py`` renders these as its own text messages: Vonage
-``{"action":"clear"}`` / ``{"action":"notify","payload":…}``, Twilio ``{"event":"clear",…}`` /
-``{"event":"mark",…}``. The session calls them without knowing which front door it is on.
+A front door is one carrier's media socket: how caller messages parse, how reply audio is
+rendered, its playback commands (:class:`PlaybackCommands`) and its :class:`AudioPath`.
+``bridge.run_call`` and ``CallSession`` use only this, never a provider name:
 
-Source: protocols.md A3 (Vonage notify/clear), C (Twilio mark/clear); style.md 7.2.
+=========  =============================  ==============================  ==================
+door       caller audio                   reply audio                     marker / clear
+=========  =============================  ==============================  ==================
+Vonage     binary, one 20 ms L16 frame    binary, exactly one frame per   ``notify`` /
+           per message                    message                         ``clear``
+Twilio     base64 mu-law in ``media``     one ``media`` message per       ``mark`` / ``clear``
+           text messages                  batch of frames
+=========  =============================  ==============================  ==================
+
+Each ``<provider>/routes.py`` builds its door per call (the Twilio commands carry the
+stream's ``streamSid``; the Vonage path runs at the rate ``websocket:connected`` gave).
+Carrier-side controls that do I/O (REST hang-up, transfer) are not here: they are
+``bridge.CallControl``.
+
+Sources: Vonage WebSockets
+(https://developer.vonage.com/en/voice/voice-api/concepts/websockets), Twilio Media Streams
+messages (https://www.twilio.com/docs/voice/media-streams/websocket-messages).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
+
+from ..audio.path import AudioPath
+from .events import CallerEvent
 
 
 class PlaybackCommands(Protocol):
@@ -23,3 +44,28 @@ class PlaybackCommands(Protocol):
         """A playback marker: echoed back (parsed as ``events.PlaybackMarked(item, ms)``)
         once everything sent before it has been played to the caller."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class FrontDoor:
+    """One call's media front door, as the engine sees it.
+
+    Attributes:
+        name: the call record's ``front_door`` value (``store.FRONT_DOORS``: ``vonage``,
+            ``twilio``); also used in log lines and end reasons.
+        path: the call's audio path (one per call: it holds resampler state).
+        commands: renders ``clear`` and playback markers.
+        parse: one text message -> caller audio (``bytes``: Twilio ``media``) or an event;
+            raises ``errors.RemoteProtocolError`` on a message it cannot use.
+        binary_audio: caller audio arrives as binary messages (Vonage); when False a binary
+            message is a protocol error (Twilio sends only text).
+        media: renders a batch of reply frames as one text message (Twilio); None sends
+            each 20 ms frame as its own binary message (Vonage: exactly one per message).
+    """
+
+    name: str
+    path: AudioPath
+    commands: PlaybackCommands
+    parse: Callable[[str], bytes | CallerEvent]
+    binary_audio: bool = True
+    media: Callable[[bytes], str] | None = None

@@ -52,7 +52,6 @@ from ..audio.playout import Playout
 from ..config import CallSettings, OpenAISettings
 from ..realtime.instructions import call_instructions, session_update
 from ..realtime.protocol import client_event, function_call_output, input_audio_append
-from ..vonage.wire import VONAGE_COMMANDS
 from .events import (
     AudioDelta,
     AudioDone,
@@ -77,6 +76,7 @@ from .events import (
     StreamConnected,
     StreamStarted,
     StreamStopped,
+    TranscriptEntry,
     UnknownCallerMessage,
 )
 from .frontdoor import PlaybackCommands
@@ -149,8 +149,8 @@ class CallStats:
     realtime_errors: int = 0
     barge_ins: int = 0
     dropped_deltas: int = 0
-    transcript: list[tuple[str, str, float]] = field(default_factory=list)
-    """(role, text, wall-clock Unix seconds) entries, in order."""
+    transcript: list[TranscriptEntry] = field(default_factory=list)
+    """Entries in order, stamped with :attr:`CallSession.now`."""
 
 
 class CallSession:
@@ -160,12 +160,11 @@ class CallSession:
         info: the call's identity.
         openai: Realtime settings (model, voice, VAD, transcription).
         call: per-call settings (persona, resampler quality, look-ahead).
-        caller_rate_hz: the L16 rate asked for in the NCCO; ``websocket:connected`` may
-            confirm or change it before any audio (Vonage; ignored when ``path`` is given).
+        path: the front door's audio path (``FrontDoor.path``): Vonage a
+            ``ResamplingPath`` (a later ``websocket:connected`` may still change its rate
+            before any audio), Twilio a ``PassthroughPath`` (mu-law as ``audio/pcmu``).
+        commands: the front door's ``clear`` and playback markers (``FrontDoor.commands``).
         tools: the ``session.tools`` declarations (``tools.ToolRegistry.declarations``).
-        path: the audio path; default L16 at ``caller_rate_hz`` resampled to 24 kHz PCM16
-            (Vonage). Twilio passes ``PassthroughPath()`` (mu-law as ``audio/pcmu``).
-        commands: renders ``clear`` and playback markers; default Vonage's.
     """
 
     def __init__(
@@ -174,10 +173,9 @@ class CallSession:
         *,
         openai: OpenAISettings,
         call: CallSettings,
-        caller_rate_hz: int = 16_000,
+        path: AudioPath,
+        commands: PlaybackCommands,
         tools: list[dict[str, Any]] | None = None,
-        path: AudioPath | None = None,
-        commands: PlaybackCommands = VONAGE_COMMANDS,
     ) -> None:
         self.info = info
         self._tools = tools or []
@@ -216,8 +214,8 @@ class CallSession:
         self.playback_epoch = 0  # bumped by each barge-in (the playout was cleared)
         self._interrupted: str | None = None  # response cut by speech: its audio is dropped
         self._commands = commands
-        self._resampled = path is None  # Vonage: websocket:connected may change the rate
-        self._configure(path or ResamplingPath(caller_rate_hz, call.resample_quality))
+        self._resampled = isinstance(path, ResamplingPath)  # websocket:connected may change it
+        self._configure(path)
 
     def _configure(self, path: AudioPath) -> None:
         self.path = path
@@ -306,7 +304,7 @@ class CallSession:
 
     def _dtmf(self, digit: str) -> None:
         self.stats.dtmf += 1
-        self.stats.transcript.append(("dtmf", digit, self.now))
+        self.stats.transcript.append(TranscriptEntry.stamped("dtmf", digit, self.now))
         self._note("info", f"DTMF {digit}")
         if not self._call.dtmf_to_model:
             return
@@ -550,7 +548,7 @@ class CallSession:
     def _transcript(self, role: str, text: str) -> None:
         text = text.strip()
         if text:
-            self.stats.transcript.append((role, text, self.now))
+            self.stats.transcript.append(TranscriptEntry.stamped(role, text, self.now))
             self._note("info", f"{role}: {text}")
 
     # ------------------------------------------------------------ tools
@@ -562,7 +560,9 @@ class CallSession:
         self._seen_calls.add(call.call_id)
         self._tool_calls.append(RunTool(call.call_id, call.name, call.arguments))
         self.stats.transcript.append(
-            ("tool_call", f"{call.name} {call.arguments}"[:TOOL_TEXT], self.now)
+            TranscriptEntry.stamped(
+                "tool_call", f"{call.name} {call.arguments}"[:TOOL_TEXT], self.now
+            )
         )
         self._note("info", f"tool call {call.name} ({call.call_id})")
 
@@ -580,7 +580,9 @@ class CallSession:
         :attr:`end_requested` instead.
         """
         self._rt_out.append(function_call_output(call_id, output))
-        self.stats.transcript.append(("tool_result", output[:TOOL_TEXT], self.now))
+        self.stats.transcript.append(
+            TranscriptEntry.stamped("tool_result", output[:TOOL_TEXT], self.now)
+        )
         if end_call:
             self.end_requested = True
         else:

@@ -2,10 +2,14 @@
 
 Mounted only when ``OPENAI_WEBHOOK_SECRET`` is set. A webhook must carry a valid Standard
 Webhooks signature (401 JSON otherwise, nothing accepted); a repeated ``webhook-id`` is
-answered 200 and ignored. The answer is quick: accepting or rejecting the call and its
-sideband socket run in a background task of the app, cancelled on shutdown.
+answered 200 and ignored (OpenAI may deliver a webhook more than once). The answer is quick:
+accepting or rejecting the call and its sideband (``sideband.serve_sideband``, on the shared
+call engine) run in a background task of the app, cancelled on shutdown. An accept answered
+404 means the caller hung up before we answered.
 
-Source: protocols.md B4-B5; field-notes.md 1.6 (404 on accept, duplicate deliveries).
+Sources: Realtime SIP guide (https://platform.openai.com/docs/guides/realtime-sip), Standard
+Webhooks (https://www.standardwebhooks.com/), OpenAI webhooks
+(https://platform.openai.com/docs/guides/webhooks).
 """
 
 from __future__ import annotations
@@ -20,21 +24,14 @@ from typing import Any
 from aiohttp import web
 
 from ..config import Settings
-from ..errors import (
-    CallGone,
-    InvalidRequest,
-    RealtimeConnectError,
-    Unauthorized,
-    UpstreamError,
-    WebhookRejected,
-)
+from ..core.session import CallInfo
+from ..errors import CallGone, InvalidRequest, Unauthorized, UpstreamError, WebhookRejected
 from ..logs import call_context
 from ..realtime.instructions import call_instructions
-from ..store import FRONT_DOOR_OPENAI_SIP, CallRecord
 from ..tools import ToolRegistry, transfer_tool
-from ..web.keys import HTTP, SETTINGS, SIP, STORE, TOOLS, SipState
+from ..web.keys import HTTP, SETTINGS, SIP, TOOLS, SipState, call_deps
 from .control import SipControl
-from .sideband import Sideband, open_sideband
+from .sideband import serve_sideband
 from .webhook import (
     DECLINE,
     IncomingCall,
@@ -51,9 +48,6 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MAX_BODY_BYTES = 64 * 1024
-RECORD_WRITE_TIMEOUT_S = 5.0
-FRONT_DOOR = "openai-sip"
-SHUTDOWN_HANGUP_S = 3.0
 
 
 def setup_sip(app: web.Application, settings: Settings) -> None:
@@ -185,68 +179,16 @@ async def _handle_call(app: web.Application, call: IncomingCall) -> None:
             return
         started_at = datetime.now(UTC)
         log.info("SIP call accepted")
-        sideband: Sideband | None = None
-        end_reason = "sideband not opened"
-        try:
-            ws = await open_sideband(app[HTTP], settings.openai, call.call_id)
-            sideband = Sideband(
-                ws,
-                call.call_id,
-                control,
-                tools,
-                caller=call.caller,
-                transfer_number=settings.call.transfer_number,
-            )
-            end_reason = await sideband.run(greeting_event(settings.call.greeting_text))
-        except RealtimeConnectError as exc:
-            log.error("sideband: %s", exc.message)
-            end_reason = "sideband failed"
-        except asyncio.CancelledError:
-            end_reason = "server shutting down"
-            await _hang_up_on_shutdown(control, call.call_id)
-            raise
-        finally:
-            await _write_record(app, call, sideband, started_at, end_reason)
-
-
-async def _hang_up_on_shutdown(control: SipControl, call_id: str) -> None:
-    """End the call at OpenAI too, not only its sideband (bounded, failures logged)."""
-    try:
-        async with asyncio.timeout(SHUTDOWN_HANGUP_S):
-            await control.hangup(call_id)
-    except CallGone:
-        pass
-    except (UpstreamError, TimeoutError) as exc:
-        log.warning("hang-up at shutdown failed: %r", exc)
-
-
-async def _write_record(
-    app: web.Application,
-    call: IncomingCall,
-    sideband: Sideband | None,
-    started_at: datetime,
-    end_reason: str,
-) -> None:
-    ended_at = datetime.now(UTC)
-    duration = round((ended_at - started_at).total_seconds(), 3)
-    log.info("SIP call summary: duration %.1f s, end_reason %s", duration, end_reason)
-    store = app.get(STORE)
-    if store is None:
-        return
-    record = CallRecord(
-        call_uuid=call.call_id,
-        direction="inbound",
-        started_at=started_at,
-        ended_at=ended_at,
-        duration_s=duration,
-        end_reason=f"{FRONT_DOOR}: {end_reason}",
-        front_door=FRONT_DOOR_OPENAI_SIP,
-        from_number=call.caller or (call.sip_headers.get("from", "")[:64] or None),
-        to_number=call.called or (call.sip_headers.get("to", "")[:64] or None),
-        transcript=tuple(sideband.transcript) if sideband is not None else (),
-    )
-    try:
-        async with asyncio.timeout(RECORD_WRITE_TIMEOUT_S):
-            await store.add(record)
-    except Exception:
-        log.exception("call record of %s not written", call.call_id)
+        info = CallInfo(
+            call_uuid=call.call_id,
+            caller=call.caller or (call.sip_headers.get("from", "")[:64] or None),
+            called=call.called or (call.sip_headers.get("to", "")[:64] or None),
+        )
+        await serve_sideband(
+            call_deps(app),
+            info,
+            control,
+            tools,
+            greeting=greeting_event(settings.call.greeting_text),
+            started_at=started_at,
+        )

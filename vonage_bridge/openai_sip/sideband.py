@@ -1,11 +1,18 @@
-"""The sideband socket of an accepted OpenAI SIP call. Shell: does I/O with aiohttp.
+"""The sideband of an accepted OpenAI SIP call, on the shared call engine. Shell: does I/O.
 
-The sideband carries JSON events only (the audio stays on SIP): we send the greeting as
-``response.create``, keep the transcripts and run tools from the shared registry;
-``end_call`` hangs the call up once the goodbye has played, ``transfer_call`` refers the
-caller to ``TRANSFER_NUMBER``. The call ends when the socket closes.
+The sideband carries JSON events only (the audio stays on SIP), so the call is a
+:class:`~..core.session.CallSession` fed Realtime events and nothing else: transcripts, tool
+calls and response tracking work as on the media doors, with the same tool runner
+(``bridge.ToolRunner``), transcript entries, summary line and record writer. The socket is
+opened by ``realtime.connection.open_realtime`` with the call's ``call_id`` (so
+``OPENAI_API_VERSION`` applies here too).
 
-Source: OpenAI Realtime SIP guide (https://platform.openai.com/docs/guides/realtime-sip),
+What is the sideband's own: we send the greeting as ``response.create``; ``end_call`` hangs
+the call up (REST ``hangup``) once the goodbye has played (``output_audio_buffer.stopped``)
+or after :data:`HANGUP_GRACE_S`; ``transfer_call`` refers the caller to ``TRANSFER_NUMBER``
+(:class:`SipCallControl`). The call ends when the socket closes.
+
+Sources: OpenAI Realtime SIP guide (https://platform.openai.com/docs/guides/realtime-sip),
 Realtime server events (https://platform.openai.com/docs/api-reference/realtime-server-events).
 """
 
@@ -13,28 +20,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+import time
+from datetime import datetime
 from typing import Any
 
 import aiohttp
+from aiohttp import WSMsgType
 
-from ..config import OpenAISettings
-from ..core.events import (
-    FunctionCallDone,
-    InputTranscriptCompleted,
-    OtherServerEvent,
-    OutputTranscriptDone,
-    RealtimeError,
-    ResponseDone,
+from ..audio.path import PassthroughPath
+from ..bridge import CallDeps, ToolRunner, log_notes, log_summary, summarize, write_call_record
+from ..core.events import AudioDelta, AudioDone, OtherServerEvent
+from ..core.session import CallInfo, CallSession
+from ..errors import (
+    CallGone,
+    LocalProtocolError,
+    RealtimeConnectError,
+    RemoteProtocolError,
+    UpstreamError,
 )
-from ..errors import CallGone, RealtimeConnectError, RemoteProtocolError, UpstreamError
-from ..realtime.connection import MAX_MESSAGE_BYTES
-from ..realtime.protocol import client_event, function_call_output, parse_server_event
-from ..store import TranscriptEntry
+from ..realtime.connection import open_realtime
+from ..realtime.protocol import client_event, parse_server_event
+from ..store import FRONT_DOOR_OPENAI_SIP
 from ..tools import ToolContext, ToolRegistry
 from .control import SipControl
 
@@ -43,163 +50,204 @@ log = logging.getLogger(__name__)
 HANGUP_GRACE_S = 8.0
 """After ``end_call``, hang up when the goodbye has played (``output_audio_buffer.stopped``)
 or after this long, whichever is first."""
-TRANSFER_TOOL = "transfer_call"
+SHUTDOWN_HANGUP_S = 3.0
+"""Bound on hanging the call up at OpenAI when the server shuts down."""
 
 
-async def open_sideband(
-    http: aiohttp.ClientSession, openai: OpenAISettings, call_id: str
-) -> aiohttp.ClientWebSocketResponse:
-    """``<base as ws>/realtime?call_id=...`` with Bearer auth.
+class SipCallControl:
+    """``bridge.CallControl`` of one SIP call: REST ``hangup`` and ``refer``.
 
-    Raises:
-        RealtimeConnectError: refused, timed out or unreachable.
+    ``end_reason`` is what the call's record says if the sideband simply closes: a transfer
+    sets it to ``transferred`` before the refer (the socket may close before refer returns).
     """
-    headers = {"Authorization": f"Bearer {openai.api_key}"}
-    try:
-        async with asyncio.timeout(openai.connect_timeout_s):
-            return await http.ws_connect(
-                openai.realtime_url,
-                params={"call_id": call_id},
-                headers=headers,
-                max_msg_size=MAX_MESSAGE_BYTES,
-                heartbeat=20.0,
-            )
-    except aiohttp.WSServerHandshakeError as exc:
-        raise RealtimeConnectError(f"sideband refused: HTTP {exc.status} {exc.message}") from exc
-    except TimeoutError:
-        raise RealtimeConnectError("sideband did not answer in time") from None
-    except (aiohttp.ClientError, OSError) as exc:
-        raise RealtimeConnectError(f"cannot reach the sideband: {exc}") from exc
+
+    def __init__(self, control: SipControl, call_id: str) -> None:
+        self.control = control
+        self.call_id = call_id
+        self.end_reason: str | None = None
+
+    async def hang_up(self, reason: str) -> bool:
+        """Hang up at OpenAI; False (logged) if that failed. A call already gone is fine."""
+        try:
+            await self.control.hangup(self.call_id)
+        except CallGone:
+            log.info("hang-up (%s): the call had already ended", reason)
+        except UpstreamError as exc:
+            log.error("hang-up (%s) failed: %s", reason, exc.message)
+            return False
+        return True
+
+    async def transfer(self, number: str) -> None:
+        """SIP REFER to ``tel:+<number>`` (``number``: E.164 digits).
+
+        Raises:
+            CallGone, UpstreamError: OpenAI refused it (the record's end reason is restored).
+        """
+        before, self.end_reason = self.end_reason, "transferred"
+        try:
+            await self.control.refer(self.call_id, f"tel:+{number}")
+        except Exception:  # not cancelled: the transfer failed
+            self.end_reason = before
+            raise
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+class _NoPlayback:
+    """The sideband plays nothing (the audio stays on SIP): no marker or clear is ever due.
+    Reaching one is a bug on our side."""
+
+    __slots__ = ()
+
+    def clear(self) -> str:
+        raise LocalProtocolError("no playback on the SIP sideband")
+
+    def mark(self, item: str, ms: int) -> str:
+        raise LocalProtocolError("no playback on the SIP sideband")
 
 
-@dataclass
-class Sideband:
-    """One accepted SIP call's sideband loop. ``transcript`` fills as the call goes."""
+class _Sideband:
+    """One accepted call's sideband loop around its session."""
 
-    ws: aiohttp.ClientWebSocketResponse
-    call_id: str
-    control: SipControl
-    tools: ToolRegistry
-    caller: str | None = None
-    transfer_number: str | None = None
-    clock: Callable[[], datetime] = _now
-    transcript: list[TranscriptEntry] = field(default_factory=list)
-    end_reason: str = "sideband closed"
-    _seen_calls: set[str] = field(default_factory=set)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _audio_stopped: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        self._audio_stopped.set()  # nothing is playing yet
+    def __init__(
+        self,
+        ws: aiohttp.ClientWebSocketResponse,
+        session: CallSession,
+        control: SipCallControl,
+        tools: ToolRegistry,
+        ctx: ToolContext,
+    ) -> None:
+        self.ws = ws
+        self.session = session
+        self.control = control
+        self.runner = ToolRunner(session, tools, ctx, self.flush)
+        self.audio_stopped = asyncio.Event()
+        self.audio_stopped.set()  # nothing is playing yet
+        self.end_reason: str | None = None  # set when our side ended the call
+        self.warned_audio = False
 
     async def run(self, greeting: dict[str, Any]) -> str:
         """Send the greeting, then handle events until the socket closes; the end reason."""
+        ws = self.ws
+        ender = asyncio.create_task(self.end_after_goodbye(), name="sip-end")
         try:
-            await self.ws.send_str(client_event(greeting))
-            async for msg in self.ws:
-                if msg.type is aiohttp.WSMsgType.TEXT:
-                    self._on_text(msg.data)
-                elif msg.type is aiohttp.WSMsgType.ERROR:
-                    self.end_reason = f"sideband error: {self.ws.exception()!r}"
-                    break
-            else:
-                if self.end_reason == "sideband closed":
-                    self.end_reason = f"sideband closed ({self.ws.close_code})"
+            await ws.send_str(client_event(greeting))
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    await self.on_text(msg.data)
+                elif msg.type is WSMsgType.ERROR:
+                    return self.end_reason or f"sideband error: {ws.exception()!r}"
+            return (
+                self.end_reason or self.control.end_reason or f"sideband closed ({ws.close_code})"
+            )
         finally:
-            for task in list(self._tasks):
-                task.cancel()
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self.ws.close()
-        return self.end_reason
+            ender.cancel()
+            await asyncio.gather(ender, self.runner.stop(), return_exceptions=True)
+            log_notes(self.session)
+            await ws.close()
 
-    def _add(self, role: str, text: str) -> None:
-        self.transcript.append(TranscriptEntry(role, text, self.clock()))
-
-    def _spawn(self, coro: Any, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _on_text(self, data: str) -> None:
+    async def on_text(self, data: str) -> None:
+        session = self.session
         try:
             event = parse_server_event(data)
         except RemoteProtocolError as exc:
             log.warning("sideband: %s", exc.message)
             return
-        if isinstance(event, InputTranscriptCompleted):
-            log.info("caller: %s", event.transcript)
-            self._add("caller", event.transcript)
-        elif isinstance(event, OutputTranscriptDone):
-            log.info("assistant: %s", event.transcript)
-            self._add("assistant", event.transcript)
-        elif isinstance(event, FunctionCallDone):
-            self._on_function_call(event)
-        elif isinstance(event, ResponseDone):
-            for call in event.function_calls:
-                self._on_function_call(call)
-        elif isinstance(event, RealtimeError):
-            log.warning("sideband error event: %s %s", event.code or event.type, event.message)
-        elif isinstance(event, OtherServerEvent):
-            if event.type == "output_audio_buffer.started":
-                self._audio_stopped.clear()
-            elif event.type == "output_audio_buffer.stopped":
-                self._audio_stopped.set()
-
-    def _on_function_call(self, call: FunctionCallDone) -> None:
-        if call.status not in ("completed", "") or call.call_id in self._seen_calls:
+        if isinstance(event, AudioDelta | AudioDone):  # not expected: the audio is on SIP
+            if not self.warned_audio:
+                self.warned_audio = True
+                log.warning("sideband: ignoring audio events (the audio stays on SIP)")
             return
-        self._seen_calls.add(call.call_id)
-        self._add("tool_call", f"{call.name} {call.arguments}"[:2000])
-        self._spawn(self._run_tool(call), f"sip-tool-{call.name}")
+        if isinstance(event, OtherServerEvent):
+            if event.type == "output_audio_buffer.started":
+                self.audio_stopped.clear()
+            elif event.type == "output_audio_buffer.stopped":
+                self.audio_stopped.set()
+        session.now = time.time()
+        session.realtime_event(event)
+        if session.has_output:
+            await self.flush()
 
-    async def _run_tool(self, call: FunctionCallDone) -> None:
-        tool = self.tools.get(call.name)
-        ends_call = False
-        transfer = call.name == TRANSFER_TOOL and self.transfer_number is not None
-        try:
-            args = json.loads(call.arguments) if call.arguments.strip() else {}
-            if not isinstance(args, dict):
-                raise ValueError("arguments are not a JSON object")
-            if transfer:
-                # Set first: the socket may close (call transferred) before refer returns.
-                before, self.end_reason = self.end_reason, "transferred"
-                try:
-                    await self.control.refer(self.call_id, f"tel:+{self.transfer_number}")
-                except Exception:  # not cancelled: the transfer failed
-                    self.end_reason = before
-                    raise
-                output = "The caller is being transferred."
-            elif tool is None:
-                output = json.dumps({"error": f"unknown tool {call.name!r}"})
-            else:
-                ctx = ToolContext(call_uuid=self.call_id, caller=self.caller)
-                async with asyncio.timeout(tool.timeout_s):
-                    result = await tool.handler(args, ctx)
-                output = result if isinstance(result, str) else json.dumps(result, default=str)
-                ends_call = tool.ends_call
-        except Exception as exc:  # a failing tool is reported to the model, never fatal
-            log.warning("tool %s failed: %r", call.name, exc)
-            output = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
-        self._add("tool_result", output[:2000])
-        await self.ws.send_str(function_call_output(call.call_id, output))
-        if ends_call:
-            self.end_reason = f"{call.name} tool"
-            await self._hang_up_after_goodbye()
-        elif not transfer:
-            await self.ws.send_str(client_event({"type": "response.create"}))
+    async def flush(self) -> None:
+        for message in self.session.drain_realtime():
+            await self.ws.send_str(message)
+        self.runner.start()
+        log_notes(self.session)
 
-    async def _hang_up_after_goodbye(self) -> None:
+    async def end_after_goodbye(self) -> None:
+        """Once a call-ending tool ran: hang up when the goodbye has played (or after
+        :data:`HANGUP_GRACE_S`)."""
+        await self.runner.end_requested.wait()
+        self.end_reason = f"{self.runner.ended_by} tool"
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(HANGUP_GRACE_S):
-                await self._audio_stopped.wait()
-        try:
-            await self.control.hangup(self.call_id)
-        except CallGone:
-            log.info("hang-up: the call had already ended")
-        except UpstreamError as exc:
-            log.error("hang-up failed: %s", exc.message)
+                await self.audio_stopped.wait()
+        await self.control.hang_up(self.end_reason)
+
+
+async def serve_sideband(
+    deps: CallDeps,
+    info: CallInfo,
+    control: SipControl,
+    tools: ToolRegistry,
+    *,
+    greeting: dict[str, Any],
+    started_at: datetime,
+) -> None:
+    """Run an accepted SIP call's sideband to its end, then log its summary and write its
+    record (``front_door="openai-sip"``, end reason ``openai-sip: <why>``).
+
+    Args:
+        deps: the application's parts (``calls`` is not used: SIP calls have no media socket).
+        info: the call (``call_uuid`` is OpenAI's ``call_id``).
+        control: OpenAI's call-control REST client.
+        tools: the tools of SIP calls (``transfer_call`` refers).
+        greeting: the ``response.create`` sent first.
+        started_at: when the call was accepted (aware UTC).
+    Raises:
+        asyncio.CancelledError: the server is shutting down (the call is hung up at OpenAI,
+            bounded by :data:`SHUTDOWN_HANGUP_S`, and recorded first).
+    """
+    settings = deps.settings
+    session = CallSession(
+        info,
+        openai=settings.openai,
+        call=settings.call,
+        path=PassthroughPath(),  # never used: no audio reaches the sideband
+        commands=_NoPlayback(),
+        tools=tools.declarations(),
+    )
+    session.flush_held()  # nothing held: straight to BRIDGING (the session was set on accept)
+    sip = SipCallControl(control, info.call_uuid)
+    ctx = ToolContext(
+        info.call_uuid, info.caller, transfer=sip.transfer, front_door=FRONT_DOOR_OPENAI_SIP
+    )
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    reason = "sideband not opened"
+    try:
+        ws = await open_realtime(deps.http, settings.openai, call_id=info.call_uuid)
+        reason = await _Sideband(ws, session, sip, tools, ctx).run(greeting)
+    except RealtimeConnectError as exc:
+        log.error("sideband: %s", exc.message)
+        reason = "sideband failed"
+    except asyncio.CancelledError:
+        reason = "server shutting down"
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SHUTDOWN_HANGUP_S):
+                await sip.hang_up(reason)
+        raise
+    finally:
+        summary = summarize(
+            session,
+            front_door=FRONT_DOOR_OPENAI_SIP,
+            duration_s=loop.time() - began,
+            end_reason=f"{FRONT_DOOR_OPENAI_SIP}: {reason}",
+        )
+        log_summary(summary)
+        await write_call_record(
+            deps.store,
+            session,
+            front_door=FRONT_DOOR_OPENAI_SIP,
+            direction="inbound",
+            started_at=started_at,
+            end_reason=summary.end_reason,
+        )

@@ -35,6 +35,7 @@ import aiohttp
 from ..config import TwilioSettings
 from ..errors import InvalidRequest, TwilioApiError, UpstreamTimeout
 from ..rest import JsonReply, request_json
+from .twiml import dial_twiml
 
 __all__ = [
     "API_VERSION",
@@ -191,3 +192,16 @@ class TwilioHangUp:
         else:
             log.info("Twilio call had already ended (%s)", reason)
         return True
+
+    async def hang_up(self, reason: str) -> bool:
+        """``bridge.CallControl.hang_up``: the same as calling this object."""
+        return await self(reason)
+
+    async def transfer(self, number: str) -> None:
+        """``bridge.CallControl.transfer``: replace the call's TwiML with ``<Dial>number``.
+
+        Raises:
+            TwilioApiError, UpstreamTimeout, InvalidRequest: Twilio refused it, did not
+                answer, or the call SID is not one.
+        """
+        await self._api.update_twiml(self.call_sid, dial_twiml(number))

@@ -11,10 +11,13 @@ Twilio's ``<Stream url>`` takes no query string, so the per-call media token tra
 without a valid token is closed (1008) before any Realtime session is opened.
 
 Audio is 8 kHz mu-law both ways, passed through to OpenAI as ``audio/pcmu`` (no resampling);
-barge-in, DTMF, tools, transcripts and records go through the same call core as Vonage's.
+the call runs on the shared engine (``bridge.serve_media_call``), so barge-in, DTMF, tools,
+transcripts and records are the same as Vonage's. Transfers replace the call's TwiML with
+``<Dial>`` (``TwilioHangUp.transfer``).
 
-Source: protocols.md C (TwiML, Media Streams messages, signature); field-notes.md 1.4, 1.6,
-1.7, 2.2.
+Sources: TwiML ``<Stream>`` (https://www.twilio.com/docs/voice/twiml/stream), Media Streams
+messages (https://www.twilio.com/docs/voice/media-streams/websocket-messages), webhook
+signatures (https://www.twilio.com/docs/usage/webhooks/webhooks-security).
 """
 
 from __future__ import annotations
@@ -24,23 +27,21 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..audio.path import PassthroughPath
-from ..bridge import CallerWire, CallSummary, run_call
+from ..bridge import UNKNOWN_CALL_PREFIX, MediaCall, close_socket, known_call, serve_media_call
 from ..core.events import StreamConnected, StreamStarted
-from ..core.session import CallInfo, CallSession
+from ..core.frontdoor import FrontDoor
+from ..core.session import CallInfo
 from ..errors import Forbidden, InvalidRequest, RemoteProtocolError
 from ..logs import call_context
 from ..store import FRONT_DOOR_TWILIO
-from ..tools import ToolContext
-from ..web.keys import CALLS, HTTP, SETTINGS, SIGNER, TOOLS, TWILIO_API, LiveCall
-from ..web.records import write_call_record
+from ..web.keys import CALLS, SETTINGS, SIGNER, TWILIO_API, call_deps
 from .rest import TwilioHangUp
 from .signature import candidate_urls, signature_algorithm, verify_twilio_signature
-from .twiml import answer_twiml, bounded_parameters, dial_twiml
+from .twiml import answer_twiml, bounded_parameters
 from .wire import STREAM_ENCODING, STREAM_RATE_HZ, TwilioCommands, parse_message
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,6 @@ START_TIMEOUT_S = 10.0
 """``connected`` and ``start`` must arrive within this after the upgrade."""
 MAX_MESSAGE_BYTES = 64 * 1024
 """A 20 ms ``media`` message is about 400 bytes; anything near this is not one (close 1009)."""
-CLOSE_POLICY = 1008
-CLOSE_PROTOCOL = 1002
-UNKNOWN_CALL_PREFIX = "unknown-"
 
 
 def _check_signature(request: web.Request, params: Mapping[str, str] | None) -> None:
@@ -147,75 +145,48 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
             signer.verify(call_sid, params.get("exp", ""), params.get("token", ""), time.time())
         except Forbidden as exc:
             log.warning("Twilio stream refused: %s", exc.message)
-            await ws.close(code=CLOSE_POLICY, message=b"invalid media token")
+            await close_socket(ws, WSCloseCode.POLICY_VIOLATION, "invalid media token")
             return ws
         calls = request.app[CALLS]
         if call_sid in calls:
             log.warning("Twilio stream refused: a media socket is already open for this call")
-            await ws.close(code=CLOSE_POLICY, message=b"a media socket is already open")
+            await close_socket(ws, WSCloseCode.POLICY_VIOLATION, "a media socket is already open")
             return ws
         await _bridge(request, ws, start)
     return ws
 
 
+def twilio_door(stream_sid: str) -> FrontDoor:
+    """Twilio's Media Stream for one call: 8 kHz mu-law passed through as ``audio/pcmu``;
+    everything in JSON text messages (one ``media`` message per batch of reply frames);
+    ``mark`` / ``clear`` commands naming ``stream_sid``."""
+    commands = TwilioCommands(stream_sid)
+    return FrontDoor(
+        FRONT_DOOR_TWILIO,
+        PassthroughPath(),
+        commands,
+        parse_message,
+        binary_audio=False,
+        media=commands.media,
+    )
+
+
 async def _bridge(request: web.Request, ws: web.WebSocketResponse, start: StreamStarted) -> None:
-    """Run one accepted Twilio call to its end and write its record."""
+    """Run one accepted Twilio call on the shared engine, to its end and its record."""
     app = request.app
-    settings = app[SETTINGS]
     call_sid = start.call_sid
     params = start.custom_parameters
     api = app.get(TWILIO_API)
-    known = not call_sid.startswith(UNKNOWN_CALL_PREFIX)
-    hang_up = TwilioHangUp(api, call_sid) if api is not None and known else None
+    control = TwilioHangUp(api, call_sid) if api is not None and known_call(call_sid) else None
     info = CallInfo(call_uuid=call_sid, caller=params.get("from"), called=params.get("to"))
     log.info("Twilio media stream %s open (%s)", start.stream_sid, start.encoding)
-    commands = TwilioCommands(start.stream_sid)
-    session = CallSession(
-        info,
-        openai=settings.openai,
-        call=settings.call,
-        tools=app[TOOLS].declarations(),
-        path=PassthroughPath(),
-        commands=commands,
-    )
-
-    async def transfer(number: str) -> None:
-        if api is None:
-            raise RuntimeError("Twilio REST is not configured (TWILIO_AUTH_TOKEN)")
-        await api.update_twiml(call_sid, dial_twiml(number))
-
-    ctx = ToolContext(
-        call_sid, info.caller, transfer=transfer if api is not None else None, front_door="twilio"
-    )
-    wire = CallerWire("Twilio", parse_message, binary_audio=False, media=commands.media)
     direction = "outbound" if params.get("direction", "").startswith("outbound") else "inbound"
-    task = asyncio.current_task()
-    assert task is not None
-    calls = app[CALLS]
-    calls[call_sid] = LiveCall(call_sid, ws, task, hang_up)  # removed in the finally below
-    started_at = datetime.now(UTC)
-    summary: CallSummary | None = None
-    try:
-        summary = await run_call(
-            ws,
-            session,
-            http=app[HTTP],
-            openai=settings.openai,
-            hang_up=hang_up,
-            tools=app[TOOLS],
-            tool_ctx=ctx,
-            wire=wire,
-        )
-    finally:
-        await write_call_record(
-            app,
-            session,
-            summary,
-            direction=direction,
-            started_at=started_at,
-            front_door=FRONT_DOOR_TWILIO,
-        )
-        calls.pop(call_sid, None)
+    call = MediaCall(twilio_door(start.stream_sid), info, direction)
+
+    async def opening() -> MediaCall:
+        return call  # connected and start were read before the token check
+
+    await serve_media_call(ws, call_sid, opening, deps=call_deps(app), control=control)
 
 
 async def _read_start(ws: web.WebSocketResponse) -> StreamStarted | None:
@@ -226,31 +197,33 @@ async def _read_start(ws: web.WebSocketResponse) -> StreamStarted | None:
         try:
             msg = await ws.receive(timeout=max(left, 0.001))
         except TimeoutError:
-            await ws.close(code=CLOSE_PROTOCOL, message=b"no start message within 10 s")
+            await close_socket(ws, WSCloseCode.PROTOCOL_ERROR, "no start message within 10 s")
             log.warning("Twilio stream closed: no start message within 10 s")
             return None
         if msg.type is not WSMsgType.TEXT:
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 log.info("Twilio stream closed before its start message")
             else:
-                await ws.close(code=CLOSE_PROTOCOL, message=b"expected a JSON text message")
+                await close_socket(ws, WSCloseCode.PROTOCOL_ERROR, "expected a JSON text message")
                 log.warning("Twilio stream closed: %s message before start", msg.type.name)
             return None
         try:
             event = parse_message(msg.data)
         except RemoteProtocolError as exc:
-            await ws.close(code=1003, message=exc.message.encode()[:123])
+            await close_socket(ws, WSCloseCode.UNSUPPORTED_DATA, exc.message)
             log.warning("Twilio stream closed: %s", exc.message)
             return None
         if isinstance(event, StreamStarted):
             if event.encoding != STREAM_ENCODING or event.sample_rate_hz != STREAM_RATE_HZ:
                 fmt = f"{event.encoding} at {event.sample_rate_hz} Hz"
-                await ws.close(code=1003, message=f"unsupported media format {fmt}".encode())
+                await close_socket(
+                    ws, WSCloseCode.UNSUPPORTED_DATA, f"unsupported media format {fmt}"
+                )
                 log.warning("Twilio stream closed: unsupported media format %s", fmt)
                 return None
             return event
         if not isinstance(event, StreamConnected):
             break
-    await ws.close(code=CLOSE_PROTOCOL, message=b"expected connected, then start")
+    await close_socket(ws, WSCloseCode.PROTOCOL_ERROR, "expected connected, then start")
     log.warning("Twilio stream closed: the first messages were not connected and start")
     return None

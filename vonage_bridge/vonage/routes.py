@@ -6,35 +6,41 @@ otherwise), the NCCO asks Vonage to sign the media socket's handshake too
 (``"authorization": {"type": "vonage"}``), and the upgrade is refused (401) without it. The
 media socket's per-call token is checked either way.
 
-Source: protocols.md A1 (webhooks, signed webhooks), A2 (NCCO), A3 (WebSocket audio).
+The media socket's call runs on the shared engine (``bridge.serve_media_call``); this module
+keeps what is Vonage's: the NCCO answer, the handshake checks, ``websocket:connected``.
+
+Sources: webhooks (https://developer.vonage.com/en/voice/voice-api/webhook-reference), signed
+webhooks (https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks), NCCO
+(https://developer.vonage.com/en/voice/voice-api/ncco-reference), WebSocket audio
+(https://developer.vonage.com/en/voice/voice-api/concepts/websockets).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..bridge import CallSummary, run_call
+from ..audio.path import ResamplingPath
+from ..bridge import UNKNOWN_CALL_PREFIX, MediaCall, close_socket, known_call, serve_media_call
 from ..core.events import CallerConnected
-from ..core.session import CallInfo, CallSession
+from ..core.frontdoor import FrontDoor
+from ..core.session import CallInfo
 from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, Unauthorized
 from ..logs import call_context
 from ..phone import bounded_headers
 from ..store import FRONT_DOOR_VONAGE
-from ..web.keys import CALLS, HTTP, SETTINGS, SIGNER, TOOLS, VOICE_API, LiveCall
-from ..web.records import write_call_record
+from ..tools import ToolContext
+from ..web.keys import CALLS, SETTINGS, SIGNER, VOICE_API, call_deps
 from .ncco import answer_ncco, connect_from_number
 from .signing import query_payload, verify_signed_request
 from .voice_api import CallHangUp
-from .wire import parse_text
+from .wire import VONAGE_COMMANDS, parse_text
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -44,7 +50,6 @@ CALLER_RATE_HZ = 16_000
 MAX_CALLER_MESSAGE_BYTES = 64 * 1024
 """A frame is 640 bytes; anything near this is not audio we can use (closed with 1009)."""
 CONNECTED_TIMEOUT_S = 10.0
-UNKNOWN_CALL_PREFIX = "unknown-"
 OUTBOUND_ANSWER_PATH = "/answer"
 """``POST /connect`` gives Vonage this answer URL; ``/incoming-call`` is for inbound calls."""
 _FAILED_STATUSES = frozenset({"failed", "rejected", "unanswered", "busy", "timeout", "cancelled"})
@@ -74,8 +79,8 @@ async def check_signature(request: web.Request, *, handshake: bool = False) -> N
     """Refuse a request Vonage did not sign, when ``VONAGE_SIGNATURE_SECRET`` is set.
 
     The hashed payload is the raw body of a POST, or the query parameters as JSON for a GET
-    (protocols.md A1 [V-SUP]); for the media handshake (``handshake=True``) only the token
-    itself is checked.
+    (https://api.support.vonage.com/hc/en-us/articles/19033783342876); for the media
+    handshake (``handshake=True``) only the token itself is checked.
 
     Raises:
         Unauthorized: the signature is missing or invalid (logged with the reason).
@@ -169,38 +174,44 @@ async def event(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def vonage_door(sample_rate_hz: int, resample_quality: str) -> FrontDoor:
+    """Vonage's media socket for one call: L16 at ``sample_rate_hz`` (from
+    ``websocket:connected``) resampled to and from 24 kHz PCM16; audio in binary messages, one
+    20 ms frame each way; ``notify`` / ``clear`` commands."""
+    return FrontDoor(
+        FRONT_DOOR_VONAGE,
+        ResamplingPath(sample_rate_hz, resample_quality),
+        VONAGE_COMMANDS,
+        parse_text,
+    )
+
+
 @routes.get(MEDIA_PATH)
 async def media(request: web.Request) -> web.StreamResponse:
     """Vonage's media socket. Refused (403 JSON, no Realtime session) without a valid token,
     and (401 JSON) without Vonage's signed JWT when ``VONAGE_SIGNATURE_SECRET`` is set."""
-    settings = request.app[SETTINGS]
+    app = request.app
+    settings = app[SETTINGS]
     q = request.query
     call_uuid = q.get("call_uuid", "")
     with call_context(call_uuid[:64] or "-"):
-        request.app[SIGNER].verify(call_uuid, q.get("exp", ""), q.get("token", ""), time.time())
+        app[SIGNER].verify(call_uuid, q.get("exp", ""), q.get("token", ""), time.time())
         await check_signature(request, handshake=True)
-        calls = request.app[CALLS]
-        if call_uuid in calls:
+        if call_uuid in app[CALLS]:
             raise Forbidden("a media socket is already open for this call", code="media_busy")
         ws = web.WebSocketResponse(max_msg_size=MAX_CALLER_MESSAGE_BYTES, heartbeat=30.0)
         if not ws.can_prepare(request).ok:
             raise InvalidRequest("expected a WebSocket upgrade", code="not_websocket")
         await ws.prepare(request)
-        task = asyncio.current_task()
-        assert task is not None
-        api = request.app.get(VOICE_API)
+        api = app.get(VOICE_API)
         # A call whose answer URL had no uuid cannot be hung up over REST.
-        known = not call_uuid.startswith(UNKNOWN_CALL_PREFIX)
-        hang_up = CallHangUp(api, call_uuid) if api is not None and known else None
-        calls[call_uuid] = LiveCall(call_uuid, ws, task, hang_up)
+        control = CallHangUp(api, call_uuid) if api is not None and known_call(call_uuid) else None
         direction = "outbound" if q.get("direction") == "outbound" else "inbound"
-        session: CallSession | None = None
-        summary: CallSummary | None = None
-        started_at = datetime.now(UTC)
-        try:
+
+        async def opening() -> MediaCall | None:
             connected = await _read_connected(ws)
             if connected is None:
-                return ws
+                return None
             info = CallInfo(
                 call_uuid=call_uuid,
                 conversation_uuid=_text(connected.headers.get("conversation_uuid")),
@@ -208,60 +219,49 @@ async def media(request: web.Request) -> web.StreamResponse:
                 called=_text(connected.headers.get("to")),
             )
             log.info("media socket open (%s)", connected.content_type)
-            session = CallSession(
-                info,
-                openai=settings.openai,
-                call=settings.call,
-                caller_rate_hz=connected.sample_rate_hz,
-                tools=request.app[TOOLS].declarations(),
+            if control is not None:
+                control.called = info.called  # a transfer shows the number they dialled
+            ctx = ToolContext(
+                call_uuid,
+                info.caller,
+                transfer=control.transfer if control is not None else None,
+                front_door=FRONT_DOOR_VONAGE,
+                called=info.called,
             )
-            started_at = datetime.now(UTC)
-            summary = await run_call(
-                ws,
-                session,
-                http=request.app[HTTP],
-                openai=settings.openai,
-                hang_up=hang_up,
-                tools=request.app[TOOLS],
-                voice_api=api,
-            )
-        finally:
-            if session is not None:  # run_call closed both sockets: off the audio path
-                await write_call_record(
-                    request.app,
-                    session,
-                    summary,
-                    direction=direction,
-                    started_at=started_at,
-                    front_door=FRONT_DOOR_VONAGE,
-                )
-            calls.pop(call_uuid, None)
+            door = vonage_door(connected.sample_rate_hz, settings.call.resample_quality)
+            return MediaCall(door, info, direction, ctx)
+
+        await serve_media_call(ws, call_uuid, opening, deps=call_deps(app), control=control)
         return ws
 
 
 async def _read_connected(ws: web.WebSocketResponse) -> CallerConnected | None:
-    """The first message must be ``websocket:connected`` [V-WSG]; else close with a reason."""
+    """The first message must be ``websocket:connected``; else close with a reason."""
     try:
         msg = await ws.receive(timeout=CONNECTED_TIMEOUT_S)
     except TimeoutError:
-        await ws.close(code=1002, message=b"no websocket:connected within 10 s")
+        await close_socket(ws, WSCloseCode.PROTOCOL_ERROR, "no websocket:connected within 10 s")
         log.warning("media socket closed: no websocket:connected within 10 s")
         return None
     if msg.type is not WSMsgType.TEXT:
         if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
             log.info("media socket closed before websocket:connected")
         else:
-            await ws.close(code=1002, message=b"first message must be websocket:connected")
+            await close_socket(
+                ws, WSCloseCode.PROTOCOL_ERROR, "first message must be websocket:connected"
+            )
             log.warning("media socket closed: first message was %s, not text", msg.type.name)
         return None
     try:
         event = parse_text(msg.data)
     except RemoteProtocolError as exc:
-        await ws.close(code=1003, message=exc.message.encode()[:123])
+        await close_socket(ws, WSCloseCode.UNSUPPORTED_DATA, exc.message)
         log.warning("media socket closed: %s", exc.message)
         return None
     if not isinstance(event, CallerConnected):
-        await ws.close(code=1002, message=b"first message must be websocket:connected")
+        await close_socket(
+            ws, WSCloseCode.PROTOCOL_ERROR, "first message must be websocket:connected"
+        )
         log.warning("media socket closed: first message was not websocket:connected")
         return None
     return event

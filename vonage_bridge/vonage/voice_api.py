@@ -29,6 +29,7 @@ from ..config import VonageSettings
 from ..errors import UpstreamTimeout, VonageApiError
 from ..rest import JsonReply, request_json
 from .app_jwt import application_jwt
+from .ncco import transfer_ncco
 
 log = logging.getLogger(__name__)
 
@@ -167,11 +168,12 @@ class CallHangUp:
     first.
     """
 
-    __slots__ = ("_api", "call_uuid", "done")
+    __slots__ = ("_api", "call_uuid", "called", "done")
 
-    def __init__(self, api: VoiceApi, call_uuid: str) -> None:
+    def __init__(self, api: VoiceApi, call_uuid: str, called: str | None = None) -> None:
         self._api = api
         self.call_uuid = call_uuid
+        self.called = called  # the number the caller dialled: a transfer's caller id
         self.done = False
 
     async def __call__(self, reason: str) -> bool:
@@ -187,6 +189,21 @@ class CallHangUp:
             return False
         log.info("hung up the call over REST (%s)", reason)
         return True
+
+    async def hang_up(self, reason: str) -> bool:
+        """``bridge.CallControl.hang_up``: the same as calling this object."""
+        return await self(reason)
+
+    async def transfer(self, number: str) -> None:
+        """``bridge.CallControl.transfer``: the Voice API ``transfer`` action with an inline
+        NCCO connecting the call to ``number`` (E.164 digits), showing the number the caller
+        dialled as caller id (:func:`.ncco.transfer_ncco`).
+
+        Raises:
+            VonageApiError, UpstreamTimeout: Vonage refused it or did not answer.
+            pydantic.ValidationError: ``number`` is not E.164 digits.
+        """
+        await self._api.transfer(self.call_uuid, transfer_ncco(number, self.called))
 
 
 def _str_or_none(value: object) -> str | None:

@@ -11,11 +11,12 @@ import os
 from collections.abc import AsyncIterator
 
 import aiohttp
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from .. import __version__
+from ..bridge import LiveCall, close_socket
 from ..config import Settings
 from ..core.media_token import MediaTokenSigner
 from ..errors import ConfigError
@@ -28,7 +29,7 @@ from ..vonage import dial
 from ..vonage import routes as vonage
 from ..vonage.voice_api import VoiceApi
 from . import calls_api
-from .keys import CALLS, HTTP, SETTINGS, SIGNER, STORE, TOOLS, TWILIO_API, VOICE_API, LiveCall
+from .keys import CALLS, HTTP, SETTINGS, SIGNER, STORE, TOOLS, TWILIO_API, VOICE_API
 from .middleware import json_errors
 
 log = logging.getLogger(__name__)
@@ -122,17 +123,15 @@ async def _close_calls(app: web.Application) -> None:
         return
     log.info("shutting down: closing %d live call(s)", len(calls))
     live = list(calls.values())
-    # End the calls on the carrier's side too, not only their sockets [V-WSG]; bounded by
-    # the REST timeout, failures logged by CallHangUp / TwilioHangUp.
+    # End the calls on the carrier's side too, not only their sockets (a Vonage socket that
+    # only drops runs the rest of the NCCO); bounded by the REST timeout, failures logged by
+    # each CallControl.
     await asyncio.gather(
-        *(c.hang_up("server shutting down") for c in live if c.hang_up is not None),
+        *(c.control.hang_up("server shutting down") for c in live if c.control is not None),
         return_exceptions=True,
     )
     await asyncio.gather(
-        *(
-            c.ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"server shutting down")
-            for c in live
-        ),
+        *(close_socket(c.ws, WSCloseCode.GOING_AWAY, "server shutting down") for c in live),
         return_exceptions=True,
     )
     await asyncio.wait([c.task for c in live], timeout=SHUTDOWN_GRACE_S)

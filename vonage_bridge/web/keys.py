@@ -1,4 +1,5 @@
-"""Every typed ``web.AppKey`` of the application, in one place."""
+"""Every typed ``web.AppKey`` of the application, in one place; :func:`call_deps` reads the
+ones every call needs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import aiohttp
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from ..bridge import HangUp
+from ..bridge import CallDeps, LiveCall
 from ..config import Settings
 from ..core.media_token import MediaTokenSigner
 from ..openai_sip.webhook import SeenIds
@@ -17,19 +18,6 @@ from ..store import CallStore
 from ..tools import ToolRegistry
 from ..twilio.rest import TwilioApi
 from ..vonage.voice_api import VoiceApi
-
-
-@dataclass(slots=True)
-class LiveCall:
-    """A call with an open media socket (Vonage or Twilio): hung up over its front door's REST
-    API (when configured) and closed with 1001 on shutdown. ``call_uuid`` is the call UUID
-    or the Twilio call SID."""
-
-    call_uuid: str
-    ws: web.WebSocketResponse
-    task: asyncio.Task[object]
-    hang_up: HangUp | None = None
-
 
 SETTINGS = web.AppKey("settings", Settings)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
@@ -65,3 +53,14 @@ class SipState:
 
 
 SIP = web.AppKey("sip", SipState)
+
+
+def call_deps(app: web.Application) -> CallDeps:
+    """What the call engine needs from ``app`` (the store only when records are on)."""
+    return CallDeps(
+        settings=app[SETTINGS],
+        http=app[HTTP],
+        tools=app[TOOLS],
+        store=app.get(STORE),
+        calls=app[CALLS],
+    )
