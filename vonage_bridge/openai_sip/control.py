@@ -33,7 +33,10 @@ class SipControl:
 
     async def _post(self, call_id: str, action: str, body: dict[str, Any] | None) -> None:
         url = f"{self.openai.base_url}/realtime/calls/{call_id}/{action}"
-        headers = {"Authorization": f"Bearer {self.openai.api_key}", "Accept": "*/*"}
+        headers = {
+            "Authorization": f"Bearer {self.openai.api_key.get_secret_value()}",
+            "Accept": "*/*",
+        }
         try:
             async with (
                 asyncio.timeout(REST_TIMEOUT_S),

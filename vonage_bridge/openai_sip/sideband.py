@@ -54,7 +54,7 @@ async def open_sideband(
     Raises:
         RealtimeConnectError: refused, timed out or unreachable.
     """
-    headers = {"Authorization": f"Bearer {openai.api_key}"}
+    headers = {"Authorization": f"Bearer {openai.api_key.get_secret_value()}"}
     try:
         async with asyncio.timeout(openai.connect_timeout_s):
             return await http.ws_connect(

@@ -26,9 +26,9 @@ def realtime_request(openai: OpenAISettings) -> tuple[str, dict[str, str], dict[
     params = {"model": openai.model}
     if openai.api_version:
         params["api-version"] = openai.api_version
-        headers = {"api-key": openai.api_key}
+        headers = {"api-key": openai.api_key.get_secret_value()}
     else:
-        headers = {"Authorization": f"Bearer {openai.api_key}"}
+        headers = {"Authorization": f"Bearer {openai.api_key.get_secret_value()}"}
     return openai.realtime_url, params, headers
 
 
