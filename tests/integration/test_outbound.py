@@ -552,7 +552,7 @@ def test_vonage_settings_errors_name_every_bad_variable(tmp_path: Path) -> None:
             }
         )
     text = info.value.message
-    assert "VONAGE_PRIVATE_KEY=<hidden>: not a PEM RSA private key" in text
+    assert "VONAGE_PRIVATE_KEY=***: not a PEM RSA private key" in text
     assert "VONAGE_API_URL" in text
     assert "VONAGE_OUTBOUND_FROM" in text
     assert "VONAGE_API_TIMEOUT_S" in text

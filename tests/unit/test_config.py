@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from vonage_bridge.config import DEFAULT_SYSTEM_MESSAGE, PublicUrl, Settings, TwilioSettings
 from vonage_bridge.errors import ConfigError
@@ -32,7 +34,7 @@ def test_settings_minimal_env_uses_documented_defaults(env: dict[str, str]) -> N
     s = Settings.from_env(env)
     assert s.server.port == 3000
     assert s.server.host == "0.0.0.0"
-    assert s.openai.api_key == API_KEY
+    assert s.openai.api_key.get_secret_value() == API_KEY
     assert s.openai.model == "gpt-realtime"
     assert s.openai.voice == "marin"
     assert s.openai.base_url == "https://api.openai.com/v1"
@@ -48,7 +50,7 @@ def test_settings_without_media_token_secret_uses_a_random_32_byte_secret(
     a = Settings.from_env(env)
     b = Settings.from_env(env)
     assert a.server.media_token_secret_is_random
-    assert len(a.server.media_token_secret) == 32
+    assert len(a.server.media_token_secret.get_secret_value()) == 32
     assert a.server.media_token_secret != b.server.media_token_secret
 
 
@@ -88,7 +90,7 @@ def test_settings_bad_value_names_its_variable(env: dict[str, str], name: str, v
 def test_settings_repr_hides_api_key_and_media_secret(env: dict[str, str]) -> None:
     env["MEDIA_TOKEN_SECRET"] = MEDIA_SECRET
     s = Settings.from_env(env)
-    assert s.server.media_token_secret == MEDIA_SECRET.encode()
+    assert s.server.media_token_secret.get_secret_value() == MEDIA_SECRET.encode()
     for text in (repr(s), str(s), repr(s.openai), repr(s.server)):
         assert API_KEY not in text
         assert MEDIA_SECRET not in text
@@ -278,7 +280,8 @@ def test_settings_twilio_sid_and_token_turn_the_front_door_and_verification_on(
     )
     twilio = Settings.from_env(env).twilio
     assert twilio.account_sid == TWILIO_SID
-    assert twilio.auth_token == TWILIO_TOKEN
+    assert twilio.auth_token is not None
+    assert twilio.auth_token.get_secret_value() == TWILIO_TOKEN
     assert twilio.api_url == "http://127.0.0.1:8123"
     assert twilio.api_timeout_s == 2.5
     assert twilio.enabled and twilio.verify
@@ -330,4 +333,169 @@ def test_settings_twilio_auth_token_stays_out_of_repr_and_errors(env: dict[str, 
     env.update({"TWILIO_AUTH_TOKEN": " \t ", "PORT": "abc"})
     with pytest.raises(ConfigError) as info:
         Settings.from_env(env)
-    assert "TWILIO_AUTH_TOKEN=<hidden>" in str(info.value)
+    assert "TWILIO_AUTH_TOKEN=***" in str(info.value)
+
+
+# --- one message naming every problem; secrets hidden, paths shown ---------------------------
+
+
+def test_settings_every_bad_variable_is_one_line_with_its_value(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    missing_key = str(tmp_path / "missing.key")
+    env.update(
+        {
+            "PORT": "abc",
+            "VAD_THRESHOLD": "2",
+            "OPENAI_VOICE": "nobody",
+            "MEDIA_TOKEN_SECRET": "short",
+            "VONAGE_PRIVATE_KEY_PATH": missing_key,
+            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "DTMF_TO_MODEL": "maybe",
+            "DATABASE_URL": "postgresql://bridge:hunter2@db.internal/",
+        }
+    )
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    problems = info.value.problems
+    assert sorted(problem_names(info.value)) == sorted(
+        [
+            "PORT",
+            "VAD_THRESHOLD",
+            "OPENAI_VOICE",
+            "MEDIA_TOKEN_SECRET",
+            "VONAGE_PRIVATE_KEY_PATH",
+            "TWILIO_ACCOUNT_SID",
+            "DTMF_TO_MODEL",
+            "DATABASE_URL",
+        ]
+    )
+    assert "PORT='abc': is not an integer" in problems
+    assert "VAD_THRESHOLD='2': must be between 0.0 and 1.0" in problems
+    assert "MEDIA_TOKEN_SECRET=***: must be at least 16 bytes long" in problems
+    assert "DTMF_TO_MODEL='maybe': must be true or false" in problems
+    assert f"VONAGE_PRIVATE_KEY_PATH={missing_key!r}: cannot be read (FileNotFoundError)" in (
+        problems
+    )
+    assert any(p.startswith("OPENAI_VOICE='nobody': must be one of alloy") for p in problems)
+    # a URL is shown with its password masked
+    assert any(
+        p.startswith("DATABASE_URL='postgresql://bridge:***@db.internal/'") for p in problems
+    )
+    text = str(info.value)
+    assert "hunter2" not in text and TWILIO_TOKEN not in text
+    assert "Input should be" not in text  # our words, not pydantic's
+
+
+SECRET_VALUES = {
+    "OPENAI_API_KEY": "   ",  # blank: an error, shown as ***
+    "MEDIA_TOKEN_SECRET": "secret-15-bytes",
+    "VONAGE_PRIVATE_KEY": "not-a-pem-SECRET-0123456789",
+    "TWILIO_AUTH_TOKEN": " \t ",
+    "OPENAI_WEBHOOK_SECRET": "whsec_!!SECRET-not-base64",
+}
+
+
+def test_settings_secret_values_never_appear_in_problems(env: dict[str, str]) -> None:
+    env.update(SECRET_VALUES)
+    env["TWILIO_ACCOUNT_SID"] = TWILIO_SID
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert sorted(problem_names(info.value)) == sorted(SECRET_VALUES)
+    for name in SECRET_VALUES:
+        assert any(p.startswith(f"{name}=***: ") for p in info.value.problems), name
+    text = str(info.value) + repr(info.value)
+    for value in SECRET_VALUES.values():
+        if value.strip():
+            assert value not in text
+
+
+def test_settings_secret_values_never_appear_in_repr(env: dict[str, str]) -> None:
+    secrets = {
+        "MEDIA_TOKEN_SECRET": MEDIA_SECRET,
+        "CONNECT_API_KEY": "connect-key-SECRET-0123",
+        "VONAGE_SIGNATURE_SECRET": "signature-SECRET-0123",
+        "TWILIO_ACCOUNT_SID": TWILIO_SID,
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "OPENAI_WEBHOOK_SECRET": "whsec_" + "c2VjcmV0LWtleS1ieXRlcw==",
+    }
+    settings = Settings.from_env({**env, **secrets})
+    text = repr(settings) + str(settings) + "".join(repr(getattr(settings, g)) for g in GROUPS)
+    for name, value in [*secrets.items(), ("OPENAI_API_KEY", API_KEY)]:
+        if name != "TWILIO_ACCOUNT_SID":
+            assert value not in text, name
+    assert TWILIO_SID in text  # the rest is still shown
+    assert settings.sip.webhook_secret is not None and settings.vonage.connect_api_key is not None
+    assert settings.vonage.connect_api_key.get_secret_value() == "connect-key-SECRET-0123"
+
+
+GROUPS = ("server", "openai", "call", "log", "vonage", "store", "sip", "twilio")
+
+
+def test_settings_bad_paths_are_shown(env: dict[str, str], tmp_path: Path) -> None:
+    kb = str(tmp_path / "no-faq.json")
+    db = f"sqlite:///{tmp_path}/no-dir/calls.db"
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**env, "FAQ_KB_PATH": kb, "DATABASE_URL": db})
+    assert f"FAQ_KB_PATH={kb!r}: file not found" in info.value.problems
+    assert any(p.startswith(f"DATABASE_URL={db!r}: directory") for p in info.value.problems)
+
+
+def test_settings_read_only_the_given_mapping(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORT", "abc")
+    monkeypatch.setenv("OPENAI_MODEL", "from-os-environ")
+    settings = Settings.from_env(env)
+    assert settings.server.port == 3000
+    assert settings.openai.model == "gpt-realtime"
+
+
+def test_settings_are_frozen(env: dict[str, str]) -> None:
+    settings = Settings.from_env(env)
+    with pytest.raises(ValidationError):
+        settings.server.port = 1  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        settings.openai = settings.openai  # type: ignore[misc]
+
+
+# --- the persona file: missing is a warning, the knowledge base stays an error ----------------
+
+
+def test_missing_persona_file_is_a_warning_naming_it_not_an_error(env: dict[str, str]) -> None:
+    path = env["SYSTEM_MESSAGE_PATH"]
+    settings = Settings.from_env(env)
+    assert settings.call.system_message == DEFAULT_SYSTEM_MESSAGE
+    assert len(settings.warnings) == 1
+    assert repr(path) in settings.warnings[0] and "SYSTEM_MESSAGE_PATH" in settings.warnings[0]
+
+
+def test_existing_persona_file_gives_no_warning(env: dict[str, str], tmp_path: Path) -> None:
+    persona = tmp_path / "persona.txt"
+    persona.write_text("You are Ada.", encoding="utf-8")
+    settings = Settings.from_env({**env, "SYSTEM_MESSAGE_PATH": str(persona)})
+    assert settings.warnings == ()
+    assert settings.call.system_message == "You are Ada."
+
+
+def test_missing_persona_file_is_logged_once_at_start_up(
+    env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from vonage_bridge.web.app import make_app
+
+    settings = Settings.from_env(env)
+    with caplog.at_level(logging.WARNING, logger="vonage_bridge"):
+        make_app(settings)
+    persona = [r for r in caplog.records if "SYSTEM_MESSAGE_PATH" in r.getMessage()]
+    assert len(persona) == 1
+    assert persona[0].levelno == logging.WARNING
+    assert env["SYSTEM_MESSAGE_PATH"] in persona[0].getMessage()
+
+
+def test_missing_faq_kb_file_stays_an_error_with_a_missing_persona(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    kb = str(tmp_path / "faq.txt")
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**env, "FAQ_KB_PATH": kb})
+    assert info.value.problems == [f"FAQ_KB_PATH={kb!r}: file not found"]

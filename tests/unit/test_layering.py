@@ -29,7 +29,7 @@ PURE_ROLES = {
     "protocol",
     "instructions",
 }
-PURE_TOP = {"__init__", "config", "errors", "phone"}
+PURE_TOP = {"__init__", "config", "errors", "persona", "phone"}
 ENTRY_TOP = {"__main__"}
 FRONT_DOORS = {"vonage", "twilio", "openai_sip"}
 

@@ -51,7 +51,10 @@ class SipControl:
             what=f"SIP {action}",
             service="OpenAI",
             timeout_s=REST_TIMEOUT_S,
-            headers={"Authorization": f"Bearer {self.openai.api_key}", "Accept": "*/*"},
+            headers={
+                "Authorization": f"Bearer {self.openai.api_key.get_secret_value()}",
+                "Accept": "*/*",
+            },
             json=body,
             refused=partial(_refused, call_id, action),
         )

@@ -54,7 +54,7 @@ def setup_sip(app: web.Application, settings: Settings) -> None:
     """Mount the webhook routes and their state (call only with a webhook secret)."""
     assert settings.sip.webhook_secret is not None
     app[SIP] = SipState(
-        verifier=webhook_verifier(settings.sip.webhook_secret),
+        verifier=webhook_verifier(settings.sip.webhook_secret.get_secret_value()),
         seen=SeenIds(),
         calls={},
         tasks=set(),

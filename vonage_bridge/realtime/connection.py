@@ -38,9 +38,9 @@ def realtime_request(
     params = {"model": openai.model} if call_id is None else {"call_id": call_id}
     if openai.api_version:
         params["api-version"] = openai.api_version
-        headers = {"api-key": openai.api_key}
+        headers = {"api-key": openai.api_key.get_secret_value()}
     else:
-        headers = {"Authorization": f"Bearer {openai.api_key}"}
+        headers = {"Authorization": f"Bearer {openai.api_key.get_secret_value()}"}
     return openai.realtime_url, params, headers
 
 

@@ -86,7 +86,9 @@ class TwilioApi:
         self._http = http
         self._headers = {
             "Accept": "application/json",
-            "Authorization": aiohttp.encode_basic_auth(settings.account_sid, settings.auth_token),
+            "Authorization": aiohttp.encode_basic_auth(
+                settings.account_sid, settings.auth_token.get_secret_value()
+            ),
         }
         self._calls_url = f"{settings.api_url}/{API_VERSION}/Accounts/{settings.account_sid}/Calls"
         self.timeout_s = settings.api_timeout_s

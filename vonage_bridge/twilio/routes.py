@@ -78,7 +78,7 @@ def _check_signature(request: web.Request, params: Mapping[str, str] | None) -> 
     )
     try:
         verify_twilio_signature(
-            token,
+            token.get_secret_value(),
             urls,
             params,
             headers.get("X-Twilio-Signature"),

@@ -96,7 +96,10 @@ async def check_signature(request: web.Request, *, handshake: bool = False) -> N
             payload = query_payload(request.query.items())
     try:
         verify_signed_request(
-            request.headers.get("Authorization"), secret, time.time(), payload=payload
+            request.headers.get("Authorization"),
+            secret.get_secret_value(),
+            time.time(),
+            payload=payload,
         )
     except Unauthorized as exc:
         log.warning("%s %s refused: %s", request.method, request.path, exc.message)

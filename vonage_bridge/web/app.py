@@ -146,6 +146,8 @@ def _startup_report(settings: Settings, tools: ToolRegistry) -> None:
         s.public_url.http,
         settings.openai.model,
     )
+    for warning in settings.warnings:  # e.g. a missing persona file
+        log.warning("%s", warning)
     if s.media_token_secret_is_random:
         log.info(
             "MEDIA_TOKEN_SECRET not set: media tokens are valid on this instance only "
@@ -231,7 +233,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     app = web.Application(middlewares=[json_errors])
     app[SETTINGS] = settings
     app[SIGNER] = MediaTokenSigner(
-        settings.server.media_token_secret, settings.server.media_token_ttl_s
+        settings.server.media_token_secret.get_secret_value(), settings.server.media_token_ttl_s
     )
     app[CALLS] = {}
     app[TOOLS] = build_registry(

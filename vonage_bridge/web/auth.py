@@ -33,5 +33,7 @@ def require_api_key(request: web.Request, *, feature: str, disabled_code: str) -
     given = request.headers.get("X-API-Key")
     if not given:
         raise Unauthorized("X-API-Key header missing", code="api_key_missing")
-    if not hmac.compare_digest(given.encode("utf-8", "replace"), api_key.encode("utf-8")):
+    if not hmac.compare_digest(
+        given.encode("utf-8", "replace"), api_key.get_secret_value().encode("utf-8")
+    ):
         raise Forbidden("X-API-Key is not valid", code="api_key_invalid")
