@@ -8,16 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from vonage_bridge.bridge import (
-    MAX_CLOSE_REASON_BYTES,
-    CallSummary,
-    close_reason,
-    known_call,
-    log_summary,
-)
+from vonage_bridge.calls import MAX_CLOSE_REASON_BYTES, close_reason, known_call
 from vonage_bridge.config import OpenAISettings, Settings
 from vonage_bridge.core.events import TranscriptEntry
 from vonage_bridge.realtime.connection import realtime_request
+from vonage_bridge.records import CallSummary, log_summary
 
 
 def openai_settings(tmp_path: Path, **env: str) -> OpenAISettings:
@@ -101,7 +96,7 @@ def test_summary_line_is_one_info_line_with_the_door_and_without_the_transcript(
         ms_from_realtime=0.0,
         transcript=[TranscriptEntry("caller", "a secret said on the phone")],
     )
-    with caplog.at_level(logging.INFO, logger="vonage_bridge.bridge"):
+    with caplog.at_level(logging.INFO, logger="vonage_bridge.records"):
         log_summary(summary)
     (record,) = caplog.records
     message = record.getMessage()

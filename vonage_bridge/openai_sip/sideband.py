@@ -29,7 +29,7 @@ import aiohttp
 from aiohttp import WSMsgType
 
 from ..audio.path import PassthroughPath
-from ..bridge import CallDeps, ToolRunner, log_notes, log_summary, summarize, write_call_record
+from ..calls import CallDeps
 from ..core.events import AudioDelta, AudioDone, OtherServerEvent
 from ..core.session import CallInfo, CallSession
 from ..errors import (
@@ -41,7 +41,9 @@ from ..errors import (
 )
 from ..realtime.connection import open_realtime
 from ..realtime.protocol import client_event, parse_server_event
+from ..records import log_notes, log_summary, summarize, write_call_record
 from ..store import FRONT_DOOR_OPENAI_SIP
+from ..tool_runner import ToolRunner
 from ..tools import ToolContext, ToolRegistry
 from .control import SipControl
 

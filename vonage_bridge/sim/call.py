@@ -153,7 +153,7 @@ async def simulate_call(
         raise ValueError(f"{wav} is {rate} Hz; the simulation needs 16000 Hz")
     audio = pcm if front_door == "vonage" else pcm16_to_mulaw(pcm, rate)
     catcher = _SummaryCatcher()
-    bridge_log = logging.getLogger("vonage_bridge.bridge")
+    bridge_log = logging.getLogger("vonage_bridge.records")
     old_level = bridge_log.level
     bridge_log.setLevel(logging.INFO)  # the summary line is INFO, whatever the root level
     bridge_log.addHandler(catcher)

@@ -31,7 +31,8 @@ from collections.abc import Mapping
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..audio.path import PassthroughPath
-from ..bridge import UNKNOWN_CALL_PREFIX, MediaCall, close_socket, known_call, serve_media_call
+from ..bridge import MediaCall, serve_media_call
+from ..calls import UNKNOWN_CALL_PREFIX, close_socket, known_call
 from ..core.events import StreamConnected, StreamStarted
 from ..core.frontdoor import FrontDoor
 from ..core.session import CallInfo

@@ -27,7 +27,8 @@ from urllib.parse import urlencode
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..audio.path import ResamplingPath
-from ..bridge import UNKNOWN_CALL_PREFIX, MediaCall, close_socket, known_call, serve_media_call
+from ..bridge import MediaCall, serve_media_call
+from ..calls import UNKNOWN_CALL_PREFIX, close_socket, known_call
 from ..core.events import CallerConnected
 from ..core.frontdoor import FrontDoor
 from ..core.session import CallInfo

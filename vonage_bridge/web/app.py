@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from .. import __version__
-from ..bridge import LiveCall, close_socket
+from ..calls import LiveCall, close_socket
 from ..config import Settings
 from ..core.media_token import MediaTokenSigner
 from ..errors import ConfigError

@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from ..bridge import CallDeps, LiveCall
+from ..calls import CallDeps, LiveCall
 from ..config import Settings
 from ..core.media_token import MediaTokenSigner
 from ..openai_sip.webhook import SeenIds

@@ -1,0 +1,112 @@
+"""A live call as the rest of the service sees it: its carrier controls, its registration,
+and how its sockets are closed. Shell.
+
+- :class:`CallControl`: the carrier-side controls that do I/O (REST hang-up and transfer:
+  ``vonage.voice_api.CallHangUp``, ``twilio.rest.TwilioHangUp``, the SIP sideband's refer and
+  hangup);
+- :class:`LiveCall`: a call with an open media socket, closed and hung up on shutdown;
+- :class:`CallDeps`: what the engine needs from the app for one call;
+- :func:`close_socket`: every socket we close gets a ``WSCloseCode`` and a reason cut to the
+  123 bytes a close frame holds, at a UTF-8 character boundary (RFC 6455, section 5.5.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+from aiohttp import WSCloseCode, web
+
+from .config import Settings
+from .store import CallStore
+from .tools import ToolRegistry
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_CALL_PREFIX = "unknown-"
+"""Call ids we made up because the answer webhook carried none: such a call cannot be hung
+up or transferred over REST."""
+MAX_CLOSE_REASON_BYTES = 123
+"""A close frame's reason fits in 123 bytes of UTF-8 (RFC 6455 5.5: 125-byte control payload
+minus the 2-byte code)."""
+
+
+def known_call(call_id: str) -> bool:
+    """Whether ``call_id`` is the carrier's (not one we made up with
+    :data:`UNKNOWN_CALL_PREFIX`)."""
+    return not call_id.startswith(UNKNOWN_CALL_PREFIX)
+
+
+# ------------------------------------------------------------------ carrier controls
+
+
+class CallControl(Protocol):
+    """The carrier-side controls of one call that do I/O (REST or SIP)."""
+
+    async def hang_up(self, reason: str) -> object:
+        """End the call on the carrier's side, at most once; ``reason`` is for the log.
+        Failures are logged, never raised."""
+        ...
+
+    async def transfer(self, number: str) -> None:
+        """Connect the caller to ``number`` (E.164 digits); our leg of the call ends.
+
+        Raises:
+            Exception: the carrier refused it (the tool reports the error to the model).
+        """
+        ...
+
+
+@dataclass(slots=True)
+class LiveCall:
+    """A call with an open media socket (Vonage or Twilio): hung up over its
+    :class:`CallControl` (when there is one) and closed with 1001 on shutdown.
+    ``call_uuid`` is the door's call id (Vonage call UUID, Twilio call SID)."""
+
+    call_uuid: str
+    ws: web.WebSocketResponse
+    task: asyncio.Task[object]
+    control: CallControl | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallDeps:
+    """What every call needs from the application (built by ``web.keys.call_deps``).
+
+    Attributes:
+        settings: the settings.
+        http: the shared client session (Realtime sockets, REST).
+        tools: the tools the model may call.
+        store: the call-record store; None when records are off.
+        calls: the live media calls by call id (shutdown closes them).
+    """
+
+    settings: Settings
+    http: aiohttp.ClientSession
+    tools: ToolRegistry
+    store: CallStore | None
+    calls: dict[str, LiveCall]
+
+
+# ------------------------------------------------------------------ closing sockets
+
+
+def close_reason(text: str) -> bytes:
+    """``text`` as a close reason: UTF-8 cut to :data:`MAX_CLOSE_REASON_BYTES`, never inside
+    a character (RFC 6455 5.5.1: the reason must be valid UTF-8)."""
+    raw = text.encode("utf-8")
+    if len(raw) <= MAX_CLOSE_REASON_BYTES:
+        return raw
+    return raw[:MAX_CLOSE_REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
+
+
+async def close_socket(
+    ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    code: WSCloseCode,
+    reason: str,
+) -> None:
+    """Close ``ws`` with ``code`` and ``reason`` (cut by :func:`close_reason`)."""
+    await ws.close(code=code, message=close_reason(reason))

@@ -1,0 +1,165 @@
+"""The end of every call, whatever door it came through: why it ended (:class:`CallEnd`), the
+one summary line (:func:`summarize`, :func:`log_summary`) and the one record writer
+(:func:`write_call_record`). Shell: writes to the store and the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import WSCloseCode
+
+from .core.events import TranscriptEntry
+from .core.session import CallSession
+from .store import CallRecord, CallStore
+
+log = logging.getLogger(__name__)
+
+RECORD_WRITE_TIMEOUT_S = 5.0
+"""Bound on writing a call record (a slow database must not hold a handler for long)."""
+
+
+# ------------------------------------------------------------------ summaries and records
+
+
+@dataclass(slots=True)
+class CallEnd:
+    """Why a media call ended: which side, the close code we sent the caller, and a reason."""
+
+    reason: str
+    caller_code: WSCloseCode = WSCloseCode.OK
+    error: bool = False
+
+    @property
+    def by_us(self) -> bool:
+        """Our side ended the call (we close the caller socket with 1001 or 1011), not the
+        caller hanging up or their socket dropping."""
+        return self.caller_code is not WSCloseCode.OK
+
+
+@dataclass(slots=True)
+class CallSummary:
+    """What the summary line says; returned for tests and the simulation.
+
+    Durations are seconds, audio amounts ms; the frame counters stay 0 on the SIP sideband
+    (its audio never reaches us)."""
+
+    call_uuid: str
+    front_door: str
+    duration_s: float
+    end_reason: str
+    frames_in: int
+    frames_out: int
+    bad_frames: int
+    underruns: int
+    responses: int
+    held_ms: float
+    ms_to_realtime: float
+    ms_from_realtime: float
+    reply_latency_ms: list[float] = field(default_factory=list)
+    barge_ins: int = 0
+    dtmf: int = 0
+    caller_close_code: int | None = None
+    realtime_close_code: int | None = None
+    transcript: list[TranscriptEntry] = field(default_factory=list)
+
+
+def summarize(
+    session: CallSession,
+    *,
+    front_door: str,
+    duration_s: float,
+    end_reason: str,
+    reply_latency_ms: list[float] | None = None,
+    caller_close_code: int | None = None,
+    realtime_close_code: int | None = None,
+) -> CallSummary:
+    """The summary of a call from its session's counters (any door)."""
+    stats = session.stats
+    return CallSummary(
+        call_uuid=session.info.call_uuid,
+        front_door=front_door,
+        duration_s=round(duration_s, 3),
+        end_reason=end_reason,
+        frames_in=stats.frames_in,
+        frames_out=session.playout.frames_out,
+        bad_frames=stats.bad_frames,
+        underruns=session.playout.underruns,
+        responses=stats.responses,
+        held_ms=round(stats.held_ms, 1),
+        ms_to_realtime=round(stats.ms_to_realtime, 1),
+        ms_from_realtime=round(stats.ms_from_realtime, 1),
+        reply_latency_ms=[round(x, 1) for x in reply_latency_ms or ()],
+        barge_ins=stats.barge_ins,
+        dtmf=stats.dtmf,
+        caller_close_code=caller_close_code,
+        realtime_close_code=realtime_close_code,
+        transcript=list(stats.transcript),
+    )
+
+
+def log_summary(s: CallSummary) -> None:
+    """The one summary line of a call (INFO): ``call summary k=v ... end_reason='...'``, with
+    the fields (not the transcript) as ``extra={"summary": {...}}`` for JSON logs."""
+    values: dict[str, Any] = {f.name: getattr(s, f.name) for f in fields(s)}
+    values.pop("transcript")
+    text = " ".join(f"{k}={v}" for k, v in values.items() if k != "end_reason")
+    log.info("call summary %s end_reason=%r", text, s.end_reason, extra={"summary": values})
+
+
+async def write_call_record(
+    store: CallStore | None,
+    session: CallSession,
+    *,
+    front_door: str,
+    direction: str,
+    started_at: datetime,
+    end_reason: str,
+    duration_s: float | None = None,
+) -> None:
+    """Write the call's record, off the audio path (both sockets closed); a failure is
+    logged, never raised.
+
+    Args:
+        store: where records go; None writes nothing.
+        session: the call's session: identity and transcript.
+        front_door: one of ``store.FRONT_DOORS``.
+        direction: ``inbound`` or ``outbound``.
+        started_at: when the call started (aware UTC).
+        end_reason: as in the summary line.
+        duration_s: as in the summary line; None measures it from ``started_at``.
+    """
+    if store is None:
+        return
+    info = session.info
+    ended_at = datetime.now(UTC)
+    if duration_s is None:
+        duration_s = round((ended_at - started_at).total_seconds(), 3)
+    record = CallRecord(
+        call_uuid=info.call_uuid,
+        conversation_uuid=info.conversation_uuid,
+        direction=direction,
+        front_door=front_door,
+        from_number=info.caller,
+        to_number=info.called,
+        started_at=started_at,
+        ended_at=ended_at,
+        duration_s=duration_s,
+        end_reason=end_reason,
+        transcript=tuple(session.stats.transcript),
+    )
+    try:
+        async with asyncio.timeout(RECORD_WRITE_TIMEOUT_S):
+            await store.add(record)
+    except Exception:
+        log.exception("call record of %s not written", info.call_uuid)
+
+
+def log_notes(session: CallSession) -> None:
+    """Log what the session asked to log, in order."""
+    for note in session.drain_notes():
+        log.log(logging.getLevelName(note.level.upper()), "%s", note.message)
