@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-from vonage_bridge.audio.path import ResamplingPath
-from vonage_bridge.config import Settings
 from vonage_bridge.core.events import (
     AudioDelta,
     AudioDone,
@@ -19,33 +15,10 @@ from vonage_bridge.core.events import (
     ResponseDone,
     SpeechStarted,
 )
-from vonage_bridge.core.session import CallInfo, CallSession
-from vonage_bridge.vonage.wire import VONAGE_COMMANDS
+from vonage_bridge.core.session import CallSession
 
 MS_24K = 48  # bytes per ms of PCM16 at 24 kHz
-
-
-@pytest.fixture
-def session(tmp_path: Path) -> CallSession:
-    settings = Settings.from_env(
-        {
-            "SERVER_URL": "http://127.0.0.1:3000",
-            "OPENAI_API_KEY": "sk-test",
-            "SYSTEM_MESSAGE_PATH": str(tmp_path / "none.txt"),
-        }
-    )
-    s = CallSession(
-        CallInfo("call-1"),
-        openai=settings.openai,
-        call=settings.call,
-        path=ResamplingPath(16_000, settings.call.resample_quality),
-        commands=VONAGE_COMMANDS,
-    )
-    s.realtime_opened()
-    while s.flush_held():
-        pass
-    s.drain_notes()
-    return s
+Sent = Callable[[CallSession], list[dict[str, Any]]]  # the ``sent`` fixture (conftest.py)
 
 
 def reply(session: CallSession, ms: int, *, item: str = "item_1", resp: str = "resp_1") -> None:
@@ -72,10 +45,6 @@ def play(session: CallSession, n_frames: int, now: float) -> list[dict[str, Any]
     return markers
 
 
-def sent(session: CallSession) -> list[dict[str, Any]]:
-    return [json.loads(e) for e in session.drain_realtime()]
-
-
 def test_markers_go_out_at_most_every_100_ms_of_audio(session: CallSession) -> None:
     reply(session, 1000)
     markers = play(session, 20, 0.0)  # 400 ms
@@ -86,7 +55,9 @@ def test_markers_go_out_at_most_every_100_ms_of_audio(session: CallSession) -> N
     assert all(b - a >= 100 for a, b in zip(ms, ms[1:], strict=False))
 
 
-def test_barge_in_truncates_at_the_acknowledged_ms_and_clears(session: CallSession) -> None:
+def test_barge_in_truncates_at_the_acknowledged_ms_and_clears(
+    session: CallSession, sent: Sent
+) -> None:
     reply(session, 2000)
     markers = play(session, 30, 0.0)  # 600 ms handed over
     heard = markers[1]  # Vonage has played up to the second marker only
@@ -108,7 +79,9 @@ def test_barge_in_truncates_at_the_acknowledged_ms_and_clears(session: CallSessi
     assert session.stats.barge_ins == 1
 
 
-def test_barge_in_before_any_acknowledgement_truncates_at_zero(session: CallSession) -> None:
+def test_barge_in_before_any_acknowledgement_truncates_at_zero(
+    session: CallSession, sent: Sent
+) -> None:
     reply(session, 1000)
     play(session, 5, 0.0)
     session.realtime_event(SpeechStarted("user_2", 5000))
@@ -116,7 +89,7 @@ def test_barge_in_before_any_acknowledgement_truncates_at_zero(session: CallSess
     assert event["audio_end_ms"] == 0
 
 
-def test_heard_is_capped_by_the_audio_received(session: CallSession) -> None:
+def test_heard_is_capped_by_the_audio_received(session: CallSession, sent: Sent) -> None:
     reply(session, 300)
     play(session, 10, 0.0)
     session.caller_event(PlaybackMarked("item_1", 900))  # bogus echo
@@ -126,7 +99,7 @@ def test_heard_is_capped_by_the_audio_received(session: CallSession) -> None:
     assert event["audio_end_ms"] <= 300
 
 
-def test_late_deltas_of_the_truncated_item_are_dropped(session: CallSession) -> None:
+def test_late_deltas_of_the_truncated_item_are_dropped(session: CallSession, sent: Sent) -> None:
     reply(session, 1000)
     play(session, 10, 0.0)
     session.realtime_event(SpeechStarted("user_2", 5000))
@@ -141,7 +114,9 @@ def test_late_deltas_of_the_truncated_item_are_dropped(session: CallSession) -> 
     assert session.playout.buffered_bytes > 0
 
 
-def test_speech_while_nothing_is_playing_is_not_a_barge_in(session: CallSession) -> None:
+def test_speech_while_nothing_is_playing_is_not_a_barge_in(
+    session: CallSession, sent: Sent
+) -> None:
     reply(session, 200)
     session.realtime_event(AudioDone("resp_1", "item_1"))
     session.realtime_event(ResponseDone("resp_1", "completed"))
@@ -177,7 +152,7 @@ def test_cancel_not_active_is_not_a_warning(session: CallSession) -> None:
 
 
 def test_audio_of_a_response_interrupted_before_any_audio_is_dropped(
-    session: CallSession,
+    session: CallSession, sent: Sent
 ) -> None:
     session.realtime_event(ResponseCreated("resp_1"))
     session.realtime_event(SpeechStarted("user_2", 5000))  # the server cancels resp_1

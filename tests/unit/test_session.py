@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vonage_bridge.audio.path import ResamplingPath
 from vonage_bridge.audio.resampler import StreamResampler
 from vonage_bridge.config import Settings
 from vonage_bridge.core.events import (
@@ -30,31 +29,18 @@ from vonage_bridge.core.events import (
     UnknownCallerMessage,
 )
 from vonage_bridge.core.session import CallInfo, CallSession, Note, Phase
-from vonage_bridge.vonage.wire import VONAGE_COMMANDS
 
 FRAME_16K = 640
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.from_env(
-        {
-            "SERVER_URL": "http://127.0.0.1:3000",
-            "OPENAI_API_KEY": "sk-test",
-            "SYSTEM_MESSAGE_PATH": str(tmp_path / "does-not-exist.txt"),
-        }
-    )
+NewSession = Callable[..., CallSession]  # the ``new_session`` fixture (conftest.py)
 
 
 @pytest.fixture
-def session(settings: Settings) -> CallSession:
-    info = CallInfo("call-1", caller="447700900000", called="447700900001")
-    return CallSession(
-        info,
-        openai=settings.openai,
-        call=settings.call,
-        path=ResamplingPath(16_000, settings.call.resample_quality),
-        commands=VONAGE_COMMANDS,
+def connecting(new_session: NewSession) -> CallSession:
+    """A new session, still CONNECTING (``session``, from conftest.py, is BRIDGING)."""
+    return new_session(
+        CallInfo("call-1", caller="447700900000", called="447700900001"), bridging=False
     )
 
 
@@ -75,13 +61,6 @@ def decoded(appends: list[str]) -> bytes:
         assert doc["type"] == "input_audio_buffer.append"
         out += base64.b64decode(doc["audio"])
     return out
-
-
-def bridge(session: CallSession) -> None:
-    session.realtime_opened()
-    while session.flush_held():
-        pass
-    assert session.phase is Phase.BRIDGING
 
 
 def phase(session: CallSession) -> Phase:
@@ -107,17 +86,17 @@ def drain_playout(session: CallSession) -> list[bytes]:
 # ------------------------------------------------------------ start-up and held audio
 
 
-def test_session_holds_caller_frames_until_realtime_is_ready(session: CallSession) -> None:
-    assert session.phase is Phase.CONNECTING
+def test_session_holds_caller_frames_until_realtime_is_ready(connecting: CallSession) -> None:
+    assert connecting.phase is Phase.CONNECTING
     for f in frames(caller_audio(10)):
-        assert session.caller_frame(f) is None
-    assert session.stats.frames_in == 10
-    assert session.drain_realtime() == []
+        assert connecting.caller_frame(f) is None
+    assert connecting.stats.frames_in == 10
+    assert connecting.drain_realtime() == []
 
 
-def test_session_realtime_opened_returns_session_update(session: CallSession) -> None:
-    doc = json.loads(session.realtime_opened())
-    assert session.phase is Phase.OPENING
+def test_session_realtime_opened_returns_session_update(connecting: CallSession) -> None:
+    doc = json.loads(connecting.realtime_opened())
+    assert connecting.phase is Phase.OPENING
     assert doc["type"] == "session.update"
     assert doc["session"]["type"] == "realtime"
     assert doc["session"]["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
@@ -125,14 +104,14 @@ def test_session_realtime_opened_returns_session_update(session: CallSession) ->
 
 
 def test_session_flush_held_sends_resampled_held_audio_in_order(
-    session: CallSession, settings: Settings
+    connecting: CallSession, settings: Settings
 ) -> None:
     pcm = caller_audio(40)  # 800 ms: more than one 500 ms flush chunk
     for f in frames(pcm):
-        session.caller_frame(f)
-    session.realtime_opened()
+        connecting.caller_frame(f)
+    connecting.realtime_opened()
 
-    appends = session.flush_held()
+    appends = connecting.flush_held()
     assert len(appends) >= 2
     ref = StreamResampler(16_000, 24_000, settings.call.resample_quality)
     expected = np.frombuffer(b"".join(ref.process(f) for f in frames(pcm)), np.int16)
@@ -141,23 +120,23 @@ def test_session_flush_held_sends_resampled_held_audio_in_order(
     # Two soxr streams fed the same input may differ by a couple of LSBs (soxr 1.1.0), so
     # compare sample by sample with a small tolerance: order and content must match.
     assert int(np.max(np.abs(got.astype(np.int32) - expected.astype(np.int32)))) <= 4
-    assert phase(session) is Phase.OPENING
+    assert phase(connecting) is Phase.OPENING
 
-    assert session.flush_held() == []
-    assert phase(session) is Phase.BRIDGING
+    assert connecting.flush_held() == []
+    assert phase(connecting) is Phase.BRIDGING
 
 
 def test_session_after_bridging_caller_frame_returns_append(
-    session: CallSession, settings: Settings
+    connecting: CallSession, settings: Settings
 ) -> None:
     pcm = caller_audio(13)
     held_frames, live_frames = frames(pcm)[:3], frames(pcm)[3:]
     for f in held_frames:
-        session.caller_frame(f)
-    session.realtime_opened()
-    held = session.flush_held()
-    assert session.flush_held() == []
-    live = [session.caller_frame(f) for f in live_frames]
+        connecting.caller_frame(f)
+    connecting.realtime_opened()
+    held = connecting.flush_held()
+    assert connecting.flush_held() == []
+    live = [connecting.caller_frame(f) for f in live_frames]
     assert all(a is not None for a in live)  # soxr's delay is already filled by held audio
     # Held then live audio is one continuous resampled stream: nothing lost or repeated.
     got = np.frombuffer(decoded(held + [a for a in live if a]), np.int16)
@@ -165,14 +144,14 @@ def test_session_after_bridging_caller_frame_returns_append(
     expected = np.frombuffer(b"".join(ref.process(f) for f in frames(pcm)), np.int16)
     assert len(got) == len(expected)
     assert int(np.max(np.abs(got.astype(np.int32) - expected.astype(np.int32)))) <= 4
-    assert session.stats.frames_in == 13
+    assert connecting.stats.frames_in == 13
 
 
-def test_session_flush_with_nothing_held_switches_to_bridging(session: CallSession) -> None:
-    session.realtime_opened()
-    assert session.flush_held() == []
-    assert session.phase is Phase.BRIDGING
-    appends = [session.caller_frame(f) for f in frames(caller_audio(5))]
+def test_session_flush_with_nothing_held_switches_to_bridging(connecting: CallSession) -> None:
+    connecting.realtime_opened()
+    assert connecting.flush_held() == []
+    assert connecting.phase is Phase.BRIDGING
+    appends = [connecting.caller_frame(f) for f in frames(caller_audio(5))]
     sent = [a for a in appends if a is not None]
     assert sent
     assert all(json.loads(a)["type"] == "input_audio_buffer.append" for a in sent)
@@ -185,7 +164,6 @@ def test_session_flush_with_nothing_held_switches_to_bridging(session: CallSessi
 def test_session_odd_length_frames_are_dropped_with_one_warning(
     session: CallSession, count: int
 ) -> None:
-    bridge(session)
     for _ in range(count):
         assert session.caller_frame(bytes(641)) is None
     assert session.caller_frame(b"") is None
@@ -196,7 +174,6 @@ def test_session_odd_length_frames_are_dropped_with_one_warning(
 
 
 def test_session_short_frame_is_used_with_one_warning(session: CallSession) -> None:
-    bridge(session)
     pcm = caller_audio(20, frame_bytes=320)
     results = [session.caller_frame(f) for f in frames(pcm, 320)]
     assert any(r is not None for r in results)
@@ -205,21 +182,21 @@ def test_session_short_frame_is_used_with_one_warning(session: CallSession) -> N
     assert len(warnings(session.drain_notes())) == 1
 
 
-def test_session_connected_at_8k_before_audio_switches_frame_size(session: CallSession) -> None:
-    session.caller_event(CallerConnected("audio/l16;rate=8000", 8000, {"call_uuid": "call-1"}))
-    assert session.frame_bytes == 320
-    assert session.playout.frame_bytes == 320
-    assert session.caller_format.sample_rate_hz == 8000
+def test_session_connected_at_8k_before_audio_switches_frame_size(connecting: CallSession) -> None:
+    connecting.caller_event(CallerConnected("audio/l16;rate=8000", 8000, {"call_uuid": "call-1"}))
+    assert connecting.frame_bytes == 320
+    assert connecting.playout.frame_bytes == 320
+    assert connecting.caller_format.sample_rate_hz == 8000
     for f in frames(caller_audio(5, 320, 8000), 320):
-        session.caller_frame(f)
-    assert warnings(session.drain_notes()) == []  # 320-byte frames are now the right size
+        connecting.caller_frame(f)
+    assert warnings(connecting.drain_notes()) == []  # 320-byte frames are now the right size
 
 
-def test_session_connected_with_new_rate_after_audio_is_ignored(session: CallSession) -> None:
-    session.caller_frame(caller_audio(1))
-    session.caller_connected(CallerConnected("audio/l16;rate=8000", 8000))
-    assert session.frame_bytes == 640
-    assert len(warnings(session.drain_notes())) == 1
+def test_session_connected_with_new_rate_after_audio_is_ignored(connecting: CallSession) -> None:
+    connecting.caller_frame(caller_audio(1))
+    connecting.caller_connected(CallerConnected("audio/l16;rate=8000", 8000))
+    assert connecting.frame_bytes == 640
+    assert len(warnings(connecting.drain_notes())) == 1
 
 
 # ------------------------------------------------------------ audio toward the caller
@@ -229,7 +206,6 @@ def test_session_connected_with_new_rate_after_audio_is_ignored(session: CallSes
 def test_session_delta_then_done_plays_whole_frames_covering_the_delta(
     session: CallSession, delta_ms: int
 ) -> None:
-    bridge(session)
     n = 24 * delta_ms
     audio = (5000 * np.sin(np.arange(n) / 3)).astype(np.int16).tobytes()
     session.realtime_event(ResponseCreated("resp_1"))
@@ -250,7 +226,6 @@ def test_session_delta_then_done_plays_whole_frames_covering_the_delta(
 
 
 def test_session_many_deltas_keep_total_duration(session: CallSession) -> None:
-    bridge(session)
     session.realtime_event(ResponseCreated("resp_1"))
     for _ in range(23):  # 23 deltas of 37.5 ms = 862.5 ms
         session.realtime_event(AudioDelta("resp_1", "item_1", bytes(1800)))
@@ -261,7 +236,6 @@ def test_session_many_deltas_keep_total_duration(session: CallSession) -> None:
 
 
 def test_session_audio_done_without_audio_pushes_nothing(session: CallSession) -> None:
-    bridge(session)
     session.realtime_event(AudioDone("resp_1", "item_1"))
     session.realtime_event(ResponseDone("resp_1", "completed"))
     assert session.playout.buffered_bytes == 0
@@ -272,7 +246,6 @@ def test_session_audio_done_without_audio_pushes_nothing(session: CallSession) -
 
 
 def test_session_tracks_active_response(session: CallSession) -> None:
-    bridge(session)
     assert session.active_response is None
     session.realtime_event(ResponseCreated("resp_1"))
     assert session.active_response == "resp_1"

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from vonage_bridge.audio.formats import PCMU_8K
 from vonage_bridge.audio.path import PassthroughPath, ResamplingPath
-from vonage_bridge.config import Settings
 from vonage_bridge.core.events import (
     AudioDelta,
     AudioDone,
@@ -28,31 +27,23 @@ STREAM_SID = "MZ" + "0" * 32
 MS_PCMU = 8  # bytes per ms of 8 kHz mu-law
 
 
+NewSession = Callable[..., CallSession]  # the ``new_session`` fixture (conftest.py)
+TwilioSession = Callable[..., CallSession]
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings.from_env(
-        {
-            "SERVER_URL": "http://127.0.0.1:3000",
-            "OPENAI_API_KEY": "sk-test",
-            "SYSTEM_MESSAGE_PATH": str(tmp_path / "none.txt"),
-        }
-    )
+def twilio_session(new_session: NewSession) -> TwilioSession:
+    """Factory: ``twilio_session(bridging=True)``, a session as ``twilio/routes.py`` makes it."""
 
+    def make(*, bridging: bool = True) -> CallSession:
+        return new_session(
+            CallInfo("CA" + "1" * 32, caller="+15551230000"),
+            bridging=bridging,
+            path=PassthroughPath(),
+            commands=TwilioCommands(STREAM_SID),
+        )
 
-def twilio_session(settings: Settings, *, bridging: bool = True) -> CallSession:
-    s = CallSession(
-        CallInfo("CA" + "1" * 32, caller="+15551230000"),
-        openai=settings.openai,
-        call=settings.call,
-        path=PassthroughPath(),
-        commands=TwilioCommands(STREAM_SID),
-    )
-    if bridging:
-        s.realtime_opened()
-        while s.flush_held():
-            pass
-        s.drain_notes()
-    return s
+    return make
 
 
 def event(raw: str) -> CallerEvent:
@@ -61,16 +52,16 @@ def event(raw: str) -> CallerEvent:
     return parsed
 
 
-def test_session_update_asks_for_pcmu_both_ways(settings: Settings) -> None:
-    s = twilio_session(settings, bridging=False)
+def test_session_update_asks_for_pcmu_both_ways(twilio_session: TwilioSession) -> None:
+    s = twilio_session(bridging=False)
     doc = json.loads(s.realtime_opened())
     audio = doc["session"]["audio"]
     assert audio["input"]["format"] == {"type": "audio/pcmu"}
     assert audio["output"]["format"] == {"type": "audio/pcmu"}
 
 
-def test_caller_mulaw_goes_up_unchanged(settings: Settings) -> None:
-    s = twilio_session(settings)
+def test_caller_mulaw_goes_up_unchanged(twilio_session: TwilioSession) -> None:
+    s = twilio_session()
     frame = bytes(range(160))
     out = s.caller_frame(frame)
     assert out is not None
@@ -80,14 +71,14 @@ def test_caller_mulaw_goes_up_unchanged(settings: Settings) -> None:
     assert s.stats.ms_to_realtime == pytest.approx(20.0)
 
 
-def test_an_odd_sized_mulaw_frame_is_used_not_dropped(settings: Settings) -> None:
-    s = twilio_session(settings)
+def test_an_odd_sized_mulaw_frame_is_used_not_dropped(twilio_session: TwilioSession) -> None:
+    s = twilio_session()
     assert s.caller_frame(bytes(161)) is not None  # 1 byte per sample: any length is audio
     assert s.stats.bad_frames == 0
 
 
-def test_audio_held_while_connecting_is_sent_in_order(settings: Settings) -> None:
-    s = twilio_session(settings, bridging=False)
+def test_audio_held_while_connecting_is_sent_in_order(twilio_session: TwilioSession) -> None:
+    s = twilio_session(bridging=False)
     frames = [bytes([i]) * 160 for i in range(5)]
     for f in frames:
         assert s.caller_frame(f) is None
@@ -98,9 +89,9 @@ def test_audio_held_while_connecting_is_sent_in_order(settings: Settings) -> Non
 
 
 def test_reply_audio_is_cut_into_160_byte_frames_padded_with_mulaw_silence(
-    settings: Settings,
+    twilio_session: TwilioSession,
 ) -> None:
-    s = twilio_session(settings)
+    s = twilio_session()
     s.realtime_event(ResponseCreated("resp_1"))
     s.realtime_event(AudioDelta("resp_1", "item_1", b"\x01" * 250))
     s.realtime_event(AudioDone("resp_1", "item_1"))
@@ -110,8 +101,8 @@ def test_reply_audio_is_cut_into_160_byte_frames_padded_with_mulaw_silence(
     assert s.stats.ms_from_realtime == pytest.approx(250 / MS_PCMU)
 
 
-def test_marks_name_item_and_ms_and_parse_back(settings: Settings) -> None:
-    s = twilio_session(settings)
+def test_marks_name_item_and_ms_and_parse_back(twilio_session: TwilioSession) -> None:
+    s = twilio_session()
     s.realtime_event(ResponseCreated("resp_1"))
     s.realtime_event(AudioDelta("resp_1", "item_1", bytes(400 * MS_PCMU)))
     frames = s.playout.take(0.0)  # 100 ms look-ahead: 5 frames
@@ -125,9 +116,9 @@ def test_marks_name_item_and_ms_and_parse_back(settings: Settings) -> None:
 
 
 def test_barge_in_sends_twilio_clear_and_truncates_at_the_marked_position(
-    settings: Settings,
+    twilio_session: TwilioSession,
 ) -> None:
-    s = twilio_session(settings)
+    s = twilio_session()
     s.realtime_event(ResponseCreated("resp_1"))
     s.realtime_event(AudioDelta("resp_1", "item_1", bytes(1000 * MS_PCMU)))
     mark = s.frames_sent(len(s.playout.take(0.0)))
@@ -160,15 +151,19 @@ def test_barge_in_sends_twilio_clear_and_truncates_at_the_marked_position(
     assert s.stats.dropped_deltas == 1
 
 
-def test_a_second_stream_start_mid_call_is_ignored_with_a_warning(settings: Settings) -> None:
-    s = twilio_session(settings)
+def test_a_second_stream_start_mid_call_is_ignored_with_a_warning(
+    twilio_session: TwilioSession,
+) -> None:
+    s = twilio_session()
     s.caller_event(StreamStarted("MZ2", "CA2", "AC2"))
     assert [n.level for n in s.drain_notes()] == ["warning"]
     assert s.caller_format == PCMU_8K
 
 
-def test_invalid_caller_messages_count_as_bad_frames_and_warn_once(settings: Settings) -> None:
-    s = twilio_session(settings)
+def test_invalid_caller_messages_count_as_bad_frames_and_warn_once(
+    twilio_session: TwilioSession,
+) -> None:
+    s = twilio_session()
     s.caller_message_invalid("media payload is not base64")
     s.caller_message_invalid("media payload is not base64")
     assert s.stats.bad_frames == 2

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from vonage_bridge.audio.path import ResamplingPath
-from vonage_bridge.config import Settings
 from vonage_bridge.core.events import FunctionCallDone, ResponseCreated, ResponseDone, RunTool
-from vonage_bridge.core.session import CallInfo, CallSession
+from vonage_bridge.core.session import CallSession
 from vonage_bridge.errors import ConfigError
 from vonage_bridge.realtime.protocol import parse_server_event
 from vonage_bridge.tools import (
@@ -24,36 +23,15 @@ from vonage_bridge.tools import (
     load_tools_module,
 )
 from vonage_bridge.vonage.voice_api import CallHangUp
-from vonage_bridge.vonage.wire import VONAGE_COMMANDS
+
+NewSession = Callable[..., CallSession]  # the ``new_session`` fixture (conftest.py)
+Sent = Callable[[CallSession], list[dict[str, Any]]]  # the ``sent`` fixture (conftest.py)
 
 
-def make(tmp_path: Path, tools: list[dict[str, Any]] | None = None) -> CallSession:
-    settings = Settings.from_env(
-        {
-            "SERVER_URL": "http://127.0.0.1:3000",
-            "OPENAI_API_KEY": "sk-test",
-            "SYSTEM_MESSAGE_PATH": str(tmp_path / "none.txt"),
-        }
-    )
-    return CallSession(
-        CallInfo("call-1"),
-        openai=settings.openai,
-        call=settings.call,
-        tools=tools,
-        path=ResamplingPath(16_000, settings.call.resample_quality),
-        commands=VONAGE_COMMANDS,
-    )
-
-
-def bridging(session: CallSession) -> dict[str, Any]:
-    update = json.loads(session.realtime_opened())
-    while session.flush_held():
-        pass
-    return update
-
-
-def sent(session: CallSession) -> list[dict[str, Any]]:
-    return [json.loads(e) for e in session.drain_realtime()]
+def session_update(new_session: NewSession, tools: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The ``session.update`` a new session with these tool declarations sends first."""
+    doc: dict[str, Any] = json.loads(new_session(bridging=False, tools=tools).realtime_opened())
+    return doc
 
 
 async def _weather(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
@@ -68,9 +46,9 @@ WEATHER = Tool(
 )
 
 
-def test_tools_are_declared_in_session_update(tmp_path: Path) -> None:
+def test_tools_are_declared_in_session_update(new_session: NewSession) -> None:
     registry = ToolRegistry([END_CALL, WEATHER])
-    update = bridging(make(tmp_path, registry.declarations()))
+    update = session_update(new_session, registry.declarations())
     session = update["session"]
     assert session["tool_choice"] == "auto"
     assert [t["name"] for t in session["tools"]] == ["end_call", "get_weather"]
@@ -82,8 +60,8 @@ def test_tools_are_declared_in_session_update(tmp_path: Path) -> None:
     }
 
 
-def test_no_tools_no_tool_keys(tmp_path: Path) -> None:
-    assert "tools" not in bridging(make(tmp_path))["session"]
+def test_no_tools_no_tool_keys(new_session: NewSession) -> None:
+    assert "tools" not in session_update(new_session, None)["session"]
 
 
 def test_output_item_done_is_parsed() -> None:
@@ -121,9 +99,8 @@ def test_output_item_done_is_parsed() -> None:
     assert [c.call_id for c in done.function_calls] == ["c2"]
 
 
-def test_completed_call_runs_once_and_result_goes_back(tmp_path: Path) -> None:
-    session = make(tmp_path, [WEATHER.declaration()])
-    bridging(session)
+def test_completed_call_runs_once_and_result_goes_back(new_session: NewSession, sent: Sent) -> None:
+    session = new_session(tools=[WEATHER.declaration()])
     call = FunctionCallDone("call_1", "get_weather", '{"city":"Paris"}', "completed")
     session.realtime_event(ResponseCreated("resp_1"))
     session.realtime_event(call)
@@ -145,9 +122,9 @@ def test_completed_call_runs_once_and_result_goes_back(tmp_path: Path) -> None:
     ]
 
 
-def test_result_while_the_response_is_active_waits_for_its_end(tmp_path: Path) -> None:
-    session = make(tmp_path)
-    bridging(session)
+def test_result_while_the_response_is_active_waits_for_its_end(
+    session: CallSession, sent: Sent
+) -> None:
     session.realtime_event(ResponseCreated("resp_1"))
     session.realtime_event(FunctionCallDone("c1", "get_weather", "{}", "completed"))
     session.tool_result("c1", "ok")
@@ -156,17 +133,13 @@ def test_result_while_the_response_is_active_waits_for_its_end(tmp_path: Path) -
     assert sent(session) == [{"type": "response.create"}]
 
 
-def test_incomplete_calls_do_not_run(tmp_path: Path) -> None:
-    session = make(tmp_path)
-    bridging(session)
+def test_incomplete_calls_do_not_run(session: CallSession) -> None:
     session.realtime_event(FunctionCallDone("c1", "get_weather", '{"ci', "incomplete"))
     session.realtime_event(ResponseDone("r", "cancelled", (FunctionCallDone("c2", "x", "", ""),)))
     assert session.drain_tool_calls() == []
 
 
-def test_call_ending_result_requests_no_response(tmp_path: Path) -> None:
-    session = make(tmp_path)
-    bridging(session)
+def test_call_ending_result_requests_no_response(session: CallSession, sent: Sent) -> None:
     session.tool_result("c1", "bye", end_call=True)
     assert [e["type"] for e in sent(session)] == ["conversation.item.create"]
     assert session.end_requested

@@ -22,28 +22,32 @@ The front door is invisible here: audio goes through an :class:`~.audio.path.Aud
 Audio that arrives before BRIDGING is converted and held, then sent in order by
 :meth:`flush_held`: the caller's first words matter.
 
-Barge-in: the pacer reports each batch of frames it hands over (:meth:`frames_sent`), which
-returns a playback marker (item id + ms of it sent) at most every 100 ms of audio; the front
-door echoes it once played (:meth:`playback_marked`). On ``speech_started`` while the caller is
-hearing a reply: ``clear`` for the caller (:meth:`drain_caller`), ``conversation.item.truncate``
-at the last acknowledged ms (capped by the ms received), the playout emptied, and late deltas
-of that item dropped. No ``response.cancel``: ``interrupt_response`` makes the server cancel
-itself, and a second cancel would race it (``response_cancel_not_active``, logged at debug
-if it ever happens).
+Barge-in: the bookkeeping is a :class:`~.core.ledger.PlaybackLedger` (its transitions are
+tabled in ``core/ledger.py``). The pacer reports each batch of frames it hands over
+(:meth:`frames_sent`), which returns a playback marker (item id + ms of it sent) at most every
+100 ms of audio; the front door echoes it once played (:meth:`playback_marked`). On
+``speech_started`` while the caller is hearing a reply: ``clear`` for the caller
+(:meth:`drain_caller`), ``conversation.item.truncate`` at the last acknowledged ms (capped by
+the ms received), the playout emptied, and late deltas of that item dropped. No
+``response.cancel``: our ``session.update`` sets ``turn_detection.interrupt_response``, so
+the server cancels the active response itself on ``speech_started``, and a second cancel would
+race it (``response_cancel_not_active``, logged at debug if it ever happens).
 
 DTMF goes to the transcript and, with ``DTMF_TO_MODEL``, to the model as user text. Tools:
 each completed ``function_call`` (once per ``call_id``) becomes a :class:`RunTool` for the
 shell (:meth:`drain_tool_calls`); :meth:`tool_result` sends the output back.
 
-Source: style.md 7.3; protocols.md A3, C (caller side: notify/mark, clear), B1-B3 (Realtime side:
-truncate, cancel, function calls); field-notes.md 6.1.
+Sources: https://developer.vonage.com/en/voice/voice-api/concepts/websockets (Vonage
+``notify``/``clear``); https://www.twilio.com/docs/voice/media-streams/websocket-messages
+(Twilio ``mark``/``clear``); https://platform.openai.com/docs/api-reference/realtime-client-events
+and https://platform.openai.com/docs/api-reference/realtime-server-events (truncate,
+``response.create``, function calls, ``turn_detection.interrupt_response``).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from ..audio.formats import FRAME_MS, realtime_format_json
@@ -70,6 +74,7 @@ from .events import (
     ResponseCreated,
     ResponseDone,
     RunTool,
+    SessionCreated,
     SessionUpdated,
     SpeechStarted,
     SpeechStopped,
@@ -80,30 +85,15 @@ from .events import (
     UnknownCallerMessage,
 )
 from .frontdoor import PlaybackCommands
+from .ledger import PlaybackLedger
 
 HOLD_LIMIT_MS = 60_000
 """Caller audio held before the Realtime session is ready, at most (the connect timeout
 ends the call long before this in practice)."""
 FLUSH_CHUNK_MS = 500
 """Held audio goes up in appends of this size (far below the 15 MiB event limit)."""
-NOTIFY_EVERY_MS = 100
-"""A playback marker (Vonage ``notify``, Twilio ``mark``) follows a batch of frames once this much
-reply audio went out since the last one, and at the end of each stretch of audio: the
-acknowledgements say what the caller has heard, to within this much (a lower bound)."""
 TOOL_TEXT = 500
 """Tool calls and results are kept in the transcript cut to this many characters."""
-ITEMS_KEPT = 8
-"""Per-item playback accounting kept for this many recent assistant items."""
-
-
-class _Segment:
-    """Reply audio of one item queued in the playout, in caller-format bytes."""
-
-    __slots__ = ("item", "bytes")
-
-    def __init__(self, item: str, n: int) -> None:
-        self.item = item
-        self.bytes = n
 
 
 class Phase(Enum):
@@ -124,11 +114,20 @@ class CallInfo:
     called: str | None = None
 
 
+class NoteLevel(StrEnum):
+    """How loud a :class:`Note` is: the lower-case name of a ``logging`` level (so
+    ``logging.getLevelName(level.upper())`` gives its number)."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+
+
 @dataclass(frozen=True, slots=True)
 class Note:
-    """Something the shell should log: ``level`` is a ``logging`` level name."""
+    """Something the shell should log, at ``level``."""
 
-    level: str
+    level: NoteLevel
     message: str
 
 
@@ -196,25 +195,12 @@ class CallSession:
         self._warned: set[str] = set()
         self._out_pending = False  # deltas resampled since the last drain
         self._caller_out: list[str] = []  # text commands for the caller socket
-        # Barge-in accounting, per assistant item (ms): received from Realtime (24 kHz),
-        # handed to the caller (frames taken by the pacer), and acknowledged as played.
-        self._recv_ms: dict[str, float] = {}
-        self._sent_ms: dict[str, float] = {}
-        self._heard_ms: dict[str, float] = {}
-        self._segments: deque[_Segment] = deque()  # reply audio queued in the playout
-        self._taken_item: str | None = None  # item of the last frame handed to the caller
-        self._last_item: str | None = None  # item of the last delta received
-        self._since_notify_ms = 0.0
-        self._dropped_items: set[str] = set()  # truncated items: their late deltas are dropped
         self._response_wanted = False  # a response.create waits for the active one to end
-        # interrupt_response is on in our session.update: the server cancels the active
-        # response itself on speech_started, so we never send response.cancel for barge-in
-        # (it would race the server and get response_cancel_not_active).
-        self.server_interrupts = True
-        self.playback_epoch = 0  # bumped by each barge-in (the playout was cleared)
         self._interrupted: str | None = None  # response cut by speech: its audio is dropped
         self._commands = commands
         self._resampled = isinstance(path, ResamplingPath)  # websocket:connected may change it
+        self.ledger = PlaybackLedger(path.caller.bytes_per_ms)
+        """Barge-in bookkeeping: audio received, sent and heard per assistant item."""
         self._configure(path)
 
     def _configure(self, path: AudioPath) -> None:
@@ -225,7 +211,7 @@ class CallSession:
         self.playout = Playout(
             self.frame_bytes, self._call.playout_lookahead_ms, silence_byte=fmt.silence_byte
         )
-        self._caller_bytes_per_ms = fmt.bytes_per_ms
+        self.ledger.bytes_per_ms = fmt.bytes_per_ms
         self._rt_ms_per_byte = 1.0 / path.realtime.bytes_per_ms
 
     # ------------------------------------------------------------ caller side
@@ -235,7 +221,7 @@ class CallSession:
         if event.sample_rate_hz != self.caller_format.sample_rate_hz and self._resampled:
             if self.stats.frames_in == 0:
                 self._configure(ResamplingPath(event.sample_rate_hz, self._call.resample_quality))
-                self._note("info", f"caller audio is {event.content_type}")
+                self._note(NoteLevel.INFO, f"caller audio is {event.content_type}")
             else:
                 self._warn_once("rate", f"ignoring late content-type {event.content_type}")
 
@@ -289,23 +275,24 @@ class CallSession:
 
     def caller_event(self, event: CallerEvent) -> None:
         """A parsed text message from the caller side (``vonage.wire``/``twilio.wire``)."""
-        if isinstance(event, PlaybackMarked):  # the common one first (~10 a second)
-            self.playback_marked(event.item, event.ms)
-        elif isinstance(event, CallerDtmf):
-            self._dtmf(event.digit)
-        elif isinstance(event, CallerConnected):
-            self.caller_connected(event)
-        elif isinstance(event, PlaybackCleared | StreamStopped):
-            pass  # a clear acknowledged (accounting reset when sent); stop: the shell ends
-        elif isinstance(event, StreamConnected | StreamStarted):
-            self._warn_once("restart", "ignoring a second stream start on a running call")
-        elif isinstance(event, UnknownCallerMessage):
-            self._warn_once(f"caller:{event.event}", f"ignoring caller event {event.event!r}")
+        match event:
+            case PlaybackMarked():  # the common one first (~10 a second)
+                self.ledger.marked(event.item, event.ms)
+            case CallerDtmf():
+                self._dtmf(event.digit)
+            case CallerConnected():
+                self.caller_connected(event)
+            case PlaybackCleared() | StreamStopped():
+                pass  # a clear acknowledged (accounting reset when sent); stop: the shell ends
+            case StreamConnected() | StreamStarted():
+                self._warn_once("restart", "ignoring a second stream start on a running call")
+            case UnknownCallerMessage():
+                self._warn_once(f"caller:{event.event}", f"ignoring caller event {event.event!r}")
 
     def _dtmf(self, digit: str) -> None:
         self.stats.dtmf += 1
         self.stats.transcript.append(TranscriptEntry.stamped("dtmf", digit, self.now))
-        self._note("info", f"DTMF {digit}")
+        self._note(NoteLevel.INFO, f"DTMF {digit}")
         if not self._call.dtmf_to_model:
             return
         item = {
@@ -326,6 +313,11 @@ class CallSession:
 
     # ------------------------------------------------------------ playback and barge-in
 
+    @property
+    def playback_epoch(self) -> int:
+        """Bumped by each barge-in (the playout was cleared); see :meth:`frames_sent`."""
+        return self.ledger.epoch
+
     def frames_sent(self, n: int, epoch: int | None = None) -> str | None:
         """The pacer handed ``n`` frames from :attr:`playout` to the caller (once a batch).
 
@@ -337,112 +329,49 @@ class CallSession:
             the ms of it handed over up to the marker; the front door echoes it back
             (``events.PlaybackMarked``) once that audio has been played.
         """
-        if epoch is not None and epoch != self.playback_epoch:
+        marker = self.ledger.taken(n * self.frame_bytes, not self.playout.buffered_bytes, epoch)
+        if marker is None:
             return None
-        left = n * self.frame_bytes
-        segments = self._segments
-        item: str | None = None
-        while left > 0 and segments:
-            seg = segments[0]
-            item = seg.item
-            have = seg.bytes
-            used = min(have, left)
-            left -= used
-            ms = used / self._caller_bytes_per_ms
-            self._sent_ms[item] = self._sent_ms.get(item, 0.0) + ms
-            self._since_notify_ms += ms
-            if used == have:
-                segments.popleft()
-            else:
-                seg.bytes = have - used
-        if item is None:
-            return None
-        self._taken_item = item
-        if self._since_notify_ms < NOTIFY_EVERY_MS and self.playout.buffered_bytes:
-            return None
-        self._since_notify_ms = 0.0
-        return self._commands.mark(item, int(self._sent_ms[item]))
+        return self._commands.mark(*marker)
 
     def playback_marked(self, item: str, ms: int) -> None:
         """A marker came back: the audio of ``item`` up to ``ms`` ms has been played to the
         caller. Markers of items cut by a barge-in (Twilio echoes pending marks after a
         ``clear``) and of unknown items are ignored."""
-        if item in self._sent_ms and item not in self._dropped_items:
-            self._heard_ms[item] = max(self._heard_ms.get(item, 0.0), float(ms))
+        self.ledger.marked(item, ms)
 
     def heard_ms(self, item_id: str) -> int:
         """What the caller has heard of an item, ms: acknowledged by the front door, capped by
         the audio received for it (a truncate past that is refused by the API)."""
-        heard = self._heard_ms.get(item_id, 0.0)
-        return int(min(heard, self._recv_ms.get(item_id, 0.0)))
-
-    def _playing_item(self) -> str | None:
-        """The assistant item the caller is hearing (or about to), if any."""
-        item = self._taken_item
-        if item is not None and item not in self._dropped_items:
-            if self._heard_ms.get(item, 0.0) < self._sent_ms.get(item, 0.0):
-                return item
-        if self._segments:
-            return self._segments[0].item
-        return None
+        return self.ledger.heard_ms(item_id)
 
     def _barge_in(self) -> None:
         """The caller spoke over the assistant: stop playback and truncate what was heard."""
-        item = self._playing_item()
-        if item is None:
+        cut = self.ledger.barge_in()
+        if cut is None:
             return
         self.stats.barge_ins += 1
-        if self.active_response is not None and not self.server_interrupts:
-            self._rt_out.append(client_event({"type": "response.cancel"}))
         self._caller_out.append(self._commands.clear())
-        unheard = [item] + [s.item for s in self._segments if s.item != item]
-        for i, other in enumerate(unheard):
-            end = self.heard_ms(other) if i == 0 else 0
-            self._dropped_items.add(other)
-            if self._recv_ms.get(other, 0.0) <= 0:
-                continue
+        for item_id, audio_end_ms in cut.truncates:
             self._rt_out.append(
                 client_event(
                     {
                         "type": "conversation.item.truncate",
-                        "item_id": other,
+                        "item_id": item_id,
                         "content_index": 0,
-                        "audio_end_ms": end,
+                        "audio_end_ms": audio_end_ms,
                     }
                 )
             )
-            if i == 0:
-                self._note("info", f"barge-in: truncated {other} at {end} ms heard")
+        if cut.truncates and cut.truncates[0].item_id == cut.item_id:
+            heard = cut.truncates[0]
+            self._note(
+                NoteLevel.INFO,
+                f"barge-in: truncated {heard.item_id} at {heard.audio_end_ms} ms heard",
+            )
         self.playout.clear()
-        self.playback_epoch += 1
-        self._segments.clear()
-        self._since_notify_ms = 0.0
-        self._taken_item = None
-        self._last_item = None
         self._out_pending = False
         self.path.reset_down()  # drop the tail it holds
-
-    def _track_item(self, item_id: str, received: int, out: int) -> None:
-        recv = self._recv_ms
-        if item_id not in recv:
-            for d in (recv, self._sent_ms, self._heard_ms):
-                while len(d) >= ITEMS_KEPT:
-                    del d[next(iter(d))]
-            if len(self._dropped_items) > ITEMS_KEPT:
-                self._dropped_items.clear()  # old ones: their responses ended long ago
-            recv[item_id] = 0.0
-        recv[item_id] += received * self._rt_ms_per_byte
-        self._last_item = item_id
-        self._queue_segment(item_id, out)
-
-    def _queue_segment(self, item_id: str, n: int) -> None:
-        if not n:
-            return
-        segments = self._segments
-        if segments and segments[-1].item == item_id:
-            segments[-1].bytes += n
-        else:
-            segments.append(_Segment(item_id, n))
 
     # ------------------------------------------------------------ Realtime side
 
@@ -476,61 +405,71 @@ class CallSession:
 
     def realtime_event(self, event: RealtimeEvent) -> None:
         """One parsed server event."""
-        if isinstance(event, AudioDelta):  # the common case first
-            if event.item_id in self._dropped_items or event.response_id == self._interrupted:
-                self.stats.dropped_deltas += 1  # late audio of a truncated item
-                return
-            self.stats.deltas += 1
-            self.stats.ms_from_realtime += len(event.audio) * self._rt_ms_per_byte
-            out = self.path.down(event.audio)
-            if out:
-                self.playout.push(out)
-            self._track_item(event.item_id, len(event.audio), len(out))
-            self._out_pending = True
-        elif isinstance(event, AudioDone):
-            if event.item_id not in self._dropped_items and event.response_id != self._interrupted:
-                self._end_of_audio()
-        elif isinstance(event, ResponseCreated):
-            self.active_response = event.response_id
-            self.stats.responses += 1
-        elif isinstance(event, ResponseDone):
-            if event.response_id == self.active_response:
-                self.active_response = None
-            self._end_of_audio()
-            for call in event.function_calls:
-                self._function_call(call)
-            if self._response_wanted and self.active_response is None:
-                self._response_wanted = False
-                self._rt_out.append(client_event({"type": "response.create"}))
-            if event.status not in ("completed", "cancelled"):
-                self._note("warning", f"response {event.response_id} ended {event.status}")
-        elif isinstance(event, FunctionCallDone):
-            self._function_call(event)
-        elif isinstance(event, InputTranscriptCompleted):
-            self._transcript("caller", event.transcript)
-        elif isinstance(event, OutputTranscriptDone):
-            self._transcript("assistant", event.transcript)
-        elif isinstance(event, SpeechStarted):
-            self.stats.speech_started += 1
-            if self.active_response is not None and self.server_interrupts:
-                self._interrupted = self.active_response  # the server is cancelling it
-            self._barge_in()
-        elif isinstance(event, SpeechStopped | SessionUpdated):
-            pass
-        elif isinstance(event, InputTranscriptFailed):
-            self._note("warning", f"caller transcription failed: {event.message}")
-        elif isinstance(event, RealtimeError) and event.code == "response_cancel_not_active":
-            # The server ended the response first (interrupt_response): a benign race.
-            self._note("debug", f"Realtime: {event.message}")
-        elif isinstance(event, RealtimeError):
-            self.stats.realtime_errors += 1
-            self._note(
-                "warning",
-                f"Realtime error {event.type}/{event.code}: {event.message}"
-                + (f" (param {event.param})" if event.param else ""),
-            )
-        elif isinstance(event, OtherServerEvent) and not event.known:
-            self._warn_once(f"rt:{event.type}", f"ignoring unknown Realtime event {event.type!r}")
+        match event:
+            case AudioDelta():  # the common case first (hot: ~10 a second per call)
+                if event.response_id == self._interrupted or self.ledger.is_cut(event.item_id):
+                    self.stats.dropped_deltas += 1  # late audio of a truncated item
+                    return
+                audio = event.audio
+                ms = len(audio) * self._rt_ms_per_byte
+                stats = self.stats
+                stats.deltas += 1
+                stats.ms_from_realtime += ms
+                out = self.path.down(audio)
+                if out:
+                    self.playout.push(out)
+                self.ledger.received(event.item_id, ms, len(out))
+                self._out_pending = True
+            case AudioDone():
+                if event.response_id != self._interrupted and not self.ledger.is_cut(event.item_id):
+                    self._end_of_audio()
+            case ResponseCreated():
+                self.active_response = event.response_id
+                self.stats.responses += 1
+            case ResponseDone():
+                self._response_done(event)
+            case FunctionCallDone():
+                self._function_call(event)
+            case InputTranscriptCompleted():
+                self._transcript("caller", event.transcript)
+            case OutputTranscriptDone():
+                self._transcript("assistant", event.transcript)
+            case SpeechStarted():
+                self.stats.speech_started += 1
+                if self.active_response is not None:
+                    # interrupt_response: the server is cancelling it; drop its late audio
+                    self._interrupted = self.active_response
+                self._barge_in()
+            case InputTranscriptFailed():
+                self._note(NoteLevel.WARNING, f"caller transcription failed: {event.message}")
+            case RealtimeError(code="response_cancel_not_active"):
+                # The server ended the response first (interrupt_response): a benign race.
+                self._note(NoteLevel.DEBUG, f"Realtime: {event.message}")
+            case RealtimeError():
+                self.stats.realtime_errors += 1
+                self._note(
+                    NoteLevel.WARNING,
+                    f"Realtime error {event.type}/{event.code}: {event.message}"
+                    + (f" (param {event.param})" if event.param else ""),
+                )
+            case OtherServerEvent(known=False):
+                self._warn_once(
+                    f"rt:{event.type}", f"ignoring unknown Realtime event {event.type!r}"
+                )
+            case SessionCreated() | SessionUpdated() | SpeechStopped() | OtherServerEvent():
+                pass  # nothing to do (known events we do not use)
+
+    def _response_done(self, event: ResponseDone) -> None:
+        if event.response_id == self.active_response:
+            self.active_response = None
+        self._end_of_audio()
+        for call in event.function_calls:
+            self._function_call(call)
+        if self._response_wanted and self.active_response is None:
+            self._response_wanted = False
+            self._rt_out.append(client_event({"type": "response.create"}))
+        if event.status not in ("completed", "cancelled"):
+            self._note(NoteLevel.WARNING, f"response {event.response_id} ended {event.status}")
 
     def _end_of_audio(self) -> None:
         if not self._out_pending:
@@ -541,15 +480,13 @@ class CallSession:
             self.playout.push(tail)
         before = self.playout.buffered_bytes
         self.playout.end_of_audio()
-        extra = len(tail) + self.playout.buffered_bytes - before
-        if self._last_item is not None:  # the tail and its padding belong to the last item
-            self._queue_segment(self._last_item, extra)
+        self.ledger.tail_queued(len(tail) + self.playout.buffered_bytes - before)
 
     def _transcript(self, role: str, text: str) -> None:
         text = text.strip()
         if text:
             self.stats.transcript.append(TranscriptEntry.stamped(role, text, self.now))
-            self._note("info", f"{role}: {text}")
+            self._note(NoteLevel.INFO, f"{role}: {text}")
 
     # ------------------------------------------------------------ tools
 
@@ -564,7 +501,7 @@ class CallSession:
                 "tool_call", f"{call.name} {call.arguments}"[:TOOL_TEXT], self.now
             )
         )
-        self._note("info", f"tool call {call.name} ({call.call_id})")
+        self._note(NoteLevel.INFO, f"tool call {call.name} ({call.call_id})")
 
     def drain_tool_calls(self) -> list[RunTool]:
         """Tool runs for the shell to start, in order."""
@@ -620,10 +557,10 @@ class CallSession:
         out, self._notes = self._notes, []
         return out
 
-    def _note(self, level: str, message: str) -> None:
+    def _note(self, level: NoteLevel, message: str) -> None:
         self._notes.append(Note(level, message))
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
-            self._note("warning", message)
+            self._note(NoteLevel.WARNING, message)
