@@ -1,7 +1,11 @@
 """Audio formats and frame arithmetic. Pure: no I/O.
 
-Source: protocols.md A3 [V-WSG] frame-size table; B1 [OAI-SPEC RealtimeAudioFormats];
-C [TW-WS] (8 kHz mu-law, 160 bytes per 20 ms).
+Vonage sends L16 in 20 ms frames (320/640/960 bytes at 8/16/24 kHz); OpenAI takes
+``audio/pcm`` at 24 kHz or ``audio/pcmu``; Twilio sends 8 kHz mu-law, 160 bytes per 20 ms.
+
+Sources: https://developer.vonage.com/en/voice/voice-api/concepts/websockets,
+https://platform.openai.com/docs/api-reference/realtime,
+https://www.twilio.com/docs/voice/media-streams/websocket-messages
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 FRAME_MS = 20
-"""Vonage and Twilio both carry 20 ms of audio per media message. [V-WSG], [TW-WS]"""
+"""Vonage and Twilio both carry 20 ms of audio per media message (see the module sources)."""
 SAMPLE_BYTES = 2
 """16-bit linear PCM."""
 MULAW_SILENCE = 0xFF
@@ -76,7 +80,8 @@ def realtime_format_json(fmt: AudioFormat) -> dict[str, Any]:
     """The Realtime ``audio.input.format`` / ``audio.output.format`` object for ``fmt``.
 
     Raises:
-        ValueError: OpenAI takes PCM16 at 24 kHz and G.711 at 8 kHz only. [OAI-SPEC]
+        ValueError: OpenAI takes PCM16 at 24 kHz and G.711 at 8 kHz only.
+    Source: https://platform.openai.com/docs/api-reference/realtime (audio formats).
     """
     if fmt.encoding == "pcm16" and fmt.sample_rate_hz == 24_000:
         return {"type": "audio/pcm", "rate": 24_000}

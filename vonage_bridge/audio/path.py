@@ -5,12 +5,14 @@ Two kinds, chosen by the front door:
 - :class:`ResamplingPath`: Vonage L16 (8/16/24 kHz) <-> OpenAI ``audio/pcm`` at 24 kHz, one
   streaming soxr resampler per direction (``audio.resampler``), never cleared mid-call.
 - :class:`PassthroughPath`: the same bytes both ways, for Twilio's 8 kHz mu-law <-> OpenAI
-  ``audio/pcmu`` (no resampling, no transcoding: field-notes.md 1.4, 2.2).
+  ``audio/pcmu`` (no resampling, no transcoding: both ends speak G.711 mu-law at 8 kHz).
 
 The session (``core/session.py``) sees only this interface, so barge-in, marks and held audio work
 the same on every front door.
 
-Source: protocols.md A3, B1 (formats), C (Twilio); style.md 7.3.
+Sources: https://developer.vonage.com/en/voice/voice-api/concepts/websockets (L16 rates),
+https://platform.openai.com/docs/api-reference/realtime (audio formats),
+https://www.twilio.com/docs/voice/media-streams/websocket-messages (Twilio mu-law).
 """
 
 from __future__ import annotations

@@ -1,15 +1,17 @@
 """Playout toward the caller: exact frames, bounded look-ahead, underrun accounting. Pure.
 
 Vonage plays each binary message as one 20 ms frame and buffers what we send ahead of time
-(about 20 s, [V-WSG]); Twilio plays the mu-law of each ``media`` message in order (a batch of
-frames per message here) and buffers minutes of it [TW-WS]. We keep that buffer fed but never
+(about 20 s); Twilio plays the mu-law of each ``media`` message in order (a batch of
+frames per message here) and buffers minutes of it. We keep that buffer fed but never
 more than ``lookahead_ms`` ahead of the caller's ear: enough to ride out scheduling and
-network jitter, small enough that we know what the caller has heard when they barge in
-(protocols.md A3, C, field-notes.md 6.2). Frames are sent in small batches (wake up when the
-look-ahead falls to ``lookahead - refill``), so a call costs about 25 timer wake-ups a second
-instead of 50.
+network jitter, small enough that we know what the caller has heard when they barge in.
+Frames are sent in small batches (wake up when the look-ahead falls to ``lookahead - refill``),
+so a call costs about 25 timer wake-ups a second instead of 50.
 
 Time is passed in (seconds on any monotonic clock); nothing here reads a clock.
+
+Sources: https://developer.vonage.com/en/voice/voice-api/concepts/websockets (buffer),
+https://www.twilio.com/docs/voice/media-streams/websocket-messages (``media`` messages).
 """
 
 from __future__ import annotations
@@ -73,7 +75,10 @@ class Playout:
         """The current stretch of audio is complete: pad its tail to a whole frame.
 
         Vonage drops the call on a short frame, so the tail is padded with silence, never
-        sent short [V-WSG], [VOCODE727].
+        sent short.
+
+        Sources: https://developer.vonage.com/en/voice/voice-api/concepts/websockets (exact
+        frames), https://github.com/vocodedev/vocode-core/issues/727 (disconnect seen).
         """
         rest = len(self._buf) % self.frame_bytes
         if rest:

@@ -1,10 +1,9 @@
 """One streaming soxr resampler per direction per call. Pure: deterministic computation.
 
 The stream is never cleared mid-call: clearing throws away the audio it holds (Pipecat lost
-50-100 ms mid-word that way, field-notes.md 6.2). At the end of a response, :meth:`drain`
-pushes the held tail out by feeding silence *through* the stream and then discards exactly the
-output that silence produces, so the next response starts at the right position with no added
-gap.
+50-100 ms mid-word that way). At the end of a response, :meth:`drain` pushes the held tail out
+by feeding silence *through* the stream and then discards exactly the output that silence
+produces, so the next response starts at the right position with no added gap.
 
 Measured here (soxr 1.1.0, 20 ms chunks, see bench/frames.py): quality ``LQ`` holds back
 about 11 ms (max 20 ms) of audio, against 21 ms for ``HQ`` and 42 ms for ``VHQ``, with the same
@@ -13,7 +12,12 @@ about 6.5 kHz). ``QQ`` holds nothing but lets that tone through at -11 dBFS.
 
 soxr output may differ by a few LSB between two identical streams (not bit-exact).
 
-Source: dependencies.md 4(a); python-soxr ``ResampleStream``.
+Measured: an int16 ``ResampleStream`` costs about 14-17 us per 20 ms frame (LQ to HQ), a
+one-shot ``soxr.resample`` per frame 88 us, and that one is stateless: its frame edges cut the
+SNR to 39-49 dB against about 86 dB streaming.
+
+Sources: python-soxr ``ResampleStream`` (https://python-soxr.readthedocs.io); the Pipecat
+mid-word drops https://github.com/pipecat-ai/pipecat/issues/5769.
 """
 
 from __future__ import annotations
