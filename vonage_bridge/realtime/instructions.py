@@ -1,6 +1,10 @@
 """The Realtime session configuration for a phone call. Pure: no I/O.
 
-Source: protocols.md B1 (GA ``session.update``, ``RealtimeSessionCreateRequestGA``).
+The shape is the GA ``session.update`` (``RealtimeSessionCreateRequestGA`` in OpenAI's OpenAPI
+spec).
+
+Sources: https://platform.openai.com/docs/api-reference/realtime-client-events,
+https://github.com/openai/openai-openapi
 """
 
 from __future__ import annotations
@@ -51,7 +55,9 @@ def call_instructions(system_message: str, *, caller: str | None, called: str | 
 
 
 PCM_24K = {"type": "audio/pcm", "rate": 24_000}
-"""OpenAI's only PCM format: 16-bit mono little-endian at 24000 Hz. [OAI-SPEC]"""
+"""OpenAI's only PCM format: 16-bit mono little-endian at 24000 Hz.
+
+Source: https://platform.openai.com/docs/api-reference/realtime (audio formats)."""
 
 
 def session_config(
@@ -66,8 +72,9 @@ def session_config(
 
     Args:
         audio_format: set as input and output format (WebSocket path: :data:`PCM_24K`);
-            ``None`` leaves it to OpenAI (SIP, where OpenAI carries the audio [B4]).
-    Source: protocols.md B1.
+            ``None`` leaves it to OpenAI (SIP, where OpenAI carries the audio).
+    Sources: https://platform.openai.com/docs/api-reference/realtime-client-events,
+    https://platform.openai.com/docs/guides/realtime-sip (SIP).
     """
     audio_input: dict[str, Any] = {
         "turn_detection": {
@@ -109,7 +116,10 @@ def session_update(
 ) -> dict[str, Any]:
     """``session.update`` for a WebSocket call: ``audio_format`` both ways (default
     :data:`PCM_24K`, the Vonage path; ``{"type": "audio/pcmu"}`` for Twilio), audio output
-    only. Never the beta shape (it is refused with close 4000). [OAI-BETA-EOL]
+    only. Never the beta shape (it is refused with close 4000).
+
+    Source: https://platform.openai.com/docs/guides/realtime (GA interface); the beta refusal
+    reported in https://github.com/langwatch/scenario/issues/602.
     """
     fmt = PCM_24K if audio_format is None else audio_format
     session = session_config(openai, instructions, tools, audio_format=fmt)
