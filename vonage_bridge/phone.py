@@ -16,7 +16,8 @@ import re
 from collections.abc import Mapping
 
 MAX_HEADERS_BYTES = 512
-"""Vonage caps the ``headers`` object of a websocket endpoint at 512 bytes of JSON. [V-WSG]"""
+"""Vonage caps the ``headers`` object of a websocket endpoint at 512 bytes of JSON (Vonage
+WebSockets guide, see the module sources)."""
 MAX_HEADER_VALUE_CHARS = 64
 _UNSAFE = re.compile(r"[^\w+\-.:@ ]")
 _E164 = re.compile(r"\+?([1-9][0-9]{6,14})")  # fullmatch; ASCII digits only
@@ -48,7 +49,9 @@ def e164_digits(value: object) -> str:
 
     Raises:
         ValueError: if ``value`` is not such a string.
-    Source: protocols.md A2 (``from`` must match ``^[1-9]\\d{6,14}$``) [SDK-UTILS types.py].
+    Source: https://developer.vonage.com/en/voice/voice-api/ncco-reference (``connect``
+    ``from``); the vonage-utils SDK's ``PhoneNumber`` type, ``^[1-9]\\d{6,14}$``
+    (https://github.com/Vonage/vonage-python-sdk).
     """
     if not isinstance(value, str):
         raise ValueError("must be an E.164 phone number string, e.g. +14155550100")

@@ -4,5 +4,10 @@ a sideband WebSocket (events only: the audio stays between the carrier and OpenA
 
 ``webhook`` is pure (verification, parsing, the accept body); ``control`` and ``routes`` do the I/O.
 
-Source: protocols.md B4-B5, field-notes.md 1.6, 1.7, 2.4.
+OpenAI may deliver the same webhook twice, and answers 404 to an accept once the caller has
+hung up: both are expected, not errors.
+
+Sources: https://platform.openai.com/docs/guides/realtime-sip (webhook, accept, sideband),
+https://www.standardwebhooks.com (signature); openai-agents-python's ``twilio_sip`` example
+(https://github.com/openai/openai-agents-python) for the retries and the 404.
 """

@@ -6,7 +6,8 @@ every attribute and text value; caller-controlled values are also bounded and re
 small safe character set first (:func:`bounded_parameters`). Nothing follows ``<Connect>``:
 ``<Connect><Stream>`` is bidirectional and blocks the rest of the TwiML until the stream ends.
 
-Source: protocols.md C "TwiML" [TW-STREAM], [TW-SDK twiml/voice_response.py].
+Sources: https://www.twilio.com/docs/voice/twiml/stream; twilio-python's
+``twilio.twiml.voice_response`` (https://github.com/twilio/twilio-python).
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ class ApplicationApiSettings:
                 problems.append(f"{name} is required but not set")
             values[name] = value
 
-        if ":" in values["VONAGE_API_KEY"]:  # Basic auth cannot carry it [RFC 7617 s2]
+        if ":" in values["VONAGE_API_KEY"]:  # Basic auth cannot carry it (RFC 7617, section 2)
             problems.append("VONAGE_API_KEY=<hidden>: must not contain ':'")
 
         public_url: PublicUrl | None = None

@@ -1,7 +1,7 @@
 """The ``X-API-Key`` guard shared by the API routes (``POST /connect``, ``GET /calls``).
 
 The key is ``CONNECT_API_KEY``, a secret of its own (peers compared it with the Vonage
-application id, which is not a secret: field-notes.md 1.2), compared in constant time.
+application id, which is not a secret), compared in constant time.
 """
 
 from __future__ import annotations
