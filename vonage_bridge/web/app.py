@@ -247,7 +247,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     app.router.add_routes(dial.routes)
     app.router.add_routes(calls_api.routes)
     if settings.twilio.enabled:
-        app.router.add_routes(twilio.routes)
+        twilio.setup_twilio(app)
     if settings.sip.webhook_secret:
         setup_sip(app, settings)
     app.cleanup_ctx.append(_http_client)
