@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from test_call_records import API_KEY, call_finished
 from test_twilio_call import StartTwilio, no_live_calls, speech
 from test_vonage_call import speech as vonage_speech
 
+from vonage_bridge.core.events import TranscriptEntry
 from vonage_bridge.logs import CallContextFilter
 from vonage_bridge.sim.phone import CallerError
 from vonage_bridge.sim.realtime import FakeRealtimeOptions
@@ -175,3 +177,42 @@ async def test_replayed_twilio_webhook_gets_no_second_stream_for_its_call(
     assert_nothing_personal(logs, fresh.token, "+15005550006", first.from_number)
     assert len(tw.call.fake.handshakes) == 1  # the first call's only
     assert await store.get(first.call_sid) == before
+
+
+# ------------------------------------------------------------------ 2. records written once
+
+
+async def test_a_later_call_with_a_recorded_call_id_leaves_the_record_alone(
+    start_call: StartCall, logs: pytest.LogCaptureFixture
+) -> None:
+    """Another instance (whose token memory this one does not share) recorded the call
+    first: this instance's call with the same id ends without replacing that record."""
+    call = await start_call(FakeRealtimeOptions(reject_status=401), CONNECT_API_KEY=API_KEY)
+    store = call.bridge.app[STORE]
+    call_uuid = "5f1c0d3e-0000-4000-8000-00000000beef"
+    first = CallRecord(
+        call_uuid=call_uuid,
+        direction="inbound",
+        started_at=datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+        ended_at=datetime(2026, 11, 23, 9, 1, tzinfo=UTC),
+        duration_s=60.0,
+        end_reason="caller hung up (close 1000)",
+        from_number="447700900000",
+        to_number="447700900001",
+        transcript=(TranscriptEntry("caller", "hello"),),
+    )
+    await store.add(first)
+
+    later = call.caller(call_uuid=call_uuid, from_number=OTHER_FROM, to_number=OTHER_TO)
+    await later.answer()
+    logs.clear()
+    await later.connect()
+    await later.wait_closed(timeout=10 * SECOND)
+    await call_finished(call, call_uuid)
+
+    assert await store.get(call_uuid) == first
+    refused = [r for r in logs.records if "already" in r.getMessage() and "record" in r.msg]
+    assert len(refused) == 1
+    assert refused[0].levelno == logging.WARNING
+    assert call_uuid in refused[0].getMessage()
+    assert_nothing_personal(logs, OTHER_FROM, OTHER_TO, "447700900000", "447700900001")
