@@ -7,7 +7,9 @@ returns a :class:`JsonReply` (status, parsed JSON, text). Failures become the ex
 tree's errors::
 
     TimeoutError           -> UpstreamTimeout  504  "{what}: no answer from {service} within T s"
-    aiohttp.ClientError    -> error(message)   502  "{what}: cannot reach {service} at {origin}"
+    aiohttp.ClientError    -> error(message)   502  "{what}: {service} unreachable" (no host,
+                                                    no exception text: the aiohttp error is
+                                                    chained as ``__cause__``, for the log)
     status not 200-299     -> refused(reply)        the client's own error (its status, its
                                                     error-body fields, its message)
 
@@ -52,7 +54,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from yarl import URL
 
 from .errors import BridgeError, UpstreamError, UpstreamTimeout
 
@@ -101,7 +102,8 @@ async def request_json(
         headers: auth and ``Accept`` headers.
         refused: builds the error for a non-2xx answer (raised as is).
         error: the :class:`~.errors.UpstreamError` class (or factory) for an unreachable
-            server; called with the message. Its ``status`` (if any) stays None.
+            server; called with the message ``"{what}: {service} unreachable{hint}"``. Its
+            ``status`` (if any) stays None; the aiohttp error is its ``__cause__``.
         json: a JSON body (not sent when None).
         form: an ``application/x-www-form-urlencoded`` body instead.
         hint: appended to the timeout and unreachable messages (``"; check VONAGE_API_URL"``).
@@ -131,10 +133,9 @@ async def request_json(
             f"{what}: no answer from {service} within {timeout_s:g} s{hint}"
         ) from None
     except aiohttp.ClientError as exc:
-        origin = URL(url).origin()
-        raise error(
-            f"{what}: cannot reach {service} at {origin}: {type(exc).__name__}: {exc}{hint}"
-        ) from None
+        # The message may reach an API caller (a 502 body): no host, no exception text. The
+        # aiohttp error stays chained as ``__cause__`` for the log.
+        raise error(f"{what}: {service} unreachable{hint}") from exc
     text = raw.decode("utf-8", errors="replace")
     reply = JsonReply(status, _json_or_none(text), text)
     if not reply.ok:

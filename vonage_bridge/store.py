@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -59,8 +60,9 @@ class CallRecord:
     """One finished (or cut-off) call.
 
     Attributes:
-        call_uuid: the front door's call id (the primary key; a rewrite replaces the record):
-            Vonage call leg UUID, Twilio ``CallSid`` (``CA...``) or OpenAI SIP ``call_id``.
+        call_uuid: the front door's call id (the primary key; a call's first record stays,
+            a later one with the same id is refused): Vonage call leg UUID, Twilio
+            ``CallSid`` (``CA...``) or OpenAI SIP ``call_id``.
         conversation_uuid: Vonage ``CON-...`` UUID, when known.
         direction: ``inbound`` (``/incoming-call``) or ``outbound`` (``POST /connect``).
         from_number / to_number: as the provider gave them (untrusted, bounded), when known.
@@ -123,8 +125,10 @@ def _iso(at: datetime | None) -> str | None:
 class CallStore(Protocol):
     """Where call records go. Implementations must be safe to call from many calls at once."""
 
-    async def add(self, record: CallRecord) -> None:
-        """Write (or replace) the record of ``record.call_uuid`` with its transcript.
+    async def add(self, record: CallRecord) -> bool:
+        """Write the record of ``record.call_uuid`` with its transcript, once: True if it was
+        written; False (one WARNING line with the call id, no numbers) if that call already
+        has a record, which stays as it is (a later connection never overwrites a call).
 
         Raises:
             ValueError: ``record.front_door`` is not one of :data:`FRONT_DOORS`.
@@ -266,19 +270,14 @@ class SqlCallStore:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    async def add(self, record: CallRecord) -> None:
+    async def add(self, record: CallRecord) -> bool:
         if record.front_door not in FRONT_DOORS:
             raise ValueError(f"front_door must be one of {FRONT_DOORS}, not {record.front_door!r}")
         async with self._turns, self.engine.begin() as conn:
-            # Replace, not fail: a media socket may reconnect with the same call uuid.
-            await conn.execute(
-                transcript_table.delete().where(transcript_table.c.call_uuid == record.call_uuid)
-            )
-            await conn.execute(
-                calls_table.delete().where(calls_table.c.call_uuid == record.call_uuid)
-            )
-            await conn.execute(
-                calls_table.insert().values(
+            # Insert once: ON CONFLICT DO NOTHING, so that of two writers (two instances on
+            # one PostgreSQL) exactly one inserts and the other sees 0 rows, without an error.
+            inserted = await conn.execute(
+                _insert_once(conn.dialect.name).values(
                     call_uuid=record.call_uuid,
                     conversation_uuid=record.conversation_uuid,
                     direction=record.direction,
@@ -291,6 +290,12 @@ class SqlCallStore:
                     front_door=record.front_door,
                 )
             )
+            if inserted.rowcount != 1:
+                log.warning(
+                    "call record of %s already exists: this one is not written, the first stays",
+                    record.call_uuid,
+                )
+                return False
             if record.transcript:
                 await conn.execute(
                     transcript_table.insert(),
@@ -305,6 +310,7 @@ class SqlCallStore:
                         for seq, e in enumerate(record.transcript)
                     ],
                 )
+        return True
 
     async def get(self, call_uuid: str) -> CallRecord | None:
         try:
@@ -354,6 +360,17 @@ class SqlCallStore:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _insert_once(dialect: str) -> sa.Insert:
+    """``INSERT INTO calls ... ON CONFLICT (call_uuid) DO NOTHING`` for SQLite (3.24+) and
+    PostgreSQL: a row that is already there is left as it is and counts 0 rows.
+
+    Sources: https://www.sqlite.org/lang_upsert.html,
+    https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(calls_table).on_conflict_do_nothing(index_elements=[calls_table.c.call_uuid])
 
 
 def _record(row: sa.Row[Any], transcript: tuple[TranscriptEntry, ...]) -> CallRecord:

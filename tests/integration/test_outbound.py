@@ -4,6 +4,7 @@ API (``vonage_bridge.sim.vonage_api``): protocols.md A4."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -320,15 +321,30 @@ async def test_connect_vonage_timeout_is_504(
     assert "0.3 s" in answer["error"]["message"]
 
 
-async def test_connect_unreachable_vonage_is_502(start_call: StartCall) -> None:
+async def test_connect_unreachable_vonage_is_502(
+    start_call: StartCall, caplog: pytest.LogCaptureFixture
+) -> None:
     api = FakeVoiceApi(application_test_key().public_key(), APP_ID)
     await api.start()
     url = api.base_url
     await api.close()  # nothing listens there any more
     call = await start_call(**{**vonage_env(api), "VONAGE_API_URL": url})
-    status, answer = await post_connect(call, {"to": TO})
+    with caplog.at_level(logging.INFO):
+        status, answer = await post_connect(call, {"to": TO})
     assert status == 502
-    assert answer["error"]["vonage"]["status"] is None
+    error = answer["error"]
+    assert error["code"] == "vonage_api_error"
+    assert error["vonage"] == {"status": None, "title": None, "detail": None}
+    assert "Vonage API unreachable" in error["message"]
+    # No exception repr and nothing about our side of the network in the body.
+    body = json.dumps(answer)
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    for leak in ("Error", "ConnectionKey", "127.0.0.1", port, "ssl"):
+        assert leak not in body, leak
+    refused = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(refused) == 1 and refused[0].levelno == logging.WARNING
+    for r in caplog.records:  # the number dialled is not logged
+        assert TO.lstrip("+") not in r.getMessage()
 
 
 # --- hang-up over REST ----------------------------------------------------------------------

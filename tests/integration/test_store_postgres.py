@@ -77,12 +77,30 @@ async def test_postgres_round_trips_records_with_microseconds(store: SqlCallStor
         TranscriptEntry("dtmf", "#", T0 + timedelta(seconds=1)),
     )
     original = record(1, transcript=entries)
-    await store.add(original)
+    assert await store.add(original) is True
     assert await store.get("pg-1") == original
-    await store.add(record(1, end_reason="again"))
-    got = await store.get("pg-1")
-    assert got is not None and got.end_reason == "again" and got.transcript == ()
+    assert await store.add(record(1, end_reason="again")) is False  # written once
+    assert await store.get("pg-1") == original
     assert await store.get("pg-none") is None
+
+
+async def test_postgres_two_instances_adding_one_call_write_it_once(
+    store: SqlCallStore, pg_url: str
+) -> None:
+    other = await SqlCallStore.open(pg_url)  # a second bridge instance on the same database
+    try:
+        entries = (TranscriptEntry("caller", "hello", T0), TranscriptEntry("assistant", "hi"))
+        first = record(7, transcript=entries)
+        later = record(7, end_reason="replayed", from_number="15550000001", transcript=())
+        written = await asyncio.gather(
+            store.add(first), other.add(later), store.add(later), other.add(first)
+        )
+        assert sorted(written) == [False, False, False, True]
+        got = await other.get("pg-7")
+        assert got in (first, later)  # one of them, whole: never a mix
+        assert await store.get("pg-7") == got
+    finally:
+        await other.close()
 
 
 async def test_postgres_pages_newest_first_across_two_instances(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vonage_bridge.core.media_token import MediaTokenSigner
+from vonage_bridge.core.media_token import MediaTokenSigner, UsedOnce
 from vonage_bridge.errors import Forbidden
 
 SECRET = b"0123456789abcdef-test-secret"
@@ -101,3 +101,59 @@ def test_media_token_signer_accepts_16_byte_secret() -> None:
     t = s.mint(CALL, NOW)
     s.verify(CALL, str(t.exp), t.token, NOW)
     assert s.ttl_s == TTL
+
+
+def test_media_token_redeemed_once_then_refused_as_used(signer: MediaTokenSigner) -> None:
+    t = signer.mint(CALL, NOW)
+    signer.verify(CALL, str(t.exp), t.token, NOW)  # checking does not spend it
+    signer.redeem(CALL, str(t.exp), t.token, NOW)
+    for check in (signer.verify, signer.redeem):
+        with pytest.raises(Forbidden) as info:
+            check(CALL, str(t.exp), t.token, float(t.exp))  # still refused at exactly exp
+        assert (info.value.code, info.value.http_status) == ("media_token_used", 403)
+    with pytest.raises(Forbidden) as expired:  # past exp it is refused as expired
+        signer.redeem(CALL, str(t.exp), t.token, t.exp + 0.001)
+    assert expired.value.code == "media_token_expired"
+
+
+def test_media_token_spending_one_leaves_the_others(signer: MediaTokenSigner) -> None:
+    first = signer.mint(CALL, NOW)
+    later = signer.mint(CALL, NOW + 1)  # a new token for the same call
+    other = signer.mint("another-call", NOW)
+    signer.redeem(CALL, str(first.exp), first.token, NOW)
+    signer.redeem(CALL, str(later.exp), later.token, NOW + 1)
+    signer.redeem("another-call", str(other.exp), other.token, NOW + 2)
+
+
+def test_media_token_bad_token_is_not_remembered(signer: MediaTokenSigner) -> None:
+    t = signer.mint(CALL, NOW)
+    with pytest.raises(Forbidden):
+        signer.redeem(CALL, str(t.exp), _flip_first(t.token), NOW)
+    signer.redeem(CALL, str(t.exp), t.token, NOW)  # the real one is still unspent
+
+
+def test_media_token_memory_is_bounded_oldest_forgotten_first() -> None:
+    signer = MediaTokenSigner(SECRET, TTL, max_used=2)
+    tokens = [signer.mint(f"call-{n}", NOW) for n in range(3)]
+    for t in tokens:
+        signer.redeem(t.call_uuid, str(t.exp), t.token, NOW)
+    oldest, *newer = tokens
+    signer.verify(oldest.call_uuid, str(oldest.exp), oldest.token, NOW)  # forgotten
+    for t in newer:
+        with pytest.raises(Forbidden, match="already used"):
+            signer.verify(t.call_uuid, str(t.exp), t.token, NOW)
+
+
+def test_used_once_remembers_each_key_until_its_own_expiry() -> None:
+    used: UsedOnce[str] = UsedOnce(capacity=10)
+    assert used.use("a", until=100.0, now=0.0)
+    assert used.use("b", until=50.0, now=1.0)
+    assert not used.use("a", until=500.0, now=2.0)  # refused: nothing changes
+    assert used.used("a", 100.0) and not used.used("a", 100.5)
+    assert used.used("b", 50.0) and not used.used("b", 60.0)
+    assert used.use("b", until=200.0, now=60.0)  # expired: usable again
+    assert used.used("b", 150.0)
+    assert used.use("c", until=300.0, now=101.0)
+    assert len(used) == 2  # "a" expired and was dropped from the oldest end
+    with pytest.raises(ValueError):
+        UsedOnce(capacity=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
@@ -73,11 +74,27 @@ async def test_get_unknown_call_is_none(store: SqlCallStore) -> None:
     assert await store.get("nope") is None
 
 
-async def test_add_again_replaces_the_record(store: SqlCallStore) -> None:
-    await store.add(record(1, transcript=(TranscriptEntry("caller", "a"),)))
-    await store.add(record(1, end_reason="second", transcript=()))
-    got = await store.get("uuid-1")
-    assert got is not None and got.end_reason == "second" and got.transcript == ()
+async def test_add_again_keeps_the_first_record_and_says_so_once(
+    store: SqlCallStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = record(1, transcript=(TranscriptEntry("caller", "a"),))
+    assert await store.add(first) is True
+    later = record(1, end_reason="second", from_number="447700900999", to_number="447700900998")
+    with caplog.at_level(logging.INFO, logger="vonage_bridge.store"):
+        assert await store.add(later) is False
+    assert await store.get("uuid-1") == first
+    lines = [r for r in caplog.records if r.name == "vonage_bridge.store"]
+    assert [r.levelno for r in lines] == [logging.WARNING]
+    message = lines[0].getMessage()
+    assert "uuid-1" in message and "already" in message
+    assert "447700900" not in message  # no numbers
+
+
+async def test_the_same_record_added_at_once_is_written_once(store: SqlCallStore) -> None:
+    first = record(1, transcript=(TranscriptEntry("caller", "a"), TranscriptEntry("dtmf", "5")))
+    written = await asyncio.gather(*(store.add(first) for _ in range(3)))
+    assert sorted(written) == [False, False, True]
+    assert await store.get("uuid-1") == first
 
 
 async def test_page_is_newest_first_with_next_offset(store: SqlCallStore) -> None:

@@ -1,10 +1,18 @@
-"""Short-lived per-call tokens for the media WebSocket URI. Pure: time is passed in.
+"""Short-lived, single-use per-call tokens for the media WebSocket URI. Pure: time is passed in.
 
 The answer URL mints ``exp`` and ``token = HMAC-SHA256(secret, "<call_uuid>.<exp>")`` into the
-websocket URI; the upgrade is refused (and no Realtime session, which costs money, is opened)
-unless the token matches the call UUID and has not expired. Comparison is constant-time.
+websocket URI (Twilio: into the stream's ``<Parameter>``s); the upgrade is refused (and no
+Realtime session, which costs money, is opened) unless the token matches the call id, has not
+expired and has not been used before. Comparison is constant-time.
 
-Source: field-notes.md 1.9 and 6.8 (per-call token in the media WS URL).
+A token is spent by :meth:`MediaTokenSigner.redeem` and remembered (its call id and token) until
+it expires, so reconnecting to a finished call's media URI is refused. The memory is per
+instance and bounded (:data:`MAX_USED_TOKENS`, the oldest use forgotten first); the call store
+writes a record once, so even a replay that gets past it cannot replace the call's record.
+
+Sources: HMAC (RFC 2104, https://www.rfc-editor.org/rfc/rfc2104); the ``connect`` action's
+websocket ``uri`` (https://developer.vonage.com/en/voice/voice-api/ncco-reference); Twilio's
+``<Stream>`` ``<Parameter>`` (https://www.twilio.com/docs/voice/twiml/stream).
 """
 
 from __future__ import annotations
@@ -12,9 +20,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from ..errors import Forbidden
+
+K = TypeVar("K", bound=Hashable)
+
+MAX_USED_TOKENS = 10_000
+"""Spent tokens remembered per instance; past this the oldest use is forgotten (that token
+could then be used again until it expires: the call store still keeps the first record)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,21 +43,76 @@ class MediaToken:
     token: str
 
 
-class MediaTokenSigner:
-    """Mints and checks media tokens.
+class UsedOnce(Generic[K]):
+    """Keys that may be used once: each remembered until its own expiry (Unix seconds), at most
+    ``capacity`` of them, the oldest use forgotten first. Pure: ``now`` is passed in.
 
     Args:
-        secret: the server secret (``MEDIA_TOKEN_SECRET``, or random per process).
-        ttl_s: seconds a token stays valid after minting; it must outlast the greeting.
+        capacity: how many keys to remember (at least 1).
+
+    Raises:
+        ValueError: ``capacity`` is less than 1.
     """
 
-    __slots__ = ("_secret", "ttl_s")
+    __slots__ = ("_until", "capacity")
 
-    def __init__(self, secret: bytes, ttl_s: int) -> None:
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._until: OrderedDict[K, float] = OrderedDict()
+
+    def used(self, key: K, now: float) -> bool:
+        """Whether ``key`` was used and is still remembered at ``now``."""
+        until = self._until.get(key)
+        return until is not None and now <= until
+
+    def use(self, key: K, *, until: float, now: float) -> bool:
+        """Use ``key`` and remember it until ``until``; False (and nothing changes) if it was
+        already used and is still remembered at ``now``."""
+        self._forget(now)
+        if self.used(key, now):
+            return False
+        self._until.pop(key, None)  # an expired entry is used afresh, as the newest
+        self._until[key] = until
+        while len(self._until) > self.capacity:
+            self._until.popitem(last=False)
+        return True
+
+    def _forget(self, now: float) -> None:
+        """Drop expired keys from the oldest end (later ones go by capacity or in turn)."""
+        until = self._until
+        while until:
+            key, at = next(iter(until.items()))
+            if at >= now:
+                return
+            del until[key]
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+
+class MediaTokenSigner:
+    """Mints, checks and spends media tokens.
+
+    Args:
+        secret: the server secret (``MEDIA_TOKEN_SECRET``, or random per process), at least
+            16 bytes.
+        ttl_s: seconds a token stays valid after minting; it must outlast the greeting.
+        max_used: spent tokens remembered (see :data:`MAX_USED_TOKENS`).
+
+    Raises:
+        ValueError: the secret is shorter than 16 bytes, or ``max_used`` is less than 1.
+    """
+
+    __slots__ = ("_secret", "_used", "ttl_s")
+
+    def __init__(self, secret: bytes, ttl_s: int, *, max_used: int = MAX_USED_TOKENS) -> None:
         if len(secret) < 16:
             raise ValueError("media token secret must be at least 16 bytes")
         self._secret = secret
         self.ttl_s = ttl_s
+        self._used: UsedOnce[tuple[str, str]] = UsedOnce(max_used)
 
     def _sign(self, call_uuid: str, exp: int) -> str:
         mac = hmac.new(self._secret, f"{call_uuid}.{exp}".encode(), hashlib.sha256).digest()
@@ -51,12 +123,8 @@ class MediaTokenSigner:
         exp = int(now) + self.ttl_s
         return MediaToken(call_uuid, exp, self._sign(call_uuid, exp))
 
-    def verify(self, call_uuid: str, exp: str, token: str, now: float) -> None:
-        """Check a token taken from the upgrade request's query string.
-
-        Raises:
-            Forbidden: if any part is missing, malformed, expired or does not match.
-        """
+    def _check(self, call_uuid: str, exp: str, token: str, now: float) -> int:
+        """``exp`` as Unix seconds, once the token is known to be ours, valid and unused."""
         if not call_uuid or not exp or not token:
             raise Forbidden("media token missing", code="media_token_missing")
         try:
@@ -68,3 +136,31 @@ class MediaTokenSigner:
             raise Forbidden("media token does not match", code="media_token_invalid")
         if now > exp_s:
             raise Forbidden("media token expired", code="media_token_expired")
+        if self._used.used((call_uuid, token), now):
+            raise Forbidden("media token already used", code="media_token_used")
+        return exp_s
+
+    def verify(self, call_uuid: str, exp: str, token: str, now: float) -> None:
+        """Check a token taken from the upgrade request's query string (or the Twilio stream's
+        parameters) without spending it.
+
+        Args:
+            call_uuid / exp / token: as the request gave them (``exp`` in Unix seconds).
+            now: Unix time, s.
+
+        Raises:
+            Forbidden: ``media_token_missing`` (a part is empty), ``media_token_invalid``
+                (malformed or does not match), ``media_token_expired``, or
+                ``media_token_used`` (:meth:`redeem` already spent it).
+        """
+        self._check(call_uuid, exp, token, now)
+
+    def redeem(self, call_uuid: str, exp: str, token: str, now: float) -> None:
+        """Check a token as :meth:`verify` does and spend it: it is remembered until it
+        expires, and every later :meth:`verify` or :meth:`redeem` of it is refused.
+
+        Raises:
+            Forbidden: as :meth:`verify`.
+        """
+        exp_s = self._check(call_uuid, exp, token, now)  # refuses a spent token
+        self._used.use((call_uuid, token), until=exp_s, now=now)

@@ -35,6 +35,7 @@ from ..bridge import MediaCall, serve_media_call
 from ..calls import UNKNOWN_CALL_PREFIX, close_socket, known_call
 from ..core.events import StreamConnected, StreamStarted
 from ..core.frontdoor import FrontDoor
+from ..core.media_token import UsedOnce
 from ..core.session import CallInfo
 from ..errors import Forbidden, InvalidRequest, RemoteProtocolError
 from ..logs import call_context
@@ -54,6 +55,21 @@ START_TIMEOUT_S = 10.0
 """``connected`` and ``start`` must arrive within this after the upgrade."""
 MAX_MESSAGE_BYTES = 64 * 1024
 """A 20 ms ``media`` message is about 400 bytes; anything near this is not one (close 1009)."""
+
+
+STREAM_MEMORY_S = 24 * 3600.0
+"""How long a CallSid whose stream started is remembered (refusing another stream for it)."""
+MAX_STREAMS_REMEMBERED = 10_000
+"""CallSids remembered per instance; past this the oldest is forgotten first. The guard is per
+instance; the call store keeps a call's first record either way."""
+STREAMS_STARTED = web.AppKey("twilio_streams_started", UsedOnce[str])
+"""CallSids whose Media Stream started on this instance (:func:`setup_twilio`)."""
+
+
+def setup_twilio(app: web.Application) -> None:
+    """Mount the Twilio routes and their state (call only with ``TWILIO_ACCOUNT_SID``)."""
+    app[STREAMS_STARTED] = UsedOnce(MAX_STREAMS_REMEMBERED)
+    app.router.add_routes(routes)
 
 
 def _check_signature(request: web.Request, params: Mapping[str, str] | None) -> None:
@@ -126,8 +142,12 @@ async def incoming_call(request: web.Request) -> web.Response:
 @routes.get(MEDIA_PATH)
 async def media_stream(request: web.Request) -> web.StreamResponse:
     """Twilio's Media Streams socket. The upgrade is refused (403 JSON) without a valid
-    signature when ``TWILIO_AUTH_TOKEN`` is set; the stream is closed (1008, no Realtime
-    session) when ``start`` carries no valid media token."""
+    signature when ``TWILIO_AUTH_TOKEN`` is set. The stream is closed with 1008 and a reason,
+    before any Realtime session and with one WARNING line, when ``start`` carries no valid,
+    unused media token (``invalid media token``: a token opens one stream), while the call
+    has a stream open, or when a stream for its CallSid already started on this instance
+    (a replayed webhook mints a new token: Twilio's signature has no timestamp), even one
+    that has ended (remembered :data:`STREAM_MEMORY_S`)."""
     _check_signature(request, None)
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30.0)
     if not ws.can_prepare(request).ok:
@@ -139,20 +159,32 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
     call_sid = start.call_sid
     with call_context(call_sid[:64]):
         params = start.custom_parameters
-        signer = request.app[SIGNER]
+        app = request.app
+        signer = app[SIGNER]
+        exp, token = params.get("exp", ""), params.get("token", "")
+        now = time.time()
         try:
             if params.get("call_sid") != call_sid:
                 raise Forbidden("stream is not for the call its token was minted for")
-            signer.verify(call_sid, params.get("exp", ""), params.get("token", ""), time.time())
+            signer.verify(call_sid, exp, token, now)
         except Forbidden as exc:
             log.warning("Twilio stream refused: %s", exc.message)
             await close_socket(ws, WSCloseCode.POLICY_VIOLATION, "invalid media token")
             return ws
-        calls = request.app[CALLS]
-        if call_sid in calls:
+        if call_sid in app[CALLS]:
             log.warning("Twilio stream refused: a media socket is already open for this call")
             await close_socket(ws, WSCloseCode.POLICY_VIOLATION, "a media socket is already open")
             return ws
+        started = app[STREAMS_STARTED]
+        if started.used(call_sid, now):
+            log.warning("Twilio stream refused: a stream for this call already started")
+            await close_socket(
+                ws, WSCloseCode.POLICY_VIOLATION, "a stream for this call already started"
+            )
+            return ws
+        # No await since the checks: spend the token and claim the call at once.
+        signer.redeem(call_sid, exp, token, now)
+        started.use(call_sid, until=now + STREAM_MEMORY_S, now=now)
         await _bridge(request, ws, start)
     return ws
 

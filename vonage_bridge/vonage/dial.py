@@ -13,7 +13,8 @@ Responses (JSON):
 - 401 ``api_key_missing``, 403 ``api_key_invalid``;
 - 503 ``connect_disabled`` (``CONNECT_API_KEY`` unset) or ``vonage_not_configured`` (the
   message names the missing variables);
-- 502 ``vonage_api_error`` (``vonage`` holds Vonage's status, title and detail), 504
+- 502 ``vonage_api_error`` (``vonage`` holds Vonage's status, title and detail; all None
+  and the message "... Vonage API unreachable" when it could not be reached), 504
   ``upstream_timeout``.
 
 Source: Vonage Voice API reference (https://developer.vonage.com/en/api/voice, "Create an
@@ -69,7 +70,15 @@ async def connect(request: web.Request) -> web.Response:
             to=to, from_=from_, answer_url=f"{base}/answer", event_url=f"{base}/event"
         )
     except VonageApiError as exc:
-        log.warning("POST /connect to %s: %s", to, exc.message)
+        # Not the numbers; the network error behind "unreachable", for the operator only.
+        cause = exc.__cause__
+        log.warning(
+            "POST /connect -> %d %s: %s%s",
+            exc.http_status,
+            exc.code,
+            exc.message,
+            f" ({type(cause).__name__}: {cause})" if cause is not None else "",
+        )
         return web.json_response(
             {
                 "error": {

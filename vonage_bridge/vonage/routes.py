@@ -38,6 +38,7 @@ from ..phone import bounded_headers
 from ..store import FRONT_DOOR_VONAGE
 from ..tools import ToolContext
 from ..web.keys import CALLS, SETTINGS, SIGNER, VOICE_API, call_deps
+from ..web.middleware import error_response
 from .ncco import answer_ncco, connect_from_number
 from .signing import query_payload, verify_signed_request
 from .voice_api import CallHangUp
@@ -192,20 +193,34 @@ def vonage_door(sample_rate_hz: int, resample_quality: str) -> FrontDoor:
 
 @routes.get(MEDIA_PATH)
 async def media(request: web.Request) -> web.StreamResponse:
-    """Vonage's media socket. Refused (403 JSON, no Realtime session) without a valid token,
-    and (401 JSON) without Vonage's signed JWT when ``VONAGE_SIGNATURE_SECRET`` is set."""
+    """Vonage's media socket. Refused before the upgrade, with no Realtime session: 403 JSON
+    without a valid, unused media token (``media_token_missing``, ``_invalid``, ``_expired``,
+    ``_used``: a token opens one socket) or while the call already has one (``media_busy``),
+    one WARNING line with the call id; 401 JSON without Vonage's signed JWT when
+    ``VONAGE_SIGNATURE_SECRET`` is set."""
     app = request.app
     settings = app[SETTINGS]
+    signer = app[SIGNER]
     q = request.query
     call_uuid = q.get("call_uuid", "")
+    exp, token = q.get("exp", ""), q.get("token", "")
     with call_context(call_uuid[:64] or "-"):
-        app[SIGNER].verify(call_uuid, q.get("exp", ""), q.get("token", ""), time.time())
+        try:
+            signer.verify(call_uuid, exp, token, time.time())
+        except Forbidden as exc:
+            return _refused(exc)
         await check_signature(request, handshake=True)
         if call_uuid in app[CALLS]:
-            raise Forbidden("a media socket is already open for this call", code="media_busy")
+            return _refused(
+                Forbidden("a media socket is already open for this call", code="media_busy")
+            )
         ws = web.WebSocketResponse(max_msg_size=MAX_CALLER_MESSAGE_BYTES, heartbeat=30.0)
         if not ws.can_prepare(request).ok:
             raise InvalidRequest("expected a WebSocket upgrade", code="not_websocket")
+        try:  # spent now, before the upgrade: a second socket with it is refused above
+            signer.redeem(call_uuid, exp, token, time.time())
+        except Forbidden as exc:  # another upgrade spent it while we checked the signature
+            return _refused(exc)
         await ws.prepare(request)
         api = app.get(VOICE_API)
         # A call whose answer URL had no uuid cannot be hung up over REST.
@@ -237,6 +252,13 @@ async def media(request: web.Request) -> web.StreamResponse:
 
         await serve_media_call(ws, call_uuid, opening, deps=call_deps(app), control=control)
         return ws
+
+
+def _refused(exc: Forbidden) -> web.Response:
+    """The media upgrade refused: one WARNING line (in the call's log context, no token) and
+    the 403 JSON body naming the problem."""
+    log.warning("media socket refused: %s", exc.message)
+    return error_response(exc.http_status, exc.code, exc.message)
 
 
 async def _read_connected(ws: web.WebSocketResponse) -> CallerConnected | None:

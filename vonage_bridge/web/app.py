@@ -29,7 +29,7 @@ from ..vonage import dial
 from ..vonage import routes as vonage
 from ..vonage.voice_api import VoiceApi
 from . import calls_api
-from .keys import CALLS, HTTP, SETTINGS, SIGNER, STORE, TOOLS, TWILIO_API, VOICE_API
+from .keys import CALLS, HTTP, SETTINGS, SIGNER, SIP, STORE, TOOLS, TWILIO_API, VOICE_API
 from .middleware import json_errors
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,13 @@ SHUTDOWN_GRACE_S = 5.0
 
 
 async def health(request: web.Request) -> web.Response:
-    """``GET /health``: 200 with the number of live calls."""
-    return web.json_response(
-        {"status": "ok", "version": __version__, "calls": len(request.app[CALLS])}
-    )
+    """``GET /health``: 200 ``{"status": "ok", "version", "calls"}``; ``calls`` counts every
+    live call: media sockets (Vonage, Twilio) and OpenAI SIP calls being accepted or steered
+    (``SipState.calls``)."""
+    app = request.app
+    sip = app.get(SIP)
+    calls = len(app[CALLS]) + (len(sip.calls) if sip is not None else 0)
+    return web.json_response({"status": "ok", "version": __version__, "calls": calls})
 
 
 async def _http_client(app: web.Application) -> AsyncIterator[None]:
@@ -247,7 +250,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     app.router.add_routes(dial.routes)
     app.router.add_routes(calls_api.routes)
     if settings.twilio.enabled:
-        app.router.add_routes(twilio.routes)
+        twilio.setup_twilio(app)
     if settings.sip.webhook_secret:
         setup_sip(app, settings)
     app.cleanup_ctx.append(_http_client)
