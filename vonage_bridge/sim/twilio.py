@@ -45,18 +45,21 @@ import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import numpy as np
-import soxr
 from twilio.request_validator import RequestValidator
 
+from .audio import (
+    CALLER_WAV,
+    MULAW_SILENCE,
+    mulaw_to_pcm16,
+    pcm16_to_mulaw,
+    read_wav_mulaw,
+    write_wav_mulaw,
+)
 from .phone import FRAME_MS, CallerError, PhoneLine, PhonePlayback
-from .realtime import MULAW
-from .vonage import CALLER_WAV, read_wav_pcm16, write_wav_pcm16
 
 __all__ = [
     "CALLER_WAV",
@@ -87,9 +90,6 @@ FRAME_BYTES: Final = 160
 
 BYTES_PER_MS: Final = SAMPLE_RATE_HZ // 1000
 """Playback rate of the bridge's audio, mu-law bytes per ms."""
-
-MULAW_SILENCE: Final = b"\xff"
-"""One byte of mu-law digital silence (code 0xFF decodes to 0)."""
 
 API_VERSION: Final = "2010-04-01"
 
@@ -870,7 +870,7 @@ def parse_twiml(body: str) -> TwimlAnswer:
     )
 
 
-# -- audio helpers ---------------------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------------
 
 
 def _sid(prefix: str) -> str:
@@ -890,54 +890,3 @@ def _media_body(track: str, chunk: str, timestamp_ms: str, audio: bytes) -> dict
         "timestamp": timestamp_ms,
         "payload": base64.b64encode(audio).decode("ascii"),
     }
-
-
-def pcm16_to_mulaw(pcm: bytes, sample_rate_hz: int) -> bytes:
-    """PCM16 LE mono at any rate -> 8 kHz G.711 mu-law.
-
-    Args:
-        pcm: PCM16 LE mono samples; an even number of bytes.
-        sample_rate_hz: rate of ``pcm``, Hz; resampled to 8 kHz with soxr when different.
-
-    Returns:
-        mu-law bytes, one per sample at 8 kHz.
-
-    Raises:
-        ValueError: if ``pcm`` has an odd length or the rate is not positive.
-    """
-    if len(pcm) % 2:
-        raise ValueError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
-    if sample_rate_hz <= 0:
-        raise ValueError(f"sample rate must be positive, got {sample_rate_hz}")
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.int16)
-    if sample_rate_hz != SAMPLE_RATE_HZ and samples.size:
-        samples = np.asarray(
-            soxr.resample(samples, sample_rate_hz, SAMPLE_RATE_HZ, quality="HQ"), dtype=np.int16
-        )
-    return MULAW.encode(samples)
-
-
-def mulaw_to_pcm16(mulaw: bytes) -> bytes:
-    """8 kHz G.711 mu-law -> PCM16 LE mono at 8 kHz (two bytes per input byte)."""
-    return bytes(MULAW.decode(mulaw).astype("<i2").tobytes())
-
-
-def read_wav_mulaw(path: str | os.PathLike[str] = CALLER_WAV) -> bytes:
-    """Read a mono PCM16 WAV at any rate as 8 kHz mu-law, ready for ``stream_audio``.
-
-    Args:
-        path: the WAV file; the project's caller speech (16 kHz) by default.
-
-    Returns:
-        mu-law bytes at 8 kHz.
-
-    Raises:
-        ValueError: if the file is not a mono 16-bit PCM WAV.
-    """
-    pcm, rate = read_wav_pcm16(path)
-    return pcm16_to_mulaw(pcm, rate)
-
-
-def write_wav_mulaw(path: str | os.PathLike[str], mulaw: bytes) -> None:
-    """Write 8 kHz mu-law as a PCM16 WAV at 8 kHz (decoded, so any player opens it)."""
-    write_wav_pcm16(Path(path), mulaw_to_pcm16(mulaw), SAMPLE_RATE_HZ)

@@ -33,16 +33,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
 import uuid
-import wave
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from .audio import CALLER_WAV, read_wav_pcm16, write_wav_pcm16
 from .phone import FRAME_MS, CallerError, PhoneLine, PhonePlayback
 
 __all__ = [
@@ -56,9 +54,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-CALLER_WAV: Path = Path(__file__).parent / "data" / "caller.wav"
-"""Real English speech, 16 kHz mono PCM16, about 3.3 s (see ``data/README.md``)."""
 
 _FRAME_S = FRAME_MS / 1000
 
@@ -459,49 +454,3 @@ def _websocket_endpoint(ncco: list[dict[str, Any]]) -> dict[str, Any]:
             if isinstance(endpoint, dict) and endpoint.get("type") == "websocket":
                 return endpoint
     raise CallerError("NCCO has no connect action with a websocket endpoint")
-
-
-# -- WAV helpers ---------------------------------------------------------------------------
-
-
-def read_wav_pcm16(path: str | os.PathLike[str]) -> tuple[bytes, int]:
-    """Read a mono 16-bit PCM WAV file.
-
-    Args:
-        path: the WAV file.
-
-    Returns:
-        ``(pcm, sample_rate_hz)``: PCM16 LE samples (bytes) and the sample rate (Hz).
-
-    Raises:
-        ValueError: if the file is not a mono 16-bit PCM WAV.
-    """
-    try:
-        with wave.open(os.fspath(path), "rb") as wav:
-            if wav.getnchannels() != 1:
-                raise ValueError(f"{path}: {wav.getnchannels()} channels, expected mono")
-            if wav.getsampwidth() != 2:
-                raise ValueError(f"{path}: {8 * wav.getsampwidth()}-bit samples, expected 16")
-            return wav.readframes(wav.getnframes()), wav.getframerate()
-    except (wave.Error, EOFError) as exc:
-        raise ValueError(f"{path}: not a PCM WAV file ({exc})") from exc
-
-
-def write_wav_pcm16(path: str | os.PathLike[str], pcm: bytes, sample_rate_hz: int) -> None:
-    """Write PCM16 LE mono samples as a WAV file.
-
-    Args:
-        path: destination file.
-        pcm: PCM16 LE mono samples; an even number of bytes.
-        sample_rate_hz: sample rate, Hz.
-
-    Raises:
-        ValueError: if ``pcm`` has an odd length.
-    """
-    if len(pcm) % 2:
-        raise ValueError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
-    with wave.open(os.fspath(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(sample_rate_hz)
-        wav.writeframes(pcm)
