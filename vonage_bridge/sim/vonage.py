@@ -178,7 +178,6 @@ class FakeVonageCaller(PhoneLine[Any]):
         method = method.upper()
         if method not in ("GET", "POST"):
             raise ValueError(f"answer method must be GET or POST, not {method!r}")
-        self._http = http
         self.answer_url = answer_url
         self.call_uuid = call_uuid if call_uuid is not None else str(uuid.uuid4())
         self.conversation_uuid = (
@@ -208,7 +207,7 @@ class FakeVonageCaller(PhoneLine[Any]):
         self.unknown_messages: list[dict[str, Any]] = []
         self.invalid_messages: list[str] = []
         self.playback: PhonePlayback[Any] = PhonePlayback(0, self._echo_notify)
-        self._init_line("fake-vonage")
+        self._init_line(http, "fake-vonage")
 
     # -- answer URL (A1) ---------------------------------------------------------------------
 
@@ -285,17 +284,7 @@ class FakeVonageCaller(PhoneLine[Any]):
         if isinstance(authorization, dict) and authorization.get("type") == "custom":
             http_headers["Authorization"] = str(authorization.get("value", ""))
 
-        try:
-            ws = await self._http.ws_connect(uri, headers=http_headers, heartbeat=None)
-        except aiohttp.WSServerHandshakeError as exc:
-            raise CallerError(
-                f"websocket upgrade refused with HTTP {exc.status}",
-                status=exc.status,
-                body=exc.message,
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise CallerError(f"websocket connection to {uri} failed: {exc}") from exc
-
+        ws = await self._open_socket(uri, http_headers)
         self._ws = ws
         self.content_type = content_type
         self.sample_rate_hz, self.frame_bytes = _CONTENT_TYPES[content_type]
