@@ -22,12 +22,11 @@ import logging
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
-from typing import ClassVar, Final, Generic, Self, TypeVar
+from typing import ClassVar, Final, Generic, TypeVar
 
 import aiohttp
 
-from .tasks import OwnedTasks
+from .tasks import ClosedOnExit, OwnedTasks
 
 __all__ = ["FRAME_MS", "CallerError", "PhoneLine", "PhonePlayback"]
 
@@ -245,7 +244,7 @@ class PhonePlayback(Generic[MarkT]):
                 origin = None  # ran dry: idle until the next arrival
 
 
-class PhoneLine(Generic[MarkT]):
+class PhoneLine(ClosedOnExit, Generic[MarkT]):
     """One media WebSocket as the carrier's side sees it; subclasses speak the wire format.
 
     A subclass builds :attr:`playback`, opens :attr:`_ws` and starts :meth:`_receive` and the
@@ -270,17 +269,6 @@ class PhoneLine(Generic[MarkT]):
         self.closed = asyncio.Event()
         self.close_code: int | None = None
         self.close_reason = ""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- what the playback saw -----------------------------------------------------------------
 

@@ -151,10 +151,9 @@ class FakeTwilioCaller(TwilioMediaStream):
             The parsed TwiML.
 
         Raises:
-            TwilioCallerError: if the status is not 200, the content type is not XML (Twilio
-                error 12300), the body is not a TwiML ``<Response>``, or it has no
-                ``<Connect><Stream url>``.
-        Source: [TwiML Stream]; [Twilio webhooks]; ``sim/twilio_webhook.py`` for the signing.
+            TwilioCallerError: if the bridge's answer is refused, as in
+                :func:`~.twilio_webhook.post_voice_webhook` (status, content type, TwiML).
+        Source: [TwiML Stream]; [Twilio webhooks].
         """
         params = {
             "AccountSid": self.account_sid,

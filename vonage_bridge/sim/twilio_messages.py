@@ -27,6 +27,7 @@ __all__ = [
     "DTMF_DIGITS",
     "FRAME_BYTES",
     "BadMessage",
+    "call_ids",
     "MalformedKind",
     "connected_message",
     "dtmf_message",
@@ -83,23 +84,23 @@ def connected_message() -> dict[str, Any]:
     return {"event": "connected", "protocol": "Call", "version": "1.0.0"}
 
 
+def call_ids(account_sid: str, call_sid: str) -> dict[str, str]:
+    """The ``accountSid`` and ``callSid`` that ``start`` and ``stop`` carry."""
+    return {"accountSid": account_sid, "callSid": call_sid}
+
+
 def start_message(
-    sequence: str,
-    stream_sid: str,
-    *,
-    account_sid: str,
-    call_sid: str,
-    parameters: dict[str, str],
+    sequence: str, stream_sid: str, ids: dict[str, str], parameters: dict[str, str]
 ) -> dict[str, Any]:
-    """``start``: the stream's ids, the inbound track, the TwiML's ``<Parameter>`` values."""
+    """``start``: the stream's ids (:func:`call_ids`), the inbound track, the TwiML's
+    ``<Parameter>`` values."""
     return {
         "event": "start",
         "sequenceNumber": sequence,
         "streamSid": stream_sid,
         "start": {
             "streamSid": stream_sid,
-            "accountSid": account_sid,
-            "callSid": call_sid,
+            **ids,
             "tracks": ["inbound"],
             "customParameters": parameters,
             "mediaFormat": dict(MEDIA_FORMAT),
@@ -139,16 +140,9 @@ def dtmf_message(sequence: str, stream_sid: str, digit: str) -> dict[str, Any]:
     }
 
 
-def stop_message(
-    sequence: str, stream_sid: str, *, account_sid: str, call_sid: str
-) -> dict[str, Any]:
-    """``stop``: the caller hung up; sent before the close frame."""
-    return {
-        "event": "stop",
-        "sequenceNumber": sequence,
-        "streamSid": stream_sid,
-        "stop": {"accountSid": account_sid, "callSid": call_sid},
-    }
+def stop_message(sequence: str, stream_sid: str, ids: dict[str, str]) -> dict[str, Any]:
+    """``stop``: the caller hung up (ids from :func:`call_ids`); sent before the close frame."""
+    return {"event": "stop", "sequenceNumber": sequence, "streamSid": stream_sid, "stop": ids}
 
 
 def malformed_message(
@@ -218,12 +212,7 @@ def parse_bridge_message(data: str, stream_sid: str) -> tuple[BridgeEvent, dict[
             ``streamSid``, a ``media`` without a valid base64 ``payload``, a ``mark`` without
             a string name.
     """
-    try:
-        message = json.loads(data)
-    except ValueError:
-        raise BadMessage("not JSON") from None
-    if not isinstance(message, dict):
-        raise BadMessage("not a JSON object")
+    message = _json_object(data)
     event = message.get("event")
     if event not in ("media", "mark", "clear"):
         raise BadMessage(f"unknown event {event!r}")
@@ -245,3 +234,13 @@ def parse_bridge_message(data: str, stream_sid: str) -> tuple[BridgeEvent, dict[
             raise BadMessage("mark without a name string")
         return "mark", message, name
     return "clear", message, None
+
+
+def _json_object(data: str) -> dict[str, Any]:
+    try:
+        message = json.loads(data)
+    except ValueError:
+        raise BadMessage("not JSON") from None
+    if isinstance(message, dict):
+        return message
+    raise BadMessage("not a JSON object")

@@ -38,6 +38,7 @@ from .twilio_messages import (
     FRAME_BYTES,
     BadMessage,
     MalformedKind,
+    call_ids,
     connected_message,
     dtmf_message,
     malformed_message,
@@ -210,14 +211,9 @@ class TwilioMediaStream(PhoneLine[str]):
         loop = asyncio.get_running_loop()
         self.stream_started_at = loop.time()
         await self._send(connected_message())
+        ids = call_ids(self.account_sid, self.call_sid)
         await self._send(
-            start_message(
-                self._next_sequence(),
-                self.stream_sid,
-                account_sid=self.account_sid,
-                call_sid=self.call_sid,
-                parameters=dict(parameters),
-            )
+            start_message(self._next_sequence(), self.stream_sid, ids, dict(parameters))
         )
         logger.debug("fake twilio caller %s connected to %s", self.call_sid, target)
         self._tasks.start(self._receive(ws), "receive")
@@ -315,14 +311,8 @@ class TwilioMediaStream(PhoneLine[str]):
 
     async def _before_hang_up(self) -> None:
         """Send ``stop`` before the caller's close frame [Media Streams messages]."""
-        await self._send(
-            stop_message(
-                self._next_sequence(),
-                self.stream_sid,
-                account_sid=self.account_sid,
-                call_sid=self.call_sid,
-            )
-        )
+        ids = call_ids(self.account_sid, self.call_sid)
+        await self._send(stop_message(self._next_sequence(), self.stream_sid, ids))
 
     # -- results -----------------------------------------------------------------------------
 
