@@ -4,19 +4,22 @@ Entry ring (I/O): used by the integration tests and the local simulation, never 
 
 What it does (the Vonage pages listed under Sources):
 
-- A1: requests the answer URL the way Vonage does (GET with ``to``, ``from``, ``uuid`` and
-  ``conversation_uuid`` in the query string, or the same fields as a JSON body with POST) and
-  expects an NCCO (a JSON array of actions).
-- A2: finds the ``connect`` action with a ``websocket`` endpoint and honours its ``uri``,
-  ``content-type`` and ``headers``.
-- A3: is the WebSocket *client*. It sends ``websocket:connected`` with the NCCO headers at the
-  top level, then caller audio as exact 20 ms L16 frames (640 bytes at 16 kHz). It plays the
-  bridge's audio back at 20 ms per frame, rejects frames of the wrong size (real Vonage drops
-  the call), and answers ``clear`` with ``websocket:cleared`` and ``notify`` with
-  ``websocket:notify`` once the audio queued before it has played.
+- Answer URL [Vonage webhooks]: requests it the way Vonage does (GET with ``to``, ``from``,
+  ``uuid`` and ``conversation_uuid`` in the query string, or the same fields as a JSON body
+  with POST) and expects an NCCO (a JSON array of actions).
+- NCCO [NCCO]: finds the ``connect`` action with a ``websocket`` endpoint and honours its
+  ``uri``, ``content-type`` and ``headers``.
+- WebSocket [Vonage WebSockets]: is the WebSocket *client*. It sends ``websocket:connected``
+  with the NCCO headers at the top level, then caller audio as exact 20 ms L16 frames (640
+  bytes at 16 kHz). It plays the bridge's audio back at 20 ms per frame, rejects frames of
+  the wrong size (real Vonage drops the call), and answers ``clear`` with
+  ``websocket:cleared`` and ``notify`` with ``websocket:notify`` once the audio queued before
+  it has played.
 
 Everything it sees is recorded on the instance (``heard``, ``bad_frames``, ``text_messages``,
 ``send_log``, ``play_log``, ``recv_log``, ``underruns``) for the tests to assert on.
+``CALLER_WAV`` and the WAV helpers live in ``sim/audio.py``; they are re-exported here, where
+callers import them.
 
 Sources (cited below by their bracketed names):
 
@@ -25,7 +28,8 @@ Sources (cited below by their bracketed names):
 - [NCCO] https://developer.vonage.com/en/voice/voice-api/ncco-reference
 - [Vonage AsyncAPI] https://asyncapi.apis.io/asyncapis/vonage/vonage-asyncapi/ (third party)
 - [vocode 727] https://github.com/vocodedev/vocode-core/issues/727 (the frame-size drop)
-- [vonage-voice] the ``vonage-voice`` 1.5.1 SDK on PyPI (24 kHz, ``authorization``)
+- [vonage-voice] the ``vonage-voice`` 1.5.1 SDK (https://pypi.org/project/vonage-voice/:
+  24 kHz, ``authorization``)
 """
 
 from __future__ import annotations
@@ -209,7 +213,7 @@ class FakeVonageCaller(PhoneLine[Any]):
         self.playback: PhonePlayback[Any] = PhonePlayback(0, self._echo_notify)
         self._init_line(http, "fake-vonage")
 
-    # -- answer URL (A1) ---------------------------------------------------------------------
+    # -- answer URL --------------------------------------------------------------------------
 
     async def answer(self) -> list[dict[str, Any]]:
         """Request the answer URL as Vonage does and keep the NCCO in ``self.ncco``.
@@ -249,7 +253,7 @@ class FakeVonageCaller(PhoneLine[Any]):
         self.ncco = ncco
         return ncco
 
-    # -- WebSocket (A2, A3) ------------------------------------------------------------------
+    # -- WebSocket -------------------------------------------------------------------------
 
     async def connect(self) -> None:
         """Run the NCCO's websocket ``connect``: open the socket and send websocket:connected.

@@ -16,7 +16,11 @@ Entry ring (I/O): used by the integration tests, never by the core.
 :func:`sign_webhook` builds the HS256 JWT Vonage puts on signed webhooks and on the media
 socket's handshake (``authorization: {"type": "vonage"}``).
 
-Source: protocols.md A4 [V-SPEC voice.yml], [V-AUTH]; A1 "Signed webhooks" [V-SIGN], [V-SUP].
+Sources: the Voice API reference (https://developer.vonage.com/en/api/voice; its OpenAPI
+definition ``definitions/voice.yml`` in https://github.com/Nexmo/api-specification); the
+application JWT's claims (https://developer.vonage.com/en/getting-started/concepts/authentication);
+signed webhooks (https://developer.vonage.com/en/voice/voice-api/guides/signed-webhooks) and
+their ``payload_hash`` (https://api.support.vonage.com/hc/en-us/articles/19033783342876).
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ def application_test_key() -> RSAPrivateKey:
 
 
 def vonage_error(status: int, title: str, detail: str) -> dict[str, str]:
-    """A Vonage error body: ``{"type", "title", "detail", "instance"}``. [V-SPEC]"""
+    """A Vonage error body: ``{"type", "title", "detail", "instance"}`` (``voice.yml`` in
+    https://github.com/Nexmo/api-specification)."""
     return {
         "type": f"https://developer.nexmo.com/api-errors#{status}",
         "title": title,
@@ -207,7 +212,7 @@ def sign_webhook(
     ``iat``, ``jti``, ``iss``, ``api_key`` and ``payload_hash`` (hex SHA-256 of ``payload``;
     left out when ``payload`` is None, overridden by ``payload_hash``).
 
-    Source: protocols.md A1 [V-SIGN].
+    Source: https://developer.vonage.com/en/voice/voice-api/guides/signed-webhooks.
     """
     claims: dict[str, Any] = {
         "iat": int(time.time() if iat is None else iat),
@@ -223,5 +228,8 @@ def sign_webhook(
 
 
 def query_json(params: list[tuple[str, str]]) -> bytes:
-    """The payload Vonage hashes for a GET webhook: query parameters as compact JSON. [V-SUP]"""
+    """The payload Vonage hashes for a GET webhook: query parameters as compact JSON.
+
+    Source: https://api.support.vonage.com/hc/en-us/articles/19033783342876.
+    """
     return json.dumps(dict(params), separators=(",", ":"), ensure_ascii=False).encode()
