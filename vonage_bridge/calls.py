@@ -2,8 +2,8 @@
 and how its sockets are closed. Shell.
 
 - :class:`CallControl`: the carrier-side controls that do I/O (REST hang-up and transfer:
-  ``vonage.voice_api.CallHangUp``, ``twilio.rest.TwilioHangUp``, the SIP sideband's refer and
-  hangup);
+  ``vonage.voice_api.CallHangUp``, ``twilio.rest.TwilioHangUp``, both on
+  :class:`RestHangUp`; the SIP sideband's refer and hangup);
 - :class:`LiveCall`: a call with an open media socket, closed and hung up on shutdown;
 - :class:`CallDeps`: what the engine needs from the app for one call;
 - :func:`close_socket`: every socket we close gets a ``WSCloseCode`` and a reason cut to the
@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import aiohttp
 from aiohttp import WSCloseCode, web
 
 from .config import Settings
+from .errors import BridgeError
 from .store import CallStore
 from .tools import ToolRegistry
 
@@ -58,6 +59,63 @@ class CallControl(Protocol):
             Exception: the carrier refused it (the tool reports the error to the model).
         """
         ...
+
+
+class RestHangUp:
+    """Hangs one call up over its carrier's REST API, at most once; failures are logged,
+    never raised. The hang-up half of a REST :class:`CallControl`.
+
+    Used from a call's cleanup (``bridge.run_call``) and from server shutdown, whichever comes
+    first. A subclass names its carrier (:attr:`carrier`, for the log lines), the errors that
+    make an attempt fail (:attr:`failures`) and the logger to use (:attr:`log`), and
+    implements :meth:`_end` and ``transfer``.
+
+    Attributes:
+        done: True once an attempt has been made (whatever its outcome).
+    """
+
+    __slots__ = ("done",)
+
+    carrier: ClassVar[str]
+    failures: ClassVar[tuple[type[BridgeError], ...]]
+    log: ClassVar[logging.Logger]
+
+    def __init__(self) -> None:
+        self.done = False
+
+    async def __call__(self, reason: str) -> bool:
+        """Hang up, the first time only; ``reason`` is for the log.
+
+        Returns:
+            False if this attempt failed (logged as a warning); True if the carrier ended the
+            call, it had already ended (both logged at info), or an earlier call already
+            tried.
+        """
+        if self.done:
+            return True
+        self.done = True
+        try:
+            ended = await self._end()
+        except self.failures as exc:
+            self.log.warning("%s hang-up failed (%s): %s", self.carrier, reason, exc.message)
+            return False
+        if ended:
+            self.log.info("hung up the call over %s REST (%s)", self.carrier, reason)
+        else:
+            self.log.info("%s call had already ended (%s)", self.carrier, reason)
+        return True
+
+    async def hang_up(self, reason: str) -> bool:
+        """:meth:`CallControl.hang_up`: the same as calling this object."""
+        return await self(reason)
+
+    async def _end(self) -> bool:
+        """End the call over REST: True if it ended now, False if it had already ended.
+
+        Raises:
+            BridgeError: one of :attr:`failures` when the attempt failed.
+        """
+        raise NotImplementedError
 
 
 @dataclass(slots=True)

@@ -1,5 +1,8 @@
 """Outbound calls (``POST /connect``) and REST hang-ups, on loopback against the fake Voice
-API (``vonage_bridge.sim.vonage_api``): protocols.md A4."""
+API (``vonage_bridge.sim.vonage_api``).
+
+Source: https://developer.vonage.com/en/api/voice ("Create an outbound call", "Modify an in
+progress call")."""
 
 from __future__ import annotations
 
@@ -118,7 +121,7 @@ async def test_connect_places_the_call_with_a_signed_jwt(
     assert sent["from"] == {"type": "phone", "number": "815031023399"}
     assert sent["answer_url"] == [f"{call.bridge.url}/answer"]
     assert sent["event_url"] == [f"{call.bridge.url}/event"]
-    assert "ncco" not in sent  # answer_url XOR ncco [V-SPEC]
+    assert "ncco" not in sent  # answer_url XOR ncco ("Create an outbound call")
     claims = created["claims"]
     assert claims["application_id"] == APP_ID
     assert claims["exp"] > claims["iat"]
@@ -148,7 +151,8 @@ async def test_each_request_gets_a_fresh_jwt(
 async def test_outbound_callee_is_bridged_like_an_inbound_caller(
     start_call: StartCall, voice_api: FakeVoiceApi
 ) -> None:
-    """When the callee answers, Vonage fetches ``/answer`` for the new call uuid (A1)."""
+    """When the callee answers, Vonage fetches ``/answer`` for the new call uuid (the answer
+    webhook: https://developer.vonage.com/en/voice/voice-api/webhook-reference)."""
     call = await start_call(**vonage_env(voice_api))
     status, body = await post_connect(call, {"to": TO})
     assert status == 201

@@ -1,5 +1,8 @@
-"""Signed webhooks and the signed media handshake (``VONAGE_SIGNATURE_SECRET``), on loopback:
-protocols.md A1 "Signed webhooks", A2 ``authorization``."""
+"""Signed webhooks and the signed media handshake (``VONAGE_SIGNATURE_SECRET``), on loopback.
+
+Source: https://developer.vonage.com/en/voice/voice-api/guides/signed-webhooks;
+https://api.support.vonage.com/hc/en-us/articles/19033783342876 (``payload_hash``); the NCCO
+websocket endpoint's ``authorization`` (https://developer.vonage.com/en/voice/voice-api/ncco-reference)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The fake Realtime server speaks the GA protocol (protocols.md B1-B3) to an aiohttp client."""
+"""The fake Realtime server speaks the GA protocol to an aiohttp client.
+
+Source: https://platform.openai.com/docs/api-reference/realtime-client-events and
+https://platform.openai.com/docs/api-reference/realtime-server-events."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The fake Twilio caller behaves like Twilio (protocols.md part C) against a tiny local stub.
+"""The fake Twilio caller behaves like Twilio against a tiny local stub (Media Streams:
+https://www.twilio.com/docs/voice/media-streams/websocket-messages).
 
 The stub is an aiohttp app on 127.0.0.1: a Voice webhook answering TwiML built with the
 ``twilio`` package, and a Media Streams socket that records what the fake sends and lets the

@@ -1,4 +1,7 @@
-"""The fake Vonage caller behaves like Vonage (protocols.md A1-A3) against a tiny local bridge."""
+"""The fake Vonage caller behaves like Vonage against a tiny local bridge: the answer URL
+(https://developer.vonage.com/en/voice/voice-api/webhook-reference), the NCCO ``connect``
+(https://developer.vonage.com/en/voice/voice-api/ncco-reference) and the WebSocket audio
+(https://developer.vonage.com/en/voice/voice-api/concepts/websockets)."""
 
 from __future__ import annotations
 
@@ -168,7 +171,7 @@ def _split(audio: bytes | bytearray, size: int = FRAME) -> list[bytes]:
     return [bytes(audio[i : i + size]) for i in range(0, len(audio), size)]
 
 
-# -- answer URL (A1) -----------------------------------------------------------------------
+# -- answer URL -----------------------------------------------------------------------------
 
 
 async def test_answer_get_carries_vonage_fields_in_query(
@@ -222,7 +225,7 @@ async def test_answer_rejects_error_status_or_non_array(
     assert fake.ncco is None
 
 
-# -- connect (A2, A3) ----------------------------------------------------------------------
+# -- connect -------------------------------------------------------------------------------
 
 
 async def test_connect_sends_connected_with_ncco_headers_at_top_level(

@@ -1,4 +1,6 @@
-"""E.164 numbers for Vonage's ``number`` fields: digits only, ``+`` optional (protocols.md A2)."""
+"""E.164 numbers for Vonage's ``number`` fields: digits only, ``+`` optional.
+
+Source: https://developer.vonage.com/en/voice/voice-api/ncco-reference (``phone`` endpoint)."""
 
 from __future__ import annotations
 

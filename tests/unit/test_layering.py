@@ -1,4 +1,7 @@
-"""Core modules import nothing from the shell or entry rings (style.md 7.1), checked with ast."""
+"""Core modules import nothing from the shell or entry rings, checked with ast.
+
+The package has three rings: the pure core (no I/O, time passed in), the I/O shell around it,
+and the entry points (``web/``, ``sim/``, ``__main__``); imports point inward only."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import pytest
 PACKAGE = "vonage_bridge"
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / PACKAGE
 
-# The ring of every module follows from where it lives (style.md 7.1), never from a hand-kept
+# The ring of every module follows from where it lives, never from a hand-kept
 # list of files: a folder is pure, I/O (shell) or entry; inside a provider folder the file's
 # role says its ring (``wire``, ``ncco``, ``twiml``, ``signing``... are pure; ``routes``,
 # ``voice_api``, ``rest``, ``control``... do I/O).
@@ -164,7 +167,7 @@ def test_layering_a_front_door_imports_no_other_front_door(path: Path) -> None:
 def test_layering_core_module_imports_nothing_forbidden(path: Path) -> None:
     modname = module_name(path)
     bad = forbidden_imports(path.read_text(encoding="utf-8"), modname, path.stem == "__init__")
-    assert bad == [], f"{modname} imports {bad}, which the core ring may not (style.md 7.1)"
+    assert bad == [], f"{modname} imports {bad}, which the core ring may not"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,7 @@
-"""OpenAI Realtime GA wire format (protocols.md B1-B3): appends, server events, session.update."""
+"""OpenAI Realtime GA wire format: appends, server events, session.update.
+
+Source: https://platform.openai.com/docs/api-reference/realtime-client-events and
+https://platform.openai.com/docs/api-reference/realtime-server-events."""
 
 from __future__ import annotations
 

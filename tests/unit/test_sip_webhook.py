@@ -34,7 +34,7 @@ BASE_ENV = {"SERVER_URL": "http://127.0.0.1:3000", "OPENAI_API_KEY": "sk-test"}
 
 
 def test_sip_webhook_module_is_pure() -> None:
-    """style.md 7.1: openai_sip/webhook.py is core; openai_sip/control.py is its I/O shell."""
+    """openai_sip/webhook.py is pure (core ring); openai_sip/control.py is its I/O shell."""
     source = (PACKAGE_DIR / "openai_sip" / "webhook.py").read_text(encoding="utf-8")
     assert forbidden_imports(source, "vonage_bridge.openai_sip.webhook") == []
     names = imported_names(source, "vonage_bridge.openai_sip.webhook", False)

@@ -1,4 +1,6 @@
-"""Twilio Media Streams text messages (protocols.md C): parse real shapes, build commands."""
+"""Twilio Media Streams text messages: parse real shapes, build commands.
+
+Source: https://www.twilio.com/docs/voice/media-streams/websocket-messages."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from vonage_bridge.twilio.wire import (
     parse_message,
 )
 
-# Verbatim from protocols.md C "Messages from Twilio" (media gets a real payload below).
+# The examples of Twilio's Media Streams messages page (media gets a real payload below).
 CONNECTED = '{"event":"connected","protocol":"Call","version":"1.0.0"}'
 START = (
     '{"event":"start","sequenceNumber":"1","streamSid":"MZ…","start":{"streamSid":"MZ…",'

@@ -1,4 +1,6 @@
-"""TwiML for the Twilio front door (protocols.md C): greeting, stream, transfer, hang-up."""
+"""TwiML for the Twilio front door: greeting, stream, transfer, hang-up.
+
+Source: https://www.twilio.com/docs/voice/twiml/stream."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Vonage WebSocket text messages (protocols.md A3): parse real shapes, build commands."""
+"""Vonage WebSocket text messages: parse real shapes, build commands.
+
+Source: https://developer.vonage.com/en/voice/voice-api/concepts/websockets."""
 
 from __future__ import annotations
 

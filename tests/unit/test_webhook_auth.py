@@ -1,4 +1,7 @@
-"""Vonage signed-webhook checks (protocols.md A1 "Signed webhooks"), without sockets or clocks."""
+"""Vonage signed-webhook checks, without sockets or clocks.
+
+Source: https://developer.vonage.com/en/voice/voice-api/guides/signed-webhooks;
+https://api.support.vonage.com/hc/en-us/articles/19033783342876 (``payload_hash``)."""
 
 from __future__ import annotations
 

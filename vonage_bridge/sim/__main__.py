@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from ..logs import setup_logging
+from .audio import CALLER_WAV
 from .call import FRONT_DOORS, simulate_call
-from .vonage import CALLER_WAV
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,11 +20,12 @@ from typing import Any
 
 import aiohttp
 
+from .audio import CALLER_WAV, pcm16_to_mulaw, read_wav_pcm16, write_wav_mulaw, write_wav_pcm16
 from .harness import RunningBridge, sim_env
 from .realtime import FakeRealtimeOptions, FakeRealtimeServer
-from .twilio import FakeTwilioCaller, pcm16_to_mulaw, write_wav_mulaw
+from .twilio import FakeTwilioCaller
 from .twilio_api import FakeTwilioApi, new_account_sid
-from .vonage import CALLER_WAV, FakeVonageCaller, read_wav_pcm16, write_wav_pcm16
+from .vonage import FakeVonageCaller
 
 TRAILING_SILENCE_MS = 6_000
 """The caller's line keeps sending (silent) audio while the reply plays."""

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
-from types import TracebackType
 
 from aiohttp import web
 
 from ..config import Settings
 from ..web.app import make_app
+from .tasks import ClosedOnExit
 
 
-class RunningBridge:
+class RunningBridge(ClosedOnExit):
     """The bridge app served on a loopback socket.
 
     Args:
@@ -44,16 +44,8 @@ class RunningBridge:
     async def close(self) -> None:
         await self._runner.cleanup()
 
-    async def __aenter__(self) -> RunningBridge:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+    async def _open(self) -> None:
+        await self.start()
 
 
 def sim_env(openai_base_url: str, **overrides: str) -> dict[str, str]:

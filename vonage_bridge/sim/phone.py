@@ -21,13 +21,12 @@ import asyncio
 import logging
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import ClassVar, Final, Generic, Self, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import ClassVar, Final, Generic, TypeVar
 
 import aiohttp
 
-from .tasks import OwnedTasks
+from .tasks import ClosedOnExit, OwnedTasks
 
 __all__ = ["FRAME_MS", "CallerError", "PhoneLine", "PhonePlayback"]
 
@@ -245,7 +244,7 @@ class PhonePlayback(Generic[MarkT]):
                 origin = None  # ran dry: idle until the next arrival
 
 
-class PhoneLine(Generic[MarkT]):
+class PhoneLine(ClosedOnExit, Generic[MarkT]):
     """One media WebSocket as the carrier's side sees it; subclasses speak the wire format.
 
     A subclass builds :attr:`playback`, opens :attr:`_ws` and starts :meth:`_receive` and the
@@ -261,7 +260,8 @@ class PhoneLine(Generic[MarkT]):
     error: ClassVar[type[CallerError]] = CallerError
     playback: PhonePlayback[MarkT]
 
-    def _init_line(self, tasks_prefix: str) -> None:
+    def _init_line(self, http: aiohttp.ClientSession, tasks_prefix: str) -> None:
+        self._http = http
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._tasks = OwnedTasks(tasks_prefix)
         self._clock_task: asyncio.Task[None] | None = None
@@ -269,17 +269,6 @@ class PhoneLine(Generic[MarkT]):
         self.closed = asyncio.Event()
         self.close_code: int | None = None
         self.close_reason = ""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- what the playback saw -----------------------------------------------------------------
 
@@ -307,6 +296,16 @@ class PhoneLine(Generic[MarkT]):
     def underruns(self) -> int:
         """Playback underruns (see :class:`PhonePlayback`)."""
         return self.playback.underruns
+
+    @property
+    def pending_marks(self) -> list[MarkT]:
+        """The playback markers received but not echoed yet, in order."""
+        return self.playback.pending_marks
+
+    @property
+    def cleared_bytes(self) -> int:
+        """Queued audio dropped by ``clear``, bytes."""
+        return self.playback.cleared_bytes
 
     # -- ending --------------------------------------------------------------------------------
 
@@ -388,7 +387,28 @@ class PhoneLine(Generic[MarkT]):
         except TimeoutError:
             raise TimeoutError(f"{progress()} after {timeout} s") from None
 
-    # -- receiving -----------------------------------------------------------------------------
+    # -- the socket ----------------------------------------------------------------------------
+
+    async def _open_socket(
+        self, url: str, headers: Mapping[str, str]
+    ) -> aiohttp.ClientWebSocketResponse:
+        """Open the media WebSocket to ``url`` as the carrier does (no heartbeat).
+
+        Raises:
+            CallerError: (the subclass's) if the upgrade is refused (``status`` is the HTTP
+                status, ``body`` the handshake message) or the connection fails (``status``
+                None).
+        """
+        try:
+            return await self._http.ws_connect(url, headers=headers, heartbeat=None)
+        except aiohttp.WSServerHandshakeError as exc:
+            raise self.error(
+                f"websocket upgrade refused with HTTP {exc.status}",
+                status=exc.status,
+                body=exc.message,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise self.error(f"websocket connection to {url} failed: {exc}") from exc
 
     def _require_ws(self) -> aiohttp.ClientWebSocketResponse:
         if self._ws is None:

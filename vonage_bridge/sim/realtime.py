@@ -1,8 +1,8 @@
 """Fake OpenAI Realtime server (GA protocol) on aiohttp, bound to 127.0.0.1.
 
 Entry ring (I/O): used by the integration tests and by the local simulation, never by the core.
-It follows the GA Realtime API [B1] (connecting, session configuration), [B2] (client events)
-and [B3] (server events), including the real API's refusals: a bad key gets HTTP 401, a missing
+It follows the GA Realtime API [Realtime guide] (connecting, session configuration), [client
+events] and [server events], including the real API's refusals: a bad key gets HTTP 401, a missing
 ``model`` gets 400, and an ``OpenAI-Beta`` header gets ``beta_api_shape_disabled`` then close
 code 4000.
 
@@ -24,10 +24,16 @@ for the tests to assert on. Waiting helpers await events or queues; nothing poll
 
 Sources (cited below by their bracketed names):
 
-- [B1] https://platform.openai.com/docs/guides/realtime-conversations and
+- [Realtime guide] https://platform.openai.com/docs/guides/realtime-conversations and
   https://platform.openai.com/docs/api-reference/realtime-client-events/session/update
-- [B2] https://platform.openai.com/docs/api-reference/realtime-client-events
-- [B3] https://platform.openai.com/docs/api-reference/realtime-server-events
+- [client events] https://platform.openai.com/docs/api-reference/realtime-client-events
+- [server events] https://platform.openai.com/docs/api-reference/realtime-server-events
+- [openai-python] the Python SDK's types, ``src/openai/types/realtime/`` (GA) and
+  ``src/openai/types/beta/realtime/`` (beta), https://github.com/openai/openai-python
+- [openai-openapi] the OpenAPI definition, ``openapi.yaml`` in
+  https://github.com/openai/openai-openapi
+- [beta end] reports of the beta protocol's refusal (``beta_api_shape_disabled``, close 4000):
+  https://github.com/langwatch/scenario/issues/602
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from typing import Any, Final, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from .realtime_script import RealtimeScript
 from .server import LoopbackServer
@@ -67,18 +73,21 @@ Int16Array = npt.NDArray[np.int16]
 REALTIME_PATH: Final = "/v1/realtime"
 VAD_WINDOW_MS: Final = 20
 SPEECH_START_MS: Final = 60  # consecutive loud audio needed before speech_started
-DEFAULT_PREFIX_PADDING_MS: Final = 300  # [OAI-PY realtime_audio_input_turn_detection.py]
+DEFAULT_PREFIX_PADDING_MS: Final = 300  # [openai-python] realtime_audio_input_turn_detection.py
 DEFAULT_SILENCE_DURATION_MS: Final = 500
 MIN_COMMIT_MS: Final = 100  # the real API refuses to commit less than 100 ms
 TONE_HZ: Final = 440.0
 TONE_MS: Final = 200
 CLOSE_TIMEOUT_S: Final = 2.0
-MAX_MESSAGE_BYTES: Final = 32 * 1024 * 1024  # 15 MiB of audio per append, base64-encoded [B2]
+MAX_MESSAGE_BYTES: Final = (
+    32 * 1024 * 1024
+)  # 15 MiB of audio per append, base64-encoded [client events]
 
 BETA_MESSAGE: Final = (
     "The Realtime Beta API is no longer supported. Please use the GA Realtime API instead."
 )
-# Flat beta session fields; GA nests them under session.audio [B1 "Beta → GA differences"].
+# Flat beta session fields; GA nests them under session.audio ([openai-python]: beta/realtime/
+# session_update_event.py against realtime/session_update_event.py).
 BETA_SESSION_FIELDS: Final = frozenset(
     {
         "modalities",
@@ -179,7 +188,7 @@ Encoding = Literal["audio/pcm", "audio/pcmu", "audio/pcma"]
 
 @dataclass(frozen=True, slots=True)
 class _AudioFormat:
-    """A Realtime audio format [OAI-SPEC RealtimeAudioFormats]."""
+    """A Realtime audio format ([openai-openapi] ``RealtimeAudioFormats``)."""
 
     encoding: Encoding
     sample_rate_hz: int
@@ -205,7 +214,8 @@ PCM24: Final = _AudioFormat("audio/pcm", 24_000)
 def _parse_format(value: object) -> _AudioFormat | None:
     """Audio format from its JSON, or None if the real API would refuse it.
 
-    Source: [OAI-SPEC RealtimeAudioFormats]: audio/pcm is 24 kHz only; G.711 has no rate field.
+    Source: [openai-openapi] ``RealtimeAudioFormats``: audio/pcm is 24 kHz only; G.711 has no
+    rate field.
     """
     if not isinstance(value, dict):
         return None
@@ -340,7 +350,8 @@ def _default_turn_detection(kind: str = "server_vad") -> JsonObject:
 
 
 def _default_session(session_id: str, model: str) -> JsonObject:
-    """A plausible GA ``session`` object as the real API sends in ``session.created`` [B1]."""
+    """A plausible GA ``session`` object as the real API sends in ``session.created``
+    [Realtime guide]."""
     return {
         "type": "realtime",
         "object": "realtime.session",
@@ -369,7 +380,7 @@ def _default_session(session_id: str, model: str) -> JsonObject:
 
 
 def _merge(base: JsonObject, update: JsonObject) -> None:
-    """Apply a session.update: only the fields present change [B1 "Update semantics"]."""
+    """Apply a session.update: only the fields present change [Realtime guide]."""
     for key, value in update.items():
         current = base.get(key)
         if isinstance(value, dict) and isinstance(current, dict) and key not in REPLACED_WHOLE:
@@ -572,7 +583,7 @@ class FakeRealtimeSession:
                     return done
                 await self._responses_changed.wait()
 
-    async def close(self, code: int = 1000, message: bytes = b"") -> None:
+    async def close(self, code: int = WSCloseCode.OK, message: bytes = b"") -> None:
         """Close from the server side ("the Realtime side hangs up") and wait until closed.
 
         Events already queued are sent first; a response being streamed stops silently.
@@ -590,7 +601,7 @@ class FakeRealtimeSession:
         """Run the session until the socket closes. Called by the server's handler."""
         self._writer_task = asyncio.create_task(self._write_loop())
         if beta:
-            # [OAI-BETA-EOL]: the beta shape is refused after the upgrade, with close 4000.
+            # [beta end]: the beta shape is refused after the upgrade, with close 4000.
             self._accepting = False
             self._push_error("beta_api_shape_disabled", BETA_MESSAGE)
             self._request_close(4000, b"Realtime Beta API is no longer supported")
@@ -963,7 +974,8 @@ class FakeRealtimeSession:
         self._in_speech = True
         self._quiet_ms = 0.0
         self._speech_end = end
-        # [B3]: audio_start_ms counts from the start of all audio written, prefix included.
+        # [server events]: audio_start_ms counts from the start of all audio written, prefix
+        # included.
         audio_start_ms = max(0.0, run_ms - prefix_ms)
         self._utterance_start_byte = max(
             self._commit_byte, run_byte - int(prefix_ms) * fmt.bytes_per_ms
@@ -976,7 +988,7 @@ class FakeRealtimeSession:
             item_id=self._speech_item_id,
         )
         if self._active is not None and turn_detection.get("interrupt_response", True):
-            self._cancel_active("turn_detected")  # [B1] interrupt_response defaults to true
+            self._cancel_active("turn_detected")  # [Realtime guide]: interrupt defaults on
 
     def _speech_stopped(self, turn_detection: JsonObject, fmt: _AudioFormat) -> None:
         item_id = self._speech_item_id
@@ -1178,7 +1190,7 @@ class FakeRealtimeSession:
         done = sum(1 for r in self.responses if r.status != "in_progress")
         if limit is not None and done >= limit:
             self._accepting = False
-            self._request_close(1000, b"")
+            self._request_close(WSCloseCode.OK, b"")
 
     def _stop_streaming(self) -> None:
         """Stop any response silently (the socket is closing)."""
@@ -1297,7 +1309,7 @@ class FakeRealtimeServer(LoopbackServer):
     async def _before_cleanup(self) -> None:
         live = list(self._live)
         if live:
-            await asyncio.gather(*(session.close(1001) for session in live))
+            await asyncio.gather(*(session.close(WSCloseCode.GOING_AWAY) for session in live))
 
     @property
     def base_url(self) -> str:
@@ -1385,7 +1397,7 @@ class FakeRealtimeServer(LoopbackServer):
         self._new_sessions.put_nowait(session)
         logger.info("fake realtime: session %s accepted, model %s", session.config["id"], model)
         if self._closing.is_set():
-            session._request_close(1001, b"")
+            session._request_close(WSCloseCode.GOING_AWAY, b"")
         try:
             await session._serve(beta="openai-beta" in headers)
         finally:

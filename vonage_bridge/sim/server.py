@@ -7,19 +7,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from types import TracebackType
-from typing import ClassVar, Self
+from collections.abc import Callable
+from typing import ClassVar, Self, TypeVar
 
 from aiohttp import web
 
+from .tasks import ClosedOnExit
 
-class LoopbackServer:
+T = TypeVar("T")
+
+
+class LoopbackServer(ClosedOnExit):
     """Serves :attr:`app` on loopback; an async context manager.
 
     Subclasses build :attr:`app` (and may be dataclasses: call :meth:`_init_server` from
     ``__post_init__`` or ``__init__``, then add routes). :attr:`_closing` is set on
     :meth:`close`, so delayed handlers can give up early; :meth:`_before_cleanup` is where a
-    subclass closes its live sockets before the runner stops.
+    subclass closes its live sockets before the runner stops. A handler records a request
+    with :meth:`_record`; a test helper waits for one with :meth:`_wait_recorded`.
 
     Attributes:
         app: the aiohttp application.
@@ -33,6 +38,7 @@ class LoopbackServer:
     _host: str = "127.0.0.1"
     _port: int | None = None
     _closing: asyncio.Event
+    _recorded: asyncio.Condition
 
     def _init_server(self) -> None:
         self.app = web.Application()
@@ -40,6 +46,7 @@ class LoopbackServer:
         self._host = "127.0.0.1"
         self._port = None
         self._closing = asyncio.Event()
+        self._recorded = asyncio.Condition()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
         """Listen on ``host:port``; port 0 lets the OS pick (see :attr:`origin`).
@@ -78,19 +85,30 @@ class LoopbackServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), seconds)
 
+    async def _record(self, append: Callable[[], None]) -> None:
+        """Run ``append`` (it records a request on the fake) and wake :meth:`_wait_recorded`."""
+        async with self._recorded:
+            append()
+            self._recorded.notify_all()
+
+    async def _wait_recorded(self, find: Callable[[], T | None], timeout: float) -> T:
+        """The first answer of ``find()`` that is not None, asking again after each
+        :meth:`_record`.
+
+        Raises:
+            TimeoutError: if ``find()`` still answers None after ``timeout`` s.
+        """
+        async with asyncio.timeout(timeout), self._recorded:
+            await self._recorded.wait_for(lambda: find() is not None)
+        found = find()
+        assert found is not None
+        return found
+
     async def _before_cleanup(self) -> None:
         """Hook: close what the runner would otherwise wait for (live WebSockets)."""
 
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+    async def _open(self) -> None:
+        await self.start()
 
     @property
     def origin(self) -> str:

@@ -1,13 +1,39 @@
-"""Background tasks owned by one fake (a caller's receive loop, its playback clock, ...).
+"""What every fake shares about its lifetime: ``async with`` that closes it, and the
+background tasks it owns (a caller's receive loop, its playback clock, ...).
 
-Entry ring (I/O): used by the fakes in ``sim/``, never by the core.
+Entry ring (I/O): used by the fakes in ``sim/`` and the bridge harness, never by the core.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
+
+
+class ClosedOnExit:
+    """``async with`` for a fake: entering runs :meth:`_open` and gives the fake itself,
+    leaving runs :meth:`close` (idempotent in every subclass), whatever happened inside."""
+
+    async def __aenter__(self) -> Self:
+        await self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _open(self) -> None:
+        """Hook: what entering does (a server starts listening; a caller does nothing)."""
+
+    async def close(self) -> None:
+        """Release everything the fake holds."""
+        raise NotImplementedError
 
 
 class OwnedTasks:

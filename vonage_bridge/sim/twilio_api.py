@@ -18,7 +18,6 @@ Source: Twilio Call resource "Update a Call" and its error shape
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -118,7 +117,6 @@ class FakeTwilioApi(LoopbackServer):
         self.app.router.add_post(
             f"/{API_VERSION}/Accounts/{{account_sid}}/Calls/{{call_file}}", self._update
         )
-        self._changed = asyncio.Condition()
 
     # --- test helpers ------------------------------------------------------------------------
 
@@ -157,14 +155,9 @@ class FakeTwilioApi(LoopbackServer):
     async def _wait(
         self, match: Callable[[TwilioApiRequest], bool], timeout: float
     ) -> TwilioApiRequest:
-        def found() -> TwilioApiRequest | None:
-            return next((r for r in self.requests if match(r)), None)
-
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: found() is not None)
-        request = found()
-        assert request is not None
-        return request
+        return await self._wait_recorded(
+            lambda: next((r for r in self.requests if match(r)), None), timeout
+        )
 
     # --- handler -----------------------------------------------------------------------------
 
@@ -182,9 +175,9 @@ class FakeTwilioApi(LoopbackServer):
         form = await request.post()
         fields = {k: str(v) for k, v in form.items()}
         await self._delay(self.options.update_delay_s)
-        async with self._changed:
-            self.requests.append(TwilioApiRequest(call_sid=call_sid, fields=fields))
-            self._changed.notify_all()
+        await self._record(
+            lambda: self.requests.append(TwilioApiRequest(call_sid=call_sid, fields=fields))
+        )
         if self.options.update_status is not None:
             status = self.options.update_status
             return _json(twilio_error(status, 20500, "Internal Server Error (injected)"), status)

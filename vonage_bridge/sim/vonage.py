@@ -4,19 +4,22 @@ Entry ring (I/O): used by the integration tests and the local simulation, never 
 
 What it does (the Vonage pages listed under Sources):
 
-- A1: requests the answer URL the way Vonage does (GET with ``to``, ``from``, ``uuid`` and
-  ``conversation_uuid`` in the query string, or the same fields as a JSON body with POST) and
-  expects an NCCO (a JSON array of actions).
-- A2: finds the ``connect`` action with a ``websocket`` endpoint and honours its ``uri``,
-  ``content-type`` and ``headers``.
-- A3: is the WebSocket *client*. It sends ``websocket:connected`` with the NCCO headers at the
-  top level, then caller audio as exact 20 ms L16 frames (640 bytes at 16 kHz). It plays the
-  bridge's audio back at 20 ms per frame, rejects frames of the wrong size (real Vonage drops
-  the call), and answers ``clear`` with ``websocket:cleared`` and ``notify`` with
-  ``websocket:notify`` once the audio queued before it has played.
+- Answer URL [Vonage webhooks]: requests it the way Vonage does (GET with ``to``, ``from``,
+  ``uuid`` and ``conversation_uuid`` in the query string, or the same fields as a JSON body
+  with POST) and expects an NCCO (a JSON array of actions).
+- NCCO [NCCO]: finds the ``connect`` action with a ``websocket`` endpoint and honours its
+  ``uri``, ``content-type`` and ``headers``.
+- WebSocket [Vonage WebSockets]: is the WebSocket *client*. It sends ``websocket:connected``
+  with the NCCO headers at the top level, then caller audio as exact 20 ms L16 frames (640
+  bytes at 16 kHz). It plays the bridge's audio back at 20 ms per frame, rejects frames of
+  the wrong size (real Vonage drops the call), and answers ``clear`` with
+  ``websocket:cleared`` and ``notify`` with ``websocket:notify`` once the audio queued before
+  it has played.
 
 Everything it sees is recorded on the instance (``heard``, ``bad_frames``, ``text_messages``,
 ``send_log``, ``play_log``, ``recv_log``, ``underruns``) for the tests to assert on.
+``CALLER_WAV`` and the WAV helpers live in ``sim/audio.py``; they are re-exported here, where
+callers import them.
 
 Sources (cited below by their bracketed names):
 
@@ -25,7 +28,8 @@ Sources (cited below by their bracketed names):
 - [NCCO] https://developer.vonage.com/en/voice/voice-api/ncco-reference
 - [Vonage AsyncAPI] https://asyncapi.apis.io/asyncapis/vonage/vonage-asyncapi/ (third party)
 - [vocode 727] https://github.com/vocodedev/vocode-core/issues/727 (the frame-size drop)
-- [vonage-voice] the ``vonage-voice`` 1.5.1 SDK on PyPI (24 kHz, ``authorization``)
+- [vonage-voice] the ``vonage-voice`` 1.5.1 SDK (https://pypi.org/project/vonage-voice/:
+  24 kHz, ``authorization``)
 """
 
 from __future__ import annotations
@@ -33,16 +37,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import random
 import uuid
-import wave
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from .audio import CALLER_WAV, read_wav_pcm16, write_wav_pcm16
 from .phone import FRAME_MS, CallerError, PhoneLine, PhonePlayback
 
 __all__ = [
@@ -56,9 +58,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-CALLER_WAV: Path = Path(__file__).parent / "data" / "caller.wav"
-"""Real English speech, 16 kHz mono PCM16, about 3.3 s (see ``data/README.md``)."""
 
 _FRAME_S = FRAME_MS / 1000
 
@@ -183,7 +182,6 @@ class FakeVonageCaller(PhoneLine[Any]):
         method = method.upper()
         if method not in ("GET", "POST"):
             raise ValueError(f"answer method must be GET or POST, not {method!r}")
-        self._http = http
         self.answer_url = answer_url
         self.call_uuid = call_uuid if call_uuid is not None else str(uuid.uuid4())
         self.conversation_uuid = (
@@ -213,9 +211,9 @@ class FakeVonageCaller(PhoneLine[Any]):
         self.unknown_messages: list[dict[str, Any]] = []
         self.invalid_messages: list[str] = []
         self.playback: PhonePlayback[Any] = PhonePlayback(0, self._echo_notify)
-        self._init_line("fake-vonage")
+        self._init_line(http, "fake-vonage")
 
-    # -- answer URL (A1) ---------------------------------------------------------------------
+    # -- answer URL --------------------------------------------------------------------------
 
     async def answer(self) -> list[dict[str, Any]]:
         """Request the answer URL as Vonage does and keep the NCCO in ``self.ncco``.
@@ -255,7 +253,7 @@ class FakeVonageCaller(PhoneLine[Any]):
         self.ncco = ncco
         return ncco
 
-    # -- WebSocket (A2, A3) ------------------------------------------------------------------
+    # -- WebSocket -------------------------------------------------------------------------
 
     async def connect(self) -> None:
         """Run the NCCO's websocket ``connect``: open the socket and send websocket:connected.
@@ -290,17 +288,7 @@ class FakeVonageCaller(PhoneLine[Any]):
         if isinstance(authorization, dict) and authorization.get("type") == "custom":
             http_headers["Authorization"] = str(authorization.get("value", ""))
 
-        try:
-            ws = await self._http.ws_connect(uri, headers=http_headers, heartbeat=None)
-        except aiohttp.WSServerHandshakeError as exc:
-            raise CallerError(
-                f"websocket upgrade refused with HTTP {exc.status}",
-                status=exc.status,
-                body=exc.message,
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise CallerError(f"websocket connection to {uri} failed: {exc}") from exc
-
+        ws = await self._open_socket(uri, http_headers)
         self._ws = ws
         self.content_type = content_type
         self.sample_rate_hz, self.frame_bytes = _CONTENT_TYPES[content_type]
@@ -459,49 +447,3 @@ def _websocket_endpoint(ncco: list[dict[str, Any]]) -> dict[str, Any]:
             if isinstance(endpoint, dict) and endpoint.get("type") == "websocket":
                 return endpoint
     raise CallerError("NCCO has no connect action with a websocket endpoint")
-
-
-# -- WAV helpers ---------------------------------------------------------------------------
-
-
-def read_wav_pcm16(path: str | os.PathLike[str]) -> tuple[bytes, int]:
-    """Read a mono 16-bit PCM WAV file.
-
-    Args:
-        path: the WAV file.
-
-    Returns:
-        ``(pcm, sample_rate_hz)``: PCM16 LE samples (bytes) and the sample rate (Hz).
-
-    Raises:
-        ValueError: if the file is not a mono 16-bit PCM WAV.
-    """
-    try:
-        with wave.open(os.fspath(path), "rb") as wav:
-            if wav.getnchannels() != 1:
-                raise ValueError(f"{path}: {wav.getnchannels()} channels, expected mono")
-            if wav.getsampwidth() != 2:
-                raise ValueError(f"{path}: {8 * wav.getsampwidth()}-bit samples, expected 16")
-            return wav.readframes(wav.getnframes()), wav.getframerate()
-    except (wave.Error, EOFError) as exc:
-        raise ValueError(f"{path}: not a PCM WAV file ({exc})") from exc
-
-
-def write_wav_pcm16(path: str | os.PathLike[str], pcm: bytes, sample_rate_hz: int) -> None:
-    """Write PCM16 LE mono samples as a WAV file.
-
-    Args:
-        path: destination file.
-        pcm: PCM16 LE mono samples; an even number of bytes.
-        sample_rate_hz: sample rate, Hz.
-
-    Raises:
-        ValueError: if ``pcm`` has an odd length.
-    """
-    if len(pcm) % 2:
-        raise ValueError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
-    with wave.open(os.fspath(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(sample_rate_hz)
-        wav.writeframes(pcm)

@@ -16,19 +16,21 @@ Entry ring (I/O): used by the integration tests, never by the core.
 :func:`sign_webhook` builds the HS256 JWT Vonage puts on signed webhooks and on the media
 socket's handshake (``authorization: {"type": "vonage"}``).
 
-Source: protocols.md A4 [V-SPEC voice.yml], [V-AUTH]; A1 "Signed webhooks" [V-SIGN], [V-SUP].
+Sources: the Voice API reference (https://developer.vonage.com/en/api/voice; its OpenAPI
+definition ``definitions/voice.yml`` in https://github.com/Nexmo/api-specification); the
+application JWT's claims (https://developer.vonage.com/en/getting-started/concepts/authentication);
+signed webhooks (https://developer.vonage.com/en/voice/voice-api/guides/signed-webhooks) and
+their ``payload_hash`` (https://api.support.vonage.com/hc/en-us/articles/19033783342876).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +61,8 @@ def application_test_key() -> RSAPrivateKey:
 
 
 def vonage_error(status: int, title: str, detail: str) -> dict[str, str]:
-    """A Vonage error body: ``{"type", "title", "detail", "instance"}``. [V-SPEC]"""
+    """A Vonage error body: ``{"type", "title", "detail", "instance"}`` (``voice.yml`` in
+    https://github.com/Nexmo/api-specification)."""
     return {
         "type": f"https://developer.nexmo.com/api-errors#{status}",
         "title": title,
@@ -115,7 +118,6 @@ class FakeVoiceApi(LoopbackServer):
         self._init_server()
         self.app.router.add_post("/v1/calls", self._create)
         self.app.router.add_put("/v1/calls/{uuid}", self._modify)
-        self._changed = asyncio.Condition()
 
     async def wait_hangup(self, call_uuid: str, timeout: float) -> dict[str, Any]:
         """The body of the first hang-up PUT for ``call_uuid``, waiting up to ``timeout`` s.
@@ -123,24 +125,17 @@ class FakeVoiceApi(LoopbackServer):
         Raises:
             TimeoutError: if none arrived in time.
         """
-
-        def found() -> dict[str, Any] | None:
-            return next((body for u, body in self.hangups if u == call_uuid), None)
-
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(lambda: found() is not None)
-        body = found()
-        assert body is not None
-        return body
+        return await self._wait_recorded(
+            lambda: next((body for u, body in self.hangups if u == call_uuid), None), timeout
+        )
 
     # --- handlers ----------------------------------------------------------------------------
 
     async def _create(self, request: web.Request) -> web.Response:
-        claims = self._check_jwt(request)
-        if isinstance(claims, web.Response):
-            return claims
-        body = await request.json()
-        await self._delay(self.options.create_delay_s)
+        accepted = await self._accept(request, self.options.create_delay_s)
+        if isinstance(accepted, web.Response):
+            return accepted
+        claims, body = accepted
         record: dict[str, Any] = {"body": body, "claims": claims, "uuid": None}
         if self.options.create_status is not None:
             await self._record(lambda: self.created.append(record))
@@ -160,17 +155,27 @@ class FakeVoiceApi(LoopbackServer):
         )
 
     async def _modify(self, request: web.Request) -> web.Response:
-        claims = self._check_jwt(request)
-        if isinstance(claims, web.Response):
-            return claims
-        body = await request.json()
-        await self._delay(self.options.hangup_delay_s)
+        accepted = await self._accept(request, self.options.hangup_delay_s)
+        if isinstance(accepted, web.Response):
+            return accepted
+        _, body = accepted
         call_uuid = request.match_info["uuid"]
         await self._record(lambda: self.hangups.append((call_uuid, body)))
         if self.options.hangup_status is not None:
             status = self.options.hangup_status
             return web.json_response(vonage_error(status, "Error", "injected"), status=status)
         return web.Response(status=204)
+
+    async def _accept(
+        self, request: web.Request, delay_s: float
+    ) -> tuple[dict[str, Any], Any] | web.Response:
+        """``(JWT claims, JSON body)`` after the injected delay, or the 401 answer."""
+        claims = self._check_jwt(request)
+        if isinstance(claims, web.Response):
+            return claims
+        body = await request.json()
+        await self._delay(delay_s)
+        return claims, body
 
     def _check_jwt(self, request: web.Request) -> dict[str, Any] | web.Response:
         auth = request.headers.get("Authorization", "")
@@ -194,11 +199,6 @@ class FakeVoiceApi(LoopbackServer):
             )
         return claims
 
-    async def _record(self, append: Callable[[], None]) -> None:
-        async with self._changed:
-            append()
-            self._changed.notify_all()
-
 
 def sign_webhook(
     secret: str,
@@ -212,7 +212,7 @@ def sign_webhook(
     ``iat``, ``jti``, ``iss``, ``api_key`` and ``payload_hash`` (hex SHA-256 of ``payload``;
     left out when ``payload`` is None, overridden by ``payload_hash``).
 
-    Source: protocols.md A1 [V-SIGN].
+    Source: https://developer.vonage.com/en/voice/voice-api/guides/signed-webhooks.
     """
     claims: dict[str, Any] = {
         "iat": int(time.time() if iat is None else iat),
@@ -228,5 +228,8 @@ def sign_webhook(
 
 
 def query_json(params: list[tuple[str, str]]) -> bytes:
-    """The payload Vonage hashes for a GET webhook: query parameters as compact JSON. [V-SUP]"""
+    """The payload Vonage hashes for a GET webhook: query parameters as compact JSON.
+
+    Source: https://api.support.vonage.com/hc/en-us/articles/19033783342876.
+    """
     return json.dumps(dict(params), separators=(",", ":"), ensure_ascii=False).encode()

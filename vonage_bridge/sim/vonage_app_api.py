@@ -8,7 +8,7 @@ It holds one application document shaped like a real GET answer (the API spec; t
 ``region``, ``id`` and ``_links``. It behaves as the spec says:
 
 - HTTP Basic auth with the configured key and secret, else 401 with Vonage's error body
-  (``type``, ``title``, ``detail``, ``instance``) [V-SPEC common_errors.yml].
+  (``type``, ``title``, ``detail``, ``instance``) [spec] ``common_errors.yml``.
 - Another application id: 404 with the same body shape.
 - PUT: ``Content-Type: application/json`` (else 415); ``name`` required (else 400 with
   ``invalid_parameters``). With ``strict_put_schema`` (the default) a top-level field outside
@@ -20,9 +20,10 @@ It holds one application document shaped like a real GET answer (the API spec; t
 Every PUT body that passed auth is recorded in ``puts``; every request in ``requests``.
 Knobs on :class:`FakeApplicationApiOptions` force an error status per method.
 
-Source: https://developer.vonage.com/en/api/application.v2 ([V-SPEC] below: its OpenAPI
-definition ``application.v2.yml`` in https://github.com/Nexmo/api-specification);
-[SDK-APP]: the ``vonage-application`` 2.0.2 package on PyPI.
+Sources (cited below by their bracketed names): https://developer.vonage.com/en/api/application.v2;
+[spec] its OpenAPI definition, ``definitions/application.v2.yml`` in
+https://github.com/Nexmo/api-specification; [vonage-application] the ``vonage-application``
+2.0.2 package (https://pypi.org/project/vonage-application/).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ SIM_API_SECRET = "sim-api-secret-0123"
 SIM_APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
 
 PUT_FIELDS = frozenset({"name", "keys", "capabilities", "privacy"})
-"""Top-level fields of the PUT request body [V-SPEC] plus ``privacy`` [SDK-APP]."""
+"""Top-level fields of the PUT request body [spec] plus ``privacy`` [vonage-application]."""
 
 _PAYLOAD = "/application#payload-validation"
 
@@ -272,7 +273,7 @@ class FakeVonageApplicationApi(LoopbackServer):
 def _error(status: int, detail: str, kind: str, **extra: Any) -> web.Response:
     """A Vonage-style error body; ``kind`` ends the ``type`` URL (``#not-found``).
 
-    Source: [V-SPEC common_errors.yml], application.v2.yml InvalidPayloadError.
+    Source: [spec] ``common_errors.yml``, ``application.v2.yml`` InvalidPayloadError.
     """
     body: JsonObject = {
         "type": f"https://developer.nexmo.com/api-errors{kind}",

@@ -32,6 +32,7 @@ from functools import partial
 
 import aiohttp
 
+from ..calls import RestHangUp
 from ..config import TwilioSettings
 from ..errors import InvalidRequest, TwilioApiError, UpstreamTimeout
 from ..rest import JsonReply, request_json
@@ -163,44 +164,28 @@ def _refused(what: str, reply: JsonReply) -> TwilioApiError:
     )
 
 
-class TwilioHangUp:
-    """Hangs one Twilio call up over REST, at most once; failures are logged, never raised.
-
-    The Twilio twin of :class:`..vonage.voice_api.CallHangUp`: used from a call's cleanup
-    (``bridge.run_call``) and from server shutdown, whichever comes first.
+class TwilioHangUp(RestHangUp):
+    """Hangs one Twilio call up over REST, at most once; failures (a Twilio error, a timeout,
+    a malformed call SID) are logged, never raised: see :class:`..calls.RestHangUp`. A call
+    that had already ended counts as hung up (logged at info).
     """
 
-    __slots__ = ("_api", "call_sid", "done")
+    __slots__ = ("_api", "call_sid")
+
+    carrier = "Twilio"
+    failures = (TwilioApiError, UpstreamTimeout, InvalidRequest)
+    log = logging.getLogger(__name__)
 
     def __init__(self, api: TwilioApi, call_sid: str) -> None:
+        super().__init__()
         self._api = api
         self.call_sid = call_sid
-        self.done = False
 
-    async def __call__(self, reason: str) -> bool:
-        """Hang up, the first time only. Returns False if this attempt failed (logged as a
-        warning); True if Twilio ended the call, it had already ended (logged at info), or an
-        earlier call already tried."""
-        if self.done:
-            return True
-        self.done = True
-        try:
-            ended = await self._api.hang_up(self.call_sid)
-        except (TwilioApiError, UpstreamTimeout, InvalidRequest) as exc:
-            log.warning("Twilio hang-up failed (%s): %s", reason, exc.message)
-            return False
-        if ended:
-            log.info("hung up the call over Twilio REST (%s)", reason)
-        else:
-            log.info("Twilio call had already ended (%s)", reason)
-        return True
-
-    async def hang_up(self, reason: str) -> bool:
-        """``bridge.CallControl.hang_up``: the same as calling this object."""
-        return await self(reason)
+    async def _end(self) -> bool:
+        return await self._api.hang_up(self.call_sid)
 
     async def transfer(self, number: str) -> None:
-        """``bridge.CallControl.transfer``: replace the call's TwiML with ``<Dial>number``.
+        """``calls.CallControl.transfer``: replace the call's TwiML with ``<Dial>number``.
 
         Raises:
             TwilioApiError, UpstreamTimeout, InvalidRequest: Twilio refused it, did not

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from ..calls import RestHangUp
 from ..config import VonageSettings
 from ..errors import UpstreamTimeout, VonageApiError
 from ..rest import JsonReply, request_json
@@ -161,41 +162,29 @@ def _refused(what: str, reply: JsonReply) -> VonageApiError:
     )
 
 
-class CallHangUp:
-    """Hangs one call up over REST, at most once; failures are logged, never raised.
-
-    Used from a call's cleanup (``bridge.run_call``) and from server shutdown, whichever comes
-    first.
+class CallHangUp(RestHangUp):
+    """Hangs one Vonage call up over REST, at most once; failures (a Vonage error, a
+    timeout) are logged, never raised: see :class:`..calls.RestHangUp`.
     """
 
-    __slots__ = ("_api", "call_uuid", "called", "done")
+    __slots__ = ("_api", "call_uuid", "called")
+
+    carrier = "Vonage"
+    failures = (VonageApiError, UpstreamTimeout)
+    log = logging.getLogger(__name__)
 
     def __init__(self, api: VoiceApi, call_uuid: str, called: str | None = None) -> None:
+        super().__init__()
         self._api = api
         self.call_uuid = call_uuid
         self.called = called  # the number the caller dialled: a transfer's caller id
-        self.done = False
 
-    async def __call__(self, reason: str) -> bool:
-        """Hang up, the first time only. Returns False if this attempt failed (logged as a
-        warning); True if Vonage accepted it or an earlier call already tried."""
-        if self.done:
-            return True
-        self.done = True
-        try:
-            await self._api.hang_up(self.call_uuid)
-        except (VonageApiError, UpstreamTimeout) as exc:
-            log.warning("Vonage hang-up failed (%s): %s", reason, exc.message)
-            return False
-        log.info("hung up the call over REST (%s)", reason)
+    async def _end(self) -> bool:
+        await self._api.hang_up(self.call_uuid)
         return True
 
-    async def hang_up(self, reason: str) -> bool:
-        """``bridge.CallControl.hang_up``: the same as calling this object."""
-        return await self(reason)
-
     async def transfer(self, number: str) -> None:
-        """``bridge.CallControl.transfer``: the Voice API ``transfer`` action with an inline
+        """``calls.CallControl.transfer``: the Voice API ``transfer`` action with an inline
         NCCO connecting the call to ``number`` (E.164 digits), showing the number the caller
         dialled as caller id (:func:`.ncco.transfer_ncco`).
 
