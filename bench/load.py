@@ -22,6 +22,14 @@ after the previous one, sends 20 ms frames in real time all the time: a lead-in 
 (different per call, so turns are not in lock-step), then turns of real speech
 (``caller.wav``, 3.2 s) followed by silence while it waits for the echo to be played to it.
 See ``bench/README.md`` for what every figure means.
+
+``--relay both`` (the default) runs every level through the bridge and through the naive
+baseline relay (``bench/naive_relay.py``: the simplest correct relay, in its own process like
+the bridge, against the same fake Realtime options and the same callers), in interleaved
+rounds, and prints every figure for both and the ratio bridge / naive: on this shared machine
+the absolute figures drift, the ratios from interleaved rounds much less. ``--ladder
+25,50,75`` runs those levels and reports, per relay, the largest one with 0 lost frames and 0
+underruns.
 """
 
 from __future__ import annotations
@@ -56,6 +64,8 @@ from vonage_bridge.sim.vonage import CALLER_WAV, CallerError, FakeVonageCaller, 
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
+NAIVE_RELAY = Path(__file__).resolve().parent / "naive_relay.py"
+RELAYS = ("bridge", "naive")  # what --relay both measures, interleaved
 FRAME_S = 0.020
 CHUNK_FRAMES = 5  # the caller decides what to send next every 100 ms
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -280,17 +290,44 @@ async def start_bridge(
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
+    await wait_healthy(bridge, url, "bridge", log_path)
+    return bridge, url
+
+
+async def start_naive(
+    fake_url: str, quality: str, log_path: Path, profile: str = ""
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The naive baseline relay (``bench/naive_relay.py``) on a free port, same fake Realtime."""
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    args = ["--host", HOST, "--port", str(port), "--openai-base-url", fake_url]
+    args += ["--api-key", "sk-sim", "--quality", quality]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1"}
+    with log_path.open("wb") as log:
+        relay = subprocess.Popen(
+            python_command(str(NAIVE_RELAY), args, profile),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+    await wait_healthy(relay, url, "naive relay", log_path)
+    return relay, url
+
+
+async def wait_healthy(proc: subprocess.Popen[bytes], url: str, name: str, log_path: Path) -> None:
+    """Poll ``GET /health`` (100 x 0.1 s at most); SystemExit if it never answers 200."""
     async with aiohttp.ClientSession() as http:
-        for _ in range(100):  # 100 x 0.1 s at most
-            if bridge.poll() is not None:
-                raise SystemExit(f"bridge exited with {bridge.returncode}; see {log_path}")
+        for _ in range(100):
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} exited with {proc.returncode}; see {log_path}")
             with contextlib.suppress(aiohttp.ClientError):
                 async with http.get(f"{url}/health") as r:
                     if r.status == 200:
-                        return bridge, url
+                        return
             await asyncio.sleep(0.1)
-    bridge.kill()
-    raise SystemExit(f"bridge /health never answered 200; see {log_path}")
+    proc.kill()
+    raise SystemExit(f"{name} /health never answered 200; see {log_path}")
 
 
 def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGINT) -> None:
@@ -470,15 +507,16 @@ async def one_call(
 class Level:
     calls: int
     door: FrontDoor
+    relay: str = "bridge"  # which relay was measured: the bridge or the naive baseline
     window_s: float = 0.0
-    bridge_cpu_s: float = 0.0
+    relay_cpu_s: float = 0.0
     fake_cpu_s: float = 0.0
     callers_cpu_s: float = 0.0
     machine_busy: float = 0.0  # fraction of all CPUs
     loadavg: str = ""
     rss_peak_kb: int | None = None
     rss_start_kb: int | None = None
-    preempted: int = 0  # the bridge's involuntary context switches in the window
+    preempted: int = 0  # the relay's involuntary context switches in the window
     results: list[CallResult] = field(default_factory=list)
     summaries: list[dict[str, Any]] = field(default_factory=list)
     fake_sessions: list[dict[str, Any]] = field(default_factory=list)
@@ -496,24 +534,32 @@ async def run_level(
     args: argparse.Namespace,
     workdir: Path,
     twilio: TwilioAccount | None = None,
+    relay_name: str = "bridge",
 ) -> Level:
-    level = Level(n, door)
+    """One level of N calls through ``relay_name`` (``bridge`` or ``naive``), fresh processes."""
+    level = Level(n, door, relay_name)
     tag = str(n) if door.name == "vonage" else f"{door.name}.{n}"
+    if relay_name != "bridge":  # the bridge's file names are unchanged
+        tag = f"{relay_name}.{tag}"
     profile = f"{args.profile}.{tag}" if args.profile else ""
     fake, fake_url = start_fake(args.reply_factor, profile + ".fake" if profile else "")
-    log_path = workdir / f"bridge-{tag}.jsonl"
-    bridge: subprocess.Popen[bytes] | None = None
+    relay: subprocess.Popen[bytes] | None = None
     try:
-        bridge, bridge_url = await start_bridge(
-            fake_url, args.quality, log_path, profile, twilio if door.name == "twilio" else None
-        )
-        level.rss_start_kb = proc_status_kb(bridge.pid, "VmRSS")
+        if relay_name == "bridge":
+            log_path = workdir / f"bridge-{tag}.jsonl"
+            relay, relay_url = await start_bridge(
+                fake_url, args.quality, log_path, profile, twilio if door.name == "twilio" else None
+            )
+        else:
+            log_path = workdir / f"{tag}.log"
+            relay, relay_url = await start_naive(fake_url, args.quality, log_path, profile)
+        level.rss_start_kb = proc_status_kb(relay.pid, "VmRSS")
         if args.pin:
             cpus = sorted(os.sched_getaffinity(0))
             if len(cpus) < 2:
                 raise SystemExit("--pin needs at least 2 CPUs")
-            # the bridge alone on the first CPU; the fakes (and this process) share the rest
-            os.sched_setaffinity(bridge.pid, {cpus[0]})
+            # the relay alone on the first CPU; the fakes (and this process) share the rest
+            os.sched_setaffinity(relay.pid, {cpus[0]})
             os.sched_setaffinity(fake.pid, set(cpus[1:]))
             os.sched_setaffinity(0, set(cpus[1:]))
         pcm, rate = read_wav_pcm16(CALLER_WAV)
@@ -530,7 +576,7 @@ async def run_level(
                     one_call(
                         level.results[i],
                         http,
-                        bridge_url,
+                        relay_url,
                         speech,
                         start_delay_s=i * args.stagger_ms / 1000.0,
                         connected=connected,
@@ -545,20 +591,20 @@ async def run_level(
                     await connected.get()
             await asyncio.sleep(SETTLE_S)
 
-            cpu0 = proc_cpu_s(bridge.pid), proc_cpu_s(fake.pid), _self_cpu_s()
-            ctx0 = proc_status_kb(bridge.pid, "nonvoluntary_ctxt_switches") or 0
+            cpu0 = proc_cpu_s(relay.pid), proc_cpu_s(fake.pid), _self_cpu_s()
+            ctx0 = proc_status_kb(relay.pid, "nonvoluntary_ctxt_switches") or 0
             m0 = machine_ticks()
             level.t0 = time.monotonic()
             await asyncio.sleep(args.seconds)
             level.t1 = time.monotonic()
-            cpu1 = proc_cpu_s(bridge.pid), proc_cpu_s(fake.pid), _self_cpu_s()
-            ctx1 = proc_status_kb(bridge.pid, "nonvoluntary_ctxt_switches") or 0
+            cpu1 = proc_cpu_s(relay.pid), proc_cpu_s(fake.pid), _self_cpu_s()
+            ctx1 = proc_status_kb(relay.pid, "nonvoluntary_ctxt_switches") or 0
             m1 = machine_ticks()
             level.loadavg = loadavg()
             stop.set()
 
             level.window_s = level.t1 - level.t0
-            level.bridge_cpu_s = cpu1[0] - cpu0[0]
+            level.relay_cpu_s = cpu1[0] - cpu0[0]
             level.fake_cpu_s = cpu1[1] - cpu0[1]
             level.callers_cpu_s = cpu1[2] - cpu0[2]
             level.machine_busy = (m1[0] - m0[0]) / max(1, m1[1] - m0[1])
@@ -580,7 +626,8 @@ async def run_level(
                             await c.close()
                 r.collect()
 
-        for _ in range(100):  # the bridge logs a summary once each call's tasks end
+        for _ in range(100 if relay_name == "bridge" else 0):
+            # the bridge logs a summary once each call's tasks end (the naive relay none)
             level.summaries = bridge_summaries(log_path)
             if len(level.summaries) >= n:
                 break
@@ -592,10 +639,10 @@ async def run_level(
         if _read_line(fake.stdout, 30.0) != "DUMPED":
             raise SystemExit("fake Realtime server did not dump its records")
         level.fake_sessions = json.loads(dump_path.read_text())
-        level.rss_peak_kb = proc_status_kb(bridge.pid, "VmHWM")
+        level.rss_peak_kb = proc_status_kb(relay.pid, "VmHWM")
     finally:
-        if bridge is not None:
-            stop_process(bridge)
+        if relay is not None:
+            stop_process(relay)
         if fake.stdin is not None:
             with contextlib.suppress(OSError):
                 fake.stdin.close()  # the fake exits on end of input
@@ -714,11 +761,12 @@ def delay_text(xs: list[float]) -> str:
 class Figures:
     calls: int
     front_door: str
+    relay: str
     cpu_ms_per_call_s: float
     rss_mb: float | None
     lost: int
     late: int
-    bridge_underruns: int
+    bridge_underruns: int | None  # from the bridge's summary lines; None for the naive relay
     in_median: float | None
     in_p95: float | None
     out_median: float | None
@@ -772,10 +820,12 @@ def report(level: Level, args: argparse.Namespace) -> Figures:
     total_rx = sum(r.frames_received for r in results)
     late = sum(r.underruns for r in results)
     matched = [summaries[r.call_uuid] for r in results if r.call_uuid in summaries]
-    bridge_underruns = sum(int(s.get("underruns", 0)) for s in matched)
+    bridge_underruns: int | None = sum(int(s.get("underruns", 0)) for s in matched)
+    if level.relay != "bridge":
+        bridge_underruns = None  # the naive relay logs no summary
     bridge_barge_ins = sum(int(s.get("barge_ins", 0)) for s in matched)
     errors = [r for r in results if r.error]
-    cpu_ms = level.bridge_cpu_s * 1000.0 / level.call_seconds
+    cpu_ms = level.relay_cpu_s * 1000.0 / level.call_seconds
     rss_mb = level.rss_peak_kb / 1024.0 if level.rss_peak_kb is not None else None
 
     def per_core(cpu_s: float) -> str:
@@ -786,23 +836,23 @@ def report(level: Level, args: argparse.Namespace) -> Figures:
         if door.name == "vonage"
         else "mu-law passed through as audio/pcmu"
     )
+    who = level.relay  # "bridge" or "naive": the relay under test
     print(
-        f"N = {n} calls through {door.name}: window {level.window_s:.1f} s"
+        f"N = {n} calls through {door.name}, {'bridge' if who == 'bridge' else 'naive relay'}:"
+        f" window {level.window_s:.1f} s"
         f" ({level.call_seconds:.0f} call-s), {audio},"
         f" fake replies at {args.reply_factor:g}x real time"
     )
     start_mb = level.rss_start_kb / 1024.0 if level.rss_start_kb is not None else None
     print(
-        f"  bridge CPU                {cpu_ms:.2f} ms per call-second"
-        f" ({per_core(level.bridge_cpu_s)}); preempted {level.preempted / level.window_s:.0f}"
+        f"  {who + ' CPU':<25} {cpu_ms:.2f} ms per call-second"
+        f" ({per_core(level.relay_cpu_s)}); preempted {level.preempted / level.window_s:.0f}"
         " times/s"
     )
     peak_text = "n/a" if rss_mb is None else f"{rss_mb:.1f} MB"
     start_text = "n/a" if start_mb is None else f"{start_mb:.1f} MB"
-    print(
-        f"  bridge memory             peak RSS (VmHWM) {peak_text}, {start_text} before the calls"
-    )
-    ours = level.bridge_cpu_s + level.fake_cpu_s + level.callers_cpu_s
+    print(f"  {who + ' memory':<25} peak RSS (VmHWM) {peak_text}, {start_text} before the calls")
+    ours = level.relay_cpu_s + level.fake_cpu_s + level.callers_cpu_s
     others = max(0.0, level.machine_busy * cores * level.window_s - ours)
     print(
         f"  load on the box           fake Realtime {per_core(level.fake_cpu_s)},"
@@ -816,12 +866,12 @@ def report(level: Level, args: argparse.Namespace) -> Figures:
             " window: the figures below are disturbed"
         )
     print(
-        f"  caller -> bridge          frames sent in the window per call:"
+        f"  {'caller -> ' + who:<25} frames sent in the window per call:"
         f" mean {statistics.fmean(sent_window):.1f}, min {min(sent_window)}"
         f" of {expected_window:.0f} expected"
     )
     print(
-        f"  bridge -> caller          frames received per call: mean"
+        f"  {who + ' -> caller':<25} frames received per call: mean"
         f" {total_rx / n:.1f} of {total_exp / n:.1f} expected (the fake's reply audio);"
         f" lost {lost} in {lost_calls} calls; bad size"
         f" {sum(r.bad_frames for r in results)}"
@@ -829,13 +879,15 @@ def report(level: Level, args: argparse.Namespace) -> Figures:
     if barged or bridge_barge_ins:
         print(
             f"  barge-ins                 {len(barged)} calls got a clear or a cancelled reply"
-            f" (not counted in lost: the bridge drops unplayed audio on purpose);"
+            f" (not counted in lost: the {who} drops unplayed audio on purpose);"
             f" clears {sum(r.clears for r in results)}, bridge barge_ins {bridge_barge_ins}"
         )
-    print(
-        f"  underruns                 caller side (late frames) {late};"
-        f" bridge {bridge_underruns} ({len(matched)}/{n} summary lines)"
+    relay_side = (
+        f"bridge {bridge_underruns} ({len(matched)}/{n} summary lines)"
+        if bridge_underruns is not None
+        else "naive relay n/a (no summary lines)"
     )
+    print(f"  underruns                 caller side (late frames) {late}; {relay_side}")
     print(f"  added delay caller->OpenAI  {delay_text(in_delays)} (as sim/call.py)")
     if in_audio_ms:
         print(
@@ -861,6 +913,7 @@ def report(level: Level, args: argparse.Namespace) -> Figures:
     return Figures(
         calls=n,
         front_door=door.name,
+        relay=level.relay,
         cpu_ms_per_call_s=cpu_ms,
         rss_mb=rss_mb,
         lost=lost,
@@ -878,24 +931,27 @@ def report(level: Level, args: argparse.Namespace) -> Figures:
     )
 
 
-def print_table(rows: list[Figures]) -> None:
-    def f(x: float | None, spec: str = ".1f") -> str:
-        return "n/a" if x is None else format(x, spec)
+def _num(x: float | None, spec: str = ".1f") -> str:
+    return "n/a" if x is None else format(x, spec)
 
+
+def print_table(rows: list[Figures]) -> None:
+    f = _num
     print("Summary (targets: <= 5 ms CPU per call-second, 0 lost at 100 calls, <= 10 ms delay)")
     print(
-        f"  {'calls':>5} {'front door':<10} {'CPU ms/call-s':>13} {'RSS MB':>6} {'lost':>4}"
-        f" {'late':>5}"
+        f"  {'calls':>5} {'front door':<10} {'relay':<6} {'CPU ms/call-s':>13} {'RSS MB':>6}"
+        f" {'lost':>4} {'late':>5}"
         f" {'bridge undr':>11} {'in ms med/p95/mean':>18} {'out ms med/p95':>14}"
         f" {'fakes %':>7} {'others %':>8} {'busy':>5} {'err':>3}"
     )
     for r in rows:
         inbound = f"{f(r.in_median)}/{f(r.in_p95)}/{f(r.in_sample_mean)}"
         outbound = f"{f(r.out_median)}/{f(r.out_p95)}"
+        undr = "n/a" if r.bridge_underruns is None else str(r.bridge_underruns)
         print(
-            f"  {r.calls:>5} {r.front_door:<10} {r.cpu_ms_per_call_s:>13.2f} {f(r.rss_mb):>6}"
-            f" {r.lost:>4}"
-            f" {r.late:>5} {r.bridge_underruns:>11} {inbound:>18} {outbound:>14}"
+            f"  {r.calls:>5} {r.front_door:<10} {r.relay:<6} {r.cpu_ms_per_call_s:>13.2f}"
+            f" {f(r.rss_mb):>6} {r.lost:>4}"
+            f" {r.late:>5} {undr:>11} {inbound:>18} {outbound:>14}"
             f" {r.fakes_pct:>7.0f} {r.others_pct:>8.0f} {r.busy_pct:>4.0f}% {r.errors:>3}"
         )
     print(
@@ -904,10 +960,96 @@ def print_table(rows: list[Figures]) -> None:
     )
 
 
+def ratio_text(a: float | None, b: float | None) -> str:
+    """``a / b`` for the ratio rows: ``-`` for 0 / 0, ``inf`` for x / 0, ``n/a`` if unknown."""
+    if a is None or b is None:
+        return "n/a"
+    if b == 0:
+        return "-" if a == 0 else "inf"
+    return f"{a / b:.2f}"
+
+
+COMPARED: tuple[tuple[str, str, str], ...] = (
+    # (column header, Figures attribute, format of the figure)
+    ("CPU ms/call-s", "cpu_ms_per_call_s", ".2f"),
+    ("lost", "lost", "d"),
+    ("late", "late", "d"),
+    ("in p50", "in_median", ".1f"),
+    ("in p95", "in_p95", ".1f"),
+    ("in mean", "in_sample_mean", ".1f"),
+    ("out p50", "out_median", ".1f"),
+    ("out p95", "out_p95", ".1f"),
+    ("err", "errors", "d"),
+)
+
+
+def print_comparison(rows: list[Figures]) -> None:
+    """For each level and front door measured through both relays: both rows and the ratio
+    bridge / naive of every figure."""
+    by_key = {(r.calls, r.front_door, r.relay): r for r in rows}
+    pairs = [
+        (bridge, naive)
+        for (calls, door, relay), bridge in by_key.items()
+        if relay == "bridge" and (naive := by_key.get((calls, door, "naive"))) is not None
+    ]
+    if not pairs:
+        return
+    print()
+    print("Bridge against the naive relay (ratio = bridge / naive; measured in interleaved rounds)")
+    widths = [max(7, len(head)) for head, _, _ in COMPARED]
+    head = " ".join(f"{h:>{w}}" for (h, _, _), w in zip(COMPARED, widths, strict=True))
+    print(f"  {'calls':>5} {'front door':<10} {'':<6} {head} {'bridge undr':>11}")
+    for bridge, naive in pairs:
+        for label, r in (("bridge", bridge), ("naive", naive)):
+            cells = " ".join(
+                f"{_num(getattr(r, attr), spec):>{w}}"
+                for (_, attr, spec), w in zip(COMPARED, widths, strict=True)
+            )
+            undr = "n/a" if r.bridge_underruns is None else str(r.bridge_underruns)
+            print(f"  {r.calls:>5} {r.front_door:<10} {label:<6} {cells} {undr:>11}")
+        cells = " ".join(
+            f"{ratio_text(getattr(bridge, attr), getattr(naive, attr)):>{w}}"
+            for (_, attr, _), w in zip(COMPARED, widths, strict=True)
+        )
+        print(f"  {bridge.calls:>5} {bridge.front_door:<10} {'ratio':<6} {cells} {'n/a':>11}")
+    print(
+        "  late: underruns at the callers; in/out: added delay caller->OpenAI / OpenAI->caller, ms"
+        " (in mean: per sample); bridge undr: from the bridge's summaries (the naive relay has"
+        " none); '-': 0 / 0"
+    )
+
+
+def clean(r: Figures) -> bool:
+    """No frame lost, no underrun (caller side or bridge side), no failed call."""
+    return r.lost == 0 and r.late == 0 and not r.bridge_underruns and r.errors == 0
+
+
+def print_capacity(rows: list[Figures], ladder: list[int]) -> None:
+    """Per relay and front door: the largest level of the ladder with 0 lost, 0 underruns."""
+    print()
+    print(
+        f"Capacity ladder {','.join(map(str, ladder))}: the largest level with 0 lost frames,"
+        " 0 underruns (caller side and bridge side) and no failed call"
+    )
+    keys = list(dict.fromkeys((r.front_door, r.relay) for r in rows))  # in the rows' order
+    for door, relay in keys:
+        mine = sorted(
+            (r for r in rows if r.front_door == door and r.relay == relay), key=lambda r: r.calls
+        )
+        passed = [r.calls for r in mine if clean(r)]
+        best = str(max(passed)) if passed else f"none (below {mine[0].calls})"
+        detail = ", ".join(
+            f"{r.calls}: {'ok' if clean(r) else f'lost {r.lost} late {r.late}'}" for r in mine
+        )
+        print(f"  {door:<7} {relay:<6} {best:>16}   ({detail})")
+
+
 async def main_async(args: argparse.Namespace) -> int:
     rows: list[Figures] = []
     names = ["vonage", "twilio"] if args.front_door == "both" else [args.front_door]
     doors = [FRONT_DOORS[name] for name in names]
+    relays = list(RELAYS) if args.relay == "both" else [args.relay]
+    levels: list[int] = args.ladder or args.calls
     account_sid = new_account_sid()
     # Any call SID is a live call: the bridge's REST hang-ups (a call ending at shutdown,
     # say) get a 200 from here and never try the real Twilio.
@@ -918,18 +1060,43 @@ async def main_async(args: argparse.Namespace) -> int:
             workdir = Path(args.keep_logs) if args.keep_logs else Path(tmp)
             workdir.mkdir(parents=True, exist_ok=True)
             print(
-                f"bench/load.py: {os.cpu_count()} CPUs, loadavg {loadavg()}, calls {args.calls},"
-                f" front door {args.front_door}, {args.seconds:g} s window,"
+                f"bench/load.py: {os.cpu_count()} CPUs, loadavg {loadavg()}, calls {levels},"
+                f" front door {args.front_door}, relay {args.relay}, {args.seconds:g} s window,"
                 f" {args.stagger_ms:g} ms stagger",
                 flush=True,
             )
             print(flush=True)
-            for n in args.calls:
+            rounds = 0
+            for n in levels:
                 for door in doors:
-                    level = await run_level(n, door, args, workdir, twilio)
-                    rows.append(report(level, args))
+                    # Interleaved rounds, the order flipped every round (bridge, naive, naive,
+                    # bridge, ...) so that a drift of the machine's load hits both alike.
+                    order = relays if rounds % 2 == 0 else relays[::-1]
+                    rounds += 1
+                    for relay in order:
+                        level = await run_level(n, door, args, workdir, twilio, relay)
+                        rows.append(report(level, args))
+    rows.sort(  # by level, then front door, then bridge before naive
+        key=lambda r: (levels.index(r.calls), names.index(r.front_door), RELAYS.index(r.relay))
+    )
     print_table(rows)
+    print_comparison(rows)
+    if args.ladder:
+        print_capacity(rows, args.ladder)
     return 0
+
+
+def level_list(text: str) -> list[int]:
+    """``25,50,75`` -> [25, 50, 75] (ascending, positive)."""
+    try:
+        levels = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of numbers: {text!r}"
+        ) from None
+    if not levels or levels[0] < 1:
+        raise argparse.ArgumentTypeError(f"levels must be positive numbers of calls: {text!r}")
+    return levels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -943,7 +1110,23 @@ def main(argv: list[str] | None = None) -> int:
         default="vonage",
         help="which front door the calls come through; both: each level through each",
     )
-    parser.add_argument("--quality", default="LQ", help="the bridge's RESAMPLE_QUALITY")
+    parser.add_argument(
+        "--relay",
+        choices=["both", "bridge", "naive"],
+        default="both",
+        help="what the calls go through: the bridge, the naive baseline relay"
+        " (bench/naive_relay.py), or both in interleaved rounds with the ratios bridge / naive",
+    )
+    parser.add_argument(
+        "--ladder",
+        type=level_list,
+        default=None,
+        help="capacity ladder, e.g. 25,50,75,100,150 (replaces --calls): reports, per relay,"
+        " the largest level with 0 lost frames and 0 underruns",
+    )
+    parser.add_argument(
+        "--quality", default="LQ", help="the bridge's RESAMPLE_QUALITY (and the naive relay's)"
+    )
     parser.add_argument(
         "--reply-factor", type=float, default=4.0, help="fake reply speed, x real time"
     )
