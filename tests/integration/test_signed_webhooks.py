@@ -1,5 +1,7 @@
-"""Signed webhooks and the signed media handshake (``VONAGE_SIGNATURE_SECRET``), on loopback:
-protocols.md A1 "Signed webhooks", A2 ``authorization``."""
+"""Signed webhooks and the signed media handshake (``VONAGE_SIGNATURE_SECRET``), on loopback.
+
+Source: https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks and
+https://api.support.vonage.com/hc/en-us/articles/19033783342876 (``payload_hash``)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,16 @@ import logging
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 from support import SECOND, Call, StartCall
+from test_outbound import no_live_calls, vonage_env, voice_api  # noqa: F401  (fixture)
 
-from vonage_bridge.sim.vonage_api import query_json, sign_webhook
+from vonage_bridge.logs import CallContextFilter
+from vonage_bridge.sim.realtime import FakeRealtimeOptions
+from vonage_bridge.sim.vonage_api import FakeVoiceApi, query_json, sign_webhook
 
 SECRET = "vonage-signature-secret-for-tests-0123456789"
 WRONG_SECRET = "not-the-vonage-signature-secret-0123456789"
@@ -100,6 +106,70 @@ async def test_iat_slightly_in_the_future_is_accepted(start_call: StartCall) -> 
     body = event_body()
     auth = sign_webhook(SECRET, body, iat=time.time() + 30)
     assert (await signed_post(call, "/event", body, auth)).status == 204
+
+
+async def signed_post_answer(call: Call, fields: dict[str, str]) -> list[dict[str, Any]]:
+    """POST the answer URL with ``fields`` as a Vonage-signed JSON body; the NCCO."""
+    body = json.dumps(fields).encode()
+    headers = {"Content-Type": "application/json", "Authorization": sign_webhook(SECRET, body)}
+    async with call.http.post(call.bridge.url + "/incoming-call", data=body, headers=headers) as r:
+        assert r.status == 200
+        ncco: list[dict[str, Any]] = await r.json()
+    return ncco
+
+
+async def test_signed_post_answer_keeps_the_call_fields(start_call: StartCall) -> None:
+    """The signature check reads the body; the fields must still come from it."""
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    fields = dict(answer_params("post-call-1"))
+    (endpoint,) = (await signed_post_answer(call, fields))[-1]["endpoint"]
+    query = parse_qs(urlsplit(endpoint["uri"]).query)
+    assert query["call_uuid"] == ["post-call-1"]
+    assert endpoint["headers"] == {
+        "call_uuid": "post-call-1",
+        "conversation_uuid": fields["conversation_uuid"],
+        "from": fields["from"],
+        "to": fields["to"],
+    }
+
+
+async def test_signed_post_event_is_logged_with_its_status_and_call(
+    start_call: StartCall, caplog: pytest.LogCaptureFixture
+) -> None:
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    body = json.dumps({"uuid": "post-call-2", "status": "completed"}).encode()
+    caplog.handler.addFilter(CallContextFilter())
+    with caplog.at_level(logging.INFO):
+        resp = await signed_post(call, "/event", body, sign_webhook(SECRET, body))
+    assert resp.status == 204
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("event ")]
+    assert line.getMessage().startswith("event completed")
+    assert getattr(line, "call_uuid", None) == "post-call-2"
+
+
+async def test_signed_post_answer_call_is_hung_up_over_rest(
+    start_call: StartCall,
+    voice_api: FakeVoiceApi,  # noqa: F811  (the fixture imported above)
+) -> None:
+    """A call answered by a signed POST is known by its uuid: a Realtime failure hangs it up."""
+    call = await start_call(
+        FakeRealtimeOptions(reject_status=401),
+        VONAGE_SIGNATURE_SECRET=SECRET,
+        **vonage_env(voice_api),
+    )
+    fields = dict(answer_params("post-call-3"))
+    (endpoint,) = (await signed_post_answer(call, fields))[-1]["endpoint"]
+    ws = await call.http.ws_connect(
+        endpoint["uri"], headers={"Authorization": sign_webhook(SECRET, None)}
+    )
+    try:
+        connected = {"event": "websocket:connected", "content-type": endpoint["content-type"]}
+        await ws.send_str(json.dumps({**connected, **endpoint["headers"]}))
+        body = await voice_api.wait_hangup("post-call-3", timeout=5 * SECOND)
+        assert body == {"action": "hangup"}
+    finally:
+        await ws.close()
+    await no_live_calls(call)
 
 
 # --- refused --------------------------------------------------------------------------------

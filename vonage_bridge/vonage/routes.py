@@ -56,30 +56,38 @@ OUTBOUND_ANSWER_PATH = "/answer"
 _FAILED_STATUSES = frozenset({"failed", "rejected", "unanswered", "busy", "timeout", "cancelled"})
 
 
-async def webhook_fields(request: web.Request) -> dict[str, Any]:
-    """Fields of a Vonage webhook: the query string (GET) or the JSON body (POST).
+async def webhook_body(request: web.Request) -> bytes:
+    """The raw body of a POST webhook, ``b""`` for a GET: read once, then handed to both the
+    signature check (which hashes it) and :func:`webhook_fields` (which parses it)."""
+    return await request.read() if request.method == "POST" else b""
+
+
+def webhook_fields(request: web.Request, raw: bytes) -> dict[str, Any]:
+    """Fields of a Vonage webhook: the query string (GET) or the JSON body ``raw`` (POST, from
+    :func:`webhook_body`).
 
     Raises:
         InvalidRequest: if a POST body is present but is not a JSON object.
     """
     fields: dict[str, Any] = dict(request.query)
-    if request.method == "POST" and request.can_read_body:
-        raw = await request.read()
-        if raw.strip():
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                raise InvalidRequest("body is not JSON", code="invalid_json") from None
-            if not isinstance(body, dict):
-                raise InvalidRequest("body is not a JSON object", code="invalid_json")
-            fields.update(body)
+    if raw.strip():
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InvalidRequest("body is not JSON", code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("body is not a JSON object", code="invalid_json")
+        fields.update(body)
     return fields
 
 
-async def check_signature(request: web.Request, *, handshake: bool = False) -> None:
+async def check_signature(
+    request: web.Request, body: bytes = b"", *, handshake: bool = False
+) -> None:
     """Refuse a request Vonage did not sign, when ``VONAGE_SIGNATURE_SECRET`` is set.
 
-    The hashed payload is the raw body of a POST, or the query parameters as JSON for a GET
+    The hashed payload is the raw ``body`` of a POST (from :func:`webhook_body`), or the
+    query parameters as JSON for a GET
     (https://api.support.vonage.com/hc/en-us/articles/19033783342876); for the media
     handshake (``handshake=True``) only the token itself is checked.
 
@@ -91,10 +99,7 @@ async def check_signature(request: web.Request, *, handshake: bool = False) -> N
         return
     payload: bytes | None = None
     if not handshake:
-        if request.method == "POST":
-            payload = await request.read()
-        else:
-            payload = query_payload(request.query.items())
+        payload = body if request.method == "POST" else query_payload(request.query.items())
     try:
         verify_signed_request(
             request.headers.get("Authorization"),
@@ -118,8 +123,9 @@ def _text(value: object) -> str | None:
 async def answer(request: web.Request) -> web.Response:
     """Answer URL: a greeting, then ``connect`` to our media socket with a per-call token."""
     settings = request.app[SETTINGS]
-    await check_signature(request)
-    fields = await webhook_fields(request)
+    body = await webhook_body(request)
+    await check_signature(request, body)
+    fields = webhook_fields(request, body)
     headers = bounded_headers(
         {
             "call_uuid": _text(fields.get("uuid")),
@@ -160,8 +166,9 @@ async def answer(request: web.Request) -> web.Response:
 @routes.route("POST", "/event")
 async def event(request: web.Request) -> web.Response:
     """Event URL: log each status against its call uuid; 204 (no NCCO: the call flow goes on)."""
-    await check_signature(request)
-    fields = await webhook_fields(request)
+    body = await webhook_body(request)
+    await check_signature(request, body)
+    fields = webhook_fields(request, body)
     call_uuid = _text(fields.get("uuid")) or _text(fields.get("call_uuid")) or "-"
     status = _text(fields.get("status")) or "?"
     detail = _text(fields.get("detail")) or _text(fields.get("reason"))
