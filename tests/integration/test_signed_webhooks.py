@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 from support import SECOND, Call, StartCall
-from test_outbound import no_live_calls, vonage_env, voice_api  # noqa: F401  (fixture)
+from test_outbound import no_live_calls, voice_api, vonage_env  # noqa: F401  (fixture)
 
 from vonage_bridge.logs import CallContextFilter
 from vonage_bridge.sim.realtime import FakeRealtimeOptions
@@ -230,6 +230,38 @@ async def test_forged_get_answer_is_401(start_call: StartCall, kind: str) -> Non
     params = answer_params()
     resp = await signed_get(call, "/answer", params, forged(kind, query_json(params)))
     assert resp.status == 401
+
+
+@pytest.mark.parametrize("path", ["/answer", "/event"])
+async def test_repeated_query_parameter_is_400_naming_it(
+    start_call: StartCall, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    """A captured signed GET with an extra ``uuid`` in front: the signature covers the last
+    value (the hashed JSON object keeps one per name), the fields would take the first."""
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    params = [("uuid", "real-call"), ("from", "447700900000"), ("to", "447700900001")]
+    auth = sign_webhook(SECRET, query_json(params))
+    assert (await signed_get(call, path, params, auth)).status in (200, 204)  # as captured
+    polluted = [("uuid", "attacker-call"), *params]
+    caplog.handler.addFilter(CallContextFilter())
+    with caplog.at_level(logging.INFO):
+        async with call.http.get(
+            call.bridge.url + path, params=polluted, headers={"Authorization": auth}
+        ) as resp:
+            assert resp.status == 400
+            error = (await resp.json())["error"]
+    assert error["code"] == "repeated_parameter"
+    assert "'uuid'" in error["message"]
+    refused = [r for r in caplog.records if f"{path} refused" in r.getMessage()]
+    assert len(refused) == 1 and getattr(refused[0], "call_uuid", None) == "attacker-call"
+
+
+async def test_repeated_query_parameter_is_400_unsigned_too(start_call: StartCall) -> None:
+    call = await start_call()
+    params = [("uuid", "a"), ("uuid", "b")]
+    async with call.http.post(call.bridge.url + "/incoming-call", params=params, json={}) as r:
+        assert r.status == 400
+        assert (await r.json())["error"]["code"] == "repeated_parameter"
 
 
 async def test_get_signature_for_other_query_values_is_401(start_call: StartCall) -> None:

@@ -32,14 +32,14 @@ from ..calls import UNKNOWN_CALL_PREFIX, close_socket, known_call
 from ..core.events import CallerConnected
 from ..core.frontdoor import FrontDoor
 from ..core.session import CallInfo
-from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, Unauthorized
+from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, RequestError, Unauthorized
 from ..logs import call_context
 from ..phone import bounded_headers
 from ..store import FRONT_DOOR_VONAGE
 from ..tools import ToolContext
 from ..web.keys import CALLS, SETTINGS, SIGNER, VOICE_API, call_deps
 from .ncco import answer_ncco, connect_from_number
-from .signing import query_payload, verify_signed_request
+from .signing import query_payload, single_values, verify_signed_request
 from .voice_api import CallHangUp
 from .wire import VONAGE_COMMANDS, parse_text
 
@@ -67,9 +67,10 @@ def webhook_fields(request: web.Request, raw: bytes) -> dict[str, Any]:
     :func:`webhook_body`).
 
     Raises:
-        InvalidRequest: if a POST body is present but is not a JSON object.
+        InvalidRequest: ``repeated_parameter`` if a query parameter is repeated;
+            ``invalid_json`` if a POST body is present but is not a JSON object.
     """
-    fields: dict[str, Any] = dict(request.query)
+    fields: dict[str, Any] = single_values(request.query.items())
     if raw.strip():
         try:
             body = json.loads(raw)
@@ -93,13 +94,17 @@ async def check_signature(
 
     Raises:
         Unauthorized: the signature is missing or invalid (logged with the reason).
+        InvalidRequest: ``repeated_parameter``, a GET's query parameter is repeated.
     """
     secret = request.app[SETTINGS].vonage.signature_secret
     if secret is None:
         return
     payload: bytes | None = None
     if not handshake:
-        payload = body if request.method == "POST" else query_payload(request.query.items())
+        if request.method == "POST":
+            payload = body
+        else:
+            payload = query_payload(single_values(request.query.items()).items())
     try:
         verify_signed_request(
             request.headers.get("Authorization"),
@@ -112,8 +117,34 @@ async def check_signature(
         raise
 
 
+async def verified_fields(request: web.Request) -> dict[str, Any]:
+    """Read a webhook once, parse it (:func:`webhook_fields`) and check its signature
+    (:func:`check_signature`): its fields. Each refusal is logged once, with the call id the
+    request claims (its ``uuid``, at most 64 characters; ``-`` when it has none).
+
+    Raises:
+        InvalidRequest: a repeated query parameter, or a POST body that is not a JSON object.
+        Unauthorized: a missing, invalid or replayed signature.
+    """
+    body = await webhook_body(request)
+    try:
+        fields = webhook_fields(request, body)
+    except RequestError as exc:
+        with call_context((_text(request.query.get("uuid")) or "-")[:64]):
+            log.warning("%s %s refused: %s", request.method, request.path, exc.message)
+        raise
+    with call_context(_claimed_call(fields)):
+        await check_signature(request, body)
+    return fields
+
+
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _claimed_call(fields: dict[str, Any]) -> str:
+    """The call id a webhook names, for its log lines: at most 64 characters, or ``-``."""
+    return (_text(fields.get("uuid")) or _text(fields.get("call_uuid")) or "-")[:64]
 
 
 @routes.route("GET", "/incoming-call")
@@ -123,9 +154,7 @@ def _text(value: object) -> str | None:
 async def answer(request: web.Request) -> web.Response:
     """Answer URL: a greeting, then ``connect`` to our media socket with a per-call token."""
     settings = request.app[SETTINGS]
-    body = await webhook_body(request)
-    await check_signature(request, body)
-    fields = webhook_fields(request, body)
+    fields = await verified_fields(request)
     headers = bounded_headers(
         {
             "call_uuid": _text(fields.get("uuid")),
@@ -166,9 +195,7 @@ async def answer(request: web.Request) -> web.Response:
 @routes.route("POST", "/event")
 async def event(request: web.Request) -> web.Response:
     """Event URL: log each status against its call uuid; 204 (no NCCO: the call flow goes on)."""
-    body = await webhook_body(request)
-    await check_signature(request, body)
-    fields = webhook_fields(request, body)
+    fields = await verified_fields(request)
     call_uuid = _text(fields.get("uuid")) or _text(fields.get("call_uuid")) or "-"
     status = _text(fields.get("status")) or "?"
     detail = _text(fields.get("detail")) or _text(fields.get("reason"))

@@ -8,8 +8,10 @@ to check: ``iat`` must be at most ``max_age_s`` old, and may lie up to ``leeway_
 future (clock skew; PyJWT's own check would refuse any future ``iat``). Verification itself
 is PyJWT's; the clock checks are done here against ``now`` so the module stays pure.
 
-Source: protocols.md A1 "Signed webhooks" [V-SIGN], [V-SUP], [PYJWT api_jwt.py]; A2
-``authorization: {"type": "vonage"}``.
+Sources: https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks (the JWT and its
+claims), https://api.support.vonage.com/hc/en-us/articles/19033783342876 (``payload_hash``),
+https://developer.vonage.com/en/voice/voice-api/ncco-reference (``authorization: {"type":
+"vonage"}`` on the media socket), https://pyjwt.readthedocs.io/en/stable/api.html.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 import jwt
 
-from ..errors import Unauthorized
+from ..errors import InvalidRequest, Unauthorized
 
 ISSUER = "Vonage"
 MAX_AGE_S = 300.0
@@ -32,11 +34,33 @@ LEEWAY_S = 60.0
 """Clock skew (s) allowed between Vonage and us, both ways."""
 
 
+def single_values(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Query parameters as a dict, in received order, each name once.
+
+    A repeated name is refused: the handler would read one value while ``payload_hash``
+    covers another (:func:`query_payload` keeps the last), so one captured signed request
+    with an extra ``uuid=...`` would pass for another call.
+
+    Raises:
+        InvalidRequest: ``repeated_parameter`` naming the first repeated name (at most 64
+            characters of it).
+    """
+    fields: dict[str, str] = {}
+    for key, value in items:
+        if key in fields:
+            raise InvalidRequest(
+                f"query parameter {key[:64]!r} is repeated", code="repeated_parameter"
+            )
+        fields[key] = value
+    return fields
+
+
 def query_payload(items: Iterable[tuple[str, str]]) -> bytes:
     """The bytes Vonage hashes for a GET webhook: the query parameters as a JSON object, in
-    received order, with no whitespace (UTF-8).
+    received order, with no whitespace (UTF-8). A repeated name keeps its last value: the
+    caller must refuse repeated names first (``vonage/routes.py`` answers 400).
 
-    Source: protocols.md A1 "Computing payload_hash" [V-SUP].
+    Source: https://api.support.vonage.com/hc/en-us/articles/19033783342876
     """
     return json.dumps(dict(items), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -66,7 +90,7 @@ def verify_signed_request(
     Raises:
         Unauthorized: ``signature_missing`` without a Bearer token; ``signature_invalid``
             when the signature, ``iss``, ``iat``/``exp`` or ``payload_hash`` is wrong.
-    Source: protocols.md A1 [V-SIGN].
+    Source: https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks
     """
     if not authorization:
         raise Unauthorized("Vonage signature missing", code="signature_missing")
