@@ -5,6 +5,7 @@ https://api.support.vonage.com/hc/en-us/articles/19033783342876 (``payload_hash`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -13,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import jwt
 import pytest
 from support import SECOND, Call, StartCall
 from test_outbound import no_live_calls, voice_api, vonage_env  # noqa: F401  (fixture)
@@ -270,6 +272,56 @@ async def test_get_signature_for_other_query_values_is_401(start_call: StartCall
     tampered = [(k, "447700900999" if k == "from" else v) for k, v in params]
     resp = await signed_get(call, "/answer", tampered, sign_webhook(SECRET, query_json(params)))
     assert resp.status == 401
+
+
+# --- replays ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("path", ["/answer", "/event"])
+async def test_a_signed_request_is_good_once(
+    start_call: StartCall, caplog: pytest.LogCaptureFixture, method: str, path: str
+) -> None:
+    """The same Vonage JWT again within its iat window (a captured request replayed): 401."""
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    params = answer_params("replayed-call")
+    body = json.dumps(dict(params)).encode()
+    auth = sign_webhook(SECRET, query_json(params) if method == "GET" else body)
+
+    async def send() -> tuple[int, dict[str, Any] | None]:
+        kwargs: dict[str, Any] = {"headers": {"Authorization": auth}}
+        if method == "GET":
+            kwargs["params"] = params
+        else:
+            kwargs["data"] = body
+            kwargs["headers"]["Content-Type"] = "application/json"
+        async with call.http.request(method, call.bridge.url + path, **kwargs) as resp:
+            return resp.status, (await resp.json() if resp.status >= 400 else None)
+
+    assert (await send())[0] in (200, 204)
+    caplog.handler.addFilter(CallContextFilter())
+    with caplog.at_level(logging.INFO):
+        status, error = await send()
+    assert status == 401
+    assert error is not None and error["error"]["code"] == "signature_replayed"
+    refused = [r for r in caplog.records if f"{path} refused" in r.getMessage()]
+    assert len(refused) == 1 and getattr(refused[0], "call_uuid", None) == "replayed-call"
+    assert auth.removeprefix("Bearer ") not in caplog.text  # the token is never logged
+
+
+async def test_a_signed_request_without_jti_is_good_once_too(start_call: StartCall) -> None:
+    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    body = event_body()
+    claims = {
+        "iat": int(time.time()),
+        "iss": "Vonage",
+        "payload_hash": hashlib.sha256(body).hexdigest(),
+    }
+    auth = "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")
+    assert (await signed_post(call, "/event", body, auth)).status == 204
+    assert (await signed_post(call, "/event", body, auth)).status == 401
+    # a fresh token for the same body is a new request (Vonage signs each one)
+    assert (await signed_post(call, "/event", body, sign_webhook(SECRET, body))).status == 204
 
 
 # --- media socket ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from ..logs import call_context
 from ..phone import bounded_headers
 from ..store import FRONT_DOOR_VONAGE
 from ..tools import ToolContext
-from ..web.keys import CALLS, SETTINGS, SIGNER, VOICE_API, call_deps
+from ..web.keys import CALLS, GUARDS, SETTINGS, SIGNER, VOICE_API, call_deps
 from .ncco import answer_ncco, connect_from_number
 from .signing import query_payload, single_values, verify_signed_request
 from .voice_api import CallHangUp
@@ -90,10 +90,11 @@ async def check_signature(
     The hashed payload is the raw ``body`` of a POST (from :func:`webhook_body`), or the
     query parameters as JSON for a GET
     (https://api.support.vonage.com/hc/en-us/articles/19033783342876); for the media
-    handshake (``handshake=True``) only the token itself is checked.
+    handshake (``handshake=True``) only the token itself is checked. Each token is good once
+    (per instance): its second use is refused as a replay.
 
     Raises:
-        Unauthorized: the signature is missing or invalid (logged with the reason).
+        Unauthorized: the signature is missing, invalid or replayed (logged with the reason).
         InvalidRequest: ``repeated_parameter``, a GET's query parameter is repeated.
     """
     secret = request.app[SETTINGS].vonage.signature_secret
@@ -111,6 +112,7 @@ async def check_signature(
             secret.get_secret_value(),
             time.time(),
             payload=payload,
+            seen=request.app[GUARDS].seen_jwts,
         )
     except Unauthorized as exc:
         log.warning("%s %s refused: %s", request.method, request.path, exc.message)

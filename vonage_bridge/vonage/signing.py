@@ -8,6 +8,10 @@ to check: ``iat`` must be at most ``max_age_s`` old, and may lie up to ``leeway_
 future (clock skew; PyJWT's own check would refuse any future ``iat``). Verification itself
 is PyJWT's; the clock checks are done here against ``now`` so the module stays pure.
 
+A token is good once: given a :class:`~vonage_bridge.core.replay.SeenIds`, a second use of
+its ``jti`` (or, without one, of the token itself) within its life (``iat + max_age_s +
+leeway_s``) is refused as a replay. That memory is per instance (see ``core/replay.py``).
+
 Sources: https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks (the JWT and its
 claims), https://api.support.vonage.com/hc/en-us/articles/19033783342876 (``payload_hash``),
 https://developer.vonage.com/en/voice/voice-api/ncco-reference (``authorization: {"type":
@@ -25,6 +29,7 @@ from typing import Any
 
 import jwt
 
+from ..core.replay import SeenIds
 from ..errors import InvalidRequest, Unauthorized
 
 ISSUER = "Vonage"
@@ -32,6 +37,8 @@ MAX_AGE_S = 300.0
 """How old (s) a signed request's ``iat`` may be: a replay window of 5 minutes."""
 LEEWAY_S = 60.0
 """Clock skew (s) allowed between Vonage and us, both ways."""
+MAX_JTI_CHARS = 256
+"""A longer ``jti`` is remembered by its hash, so the replay memory stays small."""
 
 
 def single_values(items: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -73,6 +80,7 @@ def verify_signed_request(
     payload: bytes | None,
     max_age_s: float = MAX_AGE_S,
     leeway_s: float = LEEWAY_S,
+    seen: SeenIds | None = None,
 ) -> dict[str, Any]:
     """Check a Vonage-signed request.
 
@@ -85,11 +93,14 @@ def verify_signed_request(
             socket's handshake, whose hashed payload Vonage does not document).
         max_age_s: oldest acceptable ``iat``, s before ``now``.
         leeway_s: clock skew allowed, s.
+        seen: the tokens already used; a valid token is checked against it and then
+            remembered until ``iat + max_age_s + leeway_s``. None skips the replay check.
     Returns:
         The verified claims.
     Raises:
         Unauthorized: ``signature_missing`` without a Bearer token; ``signature_invalid``
-            when the signature, ``iss``, ``iat``/``exp`` or ``payload_hash`` is wrong.
+            when the signature, ``iss``, ``iat``/``exp`` or ``payload_hash`` is wrong;
+            ``signature_replayed`` when ``seen`` already holds the token.
     Source: https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks
     """
     if not authorization:
@@ -135,7 +146,21 @@ def verify_signed_request(
             actual, expected.lower().encode("ascii", "replace").decode()
         ):
             raise _invalid("payload_hash does not match the request")
+    if seen is not None and seen.check_and_add(
+        replay_id(claims, token.strip()), now, expires_at=iat + max_age_s + leeway_s
+    ):
+        raise Unauthorized("Vonage signature already used (replayed)", code="signature_replayed")
     return claims
+
+
+def replay_id(claims: dict[str, Any], token: str) -> str:
+    """What identifies a verified token for the replay check: ``jti:<jti>`` when the token
+    has a string ``jti`` of at most :data:`MAX_JTI_CHARS`, else ``sha256:<hex>`` of the token
+    (a missing or odd ``jti`` still makes each token good once)."""
+    jti = claims.get("jti")
+    if isinstance(jti, str) and jti and len(jti) <= MAX_JTI_CHARS:
+        return "jti:" + jti
+    return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _invalid(why: str) -> Unauthorized:

@@ -29,7 +29,8 @@ from ..vonage import dial
 from ..vonage import routes as vonage
 from ..vonage.voice_api import VoiceApi
 from . import calls_api
-from .keys import CALLS, HTTP, SETTINGS, SIGNER, STORE, TOOLS, TWILIO_API, VOICE_API
+from .guards import WebhookGuards
+from .keys import CALLS, GUARDS, HTTP, SETTINGS, SIGNER, STORE, TOOLS, TWILIO_API, VOICE_API
 from .middleware import json_errors
 
 log = logging.getLogger(__name__)
@@ -236,6 +237,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
         settings.server.media_token_secret.get_secret_value(), settings.server.media_token_ttl_s
     )
     app[CALLS] = {}
+    app[GUARDS] = WebhookGuards.new()
     app[TOOLS] = build_registry(
         transfer_number=settings.call.transfer_number,
         rest_configured=not settings.vonage.missing_for_rest
