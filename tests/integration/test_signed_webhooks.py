@@ -25,6 +25,8 @@ from vonage_bridge.sim.vonage_api import FakeVoiceApi, query_json, sign_webhook
 
 SECRET = "vonage-signature-secret-for-tests-0123456789"
 WRONG_SECRET = "not-the-vonage-signature-secret-0123456789"
+SIGNED = {"VONAGE_SIGNATURE_SECRET": SECRET, "ALLOW_UNSIGNED_WEBHOOKS": "false"}
+"""Start-up as in production: signed, no opt-out (``sim_env`` opts out for the fakes)."""
 
 
 def answer_params(call_uuid: str | None = None) -> list[tuple[str, str]]:
@@ -67,7 +69,7 @@ async def signed_post(
 async def test_signed_get_answer_is_accepted_and_asks_vonage_to_sign_the_socket(
     start_call: StartCall,
 ) -> None:
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     params = answer_params()
     async with call.http.get(
         call.bridge.url + "/answer",
@@ -81,14 +83,14 @@ async def test_signed_get_answer_is_accepted_and_asks_vonage_to_sign_the_socket(
 
 
 async def test_signed_post_answer_is_accepted(start_call: StartCall) -> None:
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     body = json.dumps(dict(answer_params())).encode()
     resp = await signed_post(call, "/incoming-call", body, sign_webhook(SECRET, body))
     assert resp.status == 200
 
 
 async def test_signed_post_and_get_event_are_accepted(start_call: StartCall) -> None:
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     body = event_body()
     assert (await signed_post(call, "/event", body, sign_webhook(SECRET, body))).status == 204
     params = [("uuid", "abc"), ("status", "ringing")]
@@ -97,14 +99,14 @@ async def test_signed_post_and_get_event_are_accepted(start_call: StartCall) -> 
 
 
 async def test_signature_without_payload_hash_is_accepted(start_call: StartCall) -> None:
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     body = event_body()
     assert (await signed_post(call, "/event", body, sign_webhook(SECRET, None))).status == 204
 
 
 async def test_iat_slightly_in_the_future_is_accepted(start_call: StartCall) -> None:
     """Vonage's clock may run ahead of ours (PyJWT alone would refuse a future iat)."""
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     body = event_body()
     auth = sign_webhook(SECRET, body, iat=time.time() + 30)
     assert (await signed_post(call, "/event", body, auth)).status == 204
@@ -122,7 +124,7 @@ async def signed_post_answer(call: Call, fields: dict[str, str]) -> list[dict[st
 
 async def test_signed_post_answer_keeps_the_call_fields(start_call: StartCall) -> None:
     """The signature check reads the body; the fields must still come from it."""
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     fields = dict(answer_params("post-call-1"))
     (endpoint,) = (await signed_post_answer(call, fields))[-1]["endpoint"]
     query = parse_qs(urlsplit(endpoint["uri"]).query)
@@ -138,7 +140,7 @@ async def test_signed_post_answer_keeps_the_call_fields(start_call: StartCall) -
 async def test_signed_post_event_is_logged_with_its_status_and_call(
     start_call: StartCall, caplog: pytest.LogCaptureFixture
 ) -> None:
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     body = json.dumps({"uuid": "post-call-2", "status": "completed"}).encode()
     caplog.handler.addFilter(CallContextFilter())
     with caplog.at_level(logging.INFO):
@@ -156,7 +158,7 @@ async def test_signed_post_answer_call_is_hung_up_over_rest(
     """A call answered by a signed POST is known by its uuid: a Realtime failure hangs it up."""
     call = await start_call(
         FakeRealtimeOptions(reject_status=401),
-        VONAGE_SIGNATURE_SECRET=SECRET,
+        **SIGNED,
         **vonage_env(voice_api),
     )
     fields = dict(answer_params("post-call-3"))
@@ -211,7 +213,7 @@ FORGERIES = [
 async def test_forged_post_webhook_is_401(
     start_call: StartCall, caplog: pytest.LogCaptureFixture, kind: str, path: str
 ) -> None:
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     body = json.dumps(dict(answer_params())).encode()
     with caplog.at_level(logging.WARNING):
         async with call.http.post(
@@ -228,7 +230,7 @@ async def test_forged_post_webhook_is_401(
 
 @pytest.mark.parametrize("kind", FORGERIES)
 async def test_forged_get_answer_is_401(start_call: StartCall, kind: str) -> None:
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     params = answer_params()
     resp = await signed_get(call, "/answer", params, forged(kind, query_json(params)))
     assert resp.status == 401
@@ -240,7 +242,7 @@ async def test_repeated_query_parameter_is_400_naming_it(
 ) -> None:
     """A captured signed GET with an extra ``uuid`` in front: the signature covers the last
     value (the hashed JSON object keeps one per name), the fields would take the first."""
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     params = [("uuid", "real-call"), ("from", "447700900000"), ("to", "447700900001")]
     auth = sign_webhook(SECRET, query_json(params))
     assert (await signed_get(call, path, params, auth)).status in (200, 204)  # as captured
@@ -267,7 +269,7 @@ async def test_repeated_query_parameter_is_400_unsigned_too(start_call: StartCal
 
 
 async def test_get_signature_for_other_query_values_is_401(start_call: StartCall) -> None:
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     params = answer_params()
     tampered = [(k, "447700900999" if k == "from" else v) for k, v in params]
     resp = await signed_get(call, "/answer", tampered, sign_webhook(SECRET, query_json(params)))
@@ -283,7 +285,7 @@ async def test_a_signed_request_is_good_once(
     start_call: StartCall, caplog: pytest.LogCaptureFixture, method: str, path: str
 ) -> None:
     """The same Vonage JWT again within its iat window (a captured request replayed): 401."""
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     params = answer_params("replayed-call")
     body = json.dumps(dict(params)).encode()
     auth = sign_webhook(SECRET, query_json(params) if method == "GET" else body)
@@ -310,7 +312,7 @@ async def test_a_signed_request_is_good_once(
 
 
 async def test_a_signed_request_without_jti_is_good_once_too(start_call: StartCall) -> None:
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     body = event_body()
     claims = {
         "iat": int(time.time()),
@@ -341,7 +343,7 @@ async def media_endpoint(call: Call) -> dict[str, Any]:
 
 
 async def test_signed_media_handshake_opens_the_call(start_call: StartCall) -> None:
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     endpoint = await media_endpoint(call)
     ws = await call.http.ws_connect(
         endpoint["uri"], headers={"Authorization": sign_webhook(SECRET, None)}
@@ -366,7 +368,7 @@ async def test_signed_media_handshake_opens_the_call(start_call: StartCall) -> N
 async def test_media_handshake_without_a_valid_vonage_jwt_is_401(
     start_call: StartCall, kind: str
 ) -> None:
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     endpoint = await media_endpoint(call)
     auth = forged(kind, b"")
     with pytest.raises(aiohttp.WSServerHandshakeError) as info:
@@ -379,7 +381,7 @@ async def test_media_handshake_without_a_valid_vonage_jwt_is_401(
 
 
 async def test_signed_handshake_still_needs_the_media_token(start_call: StartCall) -> None:
-    call = await start_call(VONAGE_SIGNATURE_SECRET=SECRET)
+    call = await start_call(**SIGNED)
     endpoint = await media_endpoint(call)
     uri = endpoint["uri"].split("&token=")[0] + "&token=forged"
     with pytest.raises(aiohttp.WSServerHandshakeError) as info:
@@ -387,7 +389,7 @@ async def test_signed_handshake_still_needs_the_media_token(start_call: StartCal
     assert info.value.status == 403
 
 
-# --- secret unset ---------------------------------------------------------------------------
+# --- secret unset (ALLOW_UNSIGNED_WEBHOOKS=true, as sim_env sets) ---------------------------
 
 
 async def test_without_a_secret_webhooks_are_not_verified_and_the_log_says_so(

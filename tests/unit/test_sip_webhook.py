@@ -29,7 +29,11 @@ from vonage_bridge.sim.openai_sip import (
 
 VERIFIER = webhook_verifier(TEST_WEBHOOK_SECRET)
 BODY = incoming_call_body("rtc_abc123")
-BASE_ENV = {"SERVER_URL": "http://127.0.0.1:3000", "OPENAI_API_KEY": "sk-test"}
+BASE_ENV = {
+    "SERVER_URL": "http://127.0.0.1:3000",
+    "OPENAI_API_KEY": "sk-test",
+    "ALLOW_UNSIGNED_WEBHOOKS": "true",
+}
 
 
 def test_sip_webhook_module_is_pure() -> None:

@@ -1,10 +1,13 @@
 """Vonage routes: answer URL, event URL and the media WebSocket.
 
-When ``VONAGE_SIGNATURE_SECRET`` is set, the answer and event URLs accept only requests
-signed by Vonage (``Authorization: Bearer <JWT>``, checked by ``webhook_auth``; 401 JSON
-otherwise), the NCCO asks Vonage to sign the media socket's handshake too
-(``"authorization": {"type": "vonage"}``), and the upgrade is refused (401) without it. The
-media socket's per-call token is checked either way.
+When ``VONAGE_SIGNATURE_SECRET`` is set (start-up requires it, unless
+``ALLOW_UNSIGNED_WEBHOOKS=true``), the answer and event URLs accept only requests signed by
+Vonage (``Authorization: Bearer <JWT>``, checked by ``signing``; 401 JSON otherwise), each
+token once (401 ``signature_replayed``), the NCCO asks Vonage to sign the media socket's
+handshake too (``"authorization": {"type": "vonage"}``), and the upgrade is refused (401)
+without it. Unsigned, the answer URLs mint at most ``UNSIGNED_CALLS_PER_MINUTE`` media
+tokens a minute (429). A repeated query parameter is refused (400 ``repeated_parameter``).
+The media socket's per-call token is checked either way.
 
 The media socket's call runs on the shared engine (``bridge.serve_media_call``); this module
 keeps what is Vonage's: the NCCO answer, the handshake checks, ``websocket:connected``.
@@ -154,7 +157,9 @@ def _claimed_call(fields: dict[str, Any]) -> str:
 @routes.route("GET", "/answer")
 @routes.route("POST", "/answer")
 async def answer(request: web.Request) -> web.Response:
-    """Answer URL: a greeting, then ``connect`` to our media socket with a per-call token."""
+    """Answer URL: a greeting, then ``connect`` to our media socket with a per-call token.
+    Unsigned (``ALLOW_UNSIGNED_WEBHOOKS=true``), at most ``UNSIGNED_CALLS_PER_MINUTE`` tokens
+    a minute are minted; past that, 429 ``too_many_calls``."""
     settings = request.app[SETTINGS]
     fields = await verified_fields(request)
     headers = bounded_headers(
@@ -166,10 +171,14 @@ async def answer(request: web.Request) -> web.Response:
         }
     )
     call_uuid = headers.get("call_uuid")
+    named = call_uuid is not None
     if call_uuid is None:
         call_uuid = headers["call_uuid"] = f"{UNKNOWN_CALL_PREFIX}{uuid.uuid4()}"
-        log.warning("answer URL without a call uuid; using %s", call_uuid)
     with call_context(call_uuid):
+        if settings.vonage.signature_secret is None:  # ALLOW_UNSIGNED_WEBHOOKS=true
+            request.app[GUARDS].admit_unsigned_call(time.monotonic())
+        if not named:
+            log.warning("answer URL without a call uuid; using %s", call_uuid)
         log.info(
             "answer URL: call from %s to %s (conversation %s)",
             headers.get("from", "?"),

@@ -1,17 +1,26 @@
 """Per-instance guards of the answer and event webhooks, kept on the app
-(``web.keys.GUARDS``): the replay memory of Vonage's signed-webhook tokens.
+(``web.keys.GUARDS``): the replay memory of Vonage's signed-webhook tokens, and the limit on
+media tokens minted by unsigned answer URLs (``ALLOW_UNSIGNED_WEBHOOKS=true``).
 
-It is per instance: several instances behind one URL each accept a replayed token once.
+Both are per instance: several instances behind one URL each accept a replayed token once,
+and each mints up to ``UNSIGNED_CALLS_PER_MINUTE`` unsigned calls a minute.
 
-Source: https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks
+Sources: https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks,
+https://www.rfc-editor.org/rfc/rfc6585#section-4 (429).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+from ..config import Settings
+from ..core.mint_limit import MintLimit
 from ..core.replay import SeenIds
+from ..errors import TooManyRequests
 from ..vonage.signing import LEEWAY_S, MAX_AGE_S
+
+log = logging.getLogger(__name__)
 
 SEEN_JWTS_CAPACITY = 16_384
 """Vonage tokens remembered at most (about 3 MB): a token lives ``MAX_AGE_S + LEEWAY_S``
@@ -26,11 +35,40 @@ class WebhookGuards:
     Attributes:
         seen_jwts: Vonage signed-webhook tokens already used (``vonage.signing``): each is
             good once, on the answer and event URLs and the media handshake.
+        unsigned_calls: media tokens minted by unsigned answer URLs (Vonage and Twilio
+            together) in the last minute, at most ``UNSIGNED_CALLS_PER_MINUTE``.
     """
 
     seen_jwts: SeenIds
+    unsigned_calls: MintLimit
 
     @classmethod
-    def new(cls) -> WebhookGuards:
-        """Fresh guards for one app."""
-        return cls(seen_jwts=SeenIds(SEEN_JWTS_CAPACITY, ttl_s=MAX_AGE_S + 2 * LEEWAY_S))
+    def for_settings(cls, settings: Settings) -> WebhookGuards:
+        """Fresh guards for an app built with ``settings``."""
+        return cls(
+            seen_jwts=SeenIds(SEEN_JWTS_CAPACITY, ttl_s=MAX_AGE_S + 2 * LEEWAY_S),
+            unsigned_calls=MintLimit(settings.webhooks.unsigned_calls_per_minute),
+        )
+
+    def admit_unsigned_call(self, now: float) -> None:
+        """Count one media token about to be minted for an unsigned answer request; ``now``
+        is monotonic time, s. Call it inside the call's ``logs.call_context``: a refusal is
+        logged there, the first at once and then at most one line a minute with the count.
+
+        Raises:
+            TooManyRequests: ``too_many_calls`` (429), past ``UNSIGNED_CALLS_PER_MINUTE``.
+        """
+        limit = self.unsigned_calls
+        if limit.take(now):
+            return
+        refused = limit.report_due(now)
+        if refused:
+            log.warning(
+                "unsigned answer URLs over UNSIGNED_CALLS_PER_MINUTE=%d: %d call(s) refused "
+                "with 429 since the last such line (sign the webhooks, or raise the limit)",
+                limit.per_minute,
+                refused,
+            )
+        raise TooManyRequests(
+            "too many unsigned calls this minute; try again later", code="too_many_calls"
+        )

@@ -34,7 +34,7 @@ then answers 503 and calls are not recorded)."""
 TOOLS = web.AppKey("tools", ToolRegistry)
 """The tools the model may call (built-ins plus ``TOOLS_MODULE``), built at start-up."""
 GUARDS = web.AppKey("webhook_guards", WebhookGuards)
-"""Replay memory of the signed webhooks (and, later, the unsigned-call limit), per instance."""
+"""Replay memory of the signed webhooks and the unsigned-call limit, per instance."""
 
 
 @dataclass(slots=True)
