@@ -115,6 +115,7 @@ async def test_unsigned_answer_urls_mint_a_bounded_number_of_tokens(
         status, ncco = await vonage_answer(call)
         assert status == 200 and ncco[-1]["action"] == "connect"
     caplog.handler.addFilter(CallContextFilter())
+    caplog.clear()  # the start-up lines
     with caplog.at_level(logging.INFO):
         refused = [await vonage_answer(call) for _ in range(5)]
         with pytest.raises(TwilioCallerError) as info:
@@ -128,6 +129,7 @@ async def test_unsigned_answer_urls_mint_a_bounded_number_of_tokens(
     lines = [r for r in caplog.records if "call(s) refused with 429" in r.getMessage()]
     assert len(lines) == 1  # once a minute, not per request
     assert "UNSIGNED_CALLS_PER_MINUTE=3: 1 call(s)" in lines[0].getMessage()
+    assert sum("429" in r.getMessage() for r in caplog.records) == 1  # nothing per request
     assert getattr(lines[0], "call_uuid", "-") not in ("-", None)
     assert "447700900000" not in caplog.text  # no phone number in those lines
     assert "+14155550100" not in caplog.text

@@ -40,6 +40,7 @@ from ..errors import Forbidden, InvalidRequest, RemoteProtocolError
 from ..logs import call_context
 from ..store import FRONT_DOOR_TWILIO
 from ..web.keys import CALLS, GUARDS, SETTINGS, SIGNER, TWILIO_API, call_deps
+from ..web.middleware import error_response
 from .rest import TwilioHangUp
 from .signature import candidate_urls, signature_algorithm, verify_twilio_signature
 from .twiml import answer_twiml, bounded_parameters
@@ -108,7 +109,9 @@ async def incoming_call(request: web.Request) -> web.Response:
         call_sid = parameters["call_sid"] = f"{UNKNOWN_CALL_PREFIX}{uuid.uuid4()}"
     with call_context(call_sid):
         if settings.twilio.auth_token is None:  # ALLOW_UNSIGNED_WEBHOOKS=true
-            request.app[GUARDS].admit_unsigned_call(time.monotonic())
+            refused = request.app[GUARDS].refuse_unsigned_call(time.monotonic())
+            if refused is not None:  # logged once a minute by the guard, not per request
+                return error_response(refused.http_status, refused.code, refused.message)
         if not named:
             log.warning("Twilio webhook without a CallSid; using %s", call_sid)
         log.info(

@@ -41,6 +41,7 @@ from ..phone import bounded_headers
 from ..store import FRONT_DOOR_VONAGE
 from ..tools import ToolContext
 from ..web.keys import CALLS, GUARDS, SETTINGS, SIGNER, VOICE_API, call_deps
+from ..web.middleware import error_response
 from .ncco import answer_ncco, connect_from_number
 from .signing import query_payload, single_values, verify_signed_request
 from .voice_api import CallHangUp
@@ -176,7 +177,9 @@ async def answer(request: web.Request) -> web.Response:
         call_uuid = headers["call_uuid"] = f"{UNKNOWN_CALL_PREFIX}{uuid.uuid4()}"
     with call_context(call_uuid):
         if settings.vonage.signature_secret is None:  # ALLOW_UNSIGNED_WEBHOOKS=true
-            request.app[GUARDS].admit_unsigned_call(time.monotonic())
+            refused = request.app[GUARDS].refuse_unsigned_call(time.monotonic())
+            if refused is not None:  # logged once a minute by the guard, not per request
+                return error_response(refused.http_status, refused.code, refused.message)
         if not named:
             log.warning("answer URL without a call uuid; using %s", call_uuid)
         log.info(

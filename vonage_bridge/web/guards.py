@@ -50,17 +50,17 @@ class WebhookGuards:
             unsigned_calls=MintLimit(settings.webhooks.unsigned_calls_per_minute),
         )
 
-    def admit_unsigned_call(self, now: float) -> None:
-        """Count one media token about to be minted for an unsigned answer request; ``now``
-        is monotonic time, s. Call it inside the call's ``logs.call_context``: a refusal is
-        logged there, the first at once and then at most one line a minute with the count.
-
-        Raises:
-            TooManyRequests: ``too_many_calls`` (429), past ``UNSIGNED_CALLS_PER_MINUTE``.
+    def refuse_unsigned_call(self, now: float) -> TooManyRequests | None:
+        """Count one media token about to be minted for an unsigned answer request (``now``:
+        monotonic time, s): None to go on, or the 429 to answer with, past
+        ``UNSIGNED_CALLS_PER_MINUTE``. Call it inside the call's ``logs.call_context``: the
+        refusals are logged there, the first at once and then one line a minute with their
+        count. Answer the 429 without raising it (``middleware.error_response``): the
+        middleware would log every request of a flood.
         """
         limit = self.unsigned_calls
         if limit.take(now):
-            return
+            return None
         refused = limit.report_due(now)
         if refused:
             log.warning(
@@ -69,6 +69,6 @@ class WebhookGuards:
                 limit.per_minute,
                 refused,
             )
-        raise TooManyRequests(
+        return TooManyRequests(
             "too many unsigned calls this minute; try again later", code="too_many_calls"
         )
