@@ -29,6 +29,7 @@ from pydantic import (
     Field,
     SecretBytes,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -316,6 +317,23 @@ class VonageSettings(_Group):
         return ([] if self.connect_api_key else ["CONNECT_API_KEY"]) + self.missing_for_rest
 
 
+class WebhookSettings(_Group):
+    """Whether a front door may run with unsigned webhooks, and what that may cost.
+
+    Verification is the default: the Vonage front door (always mounted) without
+    ``VONAGE_SIGNATURE_SECRET``, or the Twilio one (``TWILIO_ACCOUNT_SID``) without
+    ``TWILIO_AUTH_TOKEN``, is a start-up error unless ``allow_unsigned``
+    (``ALLOW_UNSIGNED_WEBHOOKS=true``, for local runs and the simulation). Then the answer URLs
+    of unsigned doors mint at most ``unsigned_calls_per_minute`` media tokens in any 60 s,
+    all doors together, per instance (more: 429).
+    Sources: https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks,
+    https://www.twilio.com/docs/usage/webhooks/webhooks-security
+    """
+
+    allow_unsigned: bool = Field(False, alias="ALLOW_UNSIGNED_WEBHOOKS")
+    unsigned_calls_per_minute: int = Field(60, alias="UNSIGNED_CALLS_PER_MINUTE", ge=1, le=100_000)
+
+
 class SipSettings(_Group):
     """The OpenAI SIP connector front door, off while ``webhook_secret`` is None.
     ``project_id`` is only shown in the start-up log; ``allow_from``/``deny_from``: E.164
@@ -401,6 +419,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings.model_validate({})
     sip: SipSettings = SipSettings.model_validate({})
     twilio: TwilioSettings = TwilioSettings.model_validate({})
+    webhooks: WebhookSettings = WebhookSettings.model_validate({})
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -431,6 +450,7 @@ class Settings(BaseSettings):
                 "TWILIO_ACCOUNT_SID is required when TWILIO_AUTH_TOKEN is set "
                 "(the account the token belongs to, AC...)"
             )
+        problems += _unsigned_problems(given)
         values: dict[str, Any] = {name: given for name in cls.model_fields if name != "warnings"}
         if "MEDIA_TOKEN_SECRET" not in given:
             random = {"media_token_secret": secrets.token_bytes(32)}
@@ -450,7 +470,7 @@ class Settings(BaseSettings):
 
 
 _GROUPS: tuple[type[_Group], ...] = (ServerSettings, OpenAISettings, CallSettings, LogSettings)
-_GROUPS += (VonageSettings, StoreSettings, SipSettings, TwilioSettings)
+_GROUPS += (VonageSettings, StoreSettings, SipSettings, TwilioSettings, WebhookSettings)
 _FIELDS = {f.alias: f for g in _GROUPS for f in g.model_fields.values() if f.alias}
 """Every variable the settings read, and its field."""
 _REASONS = {
@@ -461,6 +481,40 @@ _REASONS = {
     "string_too_long": "is longer than {max_length} characters",
     "too_short": "must be at least {min_length} bytes long",
 }
+_BOOL = TypeAdapter(bool)
+_OPT_OUT = (
+    "or set ALLOW_UNSIGNED_WEBHOOKS=true to accept unsigned webhooks (local runs only: "
+    "UNSIGNED_CALLS_PER_MINUTE then bounds the calls)"
+)
+
+
+def _unsigned_problems(given: Mapping[str, str]) -> list[str]:
+    """A line for each front door that would take unsigned webhooks without the opt-out: the
+    Vonage one (always mounted) without ``VONAGE_SIGNATURE_SECRET``, the Twilio one
+    (``TWILIO_ACCOUNT_SID``) without ``TWILIO_AUTH_TOKEN``. An invalid
+    ``ALLOW_UNSIGNED_WEBHOOKS`` counts as false (it is reported on its own line)."""
+    try:
+        allowed = _BOOL.validate_python(given.get("ALLOW_UNSIGNED_WEBHOOKS", "false").strip())
+    except ValidationError:
+        allowed = False
+    if allowed:
+        return []
+    problems = []
+    if not given.get("VONAGE_SIGNATURE_SECRET", "").strip():
+        problems.append(
+            "VONAGE_SIGNATURE_SECRET is required: without it anyone who reaches the answer URL "
+            "gets a media token and a paid Realtime session (set the signature secret of the "
+            f"Vonage account, Dashboard settings; {_OPT_OUT})"
+        )
+    if given.get("TWILIO_ACCOUNT_SID", "").strip() and not given.get("TWILIO_AUTH_TOKEN", ""):
+        problems.append(
+            "TWILIO_AUTH_TOKEN is required when TWILIO_ACCOUNT_SID is set: without it anyone "
+            "who reaches /twilio/incoming-call gets a media token and a paid Realtime session "
+            f"(the account's Auth Token, Twilio console; {_OPT_OUT})"
+        )
+    return problems
+
+
 _URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")
 
 

@@ -8,6 +8,7 @@
     │   ├── Unauthorized     401   missing credentials
     │   ├── Forbidden        403   wrong credentials, bad media token
     │   ├── InvalidRequest   400   malformed body or field
+    │   ├── TooManyRequests  429   over a rate limit (unsigned calls a minute)
     │   └── WebhookRejected  400   an OpenAI webhook failed its signature check or is unusable
     ├── ProtocolError              a wire format was broken
     │   ├── RemoteProtocolError    Vonage/OpenAI sent something invalid -> close 1003/1007 + log
@@ -79,6 +80,13 @@ class Forbidden(RequestError):
 class InvalidRequest(RequestError):
     code = "invalid_request"
     http_status = 400
+
+
+class TooManyRequests(RequestError):
+    """Over a rate limit; the caller may try again later (RFC 6585 section 4)."""
+
+    code = "too_many_requests"
+    http_status = 429
 
 
 class WebhookRejected(RequestError):

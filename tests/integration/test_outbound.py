@@ -505,7 +505,11 @@ async def test_no_hang_up_without_vonage_credentials(start_call: StartCall) -> N
 
 # --- settings -------------------------------------------------------------------------------
 
-BASE_ENV = {"SERVER_URL": "https://bridge.example", "OPENAI_API_KEY": "sk-test"}
+BASE_ENV = {
+    "SERVER_URL": "https://bridge.example",
+    "OPENAI_API_KEY": "sk-test",
+    "ALLOW_UNSIGNED_WEBHOOKS": "true",
+}
 
 
 @pytest.mark.parametrize("pem", [pkcs8_pem, pkcs1_pem], ids=["pkcs8", "pkcs1"])

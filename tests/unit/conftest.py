@@ -34,6 +34,7 @@ def base_env(tmp_path: Path) -> dict[str, str]:
         "SERVER_URL": "http://127.0.0.1:3000",
         "OPENAI_API_KEY": "sk-test",
         "SYSTEM_MESSAGE_PATH": str(tmp_path / "none.txt"),
+        "ALLOW_UNSIGNED_WEBHOOKS": "true",  # no signature secret: a local run
     }
 
 

@@ -22,6 +22,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         "SERVER_URL": "abc.ngrok.app",
         "OPENAI_API_KEY": API_KEY,
         "SYSTEM_MESSAGE_PATH": str(tmp_path / "no-such-file.txt"),
+        "ALLOW_UNSIGNED_WEBHOOKS": "true",  # no signature secret: a local run
     }
 
 
@@ -336,6 +337,51 @@ def test_settings_twilio_auth_token_stays_out_of_repr_and_errors(env: dict[str, 
     assert "TWILIO_AUTH_TOKEN=***" in str(info.value)
 
 
+# --- webhook verification is the default --------------------------------------------------
+
+SIGNATURE_SECRET = "vonage-signature-SECRET-0123456789"
+
+
+def test_settings_without_a_signature_secret_need_the_opt_out(env: dict[str, str]) -> None:
+    del env["ALLOW_UNSIGNED_WEBHOOKS"]
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert problem_names(info.value) == ["VONAGE_SIGNATURE_SECRET"]
+    assert "ALLOW_UNSIGNED_WEBHOOKS=true" in info.value.problems[0]
+    signed = Settings.from_env({**env, "VONAGE_SIGNATURE_SECRET": SIGNATURE_SECRET})
+    assert not signed.webhooks.allow_unsigned
+    assert signed.webhooks.unsigned_calls_per_minute == 60
+
+
+def test_settings_twilio_without_auth_token_needs_the_opt_out(env: dict[str, str]) -> None:
+    env.update({"ALLOW_UNSIGNED_WEBHOOKS": "false", "TWILIO_ACCOUNT_SID": TWILIO_SID})
+    env["VONAGE_SIGNATURE_SECRET"] = SIGNATURE_SECRET
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert problem_names(info.value) == ["TWILIO_AUTH_TOKEN"]
+    env["TWILIO_AUTH_TOKEN"] = TWILIO_TOKEN
+    assert Settings.from_env(env).twilio.verify
+
+
+@pytest.mark.parametrize("value", ["true", "TRUE", "1", "yes", "on"])
+def test_settings_opt_out_values(env: dict[str, str], value: str) -> None:
+    env.update({"ALLOW_UNSIGNED_WEBHOOKS": value, "UNSIGNED_CALLS_PER_MINUTE": "5"})
+    s = Settings.from_env(env)
+    assert s.webhooks.allow_unsigned and s.webhooks.unsigned_calls_per_minute == 5
+
+
+def test_settings_bad_opt_out_is_named_with_the_missing_secret(env: dict[str, str]) -> None:
+    env.update({"ALLOW_UNSIGNED_WEBHOOKS": "maybe", "UNSIGNED_CALLS_PER_MINUTE": "0"})
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert sorted(problem_names(info.value)) == [
+        "ALLOW_UNSIGNED_WEBHOOKS",
+        "UNSIGNED_CALLS_PER_MINUTE",
+        "VONAGE_SIGNATURE_SECRET",  # an invalid opt-out is no opt-out
+    ]
+    assert SIGNATURE_SECRET not in str(info.value)
+
+
 # --- one message naming every problem; secrets hidden, paths shown ---------------------------
 
 
@@ -429,7 +475,7 @@ def test_settings_secret_values_never_appear_in_repr(env: dict[str, str]) -> Non
     assert settings.vonage.connect_api_key.get_secret_value() == "connect-key-SECRET-0123"
 
 
-GROUPS = ("server", "openai", "call", "log", "vonage", "store", "sip", "twilio")
+GROUPS = ("server", "openai", "call", "log", "vonage", "store", "sip", "twilio", "webhooks")
 
 
 def test_settings_bad_paths_are_shown(env: dict[str, str], tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ def openai_settings(tmp_path: Path, **env: str) -> OpenAISettings:
             "SERVER_URL": "http://127.0.0.1:3000",
             "OPENAI_API_KEY": "sk-test",
             "SYSTEM_MESSAGE_PATH": str(tmp_path / "none.txt"),
+            "ALLOW_UNSIGNED_WEBHOOKS": "true",
             **env,
         }
     ).openai

@@ -46,6 +46,7 @@ def openai_settings(tmp_path: Path, **env: str) -> OpenAISettings:
         "SERVER_URL": "abc.ngrok.app",
         "OPENAI_API_KEY": "sk-test",
         "SYSTEM_MESSAGE_PATH": str(tmp_path / "none.txt"),
+        "ALLOW_UNSIGNED_WEBHOOKS": "true",
     }
     return Settings.from_env({**base, **env}).openai
 

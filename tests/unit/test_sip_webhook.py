@@ -11,7 +11,6 @@ from test_layering import PACKAGE_DIR, forbidden_imports, imported_names
 from vonage_bridge.config import Settings, SipSettings
 from vonage_bridge.errors import ConfigError, WebhookRejected
 from vonage_bridge.openai_sip.webhook import (
-    SeenIds,
     accept_session,
     greeting_event,
     number_from_uri,
@@ -30,7 +29,11 @@ from vonage_bridge.sim.openai_sip import (
 
 VERIFIER = webhook_verifier(TEST_WEBHOOK_SECRET)
 BODY = incoming_call_body("rtc_abc123")
-BASE_ENV = {"SERVER_URL": "http://127.0.0.1:3000", "OPENAI_API_KEY": "sk-test"}
+BASE_ENV = {
+    "SERVER_URL": "http://127.0.0.1:3000",
+    "OPENAI_API_KEY": "sk-test",
+    "ALLOW_UNSIGNED_WEBHOOKS": "true",
+}
 
 
 def test_sip_webhook_module_is_pure() -> None:
@@ -188,18 +191,6 @@ def test_national_form_only_for_known_country_codes() -> None:
 )
 def test_screen(caller: str | None, sip: SipSettings, live: int, status: int | None) -> None:
     assert screen(caller, sip, live) == status
-
-
-def test_seen_ids_deduplicate_with_bounded_memory_and_ttl() -> None:
-    seen = SeenIds(capacity=3, ttl_s=60)
-    assert not seen.check_and_add("a", 0)
-    assert seen.check_and_add("a", 1)
-    for i, name in enumerate("bcd"):
-        seen.check_and_add(name, 2 + i)
-    assert len(seen) == 3
-    assert not seen.check_and_add("a", 10)  # evicted by capacity
-    assert not seen.check_and_add("zz", 100)  # everything else expired
-    assert len(seen) == 1
 
 
 def test_accept_session_is_ga_without_audio_formats() -> None:

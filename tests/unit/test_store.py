@@ -151,7 +151,11 @@ def test_async_url_refuses_other_databases() -> None:
 
 
 def test_database_url_errors_name_the_variable_and_hide_passwords(tmp_path: Path) -> None:
-    base = {"SERVER_URL": "bridge.example.com", "OPENAI_API_KEY": "sk-test"}
+    base = {
+        "SERVER_URL": "bridge.example.com",
+        "OPENAI_API_KEY": "sk-test",
+        "ALLOW_UNSIGNED_WEBHOOKS": "true",
+    }
     assert Settings.from_env(base).store.database_url == "sqlite:///calls.db"
     ok = Settings.from_env({**base, "DATABASE_URL": "postgresql://u:pw@db.internal/calls"})
     assert ok.store.is_postgresql and "pw" not in repr(ok)

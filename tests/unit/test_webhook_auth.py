@@ -11,8 +11,15 @@ from typing import Any
 import jwt
 import pytest
 
-from vonage_bridge.errors import Unauthorized
-from vonage_bridge.vonage.signing import LEEWAY_S, MAX_AGE_S, query_payload, verify_signed_request
+from vonage_bridge.core.replay import SeenIds
+from vonage_bridge.errors import InvalidRequest, Unauthorized
+from vonage_bridge.vonage.signing import (
+    LEEWAY_S,
+    MAX_AGE_S,
+    query_payload,
+    single_values,
+    verify_signed_request,
+)
 
 SECRET = "signature-secret-for-tests-0123456789abcdef"
 NOW = 1_800_000_000.0
@@ -114,3 +121,43 @@ def test_short_secret_verifies_without_a_warning() -> None:
     with pytest.warns(jwt.warnings.InsecureKeyLengthWarning):
         signed = jwt.encode(claims, short, algorithm="HS256")
     verify_signed_request("Bearer " + signed, short, NOW, payload=BODY)  # -W error: no warning
+
+
+def test_a_token_is_good_once_until_it_expires() -> None:
+    seen = SeenIds()
+    auth = token(iat=int(NOW))
+    verify_signed_request(auth, SECRET, NOW, payload=BODY, seen=seen)
+    with pytest.raises(Unauthorized) as info:
+        verify_signed_request(auth, SECRET, NOW + 10, payload=BODY, seen=seen)
+    assert info.value.code == "signature_replayed"
+    assert info.value.http_status == 401
+    later = NOW + MAX_AGE_S + LEEWAY_S + 1  # past its life the token is refused as too old
+    with pytest.raises(Unauthorized) as info:
+        verify_signed_request(auth, SECRET, later, payload=BODY, seen=seen)
+    assert info.value.code == "signature_invalid"
+
+
+def test_tokens_without_jti_are_told_apart_by_their_hash() -> None:
+    seen = SeenIds()
+    first, second = token(jti=None, iat=int(NOW)), token(jti=None, iat=int(NOW) - 1)
+    verify_signed_request(first, SECRET, NOW, payload=BODY, seen=seen)
+    verify_signed_request(second, SECRET, NOW, payload=BODY, seen=seen)
+    with pytest.raises(Unauthorized):
+        verify_signed_request(first, SECRET, NOW, payload=BODY, seen=seen)
+
+
+def test_a_forged_token_is_not_remembered() -> None:
+    seen = SeenIds()
+    with pytest.raises(Unauthorized):
+        verify_signed_request(
+            token("wrong-secret-0123456789abcdef0123"), SECRET, NOW, payload=BODY, seen=seen
+        )
+    assert len(seen) == 0
+
+
+def test_single_values_refuses_a_repeated_name() -> None:
+    assert single_values([("a", "1"), ("b", "2")]) == {"a": "1", "b": "2"}
+    with pytest.raises(InvalidRequest) as info:
+        single_values([("uuid", "x"), ("to", "1"), ("uuid", "y")])
+    assert info.value.code == "repeated_parameter"
+    assert "'uuid'" in info.value.message

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from ..config import Settings
+from ..core.replay import SeenIds
 from ..core.session import CallInfo
 from ..errors import CallGone, InvalidRequest, Unauthorized, UpstreamError, WebhookRejected
 from ..logs import call_context
@@ -35,7 +36,6 @@ from .sideband import serve_sideband
 from .webhook import (
     DECLINE,
     IncomingCall,
-    SeenIds,
     accept_session,
     greeting_event,
     parse_event,

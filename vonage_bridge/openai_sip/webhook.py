@@ -10,7 +10,6 @@ from __future__ import annotations
 import binascii
 import json
 import re
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -181,30 +180,3 @@ def greeting_event(greeting_text: str) -> dict[str, Any]:
     else:
         text = "Greet the caller briefly and ask how you can help."
     return {"type": "response.create", "response": {"instructions": text}}
-
-
-class SeenIds:
-    """The last ``capacity`` webhook ids, each remembered for ``ttl_s`` (OpenAI retries a
-    webhook with the same ``webhook-id``). Bounded memory; ``now`` is passed in."""
-
-    def __init__(self, capacity: int = 1024, ttl_s: float = 3600.0) -> None:
-        self.capacity = capacity
-        self.ttl_s = ttl_s
-        self._seen: OrderedDict[str, float] = OrderedDict()
-
-    def check_and_add(self, msg_id: str, now: float) -> bool:
-        """True if ``msg_id`` was already seen within the TTL; remembers it either way."""
-        while self._seen:
-            oldest, at = next(iter(self._seen.items()))
-            if now - at <= self.ttl_s:
-                break
-            del self._seen[oldest]
-        seen = msg_id in self._seen
-        self._seen[msg_id] = now
-        self._seen.move_to_end(msg_id)
-        while len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
-        return seen
-
-    def __len__(self) -> int:
-        return len(self._seen)

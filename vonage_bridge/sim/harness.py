@@ -30,8 +30,14 @@ class RunningBridge(ClosedOnExit):
         self._sock.bind((host, 0))
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
-        self.settings = Settings.from_env({**env, "SERVER_URL": self.url, "PORT": str(self.port)})
-        self.app = make_app(self.settings)
+        try:
+            self.settings = Settings.from_env(
+                {**env, "SERVER_URL": self.url, "PORT": str(self.port)}
+            )
+            self.app = make_app(self.settings)
+        except BaseException:
+            self._sock.close()  # a ConfigError must not leak the bound socket
+            raise
         self._runner = web.AppRunner(
             self.app, handle_signals=False, access_log=None, shutdown_timeout=5.0
         )
@@ -49,7 +55,9 @@ class RunningBridge(ClosedOnExit):
 
 
 def sim_env(openai_base_url: str, **overrides: str) -> dict[str, str]:
-    """Settings for a local run against the fake Realtime server (no accounts)."""
+    """Settings for a local run against the fake Realtime server (no accounts): the fake
+    callers do not sign, so this opts out of webhook verification (``ALLOW_UNSIGNED_WEBHOOKS``;
+    override it with ``"false"`` to run signed)."""
     env = {
         "OPENAI_API_KEY": "sk-sim",
         "OPENAI_BASE_URL": openai_base_url,
@@ -58,6 +66,7 @@ def sim_env(openai_base_url: str, **overrides: str) -> dict[str, str]:
         "OPENAI_CONNECT_TIMEOUT_S": "5",
         "LOG_FORMAT": "text",
         "DATABASE_URL": "sqlite:///:memory:",  # call records kept in memory, no file left behind
+        "ALLOW_UNSIGNED_WEBHOOKS": "true",  # the fake Vonage caller does not sign
     }
     env.update(overrides)
     return env

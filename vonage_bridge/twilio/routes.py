@@ -1,10 +1,10 @@
 """Twilio routes: the Voice webhook (TwiML answer) and the Media Streams WebSocket.
 
-Mounted only when ``TWILIO_ACCOUNT_SID`` is set. When ``TWILIO_AUTH_TOKEN`` is set too, the
-webhook and the WebSocket upgrade must carry a valid ``X-Twilio-Signature`` (403 JSON
-otherwise), checked against our public URL and the one rebuilt from ``X-Forwarded-Proto`` /
-``X-Forwarded-Host`` (``twilio_auth``), and calls are hung up and transferred over Twilio's
-REST API.
+Mounted only when ``TWILIO_ACCOUNT_SID`` is set; start-up then requires ``TWILIO_AUTH_TOKEN``
+unless ``ALLOW_UNSIGNED_WEBHOOKS=true``. With ``TWILIO_AUTH_TOKEN``, the webhook and the
+WebSocket upgrade must carry a valid ``X-Twilio-Signature`` (403 JSON otherwise), checked
+against our public URL and the one rebuilt from ``X-Forwarded-Proto`` / ``X-Forwarded-Host``
+(``signature``), and calls are hung up and transferred over Twilio's REST API.
 
 Twilio's ``<Stream url>`` takes no query string, so the per-call media token travels as
 ``<Parameter>``s and comes back in the ``start`` message's ``customParameters``: a stream
@@ -40,7 +40,8 @@ from ..core.session import CallInfo
 from ..errors import Forbidden, InvalidRequest, RemoteProtocolError
 from ..logs import call_context
 from ..store import FRONT_DOOR_TWILIO
-from ..web.keys import CALLS, SETTINGS, SIGNER, TWILIO_API, call_deps
+from ..web.keys import CALLS, GUARDS, SETTINGS, SIGNER, TWILIO_API, call_deps
+from ..web.middleware import error_response
 from .rest import TwilioHangUp
 from .signature import candidate_urls, signature_algorithm, verify_twilio_signature
 from .twiml import answer_twiml, bounded_parameters
@@ -110,17 +111,25 @@ def _check_signature(request: web.Request, params: Mapping[str, str] | None) -> 
 async def incoming_call(request: web.Request) -> web.Response:
     """Twilio's Voice webhook (form-encoded): TwiML with the greeting, then
     ``<Connect><Stream>`` to our media socket with the caller, the called number and a
-    per-call media token as ``<Parameter>``s."""
+    per-call media token as ``<Parameter>``s. Unsigned (no ``TWILIO_AUTH_TOKEN``, with
+    ``ALLOW_UNSIGNED_WEBHOOKS=true``), it shares the Vonage answer URLs' limit of
+    ``UNSIGNED_CALLS_PER_MINUTE`` tokens a minute; past that, 429 ``too_many_calls``."""
     settings = request.app[SETTINGS]
     form = await request.post()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     _check_signature(request, fields)  # Twilio posts text fields only
     parameters = bounded_parameters(fields)
     call_sid = parameters.get("call_sid")
+    named = call_sid is not None
     if call_sid is None:
         call_sid = parameters["call_sid"] = f"{UNKNOWN_CALL_PREFIX}{uuid.uuid4()}"
-        log.warning("Twilio webhook without a CallSid; using %s", call_sid)
     with call_context(call_sid):
+        if settings.twilio.auth_token is None:  # ALLOW_UNSIGNED_WEBHOOKS=true
+            refused = request.app[GUARDS].refuse_unsigned_call(time.monotonic())
+            if refused is not None:  # logged once a minute by the guard, not per request
+                return error_response(refused.http_status, refused.code, refused.message)
+        if not named:
+            log.warning("Twilio webhook without a CallSid; using %s", call_sid)
         log.info(
             "Twilio call from %s to %s (%s)",
             parameters.get("from", "?"),

@@ -1,10 +1,13 @@
 """Vonage routes: answer URL, event URL and the media WebSocket.
 
-When ``VONAGE_SIGNATURE_SECRET`` is set, the answer and event URLs accept only requests
-signed by Vonage (``Authorization: Bearer <JWT>``, checked by ``webhook_auth``; 401 JSON
-otherwise), the NCCO asks Vonage to sign the media socket's handshake too
-(``"authorization": {"type": "vonage"}``), and the upgrade is refused (401) without it. The
-media socket's per-call token is checked either way.
+When ``VONAGE_SIGNATURE_SECRET`` is set (start-up requires it, unless
+``ALLOW_UNSIGNED_WEBHOOKS=true``), the answer and event URLs accept only requests signed by
+Vonage (``Authorization: Bearer <JWT>``, checked by ``signing``; 401 JSON otherwise), each
+token once (401 ``signature_replayed``), the NCCO asks Vonage to sign the media socket's
+handshake too (``"authorization": {"type": "vonage"}``), and the upgrade is refused (401)
+without it. Unsigned, the answer URLs mint at most ``UNSIGNED_CALLS_PER_MINUTE`` media
+tokens a minute (429). A repeated query parameter is refused (400 ``repeated_parameter``).
+The media socket's per-call token is checked either way.
 
 The media socket's call runs on the shared engine (``bridge.serve_media_call``); this module
 keeps what is Vonage's: the NCCO answer, the handshake checks, ``websocket:connected``.
@@ -32,15 +35,15 @@ from ..calls import UNKNOWN_CALL_PREFIX, close_socket, known_call
 from ..core.events import CallerConnected
 from ..core.frontdoor import FrontDoor
 from ..core.session import CallInfo
-from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, Unauthorized
+from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, RequestError, Unauthorized
 from ..logs import call_context
 from ..phone import bounded_headers
 from ..store import FRONT_DOOR_VONAGE
 from ..tools import ToolContext
-from ..web.keys import CALLS, SETTINGS, SIGNER, VOICE_API, call_deps
+from ..web.keys import CALLS, GUARDS, SETTINGS, SIGNER, VOICE_API, call_deps
 from ..web.middleware import error_response
 from .ncco import answer_ncco, connect_from_number
-from .signing import query_payload, verify_signed_request
+from .signing import query_payload, single_values, verify_signed_request
 from .voice_api import CallHangUp
 from .wire import VONAGE_COMMANDS, parse_text
 
@@ -57,35 +60,46 @@ OUTBOUND_ANSWER_PATH = "/answer"
 _FAILED_STATUSES = frozenset({"failed", "rejected", "unanswered", "busy", "timeout", "cancelled"})
 
 
-async def webhook_fields(request: web.Request) -> dict[str, Any]:
-    """Fields of a Vonage webhook: the query string (GET) or the JSON body (POST).
+async def webhook_body(request: web.Request) -> bytes:
+    """The raw body of a POST webhook, ``b""`` for a GET: read once, then handed to both the
+    signature check (which hashes it) and :func:`webhook_fields` (which parses it)."""
+    return await request.read() if request.method == "POST" else b""
+
+
+def webhook_fields(request: web.Request, raw: bytes) -> dict[str, Any]:
+    """Fields of a Vonage webhook: the query string (GET) or the JSON body ``raw`` (POST, from
+    :func:`webhook_body`).
 
     Raises:
-        InvalidRequest: if a POST body is present but is not a JSON object.
+        InvalidRequest: ``repeated_parameter`` if a query parameter is repeated;
+            ``invalid_json`` if a POST body is present but is not a JSON object.
     """
-    fields: dict[str, Any] = dict(request.query)
-    if request.method == "POST" and request.can_read_body:
-        raw = await request.read()
-        if raw.strip():
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                raise InvalidRequest("body is not JSON", code="invalid_json") from None
-            if not isinstance(body, dict):
-                raise InvalidRequest("body is not a JSON object", code="invalid_json")
-            fields.update(body)
+    fields: dict[str, Any] = single_values(request.query.items())
+    if raw.strip():
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise InvalidRequest("body is not JSON", code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise InvalidRequest("body is not a JSON object", code="invalid_json")
+        fields.update(body)
     return fields
 
 
-async def check_signature(request: web.Request, *, handshake: bool = False) -> None:
+async def check_signature(
+    request: web.Request, body: bytes = b"", *, handshake: bool = False
+) -> None:
     """Refuse a request Vonage did not sign, when ``VONAGE_SIGNATURE_SECRET`` is set.
 
-    The hashed payload is the raw body of a POST, or the query parameters as JSON for a GET
+    The hashed payload is the raw ``body`` of a POST (from :func:`webhook_body`), or the
+    query parameters as JSON for a GET
     (https://api.support.vonage.com/hc/en-us/articles/19033783342876); for the media
-    handshake (``handshake=True``) only the token itself is checked.
+    handshake (``handshake=True``) only the token itself is checked. Each token is good once
+    (per instance): its second use is refused as a replay.
 
     Raises:
-        Unauthorized: the signature is missing or invalid (logged with the reason).
+        Unauthorized: the signature is missing, invalid or replayed (logged with the reason).
+        InvalidRequest: ``repeated_parameter``, a GET's query parameter is repeated.
     """
     secret = request.app[SETTINGS].vonage.signature_secret
     if secret is None:
@@ -93,23 +107,50 @@ async def check_signature(request: web.Request, *, handshake: bool = False) -> N
     payload: bytes | None = None
     if not handshake:
         if request.method == "POST":
-            payload = await request.read()
+            payload = body
         else:
-            payload = query_payload(request.query.items())
+            payload = query_payload(single_values(request.query.items()).items())
     try:
         verify_signed_request(
             request.headers.get("Authorization"),
             secret.get_secret_value(),
             time.time(),
             payload=payload,
+            seen=request.app[GUARDS].seen_jwts,
         )
     except Unauthorized as exc:
         log.warning("%s %s refused: %s", request.method, request.path, exc.message)
         raise
 
 
+async def verified_fields(request: web.Request) -> dict[str, Any]:
+    """Read a webhook once, parse it (:func:`webhook_fields`) and check its signature
+    (:func:`check_signature`): its fields. Each refusal is logged once, with the call id the
+    request claims (its ``uuid``, at most 64 characters; ``-`` when it has none).
+
+    Raises:
+        InvalidRequest: a repeated query parameter, or a POST body that is not a JSON object.
+        Unauthorized: a missing, invalid or replayed signature.
+    """
+    body = await webhook_body(request)
+    try:
+        fields = webhook_fields(request, body)
+    except RequestError as exc:
+        with call_context((_text(request.query.get("uuid")) or "-")[:64]):
+            log.warning("%s %s refused: %s", request.method, request.path, exc.message)
+        raise
+    with call_context(_claimed_call(fields)):
+        await check_signature(request, body)
+    return fields
+
+
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _claimed_call(fields: dict[str, Any]) -> str:
+    """The call id a webhook names, for its log lines: at most 64 characters, or ``-``."""
+    return (_text(fields.get("uuid")) or _text(fields.get("call_uuid")) or "-")[:64]
 
 
 @routes.route("GET", "/incoming-call")
@@ -117,10 +158,11 @@ def _text(value: object) -> str | None:
 @routes.route("GET", "/answer")
 @routes.route("POST", "/answer")
 async def answer(request: web.Request) -> web.Response:
-    """Answer URL: a greeting, then ``connect`` to our media socket with a per-call token."""
+    """Answer URL: a greeting, then ``connect`` to our media socket with a per-call token.
+    Unsigned (``ALLOW_UNSIGNED_WEBHOOKS=true``), at most ``UNSIGNED_CALLS_PER_MINUTE`` tokens
+    a minute are minted; past that, 429 ``too_many_calls``."""
     settings = request.app[SETTINGS]
-    await check_signature(request)
-    fields = await webhook_fields(request)
+    fields = await verified_fields(request)
     headers = bounded_headers(
         {
             "call_uuid": _text(fields.get("uuid")),
@@ -130,10 +172,16 @@ async def answer(request: web.Request) -> web.Response:
         }
     )
     call_uuid = headers.get("call_uuid")
+    named = call_uuid is not None
     if call_uuid is None:
         call_uuid = headers["call_uuid"] = f"{UNKNOWN_CALL_PREFIX}{uuid.uuid4()}"
-        log.warning("answer URL without a call uuid; using %s", call_uuid)
     with call_context(call_uuid):
+        if settings.vonage.signature_secret is None:  # ALLOW_UNSIGNED_WEBHOOKS=true
+            refused = request.app[GUARDS].refuse_unsigned_call(time.monotonic())
+            if refused is not None:  # logged once a minute by the guard, not per request
+                return error_response(refused.http_status, refused.code, refused.message)
+        if not named:
+            log.warning("answer URL without a call uuid; using %s", call_uuid)
         log.info(
             "answer URL: call from %s to %s (conversation %s)",
             headers.get("from", "?"),
@@ -161,8 +209,7 @@ async def answer(request: web.Request) -> web.Response:
 @routes.route("POST", "/event")
 async def event(request: web.Request) -> web.Response:
     """Event URL: log each status against its call uuid; 204 (no NCCO: the call flow goes on)."""
-    await check_signature(request)
-    fields = await webhook_fields(request)
+    fields = await verified_fields(request)
     call_uuid = _text(fields.get("uuid")) or _text(fields.get("call_uuid")) or "-"
     status = _text(fields.get("status")) or "?"
     detail = _text(fields.get("detail")) or _text(fields.get("reason"))

@@ -8,8 +8,14 @@ to check: ``iat`` must be at most ``max_age_s`` old, and may lie up to ``leeway_
 future (clock skew; PyJWT's own check would refuse any future ``iat``). Verification itself
 is PyJWT's; the clock checks are done here against ``now`` so the module stays pure.
 
-Source: protocols.md A1 "Signed webhooks" [V-SIGN], [V-SUP], [PYJWT api_jwt.py]; A2
-``authorization: {"type": "vonage"}``.
+A token is good once: given a :class:`~vonage_bridge.core.replay.SeenIds`, a second use of
+its ``jti`` (or, without one, of the token itself) within its life (``iat + max_age_s +
+leeway_s``) is refused as a replay. That memory is per instance (see ``core/replay.py``).
+
+Sources: https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks (the JWT and its
+claims), https://api.support.vonage.com/hc/en-us/articles/19033783342876 (``payload_hash``),
+https://developer.vonage.com/en/voice/voice-api/ncco-reference (``authorization: {"type":
+"vonage"}`` on the media socket), https://pyjwt.readthedocs.io/en/stable/api.html.
 """
 
 from __future__ import annotations
@@ -23,20 +29,45 @@ from typing import Any
 
 import jwt
 
-from ..errors import Unauthorized
+from ..core.replay import SeenIds
+from ..errors import InvalidRequest, Unauthorized
 
 ISSUER = "Vonage"
 MAX_AGE_S = 300.0
 """How old (s) a signed request's ``iat`` may be: a replay window of 5 minutes."""
 LEEWAY_S = 60.0
 """Clock skew (s) allowed between Vonage and us, both ways."""
+MAX_JTI_CHARS = 256
+"""A longer ``jti`` is remembered by its hash, so the replay memory stays small."""
+
+
+def single_values(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Query parameters as a dict, in received order, each name once.
+
+    A repeated name is refused: the handler would read one value while ``payload_hash``
+    covers another (:func:`query_payload` keeps the last), so one captured signed request
+    with an extra ``uuid=...`` would pass for another call.
+
+    Raises:
+        InvalidRequest: ``repeated_parameter`` naming the first repeated name (at most 64
+            characters of it).
+    """
+    fields: dict[str, str] = {}
+    for key, value in items:
+        if key in fields:
+            raise InvalidRequest(
+                f"query parameter {key[:64]!r} is repeated", code="repeated_parameter"
+            )
+        fields[key] = value
+    return fields
 
 
 def query_payload(items: Iterable[tuple[str, str]]) -> bytes:
     """The bytes Vonage hashes for a GET webhook: the query parameters as a JSON object, in
-    received order, with no whitespace (UTF-8).
+    received order, with no whitespace (UTF-8). A repeated name keeps its last value: the
+    caller must refuse repeated names first (``vonage/routes.py`` answers 400).
 
-    Source: protocols.md A1 "Computing payload_hash" [V-SUP].
+    Source: https://api.support.vonage.com/hc/en-us/articles/19033783342876
     """
     return json.dumps(dict(items), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -49,6 +80,7 @@ def verify_signed_request(
     payload: bytes | None,
     max_age_s: float = MAX_AGE_S,
     leeway_s: float = LEEWAY_S,
+    seen: SeenIds | None = None,
 ) -> dict[str, Any]:
     """Check a Vonage-signed request.
 
@@ -61,12 +93,15 @@ def verify_signed_request(
             socket's handshake, whose hashed payload Vonage does not document).
         max_age_s: oldest acceptable ``iat``, s before ``now``.
         leeway_s: clock skew allowed, s.
+        seen: the tokens already used; a valid token is checked against it and then
+            remembered until ``iat + max_age_s + leeway_s``. None skips the replay check.
     Returns:
         The verified claims.
     Raises:
         Unauthorized: ``signature_missing`` without a Bearer token; ``signature_invalid``
-            when the signature, ``iss``, ``iat``/``exp`` or ``payload_hash`` is wrong.
-    Source: protocols.md A1 [V-SIGN].
+            when the signature, ``iss``, ``iat``/``exp`` or ``payload_hash`` is wrong;
+            ``signature_replayed`` when ``seen`` already holds the token.
+    Source: https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks
     """
     if not authorization:
         raise Unauthorized("Vonage signature missing", code="signature_missing")
@@ -111,7 +146,21 @@ def verify_signed_request(
             actual, expected.lower().encode("ascii", "replace").decode()
         ):
             raise _invalid("payload_hash does not match the request")
+    if seen is not None and seen.check_and_add(
+        replay_id(claims, token.strip()), now, expires_at=iat + max_age_s + leeway_s
+    ):
+        raise Unauthorized("Vonage signature already used (replayed)", code="signature_replayed")
     return claims
+
+
+def replay_id(claims: dict[str, Any], token: str) -> str:
+    """What identifies a verified token for the replay check: ``jti:<jti>`` when the token
+    has a string ``jti`` of at most :data:`MAX_JTI_CHARS`, else ``sha256:<hex>`` of the token
+    (a missing or odd ``jti`` still makes each token good once)."""
+    jti = claims.get("jti")
+    if isinstance(jti, str) and jti and len(jti) <= MAX_JTI_CHARS:
+        return "jti:" + jti
+    return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _invalid(why: str) -> Unauthorized:

@@ -29,7 +29,8 @@ from ..vonage import dial
 from ..vonage import routes as vonage
 from ..vonage.voice_api import VoiceApi
 from . import calls_api
-from .keys import CALLS, HTTP, SETTINGS, SIGNER, SIP, STORE, TOOLS, TWILIO_API, VOICE_API
+from .guards import WebhookGuards
+from .keys import CALLS, GUARDS, HTTP, SETTINGS, SIGNER, SIP, STORE, TOOLS, TWILIO_API, VOICE_API
 from .middleware import json_errors
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ def _startup_report(settings: Settings, tools: ToolRegistry) -> None:
             "VONAGE_SIGNATURE_SECRET not set: webhooks and the media handshake are NOT verified "
             "(the media socket still needs its per-call token)"
         )
+    _unsigned_report(settings)
     if v.missing_for_rest:
         half = len(v.missing_for_rest) == 1  # one of the pair is set: likely a mistake
         log.log(
@@ -199,6 +201,27 @@ def _startup_report(settings: Settings, tools: ToolRegistry) -> None:
         "tools loaded: %s (%s)",
         ", ".join(tools.names),
         f"TOOLS_MODULE={module}" if module else "built-in only, TOOLS_MODULE not set",
+    )
+
+
+def _unsigned_report(settings: Settings) -> None:
+    """Say, at WARNING, that the deployer opted out of verification and what is unsigned."""
+    if not settings.webhooks.allow_unsigned:
+        return  # start-up refused any unsigned front door (Settings.from_env)
+    unsigned = [] if settings.vonage.signature_secret else ["Vonage"]
+    if settings.twilio.enabled and not settings.twilio.verify:
+        unsigned.append("Twilio")
+    if not unsigned:
+        log.info("ALLOW_UNSIGNED_WEBHOOKS=true has no effect: every front door is verified")
+        return
+    log.warning(
+        "ALLOW_UNSIGNED_WEBHOOKS=true: the %s front door%s take%s unsigned webhooks; their "
+        "answer URLs mint at most %d media tokens a minute (UNSIGNED_CALLS_PER_MINUTE, then "
+        "429), each a paid Realtime session: for local runs only",
+        " and ".join(unsigned),
+        "s" if len(unsigned) > 1 else "",
+        "" if len(unsigned) > 1 else "s",
+        settings.webhooks.unsigned_calls_per_minute,
     )
 
 
@@ -239,6 +262,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
         settings.server.media_token_secret.get_secret_value(), settings.server.media_token_ttl_s
     )
     app[CALLS] = {}
+    app[GUARDS] = WebhookGuards.for_settings(settings)
     app[TOOLS] = build_registry(
         transfer_number=settings.call.transfer_number,
         rest_configured=not settings.vonage.missing_for_rest

@@ -13,11 +13,12 @@ from standardwebhooks import Webhook
 from ..calls import CallDeps, LiveCall
 from ..config import Settings
 from ..core.media_token import MediaTokenSigner
-from ..openai_sip.webhook import SeenIds
+from ..core.replay import SeenIds
 from ..store import CallStore
 from ..tools import ToolRegistry
 from ..twilio.rest import TwilioApi
 from ..vonage.voice_api import VoiceApi
+from .guards import WebhookGuards
 
 SETTINGS = web.AppKey("settings", Settings)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
@@ -32,6 +33,8 @@ STORE = web.AppKey("store", CallStore)
 then answers 503 and calls are not recorded)."""
 TOOLS = web.AppKey("tools", ToolRegistry)
 """The tools the model may call (built-ins plus ``TOOLS_MODULE``), built at start-up."""
+GUARDS = web.AppKey("webhook_guards", WebhookGuards)
+"""Replay memory of the signed webhooks and the unsigned-call limit, per instance."""
 
 
 @dataclass(slots=True)
