@@ -17,7 +17,6 @@ webhooks (https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks), N
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -31,6 +30,7 @@ from ..bridge import MediaCall, serve_media_call
 from ..calls import UNKNOWN_CALL_PREFIX, close_socket, known_call
 from ..core.events import CallerConnected
 from ..core.frontdoor import FrontDoor
+from ..core.jsonbody import loads_bounded
 from ..core.session import CallInfo
 from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, Unauthorized
 from ..logs import call_context
@@ -67,7 +67,7 @@ async def webhook_fields(request: web.Request) -> dict[str, Any]:
         raw = await request.read()
         if raw.strip():
             try:
-                body = json.loads(raw)
+                body = loads_bounded(raw)
             except ValueError:
                 raise InvalidRequest("body is not JSON", code="invalid_json") from None
             if not isinstance(body, dict):
