@@ -63,6 +63,9 @@ class CallSummary:
     reply_latency_ms: list[float] = field(default_factory=list)
     barge_ins: int = 0
     dtmf: int = 0
+    bad_caller_messages: int = 0
+    """Caller messages dropped or ignored (unparseable, unknown events): logged once, counted
+    here."""
     caller_close_code: int | None = None
     realtime_close_code: int | None = None
     transcript: list[TranscriptEntry] = field(default_factory=list)
@@ -96,6 +99,7 @@ def summarize(
         reply_latency_ms=[round(x, 1) for x in reply_latency_ms or ()],
         barge_ins=stats.barge_ins,
         dtmf=stats.dtmf,
+        bad_caller_messages=stats.bad_caller_messages,
         caller_close_code=caller_close_code,
         realtime_close_code=realtime_close_code,
         transcript=list(stats.transcript),
