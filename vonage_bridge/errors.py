@@ -9,6 +9,7 @@
     │   ├── Forbidden        403   wrong credentials, bad media token
     │   ├── InvalidRequest   400   malformed body or field
     │   ├── TooManyRequests  429   over a rate limit (unsigned calls a minute)
+    │   │   └── JsonTooDeep  400   JSON nested too deep to parse (also a ValueError)
     │   └── WebhookRejected  400   an OpenAI webhook failed its signature check or is unusable
     ├── ProtocolError              a wire format was broken
     │   ├── RemoteProtocolError    Vonage/OpenAI sent something invalid -> close 1003/1007 + log
@@ -87,6 +88,21 @@ class TooManyRequests(RequestError):
 
     code = "too_many_requests"
     http_status = 429
+
+
+class JsonTooDeep(InvalidRequest, ValueError):
+    """JSON nested deeper than allowed (``core.jsonbody.loads_bounded``).
+
+    Also a ``ValueError``, so code that turns ``json.loads``'s ``ValueError`` into its own
+    error (a wire module's ``RemoteProtocolError``) handles it too.
+    Source: RFC 8259 section 9 (https://www.rfc-editor.org/rfc/rfc8259#section-9).
+    """
+
+    code = "json_too_deep"
+
+    def __init__(self, max_depth: int) -> None:
+        super().__init__(f"JSON nested deeper than {max_depth} levels")
+        self.max_depth = max_depth
 
 
 class WebhookRejected(RequestError):

@@ -63,6 +63,9 @@ class CallSummary:
     reply_latency_ms: list[float] = field(default_factory=list)
     barge_ins: int = 0
     dtmf: int = 0
+    bad_caller_messages: int = 0
+    """Caller messages dropped or ignored (unparseable, unknown events): logged once, counted
+    here."""
     caller_close_code: int | None = None
     realtime_close_code: int | None = None
     transcript: list[TranscriptEntry] = field(default_factory=list)
@@ -96,6 +99,7 @@ def summarize(
         reply_latency_ms=[round(x, 1) for x in reply_latency_ms or ()],
         barge_ins=stats.barge_ins,
         dtmf=stats.dtmf,
+        bad_caller_messages=stats.bad_caller_messages,
         caller_close_code=caller_close_code,
         realtime_close_code=realtime_close_code,
         transcript=list(stats.transcript),
@@ -122,7 +126,7 @@ async def write_call_record(
     duration_s: float | None = None,
 ) -> None:
     """Write the call's record, off the audio path (both sockets closed); a failure is
-    logged, never raised.
+    logged (ERROR: the call id and the error's class, nothing of the record), never raised.
 
     Args:
         store: where records go; None writes nothing.
@@ -155,8 +159,10 @@ async def write_call_record(
     try:
         async with asyncio.timeout(RECORD_WRITE_TIMEOUT_S):
             await store.add(record)
-    except Exception:
-        log.exception("call record of %s not written", info.call_uuid)
+    except Exception as exc:
+        # The error class only: a database error's text quotes the statement and its
+        # parameters, the caller's number among them.
+        log.error("call record of %s not written: %s", info.call_uuid, type(exc).__name__)
 
 
 def log_notes(session: CallSession) -> None:

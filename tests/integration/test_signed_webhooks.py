@@ -215,8 +215,10 @@ async def test_forged_post_webhook_is_401(
     start_call: StartCall, caplog: pytest.LogCaptureFixture, kind: str, path: str
 ) -> None:
     call = await start_call(**SIGNED)
-    body = json.dumps(dict(answer_params())).encode()
-    with caplog.at_level(logging.WARNING):
+    params = dict(answer_params())
+    body = json.dumps(params).encode()
+    caplog.handler.addFilter(CallContextFilter())
+    with caplog.at_level(logging.INFO):
         async with call.http.post(
             call.bridge.url + path,
             data=body,
@@ -226,7 +228,11 @@ async def test_forged_post_webhook_is_401(
             error = (await resp.json())["error"]
     expected = "signature_missing" if kind in ("no header", "not bearer") else "signature_invalid"
     assert error["code"] == expected
-    assert any(f"{path} refused" in r.getMessage() for r in caplog.records)
+    # One line for the refusal, at INFO (a client mistake), with the call id the body claims.
+    refusals = [r for r in caplog.records if f"POST {path} -> 401" in r.getMessage()]
+    assert len(refusals) == 1
+    assert refusals[0].levelno == logging.INFO
+    assert getattr(refusals[0], "call_uuid", None) == params["uuid"]
 
 
 @pytest.mark.parametrize("kind", FORGERIES)
@@ -257,7 +263,7 @@ async def test_repeated_query_parameter_is_400_naming_it(
             error = (await resp.json())["error"]
     assert error["code"] == "repeated_parameter"
     assert "'uuid'" in error["message"]
-    refused = [r for r in caplog.records if f"{path} refused" in r.getMessage()]
+    refused = [r for r in caplog.records if f"{path} -> 4" in r.getMessage()]
     assert len(refused) == 1 and getattr(refused[0], "call_uuid", None) == "attacker-call"
 
 
@@ -307,7 +313,7 @@ async def test_a_signed_request_is_good_once(
         status, error = await send()
     assert status == 401
     assert error is not None and error["error"]["code"] == "signature_replayed"
-    refused = [r for r in caplog.records if f"{path} refused" in r.getMessage()]
+    refused = [r for r in caplog.records if f"{path} -> 4" in r.getMessage()]
     assert len(refused) == 1 and getattr(refused[0], "call_uuid", None) == "replayed-call"
     assert auth.removeprefix("Bearer ") not in caplog.text  # the token is never logged
 

@@ -134,6 +134,7 @@ def test_parse_event_other_types_have_no_call() -> None:
         b'{"data": {}}',
         b'{"type": "realtime.call.incoming", "data": {}}',
         b'{"type": "realtime.call.incoming", "data": {"call_id": "rtc_../../x"}}',
+        b"[" * 3000 + b"]" * 3000,  # json.loads would raise RecursionError
     ],
 )
 def test_parse_event_refuses_unusable_bodies(body: bytes) -> None:

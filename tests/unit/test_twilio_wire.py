@@ -368,6 +368,19 @@ def test_parse_message_non_object_raises_remote_protocol_error(raw: str) -> None
     assert info.value.close_code == 1003
 
 
+@pytest.mark.parametrize(
+    "raw", ["[" * 3000 + "]" * 3000, '{"event":"media","media":' * 40 + "{}" + "}" * 40]
+)
+def test_parse_message_deeply_nested_json_raises_remote_protocol_error(raw: str) -> None:
+    """Deeper than 32 levels: refused before parsing (json.loads would recurse)."""
+    with pytest.raises(RemoteProtocolError, match="nested deeper than 32 levels"):
+        parse_message(raw)
+
+
+def test_parse_message_unknown_event_name_is_cut_short() -> None:
+    assert parse_message(json.dumps({"event": "y" * 10_000})) == UnknownCallerMessage("y" * 64)
+
+
 # ---------------------------------------------------------------- commands
 
 

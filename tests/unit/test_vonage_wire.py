@@ -177,6 +177,21 @@ def test_parse_text_non_object_raises_remote_protocol_error(raw: str) -> None:
     assert info.value.close_code == 1003
 
 
+@pytest.mark.parametrize(
+    "raw",
+    ["[" * 3000 + "]" * 3000, '{"event":"websocket:dtmf","dtmf":' * 40 + "{}" + "}" * 40],
+)
+def test_parse_text_deeply_nested_json_raises_remote_protocol_error(raw: str) -> None:
+    """Deeper than 32 levels: refused before parsing (json.loads would recurse)."""
+    with pytest.raises(RemoteProtocolError, match="nested deeper than 32 levels"):
+        parse_text(raw)
+
+
+def test_parse_text_unknown_event_name_is_cut_short() -> None:
+    event = parse_text(json.dumps({"event": "x" * 10_000}))
+    assert event == UnknownCallerMessage("x" * 64)
+
+
 def test_notify_command_is_compact_json_with_payload() -> None:
     cmd = notify_command({"name": "m7"})
     assert cmd == '{"action":"notify","payload":{"name":"m7"}}'

@@ -137,6 +137,9 @@ class CallStats:
 
     frames_in: int = 0
     bad_frames: int = 0
+    bad_caller_messages: int = 0
+    """Caller messages dropped (not parseable: also in ``bad_frames``) or ignored (an
+    unknown event); only the first of each kind is logged."""
     held_ms: float = 0.0
     dropped_held_ms: float = 0.0
     ms_to_realtime: float = 0.0
@@ -271,6 +274,7 @@ class CallSession:
         """A caller message that could not be used (bad JSON, a ``media`` payload that is not
         base64): counted with the bad frames, warned about once per call."""
         self.stats.bad_frames += 1
+        self.stats.bad_caller_messages += 1
         self._warn_once("caller-bad", f"dropping bad caller message: {reason}")
 
     def caller_event(self, event: CallerEvent) -> None:
@@ -287,7 +291,12 @@ class CallSession:
             case StreamConnected() | StreamStarted():
                 self._warn_once("restart", "ignoring a second stream start on a running call")
             case UnknownCallerMessage():
-                self._warn_once(f"caller:{event.event}", f"ignoring caller event {event.event!r}")
+                # One warning per call, not per name: a caller can make up names at will.
+                self.stats.bad_caller_messages += 1
+                self._warn_once(
+                    "caller-unknown",
+                    f"ignoring caller event {event.event!r} (and any other unknown event: counted)",
+                )
 
     def _dtmf(self, digit: str) -> None:
         self.stats.dtmf += 1

@@ -96,8 +96,7 @@ async def openai_webhook(request: web.Request) -> web.Response:
         raise InvalidRequest("webhook body too large", code="body_too_large")
     try:
         msg_id = verify_webhook(state.verifier, body, request.headers)
-    except WebhookRejected as exc:
-        log.warning("OpenAI webhook refused: %s", exc.reason)
+    except WebhookRejected as exc:  # logged once, at INFO, by the middleware (a 4xx)
         raise Unauthorized(
             f"webhook not verified: {exc.reason}", code="invalid_signature"
         ) from None
@@ -106,9 +105,8 @@ async def openai_webhook(request: web.Request) -> web.Response:
         return web.json_response({"status": "duplicate"})
     try:
         event = parse_event(body)
-    except WebhookRejected as exc:
-        log.warning("OpenAI webhook %s unusable: %s", msg_id, exc.reason)
-        raise InvalidRequest(exc.reason, code="invalid_event") from None
+    except WebhookRejected as exc:  # logged once, at INFO, by the middleware (a 4xx)
+        raise InvalidRequest(f"{exc.reason} (webhook-id {msg_id})", code="invalid_event") from None
     if event.call is None:
         log.info("OpenAI webhook %s: event type %s not handled", msg_id, event.type)
         return web.json_response({"status": "ignored"})

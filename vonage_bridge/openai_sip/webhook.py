@@ -2,13 +2,13 @@
 number, screening, and the accept body. Pure: no I/O, no clock (times are passed in; the
 Standard Webhooks library reads the clock for its 5-minute tolerance).
 
-Source: protocols.md B4 (webhook body, call control), B5 (Standard Webhooks).
+Sources: Realtime SIP guide (https://platform.openai.com/docs/guides/realtime-sip: webhook
+body, call control), Standard Webhooks (https://www.standardwebhooks.com/).
 """
 
 from __future__ import annotations
 
 import binascii
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from ..config import OpenAISettings, SipSettings
+from ..core.jsonbody import JsonTooDeep, loads_bounded
 from ..errors import WebhookRejected
 from ..realtime.instructions import session_config
 
@@ -94,11 +95,13 @@ def parse_event(body: bytes) -> WebhookEvent:
     """Parse a verified webhook body.
 
     Raises:
-        WebhookRejected: not a JSON object with a ``type``, or an incoming call without a
-            usable ``call_id``.
+        WebhookRejected: not a JSON object with a ``type`` (JSON nested deeper than 32 levels
+            included), or an incoming call without a usable ``call_id``.
     """
     try:
-        doc = json.loads(body)
+        doc = loads_bounded(body)
+    except JsonTooDeep as exc:
+        raise WebhookRejected(exc.message) from None
     except ValueError:
         raise WebhookRejected("body is not JSON") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
@@ -169,7 +172,8 @@ def accept_session(
     openai: OpenAISettings, instructions: str, tools: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """The ``/accept`` body: a GA session config. The audio formats are OpenAI's business on
-    SIP, so only voice, transcription and turn detection are set [B4]."""
+    SIP, so only voice, transcription and turn detection are set
+    (https://platform.openai.com/docs/guides/realtime-sip)."""
     return session_config(openai, instructions, tools)
 
 

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Mapping
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from multidict import MultiDictProxy
 
 from ..audio.path import PassthroughPath
 from ..bridge import MediaCall, serve_media_call
@@ -41,7 +42,7 @@ from ..errors import Forbidden, InvalidRequest, RemoteProtocolError
 from ..logs import call_context
 from ..store import FRONT_DOOR_TWILIO
 from ..web.keys import CALLS, GUARDS, SETTINGS, SIGNER, TWILIO_API, call_deps
-from ..web.middleware import error_response
+from ..web.middleware import claim_call, error_response
 from .rest import TwilioHangUp
 from .signature import candidate_urls, signature_algorithm, verify_twilio_signature
 from .twiml import answer_twiml, bounded_parameters
@@ -102,8 +103,8 @@ def _check_signature(request: web.Request, params: Mapping[str, str] | None) -> 
             headers.get("X-Twilio-Signature"),
             algorithm=signature_algorithm(headers.get("X-Twilio-Webhooks-Signature-Settings")),
         )
-    except Forbidden as exc:
-        log.warning("%s %s refused: %s", request.method, request.path, exc.message)
+    except Forbidden:
+        claim_call(request, (params or {}).get("CallSid"))  # logged once, by the middleware
         raise
 
 
@@ -115,7 +116,7 @@ async def incoming_call(request: web.Request) -> web.Response:
     ``ALLOW_UNSIGNED_WEBHOOKS=true``), it shares the Vonage answer URLs' limit of
     ``UNSIGNED_CALLS_PER_MINUTE`` tokens a minute; past that, 429 ``too_many_calls``."""
     settings = request.app[SETTINGS]
-    form = await request.post()
+    form = await _read_form(request)
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     _check_signature(request, fields)  # Twilio posts text fields only
     parameters = bounded_parameters(fields)
@@ -269,3 +270,26 @@ async def _read_start(ws: web.WebSocketResponse) -> StreamStarted | None:
     await close_socket(ws, WSCloseCode.PROTOCOL_ERROR, "expected connected, then start")
     log.warning("Twilio stream closed: the first messages were not connected and start")
     return None
+
+
+async def _read_form(
+    request: web.Request,
+) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    """The webhook's form fields (Twilio posts ``application/x-www-form-urlencoded``).
+
+    Raises:
+        InvalidRequest: ``invalid_form`` when the body cannot be parsed as a form: bytes that
+            are not in its charset, an unknown charset, a broken multipart body (aiohttp
+            raises ``UnicodeDecodeError``, ``LookupError``, ``ValueError``,
+            ``HttpProcessingError``... for these).
+        web.HTTPRequestEntityTooLarge: over the app's ``client_max_size`` (413).
+        web.RequestPayloadError: an undecodable ``Content-Encoding`` (400, by the middleware).
+    """
+    try:
+        return await request.post()
+    except (web.HTTPException, web.RequestPayloadError):
+        raise
+    except Exception as exc:  # aiohttp's form and multipart readers, on a hostile body
+        raise InvalidRequest(
+            f"form body could not be parsed ({type(exc).__name__})", code="invalid_form"
+        ) from None

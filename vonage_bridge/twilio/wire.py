@@ -5,7 +5,11 @@ base64 8 kHz mu-law inside ``media`` messages and leaves the same way, so :func:
 returns the decoded payload as plain ``bytes`` (hot path: no event object) and
 :class:`TwilioCommands` builds the outbound ``media``/``mark``/``clear`` messages from templates.
 
-Source: protocols.md C [TW-WS], [TW-STREAM]; field-notes.md 1.4, 1.6, 1.7, 2.2.
+Text messages are parsed with their nesting bounded (``core.jsonbody``): a ``media`` message
+pays two ``str.count`` calls for it.
+
+Sources: Media Streams messages (https://www.twilio.com/docs/voice/media-streams/websocket-messages),
+TwiML ``<Stream>`` (https://www.twilio.com/docs/voice/twiml/stream).
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ from ..core.events import (
     StreamStopped,
     UnknownCallerMessage,
 )
+from ..core.jsonbody import JsonTooDeep, loads_bounded
 from ..errors import LocalProtocolError, RemoteProtocolError
 
 STREAM_ENCODING = "audio/x-mulaw"
 """``mediaFormat.encoding`` of a bidirectional stream; OpenAI calls it ``audio/pcmu``."""
 STREAM_RATE_HZ = 8_000
 FRAME_BYTES = 160
-"""One 20 ms frame of 8 kHz mu-law: 1 byte per sample (inferred from the rate, protocols.md C)."""
+"""One 20 ms frame of 8 kHz mu-law: 1 byte per sample (8,000 samples a second)."""
 DTMF_DIGITS = frozenset("0123456789*#")
 INBOUND_TRACK = "inbound"
+MAX_EVENT_NAME = 64
+"""An unknown event's name is kept (for the one warning) cut to this many characters."""
 _MAX_MARK_MS_DIGITS = 10
 """A mark's ms field longer than this is not ours (10 digits is over 100 days of audio)."""
 
@@ -49,7 +56,7 @@ def mark_name(item: str, ms: int) -> str:
         ms: milliseconds of that item sent up to and including this chunk (>= 0).
     Raises:
         LocalProtocolError: on an empty item or a negative ms (a bug on our side).
-    Source: protocols.md C (``mark``) [TW-WS].
+    Source: https://www.twilio.com/docs/voice/media-streams/websocket-messages (``mark``).
     """
     if not item or ms < 0:
         raise LocalProtocolError(f"bad mark: item={item!r} ms={ms!r}")
@@ -89,14 +96,18 @@ def parse_message(raw: str) -> bytes | CallerEvent:
         ``UnknownCallerMessage("mark")``), ``StreamStopped`` (``stop``), or
         ``UnknownCallerMessage(event)`` for any other event.
     Raises:
-        RemoteProtocolError: on non-JSON or a non-object; a ``media`` without an object
+        RemoteProtocolError: on non-JSON, JSON nested deeper than 32 levels or a non-object;
+            a ``media`` without an object
             ``media``, with a missing, empty or non-string payload, or invalid base64; a
             ``start`` without an object ``start``, or without a streamSid, callSid or
             accountSid string; a ``dtmf`` whose digit is not one of 0-9, ``*``, ``#``.
-    Source: protocols.md C "Messages from Twilio" [TW-WS].
+    Source: https://www.twilio.com/docs/voice/media-streams/websocket-messages
+    ("Messages from Twilio").
     """
     try:
-        doc = json.loads(raw)
+        doc = loads_bounded(raw)
+    except JsonTooDeep as exc:
+        raise RemoteProtocolError(exc.message) from None
     except ValueError:
         raise RemoteProtocolError("text message is not JSON") from None
     if not isinstance(doc, dict):
@@ -108,7 +119,7 @@ def parse_message(raw: str) -> bytes | CallerEvent:
             raise RemoteProtocolError("media without a media object")
         track = media.get("track")
         if track is not None and track != INBOUND_TRACK:
-            return UnknownCallerMessage(f"media:{track}")
+            return UnknownCallerMessage(f"media:{track}"[:MAX_EVENT_NAME])
         payload = media.get("payload")
         if not isinstance(payload, str) or not payload:
             raise RemoteProtocolError("media without a payload string")
@@ -130,7 +141,7 @@ def parse_message(raw: str) -> bytes | CallerEvent:
         dtmf = doc.get("dtmf")
         digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
         if not isinstance(digit, str) or digit not in DTMF_DIGITS:
-            raise RemoteProtocolError(f"dtmf with bad digit {digit!r}")
+            raise RemoteProtocolError(f"dtmf with bad digit {digit!r:.20}")
         return CallerDtmf(digit)
     if event == "start":
         return _parse_start(doc)
@@ -143,7 +154,7 @@ def parse_message(raw: str) -> bytes | CallerEvent:
         )
     if event == "stop":
         return StreamStopped()
-    return UnknownCallerMessage(str(event))
+    return UnknownCallerMessage(str(event)[:MAX_EVENT_NAME])
 
 
 def _parse_start(doc: dict[str, object]) -> StreamStarted:
@@ -192,7 +203,8 @@ class TwilioCommands:
     The streamSid comes from the wire (``start``), so it is JSON-escaped once here and the
     messages are built from fixed templates: no ``json.dumps`` per frame.
 
-    Source: protocols.md C "Messages we send" [TW-WS].
+    Source: https://www.twilio.com/docs/voice/media-streams/websocket-messages
+    ("Messages we send").
     """
 
     __slots__ = ("stream_sid", "_media_prefix", "_mark_prefix", "_clear")

@@ -23,12 +23,12 @@ outbound call"); answer webhook (https://developer.vonage.com/en/voice/voice-api
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from aiohttp import web
 
+from ..core.jsonbody import JsonTooDeep, loads_bounded
 from ..errors import FeatureDisabled, InvalidRequest, VonageApiError
 from ..logs import call_context
 from ..phone import e164_digits
@@ -106,7 +106,8 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object.
 
     Raises:
-        InvalidRequest: ``invalid_json`` if it is too large, not JSON or not an object.
+        InvalidRequest: ``invalid_json`` if it is too large, not JSON (nested deeper than 32
+            levels included) or not an object.
     """
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise InvalidRequest(f"body is larger than {MAX_BODY_BYTES} bytes", code="invalid_json")
@@ -114,7 +115,9 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise InvalidRequest(f"body is larger than {MAX_BODY_BYTES} bytes", code="invalid_json")
     try:
-        body = json.loads(raw) if raw.strip() else None
+        body = loads_bounded(raw) if raw.strip() else None
+    except JsonTooDeep as exc:
+        raise InvalidRequest(exc.message, code="invalid_json") from None
     except ValueError:
         raise InvalidRequest("body is not JSON", code="invalid_json") from None
     if not isinstance(body, dict):

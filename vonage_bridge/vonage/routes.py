@@ -20,7 +20,6 @@ webhooks (https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks), N
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -34,14 +33,15 @@ from ..bridge import MediaCall, serve_media_call
 from ..calls import UNKNOWN_CALL_PREFIX, close_socket, known_call
 from ..core.events import CallerConnected
 from ..core.frontdoor import FrontDoor
+from ..core.jsonbody import loads_bounded
 from ..core.session import CallInfo
-from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, RequestError, Unauthorized
+from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, Unauthorized
 from ..logs import call_context
 from ..phone import bounded_headers
 from ..store import FRONT_DOOR_VONAGE
 from ..tools import ToolContext
 from ..web.keys import CALLS, GUARDS, SETTINGS, SIGNER, VOICE_API, call_deps
-from ..web.middleware import error_response
+from ..web.middleware import CALL_ID, claim_call, error_response
 from .ncco import answer_ncco, connect_from_number
 from .signing import query_payload, single_values, verify_signed_request
 from .voice_api import CallHangUp
@@ -77,7 +77,7 @@ def webhook_fields(request: web.Request, raw: bytes) -> dict[str, Any]:
     fields: dict[str, Any] = single_values(request.query.items())
     if raw.strip():
         try:
-            body = json.loads(raw)
+            body = loads_bounded(raw)
         except ValueError:
             raise InvalidRequest("body is not JSON", code="invalid_json") from None
         if not isinstance(body, dict):
@@ -118,29 +118,25 @@ async def check_signature(
             payload=payload,
             seen=request.app[GUARDS].seen_jwts,
         )
-    except Unauthorized as exc:
-        log.warning("%s %s refused: %s", request.method, request.path, exc.message)
+    except Unauthorized:
+        claim_call(request, request.get(CALL_ID))  # logged once, by the middleware
         raise
 
 
 async def verified_fields(request: web.Request) -> dict[str, Any]:
     """Read a webhook once, parse it (:func:`webhook_fields`) and check its signature
-    (:func:`check_signature`): its fields. Each refusal is logged once, with the call id the
-    request claims (its ``uuid``, at most 64 characters; ``-`` when it has none).
+    (:func:`check_signature`): its fields. Each refusal is logged once, by the middleware, with
+    the call id the request claims (its ``uuid``, at most 64 characters; ``-`` when none).
 
     Raises:
         InvalidRequest: a repeated query parameter, or a POST body that is not a JSON object.
         Unauthorized: a missing, invalid or replayed signature.
     """
     body = await webhook_body(request)
-    try:
-        fields = webhook_fields(request, body)
-    except RequestError as exc:
-        with call_context((_text(request.query.get("uuid")) or "-")[:64]):
-            log.warning("%s %s refused: %s", request.method, request.path, exc.message)
-        raise
-    with call_context(_claimed_call(fields)):
-        await check_signature(request, body)
+    claim_call(request, _text(request.query.get("uuid")))
+    fields = webhook_fields(request, body)
+    claim_call(request, _claimed_call(fields))
+    await check_signature(request, body)
     return fields
 
 

@@ -1,7 +1,12 @@
 """Vonage Voice WebSocket wire format: text messages in, commands out. Pure: no I/O.
 
 Binary messages are audio frames and never pass through here (hot path). Text messages are
-JSON with an ``event`` key. Source: protocols.md A3 [V-WSG], [PIPECAT], [ASYNCAPI].
+JSON with an ``event`` key, parsed with their nesting bounded (``core.jsonbody``).
+
+Sources: Vonage WebSockets (https://developer.vonage.com/en/voice/voice-api/concepts/websockets);
+``websocket:notify`` / ``clear`` / ``websocket:cleared`` as Pipecat's Vonage serializer uses
+them (https://github.com/pipecat-ai/pipecat, ``src/pipecat/serializers/vonage.py``) and the
+third-party AsyncAPI description (https://asyncapi.apis.io/asyncapis/vonage/vonage-asyncapi/).
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ from ..core.events import (
     PlaybackMarked,
     UnknownCallerMessage,
 )
+from ..core.jsonbody import JsonTooDeep, loads_bounded
 from ..errors import RemoteProtocolError
 
 SUPPORTED_RATES_HZ = (8_000, 16_000, 24_000)
 DTMF_DIGITS = frozenset("0123456789*#")
+MAX_EVENT_NAME = 64
+"""An unknown event's name is kept (for the one warning) cut to this many characters."""
 CLEAR_COMMAND = '{"action":"clear"}'
 """Drops Vonage's queued playback at once (barge-in); answered by ``websocket:cleared``."""
 
@@ -33,7 +41,7 @@ def parse_content_type(content_type: str) -> int:
     """
     parts = [p.strip().lower() for p in content_type.split(";")]
     if parts[0] != "audio/l16":
-        raise RemoteProtocolError(f"unsupported content-type {content_type!r}")
+        raise RemoteProtocolError(f"unsupported content-type {content_type!r:.80}")
     for p in parts[1:]:
         if p.startswith("rate="):
             try:
@@ -42,17 +50,20 @@ def parse_content_type(content_type: str) -> int:
                 break
             if rate in SUPPORTED_RATES_HZ:
                 return rate
-    raise RemoteProtocolError(f"unsupported content-type {content_type!r}")
+    raise RemoteProtocolError(f"unsupported content-type {content_type!r:.80}")
 
 
 def parse_text(raw: str) -> CallerEvent:
     """Parse one text message from Vonage.
 
     Raises:
-        RemoteProtocolError: on non-JSON, a non-object, or a known event with bad fields.
+        RemoteProtocolError: on non-JSON, JSON nested deeper than 32 levels, a non-object,
+            or a known event with bad fields.
     """
     try:
-        doc = json.loads(raw)
+        doc = loads_bounded(raw)
+    except JsonTooDeep as exc:
+        raise RemoteProtocolError(exc.message) from None
     except ValueError:
         raise RemoteProtocolError("text message is not JSON") from None
     if not isinstance(doc, dict):
@@ -71,7 +82,7 @@ def parse_text(raw: str) -> CallerEvent:
         if digit is None and isinstance(nested, dict):  # defensive, as Pipecat does
             digit = nested.get("digit")
         if not isinstance(digit, str) or digit not in DTMF_DIGITS:
-            raise RemoteProtocolError(f"websocket:dtmf with bad digit {digit!r}")
+            raise RemoteProtocolError(f"websocket:dtmf with bad digit {digit!r:.20}")
         duration = doc.get("duration")
         return CallerDtmf(digit, duration if isinstance(duration, int) else None)
     if event == "websocket:notify":
@@ -83,7 +94,7 @@ def parse_text(raw: str) -> CallerEvent:
         return UnknownCallerMessage("websocket:notify")  # not one of our markers
     if event == "websocket:cleared":
         return PlaybackCleared()
-    return UnknownCallerMessage(str(event))
+    return UnknownCallerMessage(str(event)[:MAX_EVENT_NAME])
 
 
 def notify_command(payload: dict[str, Any]) -> str:
