@@ -54,6 +54,7 @@ from .calls import CallControl, CallDeps, LiveCall, close_socket
 from .config import OpenAISettings
 from .core.events import SpeechStopped, StreamStopped
 from .core.frontdoor import FrontDoor
+from .core.ratelimit import TokenBucket
 from .core.session import CallInfo, CallSession, Phase
 from .errors import RealtimeConnectError, RemoteProtocolError
 from .realtime.connection import open_realtime
@@ -67,6 +68,14 @@ log = logging.getLogger(__name__)
 END_MARGIN_S = 0.3
 """After a call-ending tool, wait this long past our estimate of the caller's playback
 position before hanging up (network and jitter-buffer delay on the carrier's side)."""
+CALLER_BURST_S = 1.0
+"""Caller audio may run this far (s of audio) ahead of real time before frames are dropped:
+room for a network hiccup delivering held-up frames at once. Vonage and Twilio send one
+20 ms frame every 20 ms, so more than this is not a phone line."""
+CALLER_EXCESS_LIMIT_S = 5.0
+"""Once more than this much caller audio (s) was dropped for coming faster than real time,
+the call ends: caller socket closed with 1008 (:data:`TOO_FAST_REASON`), hung up over REST."""
+TOO_FAST_REASON = "audio faster than real time"
 
 # ------------------------------------------------------------------ media calls
 
@@ -95,6 +104,13 @@ class _CallBridge:
         self.reply_latency_ms: list[float] = []
         self.warned: set[str] = set()
         self.rt_close_sent: int | None = None  # set when we closed the Realtime socket
+        # caller audio policed at real time (hot path: one take() per frame)
+        self.clock = self.loop.time
+        self.audio_bucket = TokenBucket(1.0, CALLER_BURST_S, self.clock())
+        self.s_per_byte = 0.0
+        self.caller_format_changed()
+        self.fast_frames_dropped = 0
+        self.fast_dropped_s = 0.0
 
     # -------------------------------------------------------------- pumps
 
@@ -110,16 +126,19 @@ class _CallBridge:
                     log_notes(session)
                     continue
                 if isinstance(parsed, bytes):  # Twilio media (hot path)
-                    await self.caller_audio(parsed)
+                    if (end := await self.caller_audio(parsed)) is not None:
+                        return end
                     continue
                 if isinstance(parsed, StreamStopped):
                     return CallEnd(f"caller hung up ({door.name} stream stopped)")
                 session.now = time.time()
                 session.caller_event(parsed)
+                self.caller_format_changed()  # websocket:connected may set the rate
                 await self.flush()
             elif msg.type is WSMsgType.BINARY:
                 if binary_audio:  # Vonage audio (hot path)
-                    await self.caller_audio(msg.data)
+                    if (end := await self.caller_audio(msg.data)) is not None:
+                        return end
                 else:
                     session.caller_message_invalid("binary message (audio comes in media)")
                     log_notes(session)
@@ -127,7 +146,11 @@ class _CallBridge:
                 return CallEnd(f"caller socket error: {caller.exception()}", error=True)
         return CallEnd(f"caller hung up (close {caller.close_code})")
 
-    async def caller_audio(self, frame: bytes) -> None:
+    async def caller_audio(self, frame: bytes) -> CallEnd | None:
+        """One frame of caller audio (hot path): up to Realtime, or dropped when it came
+        faster than real time. Returns the call's end once too much was dropped."""
+        if not self.audio_bucket.take(self.clock(), len(frame) * self.s_per_byte):
+            return self.too_fast(len(frame))
         session = self.session
         out = session.caller_frame(frame)
         if out is not None:
@@ -135,6 +158,29 @@ class _CallBridge:
             await self.rt.send_str(out)
         elif session.has_notes:
             log_notes(session)
+        return None
+
+    def too_fast(self, n_bytes: int) -> CallEnd | None:
+        """A caller frame over the real-time rate: dropped and counted; the first is logged;
+        past :data:`CALLER_EXCESS_LIMIT_S` of dropped audio the call ends with 1008."""
+        self.fast_frames_dropped += 1
+        self.fast_dropped_s += n_bytes * self.s_per_byte
+        if self.fast_frames_dropped == 1:
+            log.warning(
+                "caller audio faster than real time: dropping what runs over %.0f s ahead",
+                CALLER_BURST_S,
+            )
+        if self.fast_dropped_s <= CALLER_EXCESS_LIMIT_S:
+            return None
+        log.warning(
+            "closing the call: %.1f s of caller audio dropped for coming faster than real time",
+            self.fast_dropped_s,
+        )
+        return CallEnd(TOO_FAST_REASON, WSCloseCode.POLICY_VIOLATION)
+
+    def caller_format_changed(self) -> None:
+        """Re-read the caller's audio format (seconds per byte) for the rate check."""
+        self.s_per_byte = 0.001 / self.session.caller_format.bytes_per_ms
 
     async def realtime_pump(self) -> CallEnd:
         session = self.session
@@ -336,6 +382,7 @@ async def run_call(
             duration_s=bridge.loop.time() - started,
             end_reason=end.reason,
             reply_latency_ms=bridge.reply_latency_ms,
+            fast_frames_dropped=bridge.fast_frames_dropped,
             caller_close_code=caller.close_code,
             realtime_close_code=(
                 bridge.rt_close_sent

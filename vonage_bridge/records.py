@@ -63,6 +63,8 @@ class CallSummary:
     reply_latency_ms: list[float] = field(default_factory=list)
     barge_ins: int = 0
     dtmf: int = 0
+    fast_frames_dropped: int = 0
+    """Caller frames dropped for coming faster than real time (``bridge.CALLER_BURST_S``)."""
     caller_close_code: int | None = None
     realtime_close_code: int | None = None
     transcript: list[TranscriptEntry] = field(default_factory=list)
@@ -75,6 +77,7 @@ def summarize(
     duration_s: float,
     end_reason: str,
     reply_latency_ms: list[float] | None = None,
+    fast_frames_dropped: int = 0,
     caller_close_code: int | None = None,
     realtime_close_code: int | None = None,
 ) -> CallSummary:
@@ -96,6 +99,7 @@ def summarize(
         reply_latency_ms=[round(x, 1) for x in reply_latency_ms or ()],
         barge_ins=stats.barge_ins,
         dtmf=stats.dtmf,
+        fast_frames_dropped=fast_frames_dropped,
         caller_close_code=caller_close_code,
         realtime_close_code=realtime_close_code,
         transcript=list(stats.transcript),
