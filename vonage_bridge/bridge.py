@@ -14,6 +14,9 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
   - playout pump: session's playout -> caller socket, paced to absolute deadlines with a
     bounded look-ahead (``audio.playout``);
   - end pump: ends the call once a call-ending tool ran and its reply has been heard;
+  - stall watch: ends the call when Realtime sends nothing for ``REALTIME_STALL_TIMEOUT_S``
+    while a reply is expected (a response is active, or the caller's turn ended or we sent
+    ``response.create``, and no ``response.created`` came yet);
 
 - :class:`ToolRunner`: the model's tool calls as tasks of the call, results back through
   the session (media calls and the OpenAI SIP sideband alike);
@@ -52,13 +55,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .calls import CallControl, CallDeps, LiveCall, close_socket
 from .config import OpenAISettings
-from .core.events import SpeechStopped, StreamStopped
+from .core.events import ResponseCreated, SpeechStarted, SpeechStopped, StreamStopped
 from .core.frontdoor import FrontDoor
 from .core.ratelimit import TokenBucket
 from .core.session import CallInfo, CallSession, Phase
 from .errors import RealtimeConnectError, RemoteProtocolError
 from .realtime.connection import open_realtime
-from .realtime.protocol import parse_server_event
+from .realtime.protocol import client_event, parse_server_event
 from .records import CallEnd, CallSummary, log_notes, log_summary, summarize, write_call_record
 from .tool_runner import ToolRunner
 from .tools import ToolContext, ToolRegistry
@@ -76,6 +79,10 @@ CALLER_EXCESS_LIMIT_S = 5.0
 """Once more than this much caller audio (s) was dropped for coming faster than real time,
 the call ends: caller socket closed with 1008 (:data:`TOO_FAST_REASON`), hung up over REST."""
 TOO_FAST_REASON = "audio faster than real time"
+STALL_TICK_S = 1.0
+"""The stall watch looks at the time of the last Realtime event this often (at most; a
+quarter of the stall timeout when that is shorter): one timer per call, nothing per event."""
+_RESPONSE_CREATE = client_event({"type": "response.create"})
 
 # ------------------------------------------------------------------ media calls
 
@@ -111,6 +118,10 @@ class _CallBridge:
         self.caller_format_changed()
         self.fast_frames_dropped = 0
         self.fast_dropped_s = 0.0
+        # stall watch: loop time of the last Realtime event (or of our response.create), and
+        # whether a reply is awaited that no response.created has started yet
+        self.rt_heard_at = self.clock()
+        self.reply_awaited = False
 
     # -------------------------------------------------------------- pumps
 
@@ -194,7 +205,7 @@ class _CallBridge:
             self.openai.model,
             session.stats.held_ms,
         )
-        frame_bytes = session.frame_bytes
+        frame_bytes, clock = session.frame_bytes, self.clock
         async for msg in rt:
             if msg.type is WSMsgType.TEXT:
                 try:
@@ -202,12 +213,16 @@ class _CallBridge:
                 except RemoteProtocolError as exc:
                     self.warn_once("rt-text", f"bad Realtime event: {exc.message}")
                     continue
+                self.rt_heard_at = clock()
                 session.now = time.time()
                 session.realtime_event(event)
                 if session.playout.buffered_bytes >= frame_bytes:
                     self.audio_ready.set()
                 if isinstance(event, SpeechStopped):
-                    self.stopped_at = self.loop.time()
+                    self.stopped_at = self.rt_heard_at
+                    self.reply_awaited = True  # the caller's turn ended (create_response)
+                elif isinstance(event, ResponseCreated | SpeechStarted):
+                    self.reply_awaited = False  # it started, or the caller speaks again
                 if session.has_output:
                     await self.flush()
             elif msg.type is WSMsgType.BINARY:
@@ -265,6 +280,22 @@ class _CallBridge:
             else:
                 await asyncio.sleep(0.05)  # the goodbye is still streaming (rare path)
 
+    async def stall_watch(self) -> CallEnd:
+        """Ends the call when Realtime stays silent for ``stall_timeout_s`` while a reply is
+        expected: the socket is alive but the caller would hear nothing until they hang up."""
+        timeout = self.openai.stall_timeout_s
+        tick = min(STALL_TICK_S, timeout / 4)
+        session, clock = self.session, self.clock
+        while True:
+            await asyncio.sleep(tick)
+            expected = self.reply_awaited or session.active_response is not None
+            if expected and clock() - self.rt_heard_at >= timeout:
+                return CallEnd(
+                    f"Realtime stalled: no event for {timeout:g} s",
+                    WSCloseCode.INTERNAL_ERROR,
+                    True,
+                )
+
     # -------------------------------------------------------------- helpers
 
     async def flush(self) -> None:
@@ -274,6 +305,9 @@ class _CallBridge:
         if self.rt is not None and session.phase is Phase.BRIDGING:
             for message in session.drain_realtime():
                 await self.rt.send_str(message)
+                if message == _RESPONSE_CREATE:  # a reply is due: the stall watch starts
+                    self.reply_awaited = True
+                    self.rt_heard_at = self.clock()
         self.runner.start()
         log_notes(session)
 
@@ -288,6 +322,7 @@ class _CallBridge:
             asyncio.create_task(self.realtime_pump(), name="realtime-pump"),
             asyncio.create_task(self.playout_pump(), name="playout-pump"),
             asyncio.create_task(self.end_pump(), name="end-pump"),
+            asyncio.create_task(self.stall_watch(), name="stall-watch"),
         ]
         try:
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

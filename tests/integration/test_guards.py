@@ -10,13 +10,15 @@ from typing import Any
 
 import pytest
 from support import SECOND, Call, StartCall
-from test_outbound import APP_ID
+from test_outbound import APP_ID, vonage_env
+from test_scripted_call import pressed
 from test_twilio_call import StartTwilio, start_twilio, twilio_api  # noqa: F401 (fixtures)
 
 from vonage_bridge.logs import CallContextFilter
 from vonage_bridge.sim.realtime import FakeRealtimeOptions, FakeRealtimeSession
+from vonage_bridge.sim.realtime_script import RealtimeScript, RealtimeStep, session_updated
 from vonage_bridge.sim.twilio import MULAW_SILENCE
-from vonage_bridge.sim.vonage import FakeVonageCaller
+from vonage_bridge.sim.vonage import CALLER_WAV, FakeVonageCaller, read_wav_pcm16
 from vonage_bridge.sim.vonage_api import FakeVoiceApi, application_test_key
 from vonage_bridge.web.keys import CALLS
 
@@ -116,3 +118,71 @@ async def test_real_time_caller_with_jitter_loses_no_frame(
     assert summary["fast_frames_dropped"] == 0
     assert summary["frames_in"] == 75
     assert not any("real time" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------ Realtime stalls
+
+
+def speech(ms: int) -> bytes:
+    pcm, _ = read_wav_pcm16(CALLER_WAV)
+    return pcm[: ms * 32]
+
+
+async def test_realtime_stall_during_a_response_ends_and_hangs_up_the_call(
+    start_call: StartCall, voice_api: FakeVoiceApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = FakeRealtimeOptions(stall_after_deltas=2, reply_realtime_factor=0)
+    call = await start_call(options, REALTIME_STALL_TIMEOUT_S="0.5", **vonage_env(voice_api))
+    caller, rt = await connected(call)
+    caplog.handler.addFilter(CallContextFilter())
+    with caplog.at_level(logging.INFO):
+        await caller.stream_audio(speech(800), realtime=False)
+        await caller.stream_silence(700)  # the caller's turn ends: a reply starts, then stalls
+        await caller.wait_closed(timeout=10 * SECOND)
+        await no_live_calls(call)
+    assert rt.stalled and rt.responses[0].status == "in_progress"
+    assert caller.close_code == 1011
+    assert caller.close_reason == "Realtime stalled: no event for 0.5 s"
+    assert [u for u, _ in voice_api.hangups] == [caller.call_uuid]
+    (summary,) = summaries(caplog)
+    assert summary["end_reason"] == "Realtime stalled: no event for 0.5 s"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["call ending: Realtime stalled: no event for 0.5 s"]
+    assert errors[0].call_uuid == caller.call_uuid  # type: ignore[attr-defined]
+    assert not errors[0].exc_info
+
+
+async def test_response_create_left_unanswered_ends_the_call(start_call: StartCall) -> None:
+    """We asked for a reply (a key press for the model) and Realtime never started one."""
+    script = RealtimeScript(
+        [
+            RealtimeStep("session.update", emit=session_updated),
+            pressed("5"),
+            RealtimeStep("response.create", emit=()),  # no response.created, nothing at all
+        ],
+        ignore={"input_audio_buffer.append"},
+    )
+    call = await start_call(FakeRealtimeOptions(script=script), REALTIME_STALL_TIMEOUT_S="0.3")
+    caller, _ = await connected(call)
+    await caller.send_dtmf("5")
+    await script.wait_done(timeout=5 * SECOND)
+    await caller.wait_closed(timeout=5 * SECOND)
+    script.assert_complete()
+    assert caller.close_code == 1011
+    assert caller.close_reason == "Realtime stalled: no event for 0.3 s"
+    await no_live_calls(call)
+
+
+async def test_quiet_realtime_with_no_reply_expected_keeps_the_call(
+    start_call: StartCall,
+) -> None:
+    """Silence on both sides is a call, not a stall: nothing is expected from Realtime."""
+    call = await start_call(REALTIME_STALL_TIMEOUT_S="0.2")
+    caller, rt = await connected(call)
+    quiet_since = len(rt.server_events)
+    await caller.stream_silence(1_000)  # paced: 1 s, five stall timeouts
+    assert len(rt.server_events) == quiet_since  # Realtime sent nothing meanwhile
+    assert not caller.closed.is_set()
+    assert caller.call_uuid in call.bridge.app[CALLS]
+    await caller.hang_up()
+    await no_live_calls(call)
