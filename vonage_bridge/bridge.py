@@ -373,6 +373,7 @@ async def run_call(
     control: CallControl | None = None,
     tools: ToolRegistry | None = None,
     tool_ctx: ToolContext | None = None,
+    live: LiveCall | None = None,
 ) -> CallSummary:
     """Bridge an accepted media socket to a new Realtime session until either ends.
 
@@ -389,6 +390,8 @@ async def run_call(
             as a task of the call, cancelled when the call ends.
         tool_ctx: what tools see of the call; default: its id and caller, ``control``'s
             transfer, ``door.name``.
+        live: the call's registration: when the service ended it from outside
+            (``live.ending``, e.g. shutdown), that is the end reason, not the socket closing.
     Returns:
         The call's summary (also logged as one INFO line, and the end as ERROR when we ended
         it by fault).
@@ -409,6 +412,8 @@ async def run_call(
         if end.error:
             log.error("call ending: %s", end.reason)
     finally:
+        if live is not None and live.ending is not None and not end.error:
+            end = CallEnd(live.ending, WSCloseCode.GOING_AWAY)
         log_notes(session)
         await asyncio.shield(bridge.close(end, control))
         summary = summarize(
@@ -472,7 +477,7 @@ async def serve_media_call(
     calls = deps.calls
     task = asyncio.current_task()
     assert task is not None
-    calls[call_id] = LiveCall(call_id, ws, task, control)
+    live = calls[call_id] = LiveCall(call_id, ws, task, control)
     try:
         call = await opening()
         if call is None:
@@ -498,6 +503,7 @@ async def serve_media_call(
                 control=control,
                 tools=deps.tools,
                 tool_ctx=call.tool_ctx,
+                live=live,
             )
         finally:  # run_call closed both sockets: off the audio path
             await write_call_record(
@@ -506,7 +512,11 @@ async def serve_media_call(
                 front_door=call.door.name,
                 direction=call.direction,
                 started_at=started_at,
-                end_reason=summary.end_reason if summary is not None else "call handler stopped",
+                end_reason=(
+                    summary.end_reason
+                    if summary is not None
+                    else live.ending or "call handler stopped"
+                ),
                 duration_s=summary.duration_s if summary is not None else None,
             )
         return summary

@@ -19,8 +19,10 @@ from vonage_bridge.sim.realtime import FakeRealtimeOptions, FakeRealtimeSession
 from vonage_bridge.sim.realtime_script import RealtimeScript, RealtimeStep, session_updated
 from vonage_bridge.sim.twilio import MULAW_SILENCE
 from vonage_bridge.sim.vonage import CALLER_WAV, FakeVonageCaller, read_wav_pcm16
-from vonage_bridge.sim.vonage_api import FakeVoiceApi, application_test_key
-from vonage_bridge.web.keys import CALLS
+from vonage_bridge.sim.vonage_api import FakeVoiceApi, FakeVoiceApiOptions, application_test_key
+from vonage_bridge.store import CallRecord
+from vonage_bridge.web import app as web_app
+from vonage_bridge.web.keys import CALLS, STORE
 
 VONAGE_FRAME = bytes(640)  # 20 ms of L16 silence at 16 kHz
 
@@ -186,3 +188,74 @@ async def test_quiet_realtime_with_no_reply_expected_keeps_the_call(
     assert caller.call_uuid in call.bridge.app[CALLS]
     await caller.hang_up()
     await no_live_calls(call)
+
+
+# ------------------------------------------------------------------ shutdown
+
+
+def keep_records(call: Call) -> list[CallRecord]:
+    """The records the bridge writes from now on (its in-memory store closes with it)."""
+    store = call.bridge.app[STORE]
+    records: list[CallRecord] = []
+    add = store.add
+
+    async def keep(record: CallRecord) -> None:
+        records.append(record)
+        await add(record)
+
+    store.add = keep  # type: ignore[method-assign]
+    return records
+
+
+def hang_up_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "hang-up" in r.getMessage() or "hung up" in r.getMessage()]
+
+
+async def test_shutdown_with_an_unanswering_voice_api_ends_within_its_deadline(
+    start_call: StartCall,
+    voice_api: FakeVoiceApi,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real budget (8 s; see test_guard_settings) scaled down to keep the test short."""
+    monkeypatch.setattr(web_app, "SHUTDOWN_DEADLINE_S", 2.0)
+    monkeypatch.setattr(web_app, "SHUTDOWN_HANGUP_S", 0.5)
+    monkeypatch.setattr(web_app, "SHUTDOWN_CANCEL_S", 0.5)
+    voice_api.options = FakeVoiceApiOptions(hangup_delay_s=60)  # never answers in time
+    call = await start_call(**vonage_env(voice_api, VONAGE_API_TIMEOUT_S="20"))
+    records = keep_records(call)
+    caller, _ = await connected(call)
+    caplog.handler.addFilter(CallContextFilter())
+    loop = asyncio.get_running_loop()
+    with caplog.at_level(logging.INFO):
+        started = loop.time()
+        await call.bridge.close()
+        elapsed = loop.time() - started
+        await caller.wait_closed(timeout=5 * SECOND)
+    assert elapsed < 2.0 + 2 * SECOND  # the deadline, not the 20 s REST timeout
+    assert caller.close_code == 1001
+    assert [r.end_reason for r in records] == ["server shutting down"]
+    (summary,) = summaries(caplog)
+    assert summary["end_reason"] == "server shutting down"
+    lines = hang_up_lines(caplog)
+    assert lines, "the unfinished hang-up is logged"
+    assert all(r.call_uuid == caller.call_uuid for r in lines)  # type: ignore[attr-defined]
+    assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_shutdown_hang_ups_run_at_once_and_name_their_call(
+    start_call: StartCall, voice_api: FakeVoiceApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    call = await start_call(**vonage_env(voice_api))
+    records = keep_records(call)
+    callers = [(await connected(call))[0] for _ in range(2)]
+    caplog.handler.addFilter(CallContextFilter())
+    with caplog.at_level(logging.INFO):
+        await call.bridge.close()
+    for caller in callers:
+        await caller.wait_closed(timeout=5 * SECOND)
+        assert caller.close_code == 1001
+    assert sorted(u for u, _ in voice_api.hangups) == sorted(c.call_uuid for c in callers)
+    assert [r.end_reason for r in records] == ["server shutting down"] * 2
+    lines = [r for r in hang_up_lines(caplog) if "server shutting down" in r.getMessage()]
+    assert sorted(r.call_uuid for r in lines) == sorted(c.call_uuid for c in callers)  # type: ignore[attr-defined]

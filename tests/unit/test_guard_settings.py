@@ -3,12 +3,16 @@ budget against the platform's kill timeout."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from vonage_bridge.config import Settings
 from vonage_bridge.errors import ConfigError
+from vonage_bridge.web.app import SHUTDOWN_CANCEL_S, SHUTDOWN_DEADLINE_S, SHUTDOWN_HANGUP_S
+
+FLY_TOML = Path(__file__).parents[2] / "fly.toml"
 
 
 @pytest.fixture
@@ -35,3 +39,12 @@ def test_bad_realtime_stall_timeout_names_its_variable(env: dict[str, str], valu
     with pytest.raises(ConfigError) as info:
         Settings.from_env(env)
     assert [p.split("=", 1)[0] for p in info.value.problems] == ["REALTIME_STALL_TIMEOUT_S"]
+
+
+def test_shutdown_budget_fits_the_kill_timeout_of_fly_toml() -> None:
+    """SIGTERM to SIGKILL is ``kill_timeout``: ending the calls must leave room for aiohttp
+    to close what is left and for the cleanup contexts (HTTP client, store)."""
+    kill_timeout = tomllib.loads(FLY_TOML.read_text())["kill_timeout"]
+    assert kill_timeout.endswith("s")
+    assert SHUTDOWN_DEADLINE_S <= float(kill_timeout[:-1]) - 5.0
+    assert SHUTDOWN_HANGUP_S + SHUTDOWN_CANCEL_S < SHUTDOWN_DEADLINE_S
