@@ -8,7 +8,9 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
 - :func:`run_call`: one media call's tasks around its session, each a few lines of
   receive -> parse (pure) -> feed -> drain -> send:
 
-  - caller pump: caller socket -> session (frames up to Realtime as they come);
+  - caller pump: caller socket -> session (frames up to Realtime as they come), policed at
+    real time (``core.ratelimit``): frames more than :data:`CALLER_BURST_S` ahead are dropped
+    and counted, and past :data:`CALLER_EXCESS_LIMIT_S` of them the caller is closed with 1008;
   - Realtime pump: opens the Realtime socket, sends ``session.update`` and the held audio,
     then Realtime events -> session;
   - playout pump: session's playout -> caller socket, paced to absolute deadlines with a
@@ -208,12 +210,12 @@ class _CallBridge:
         frame_bytes, clock = session.frame_bytes, self.clock
         async for msg in rt:
             if msg.type is WSMsgType.TEXT:
+                self.rt_heard_at = clock()  # the session is alive (stall watch)
                 try:
                     event = parse_server_event(msg.data)
                 except RemoteProtocolError as exc:
                     self.warn_once("rt-text", f"bad Realtime event: {exc.message}")
                     continue
-                self.rt_heard_at = clock()
                 session.now = time.time()
                 session.realtime_event(event)
                 if session.playout.buffered_bytes >= frame_bytes:
