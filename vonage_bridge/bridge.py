@@ -8,12 +8,17 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
 - :func:`run_call`: one media call's tasks around its session, each a few lines of
   receive -> parse (pure) -> feed -> drain -> send:
 
-  - caller pump: caller socket -> session (frames up to Realtime as they come);
+  - caller pump: caller socket -> session (frames up to Realtime as they come), policed at
+    real time (``core.ratelimit``): frames more than :data:`CALLER_BURST_S` ahead are dropped
+    and counted, and past :data:`CALLER_EXCESS_LIMIT_S` of them the caller is closed with 1008;
   - Realtime pump: opens the Realtime socket, sends ``session.update`` and the held audio,
     then Realtime events -> session;
   - playout pump: session's playout -> caller socket, paced to absolute deadlines with a
     bounded look-ahead (``audio.playout``);
   - end pump: ends the call once a call-ending tool ran and its reply has been heard;
+  - stall watch: ends the call when Realtime sends nothing for ``REALTIME_STALL_TIMEOUT_S``
+    while a reply is expected (a response is active, or the caller's turn ended or we sent
+    ``response.create``, and no ``response.created`` came yet);
 
 - :class:`ToolRunner`: the model's tool calls as tasks of the call, results back through
   the session (media calls and the OpenAI SIP sideband alike);
@@ -52,12 +57,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .calls import CallControl, CallDeps, LiveCall, close_socket
 from .config import OpenAISettings
-from .core.events import SpeechStopped, StreamStopped
+from .core.events import ResponseCreated, SpeechStarted, SpeechStopped, StreamStopped
 from .core.frontdoor import FrontDoor
+from .core.ratelimit import TokenBucket
 from .core.session import CallInfo, CallSession, Phase
 from .errors import RealtimeConnectError, RemoteProtocolError
 from .realtime.connection import open_realtime
-from .realtime.protocol import parse_server_event
+from .realtime.protocol import client_event, parse_server_event
 from .records import CallEnd, CallSummary, log_notes, log_summary, summarize, write_call_record
 from .tool_runner import ToolRunner
 from .tools import ToolContext, ToolRegistry
@@ -67,6 +73,18 @@ log = logging.getLogger(__name__)
 END_MARGIN_S = 0.3
 """After a call-ending tool, wait this long past our estimate of the caller's playback
 position before hanging up (network and jitter-buffer delay on the carrier's side)."""
+CALLER_BURST_S = 1.0
+"""Caller audio may run this far (s of audio) ahead of real time before frames are dropped:
+room for a network hiccup delivering held-up frames at once. Vonage and Twilio send one
+20 ms frame every 20 ms, so more than this is not a phone line."""
+CALLER_EXCESS_LIMIT_S = 5.0
+"""Once more than this much caller audio (s) was dropped for coming faster than real time,
+the call ends: caller socket closed with 1008 (:data:`TOO_FAST_REASON`), hung up over REST."""
+TOO_FAST_REASON = "audio faster than real time"
+STALL_TICK_S = 1.0
+"""The stall watch looks at the time of the last Realtime event this often (at most; a
+quarter of the stall timeout when that is shorter): one timer per call, nothing per event."""
+_RESPONSE_CREATE = client_event({"type": "response.create"})
 
 # ------------------------------------------------------------------ media calls
 
@@ -95,6 +113,17 @@ class _CallBridge:
         self.reply_latency_ms: list[float] = []
         self.warned: set[str] = set()
         self.rt_close_sent: int | None = None  # set when we closed the Realtime socket
+        # caller audio policed at real time (hot path: one take() per frame)
+        self.clock = self.loop.time
+        self.audio_bucket = TokenBucket(1.0, CALLER_BURST_S, self.clock())
+        self.s_per_byte = 0.0
+        self.caller_format_changed()
+        self.fast_frames_dropped = 0
+        self.fast_dropped_s = 0.0
+        # stall watch: loop time of the last Realtime event (or of our response.create), and
+        # whether a reply is awaited that no response.created has started yet
+        self.rt_heard_at = self.clock()
+        self.reply_awaited = False
 
     # -------------------------------------------------------------- pumps
 
@@ -110,16 +139,19 @@ class _CallBridge:
                     log_notes(session)
                     continue
                 if isinstance(parsed, bytes):  # Twilio media (hot path)
-                    await self.caller_audio(parsed)
+                    if (end := await self.caller_audio(parsed)) is not None:
+                        return end
                     continue
                 if isinstance(parsed, StreamStopped):
                     return CallEnd(f"caller hung up ({door.name} stream stopped)")
                 session.now = time.time()
                 session.caller_event(parsed)
+                self.caller_format_changed()  # websocket:connected may set the rate
                 await self.flush()
             elif msg.type is WSMsgType.BINARY:
                 if binary_audio:  # Vonage audio (hot path)
-                    await self.caller_audio(msg.data)
+                    if (end := await self.caller_audio(msg.data)) is not None:
+                        return end
                 else:
                     session.caller_message_invalid("binary message (audio comes in media)")
                     log_notes(session)
@@ -127,7 +159,11 @@ class _CallBridge:
                 return CallEnd(f"caller socket error: {caller.exception()}", error=True)
         return CallEnd(f"caller hung up (close {caller.close_code})")
 
-    async def caller_audio(self, frame: bytes) -> None:
+    async def caller_audio(self, frame: bytes) -> CallEnd | None:
+        """One frame of caller audio (hot path): up to Realtime, or dropped when it came
+        faster than real time. Returns the call's end once too much was dropped."""
+        if not self.audio_bucket.take(self.clock(), len(frame) * self.s_per_byte):
+            return self.too_fast(len(frame))
         session = self.session
         out = session.caller_frame(frame)
         if out is not None:
@@ -135,6 +171,29 @@ class _CallBridge:
             await self.rt.send_str(out)
         elif session.has_notes:
             log_notes(session)
+        return None
+
+    def too_fast(self, n_bytes: int) -> CallEnd | None:
+        """A caller frame over the real-time rate: dropped and counted; the first is logged;
+        past :data:`CALLER_EXCESS_LIMIT_S` of dropped audio the call ends with 1008."""
+        self.fast_frames_dropped += 1
+        self.fast_dropped_s += n_bytes * self.s_per_byte
+        if self.fast_frames_dropped == 1:
+            log.warning(
+                "caller audio faster than real time: dropping what runs over %.0f s ahead",
+                CALLER_BURST_S,
+            )
+        if self.fast_dropped_s <= CALLER_EXCESS_LIMIT_S:
+            return None
+        log.warning(
+            "closing the call: %.1f s of caller audio dropped for coming faster than real time",
+            self.fast_dropped_s,
+        )
+        return CallEnd(TOO_FAST_REASON, WSCloseCode.POLICY_VIOLATION)
+
+    def caller_format_changed(self) -> None:
+        """Re-read the caller's audio format (seconds per byte) for the rate check."""
+        self.s_per_byte = 0.001 / self.session.caller_format.bytes_per_ms
 
     async def realtime_pump(self) -> CallEnd:
         session = self.session
@@ -148,9 +207,10 @@ class _CallBridge:
             self.openai.model,
             session.stats.held_ms,
         )
-        frame_bytes = session.frame_bytes
+        frame_bytes, clock = session.frame_bytes, self.clock
         async for msg in rt:
             if msg.type is WSMsgType.TEXT:
+                self.rt_heard_at = clock()  # the session is alive (stall watch)
                 try:
                     event = parse_server_event(msg.data)
                 except RemoteProtocolError as exc:
@@ -161,7 +221,10 @@ class _CallBridge:
                 if session.playout.buffered_bytes >= frame_bytes:
                     self.audio_ready.set()
                 if isinstance(event, SpeechStopped):
-                    self.stopped_at = self.loop.time()
+                    self.stopped_at = self.rt_heard_at
+                    self.reply_awaited = True  # the caller's turn ended (create_response)
+                elif isinstance(event, ResponseCreated | SpeechStarted):
+                    self.reply_awaited = False  # it started, or the caller speaks again
                 if session.has_output:
                     await self.flush()
             elif msg.type is WSMsgType.BINARY:
@@ -219,6 +282,22 @@ class _CallBridge:
             else:
                 await asyncio.sleep(0.05)  # the goodbye is still streaming (rare path)
 
+    async def stall_watch(self) -> CallEnd:
+        """Ends the call when Realtime stays silent for ``stall_timeout_s`` while a reply is
+        expected: the socket is alive but the caller would hear nothing until they hang up."""
+        timeout = self.openai.stall_timeout_s
+        tick = min(STALL_TICK_S, timeout / 4)
+        session, clock = self.session, self.clock
+        while True:
+            await asyncio.sleep(tick)
+            expected = self.reply_awaited or session.active_response is not None
+            if expected and clock() - self.rt_heard_at >= timeout:
+                return CallEnd(
+                    f"Realtime stalled: no event for {timeout:g} s",
+                    WSCloseCode.INTERNAL_ERROR,
+                    True,
+                )
+
     # -------------------------------------------------------------- helpers
 
     async def flush(self) -> None:
@@ -228,6 +307,9 @@ class _CallBridge:
         if self.rt is not None and session.phase is Phase.BRIDGING:
             for message in session.drain_realtime():
                 await self.rt.send_str(message)
+                if message == _RESPONSE_CREATE:  # a reply is due: the stall watch starts
+                    self.reply_awaited = True
+                    self.rt_heard_at = self.clock()
         self.runner.start()
         log_notes(session)
 
@@ -242,6 +324,7 @@ class _CallBridge:
             asyncio.create_task(self.realtime_pump(), name="realtime-pump"),
             asyncio.create_task(self.playout_pump(), name="playout-pump"),
             asyncio.create_task(self.end_pump(), name="end-pump"),
+            asyncio.create_task(self.stall_watch(), name="stall-watch"),
         ]
         try:
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -292,6 +375,7 @@ async def run_call(
     control: CallControl | None = None,
     tools: ToolRegistry | None = None,
     tool_ctx: ToolContext | None = None,
+    live: LiveCall | None = None,
 ) -> CallSummary:
     """Bridge an accepted media socket to a new Realtime session until either ends.
 
@@ -308,6 +392,8 @@ async def run_call(
             as a task of the call, cancelled when the call ends.
         tool_ctx: what tools see of the call; default: its id and caller, ``control``'s
             transfer, ``door.name``.
+        live: the call's registration: when the service ended it from outside
+            (``live.ending``, e.g. shutdown), that is the end reason, not the socket closing.
     Returns:
         The call's summary (also logged as one INFO line, and the end as ERROR when we ended
         it by fault).
@@ -328,6 +414,8 @@ async def run_call(
         if end.error:
             log.error("call ending: %s", end.reason)
     finally:
+        if live is not None and live.ending is not None and not end.error:
+            end = CallEnd(live.ending, WSCloseCode.GOING_AWAY)
         log_notes(session)
         await asyncio.shield(bridge.close(end, control))
         summary = summarize(
@@ -336,6 +424,7 @@ async def run_call(
             duration_s=bridge.loop.time() - started,
             end_reason=end.reason,
             reply_latency_ms=bridge.reply_latency_ms,
+            fast_frames_dropped=bridge.fast_frames_dropped,
             caller_close_code=caller.close_code,
             realtime_close_code=(
                 bridge.rt_close_sent
@@ -390,7 +479,7 @@ async def serve_media_call(
     calls = deps.calls
     task = asyncio.current_task()
     assert task is not None
-    calls[call_id] = LiveCall(call_id, ws, task, control)
+    live = calls[call_id] = LiveCall(call_id, ws, task, control)
     try:
         call = await opening()
         if call is None:
@@ -416,6 +505,7 @@ async def serve_media_call(
                 control=control,
                 tools=deps.tools,
                 tool_ctx=call.tool_ctx,
+                live=live,
             )
         finally:  # run_call closed both sockets: off the audio path
             await write_call_record(
@@ -424,7 +514,11 @@ async def serve_media_call(
                 front_door=call.door.name,
                 direction=call.direction,
                 started_at=started_at,
-                end_reason=summary.end_reason if summary is not None else "call handler stopped",
+                end_reason=(
+                    summary.end_reason
+                    if summary is not None
+                    else live.ending or "call handler stopped"
+                ),
                 duration_s=summary.duration_s if summary is not None else None,
             )
         return summary

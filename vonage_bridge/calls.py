@@ -4,7 +4,8 @@ and how its sockets are closed. Shell.
 - :class:`CallControl`: the carrier-side controls that do I/O (REST hang-up and transfer:
   ``vonage.voice_api.CallHangUp``, ``twilio.rest.TwilioHangUp``, both on
   :class:`RestHangUp`; the SIP sideband's refer and hangup);
-- :class:`LiveCall`: a call with an open media socket, closed and hung up on shutdown;
+- :class:`LiveCall`: a call with an open media socket, hung up and closed on shutdown (its
+  end reason then :data:`SHUTDOWN_REASON`);
 - :class:`CallDeps`: what the engine needs from the app for one call;
 - :func:`close_socket`: every socket we close gets a ``WSCloseCode`` and a reason cut to the
   123 bytes a close frame holds, at a UTF-8 character boundary (RFC 6455, section 5.5.1).
@@ -22,6 +23,7 @@ from aiohttp import WSCloseCode, web
 
 from .config import Settings
 from .errors import BridgeError
+from .logs import call_context
 from .store import CallStore
 from .tools import ToolRegistry
 
@@ -30,6 +32,9 @@ log = logging.getLogger(__name__)
 UNKNOWN_CALL_PREFIX = "unknown-"
 """Call ids we made up because the answer webhook carried none: such a call cannot be hung
 up or transferred over REST."""
+SHUTDOWN_REASON = "server shutting down"
+"""The end reason (record, summary line, close frame, REST hang-up log) of a call the service
+ended because it is stopping."""
 MAX_CLOSE_REASON_BYTES = 123
 """A close frame's reason fits in 123 bytes of UTF-8 (RFC 6455 5.5: 125-byte control payload
 minus the 2-byte code)."""
@@ -128,6 +133,28 @@ class LiveCall:
     ws: web.WebSocketResponse
     task: asyncio.Task[object]
     control: CallControl | None = None
+    ending: str | None = None
+    """Set when the service ends the call from outside (shutdown): its end reason, given by
+    the record and the summary line instead of how the socket closed."""
+
+    async def hang_up_within(self, reason: str, timeout_s: float) -> None:
+        """Hang the call up over its :class:`CallControl` (nothing without one), waiting at
+        most ``timeout_s`` seconds; what is logged carries the call id. Never raises: an
+        unanswered hang-up is logged as a warning and left unfinished."""
+        if self.control is None:
+            return
+        with call_context(self.call_uuid[:64]):  # tagged as the routes tag the call
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self.control.hang_up(reason)
+            except TimeoutError:
+                log.warning(
+                    "REST hang-up (%s) unanswered after %.1f s: closing the socket without it",
+                    reason,
+                    timeout_s,
+                )
+            except Exception as exc:  # the contract says never; keep shutdown going anyway
+                log.warning("REST hang-up (%s) failed: %s", reason, exc.__class__.__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -229,7 +229,8 @@ class ServerSettings(_Group):
 
 class OpenAISettings(_Group):
     """OpenAI Realtime: key, model, voice, base URL (no trailing slash), transcription (None:
-    off), VAD (threshold 0-1, silence ms) and connect timeout (s)."""
+    off), VAD (threshold 0-1, silence ms), connect timeout (s) and stall timeout (s: how long
+    a session may send no event while a response is expected before the call ends)."""
 
     api_key: Annotated[SecretStr, _check(str.strip, "must not be blank")] = Field(
         alias="OPENAI_API_KEY", repr=False
@@ -245,6 +246,7 @@ class OpenAISettings(_Group):
     vad_threshold: float = Field(0.5, alias="VAD_THRESHOLD", ge=0.0, le=1.0)
     vad_silence_ms: int = Field(500, alias="VAD_SILENCE_MS", ge=100, le=5000)
     connect_timeout_s: float = Field(10.0, alias="OPENAI_CONNECT_TIMEOUT_S", ge=0.5, le=120.0)
+    stall_timeout_s: float = Field(15.0, alias="REALTIME_STALL_TIMEOUT_S", ge=0.1, le=600.0)
 
     @property
     def realtime_url(self) -> str:

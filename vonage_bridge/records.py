@@ -66,6 +66,8 @@ class CallSummary:
     bad_caller_messages: int = 0
     """Caller messages dropped or ignored (unparseable, unknown events): logged once, counted
     here."""
+    fast_frames_dropped: int = 0
+    """Caller frames dropped for coming faster than real time (``bridge.CALLER_BURST_S``)."""
     caller_close_code: int | None = None
     realtime_close_code: int | None = None
     transcript: list[TranscriptEntry] = field(default_factory=list)
@@ -78,6 +80,7 @@ def summarize(
     duration_s: float,
     end_reason: str,
     reply_latency_ms: list[float] | None = None,
+    fast_frames_dropped: int = 0,
     caller_close_code: int | None = None,
     realtime_close_code: int | None = None,
 ) -> CallSummary:
@@ -100,6 +103,7 @@ def summarize(
         barge_ins=stats.barge_ins,
         dtmf=stats.dtmf,
         bad_caller_messages=stats.bad_caller_messages,
+        fast_frames_dropped=fast_frames_dropped,
         caller_close_code=caller_close_code,
         realtime_close_code=realtime_close_code,
         transcript=list(stats.transcript),

@@ -40,7 +40,8 @@ async def test_normal_call_leaves_a_record_with_its_transcript(start_call: Start
     await caller.answer()
     await caller.connect()
     rt = await call.fake.wait_for_session(timeout=5 * SECOND)
-    await caller.stream_audio(speech(), realtime=False)
+    # speech at real time (faster is dropped); the silence after fits the 1 s burst
+    await caller.stream_audio(speech(), realtime=True)
     await caller.stream_silence(900, realtime=False)
     done = await rt.wait_responses_done(1, timeout=10 * SECOND)
     await caller.wait_heard(math.ceil(done[0].total_bytes * 2 / 3 / FRAME) * FRAME, 10 * SECOND)
@@ -182,7 +183,8 @@ async def test_abrupt_hang_up_mid_reply_leaves_a_record(start_call: StartCall) -
     await caller.answer()
     await caller.connect()
     rt = await call.fake.wait_for_session(timeout=5 * SECOND)
-    await caller.stream_audio(speech(), realtime=False)
+    # speech at real time (faster is dropped); the silence after fits the 1 s burst
+    await caller.stream_audio(speech(), realtime=True)
     await caller.stream_silence(900, realtime=False)
     await rt.wait_responses_done(1, timeout=10 * SECOND)
     await caller.wait_heard(FRAME, timeout=10 * SECOND)  # the reply is playing

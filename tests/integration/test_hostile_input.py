@@ -242,7 +242,7 @@ async def test_vonage_media_message_nested_deep_is_dropped_and_the_call_goes_on(
     caplog.clear()
     with caplog.at_level(logging.INFO):
         await ws.send_str(DEEP)
-        await caller.stream_audio(speech(800), realtime=False)
+        await caller.stream_audio(speech(800), realtime=True)
         await caller.stream_silence(900, realtime=False)
         await rt.wait_responses_done(1, timeout=10 * SECOND)
         await caller.hang_up()
@@ -263,7 +263,7 @@ async def test_twilio_media_message_nested_deep_is_dropped_and_the_call_goes_on(
     caplog.clear()
     with caplog.at_level(logging.INFO):
         await ws.send_str(DEEP)
-        await caller.stream_audio(mulaw_speech(800), realtime=False)
+        await caller.stream_audio(mulaw_speech(800), realtime=True)
         await caller.stream_silence(900, realtime=False)
         await rt.wait_responses_done(1, timeout=10 * SECOND)
         await caller.hang_up()
@@ -410,7 +410,7 @@ async def test_thousands_of_unknown_caller_events_make_one_warning_and_a_count(
         for i in range(2000):
             await ws.send_str(json.dumps({"event": f"websocket:probe-{i}"}))
         await ws.send_str("not json")
-        await caller.stream_audio(speech(800), realtime=False)
+        await caller.stream_audio(speech(800), realtime=True)
         await caller.stream_silence(900, realtime=False)
         await rt.wait_responses_done(1, timeout=10 * SECOND)
         await caller.hang_up()

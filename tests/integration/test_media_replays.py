@@ -67,7 +67,7 @@ async def finished_vonage_call(call: Call) -> tuple[list[dict[str, Any]], CallRe
     ncco = await first.answer()
     await first.connect()
     rt = await call.fake.wait_for_session(timeout=5 * SECOND)
-    await first.stream_audio(vonage_speech(), realtime=False)
+    await first.stream_audio(vonage_speech(), realtime=True)
     await first.stream_silence(900, realtime=False)
     await rt.wait_responses_done(1, timeout=10 * SECOND)
     await first.hang_up()
@@ -117,7 +117,7 @@ async def test_twilio_stream_token_of_a_finished_call_cannot_be_used_again(
 ) -> None:
     tw = await start_twilio()
     first, rt = await tw.connected()
-    await first.stream_audio(speech(1200), realtime=False)
+    await first.stream_audio(speech(1200), realtime=True)
     await first.stream_silence(900, realtime=False)
     await rt.wait_responses_done(1, timeout=10 * SECOND)
     await first.hang_up()

@@ -109,7 +109,8 @@ async def test_twilio_call_bridges_mulaw_both_ways_without_resampling(
     assert params["token"] and params["exp"].isdigit()
 
     audio = speech(1200)
-    await caller.stream_audio(audio, realtime=False)
+    # speech at real time (faster is dropped); the silence after fits the 1 s burst
+    await caller.stream_audio(audio, realtime=True)
     await caller.stream_silence(900, realtime=False)
     done = await rt.wait_responses_done(1, timeout=10 * SECOND)
     await caller.wait_heard(done[0].total_bytes, timeout=10 * SECOND)
@@ -148,7 +149,8 @@ async def test_twilio_barge_in_clears_and_truncates_at_the_marked_position(
 ) -> None:
     tw = await start_twilio(FakeRealtimeOptions(reply_realtime_factor=1.0))
     caller, rt = await tw.connected()
-    await caller.stream_audio(speech(3000), realtime=False)
+    # speech at real time (faster is dropped); the silence after fits the 1 s burst
+    await caller.stream_audio(speech(3000), realtime=True)
     await caller.stream_silence(900, realtime=False)
     await caller.wait_heard(500 * MS, timeout=10 * SECOND)
 
@@ -260,7 +262,8 @@ async def test_bad_media_messages_are_counted_once_logged_and_the_call_goes_on(
         for _ in range(3):
             await caller.send_malformed("bad_base64")
             await caller.send_malformed("bad_json")
-        await caller.stream_audio(speech(800), realtime=False)
+        # speech at real time (faster is dropped); the silence after fits the 1 s burst
+        await caller.stream_audio(speech(800), realtime=True)
         await caller.stream_silence(900, realtime=False)
         await rt.wait_responses_done(1, timeout=10 * SECOND)
         await caller.hang_up()

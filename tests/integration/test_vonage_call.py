@@ -48,7 +48,8 @@ async def test_call_bridges_audio_both_ways(start_call: StartCall) -> None:
     await caller.connect()
     rt = await call.fake.wait_for_session(timeout=5 * SECOND)
     pcm = speech()
-    await caller.stream_audio(pcm, realtime=False)
+    # speech at real time (faster is dropped); the silence after fits the 1 s burst
+    await caller.stream_audio(pcm, realtime=True)
     await caller.stream_silence(900, realtime=False)
     done = await rt.wait_responses_done(1, timeout=10 * SECOND)
     expected_frames = math.ceil(done[0].total_bytes * 2 / 3 / FRAME)
@@ -205,7 +206,8 @@ async def test_bad_caller_messages_are_logged_once_and_the_call_goes_on(
             await ws.send_bytes(b"\x01\x02\x03")  # odd length: not PCM16
             await ws.send_str("not json")
             await ws.send_str(json.dumps({"event": "websocket:mystery"}))
-        await caller.stream_audio(speech(800), realtime=False)
+        # speech at real time (faster is dropped); the silence after fits the 1 s burst
+        await caller.stream_audio(speech(800), realtime=True)
         await caller.stream_silence(900, realtime=False)
         await rt.wait_responses_done(1, timeout=10 * SECOND)
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("vonage_bridge")]

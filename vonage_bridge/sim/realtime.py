@@ -139,6 +139,9 @@ class FakeRealtimeOptions:
         script: scripted mode: each client event is checked against the script's steps and
             answered with the step's server events only; no VAD, no replies of the fake's own
             (see ``sim/realtime_script.py``). ``session.created`` is still sent on connect.
+        stall_after_deltas: a stalled session: after this many audio deltas of a response
+            the fake sends nothing more (the response never finishes, no event of any kind
+            follows) while the socket stays open and client events are still recorded.
     """
 
     reject_status: int | None = None
@@ -149,6 +152,7 @@ class FakeRealtimeOptions:
     reply_realtime_factor: float = 4.0
     close_after_responses: int | None = None
     script: RealtimeScript | None = None
+    stall_after_deltas: int | None = None
 
     def __post_init__(self) -> None:
         if self.reject_status is not None and not 400 <= self.reject_status <= 599:
@@ -161,6 +165,8 @@ class FakeRealtimeOptions:
             raise ValueError("reply_realtime_factor must be >= 0")
         if self.close_after_responses is not None and self.close_after_responses < 1:
             raise ValueError("close_after_responses must be >= 1")
+        if self.stall_after_deltas is not None and self.stall_after_deltas < 1:
+            raise ValueError("stall_after_deltas must be >= 1")
 
 
 @dataclass
@@ -497,6 +503,7 @@ class FakeRealtimeSession:
         speech_started_count: ``input_audio_buffer.speech_started`` events sent.
         speech_stopped_ms: ``loop.time()`` at which each ``speech_stopped`` was sent.
         closed: set once the socket is closed and the session has stopped.
+        stalled: the session went silent (``FakeRealtimeOptions.stall_after_deltas``).
         close_code: the code the server sent if it closed first, else the client's code.
     """
 
@@ -538,6 +545,7 @@ class FakeRealtimeSession:
         self._responses_changed = asyncio.Event()
         self._reply_bytes = 0
         self._conversation_id = ids.next("conv")
+        self.stalled = False  # stall_after_deltas reached: nothing is sent any more
 
         # conversation
         self._previous_item_id: str | None = None
@@ -663,7 +671,9 @@ class FakeRealtimeSession:
             self._close_done.set()
 
     def _push(self, type_: str, **fields: Any) -> None:
-        """Queue one server event; its event_id is ``event_<n>``."""
+        """Queue one server event; its event_id is ``event_<n>``. Nothing once stalled."""
+        if self.stalled:
+            return
         event: JsonObject = {"type": type_, "event_id": self._ids.next("event"), **fields}
         self.server_events.append(event)
         self._outbox.put_nowait(json.dumps(event))
@@ -1105,6 +1115,10 @@ class FakeRealtimeSession:
             chunk = audio[offset : offset + chunk_bytes]
             offset += len(chunk)
             self._send_delta(active, chunk)
+            stall = self._options.stall_after_deltas
+            if stall is not None and offset >= stall * chunk_bytes:
+                self.stalled = True  # silent from now on; the response stays active
+                return
             if words:
                 self._send_transcript_delta(active, words.pop(0))
         for word in words:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from .. import __version__
-from ..calls import LiveCall, close_socket
+from ..calls import SHUTDOWN_REASON, LiveCall, close_socket
 from ..config import Settings
 from ..core.media_token import MediaTokenSigner
 from ..errors import ConfigError
@@ -34,7 +34,17 @@ from .keys import CALLS, GUARDS, HTTP, SETTINGS, SIGNER, SIP, STORE, TOOLS, TWIL
 from .middleware import json_errors
 
 log = logging.getLogger(__name__)
-SHUTDOWN_GRACE_S = 5.0
+SHUTDOWN_DEADLINE_S = 8.0
+"""Bound on ending the live calls at shutdown, s: REST hang-ups, sockets closed with 1001,
+and each call's own cleanup (Realtime closed, summary logged, record written). fly.toml's
+``kill_timeout`` is 15 s between SIGTERM and SIGKILL: this, then aiohttp closing the
+connections left (idle by then) and the cleanup contexts (HTTP client, store), fit inside it."""
+SHUTDOWN_HANGUP_S = 5.0
+"""Part of :data:`SHUTDOWN_DEADLINE_S` given to the REST hang-ups (all at once); one that
+has no answer by then is left unfinished (logged) instead of waiting for the REST timeout."""
+SHUTDOWN_CANCEL_S = 1.0
+"""Last part of :data:`SHUTDOWN_DEADLINE_S`: calls still running then are cancelled and get
+this long to finish their cleanup."""
 
 
 async def health(request: web.Request) -> web.Response:
@@ -122,23 +132,40 @@ async def _call_store(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_calls(app: web.Application) -> None:
+    """``on_shutdown``: end every live media call within :data:`SHUTDOWN_DEADLINE_S`.
+
+    Each call is marked as ended by the shutdown (its record and summary line say
+    :data:`~..calls.SHUTDOWN_REASON`), hung up over REST (all at once, within
+    :data:`SHUTDOWN_HANGUP_S`, each line tagged with its call id), then its socket is closed
+    with 1001 and its own cleanup runs; calls still running near the deadline are cancelled.
+    """
     calls: dict[str, LiveCall] = app[CALLS]
     if not calls:
         return
-    log.info("shutting down: closing %d live call(s)", len(calls))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SHUTDOWN_DEADLINE_S
     live = list(calls.values())
+    log.info("shutting down: ending %d live call(s)", len(live))
+    for call in live:
+        call.ending = SHUTDOWN_REASON
     # End the calls on the carrier's side too, not only their sockets (a Vonage socket that
-    # only drops runs the rest of the NCCO); bounded by the REST timeout, failures logged by
-    # each CallControl.
+    # only drops runs the rest of the NCCO). The call's own cleanup then finds it done.
     await asyncio.gather(
-        *(c.control.hang_up("server shutting down") for c in live if c.control is not None),
+        *(c.hang_up_within(SHUTDOWN_REASON, SHUTDOWN_HANGUP_S) for c in live),
         return_exceptions=True,
     )
-    await asyncio.gather(
-        *(close_socket(c.ws, WSCloseCode.GOING_AWAY, "server shutting down") for c in live),
-        return_exceptions=True,
-    )
-    await asyncio.wait([c.task for c in live], timeout=SHUTDOWN_GRACE_S)
+    closing = [
+        asyncio.create_task(close_socket(c.ws, WSCloseCode.GOING_AWAY, SHUTDOWN_REASON))
+        for c in live
+    ]
+    tasks = {c.task for c in live}
+    cancel_at = deadline - SHUTDOWN_CANCEL_S
+    _, pending = await asyncio.wait(tasks | set(closing), timeout=max(cancel_at - loop.time(), 0))
+    if pending:
+        log.warning("shutting down: cancelling %d call task(s) still running", len(pending))
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=max(deadline - loop.time(), 0))
 
 
 def _startup_report(settings: Settings, tools: ToolRegistry) -> None:
