@@ -71,6 +71,7 @@ BENCH_ENV = {
     "SERVER_URL": "http://127.0.0.1:1",
     "OPENAI_API_KEY": "sk-x",
     "SYSTEM_MESSAGE_PATH": "/nonexistent",
+    "ALLOW_UNSIGNED_WEBHOOKS": "true",  # settings only: no webhook is served here
 }
 
 
