@@ -34,10 +34,10 @@ from multidict import MultiDictProxy
 from ..audio.path import PassthroughPath
 from ..bridge import MediaCall, serve_media_call
 from ..calls import UNKNOWN_CALL_PREFIX, close_socket, known_call
+from ..core.call_data import CallInfo
 from ..core.events import StreamConnected, StreamStarted
 from ..core.frontdoor import FrontDoor
 from ..core.media_token import UsedOnce
-from ..core.session import CallInfo
 from ..errors import Forbidden, InvalidRequest, RemoteProtocolError
 from ..logs import call_context
 from ..store import FRONT_DOOR_TWILIO

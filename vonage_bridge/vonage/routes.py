@@ -31,10 +31,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..audio.path import ResamplingPath
 from ..bridge import MediaCall, serve_media_call
 from ..calls import UNKNOWN_CALL_PREFIX, close_socket, known_call
+from ..core.call_data import CallInfo
 from ..core.events import CallerConnected
 from ..core.frontdoor import FrontDoor
 from ..core.jsonbody import loads_bounded
-from ..core.session import CallInfo
 from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, Unauthorized
 from ..logs import call_context
 from ..phone import bounded_headers
