@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,7 +35,7 @@ from ..calls import UNKNOWN_CALL_PREFIX, close_socket, known_call
 from ..core.call_data import CallInfo
 from ..core.events import CallerConnected
 from ..core.frontdoor import FrontDoor
-from ..core.jsonbody import loads_bounded
+from ..core.jsonbody import loads_object
 from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, Unauthorized
 from ..logs import call_context
 from ..phone import bounded_headers
@@ -76,13 +77,7 @@ def webhook_fields(request: web.Request, raw: bytes) -> dict[str, Any]:
     """
     fields: dict[str, Any] = single_values(request.query.items())
     if raw.strip():
-        try:
-            body = loads_bounded(raw)
-        except ValueError:
-            raise InvalidRequest("body is not JSON", code="invalid_json") from None
-        if not isinstance(body, dict):
-            raise InvalidRequest("body is not a JSON object", code="invalid_json")
-        fields.update(body)
+        fields.update(loads_object(raw, partial(InvalidRequest, code="invalid_json"), "body"))
     return fields
 
 
