@@ -37,7 +37,7 @@ from ..calls import UNKNOWN_CALL_PREFIX, close_socket, known_call
 from ..core.call_data import CallInfo
 from ..core.events import StreamConnected, StreamStarted
 from ..core.frontdoor import FrontDoor
-from ..core.media_token import UsedOnce
+from ..core.replay import SeenIds
 from ..errors import Forbidden, InvalidRequest, RemoteProtocolError
 from ..logs import call_context
 from ..store import FRONT_DOOR_TWILIO
@@ -64,13 +64,13 @@ STREAM_MEMORY_S = 24 * 3600.0
 MAX_STREAMS_REMEMBERED = 10_000
 """CallSids remembered per instance; past this the oldest is forgotten first. The guard is per
 instance; the call store keeps a call's first record either way."""
-STREAMS_STARTED = web.AppKey("twilio_streams_started", UsedOnce[str])
+STREAMS_STARTED = web.AppKey("twilio_streams_started", SeenIds)
 """CallSids whose Media Stream started on this instance (:func:`setup_twilio`)."""
 
 
 def setup_twilio(app: web.Application) -> None:
     """Mount the Twilio routes and their state (call only with ``TWILIO_ACCOUNT_SID``)."""
-    app[STREAMS_STARTED] = UsedOnce(MAX_STREAMS_REMEMBERED)
+    app[STREAMS_STARTED] = SeenIds(MAX_STREAMS_REMEMBERED, ttl_s=STREAM_MEMORY_S)
     app.router.add_routes(routes)
 
 
@@ -186,7 +186,7 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
             await close_socket(ws, WSCloseCode.POLICY_VIOLATION, "a media socket is already open")
             return ws
         started = app[STREAMS_STARTED]
-        if started.used(call_sid, now):
+        if started.seen(call_sid, now):
             log.warning("Twilio stream refused: a stream for this call already started")
             await close_socket(
                 ws, WSCloseCode.POLICY_VIOLATION, "a stream for this call already started"
@@ -194,7 +194,7 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
             return ws
         # No await since the checks: spend the token and claim the call at once.
         signer.redeem(call_sid, exp, token, now)
-        started.use(call_sid, until=now + STREAM_MEMORY_S, now=now)
+        started.check_and_add(call_sid, now)  # remembered STREAM_MEMORY_S
         await _bridge(request, ws, start)
     return ws
 
