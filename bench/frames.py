@@ -52,8 +52,9 @@ from vonage_bridge.audio.path import AudioPath, PassthroughPath, ResamplingPath
 from vonage_bridge.audio.playout import Playout
 from vonage_bridge.audio.resampler import StreamResampler
 from vonage_bridge.config import RESAMPLE_QUALITIES, Settings
+from vonage_bridge.core.call_data import CallInfo
 from vonage_bridge.core.frontdoor import PlaybackCommands
-from vonage_bridge.core.session import CallInfo, CallSession, Phase
+from vonage_bridge.core.session import CallSession, Phase
 from vonage_bridge.realtime.protocol import parse_server_event
 from vonage_bridge.sim.twilio import pcm16_to_mulaw
 from vonage_bridge.sim.vonage import CALLER_WAV, read_wav_pcm16

@@ -57,10 +57,11 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .calls import CallControl, CallDeps, LiveCall, close_socket
 from .config import OpenAISettings
+from .core.call_data import CallInfo
 from .core.events import ResponseCreated, SpeechStarted, SpeechStopped, StreamStopped
 from .core.frontdoor import FrontDoor
 from .core.ratelimit import TokenBucket
-from .core.session import CallInfo, CallSession, Phase
+from .core.session import CallSession, Phase
 from .errors import RealtimeConnectError, RemoteProtocolError
 from .realtime.connection import open_realtime
 from .realtime.protocol import client_event, parse_server_event

@@ -8,21 +8,24 @@ and how its sockets are closed. Shell.
   end reason then :data:`SHUTDOWN_REASON`);
 - :class:`CallDeps`: what the engine needs from the app for one call;
 - :func:`close_socket`: every socket we close gets a ``WSCloseCode`` and a reason cut to the
-  123 bytes a close frame holds, at a UTF-8 character boundary (RFC 6455, section 5.5.1).
+  123 bytes a close frame holds, at a UTF-8 character boundary (RFC 6455, section 5.5.1);
+- :class:`SocketOpening`: a media socket's first messages, read with a deadline, and the
+  socket closed with a reason (and one log line) when they do not come or cannot be used.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 import aiohttp
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from .config import Settings
-from .errors import BridgeError
+from .errors import BridgeError, RemoteProtocolError
 from .logs import call_context
 from .store import CallStore
 from .tools import ToolRegistry
@@ -195,3 +198,62 @@ async def close_socket(
 ) -> None:
     """Close ``ws`` with ``code`` and ``reason`` (cut by :func:`close_reason`)."""
     await ws.close(code=code, message=close_reason(reason))
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SocketOpening(Generic[T]):
+    """How a front door's media socket opens: the text message it waits for, parsed.
+
+    Attributes:
+        socket: the socket's name in the log lines (``"Twilio stream"``).
+        awaited: the message waited for, in reasons and log lines (``"websocket:connected"``).
+        timeout_s: how long the opening may take, s.
+        parse: the front door's text parser; raises ``RemoteProtocolError`` on a bad message.
+        log: the front door's logger.
+    """
+
+    socket: str
+    awaited: str
+    timeout_s: float
+    parse: Callable[[str], T]
+    log: logging.Logger
+
+    def deadline(self) -> float:
+        """The event-loop time by which the opening must be done, from now."""
+        return asyncio.get_running_loop().time() + self.timeout_s
+
+    async def receive(self, ws: web.WebSocketResponse, deadline: float) -> T | None:
+        """The next message, parsed; or None once ``ws`` is closed and the reason logged::
+
+        nothing by ``deadline``       1002 "no {awaited} within {timeout_s} s"  WARNING
+        the peer closed the socket    (no close frame of ours)                 INFO
+        a binary message              1002 "expected a JSON text message"      WARNING
+        ``parse`` refused the text    1003 its RemoteProtocolError message     WARNING
+        """
+        left = deadline - asyncio.get_running_loop().time()
+        log = self.log
+        try:
+            msg = await ws.receive(timeout=max(left, 0.001))
+        except TimeoutError:
+            reason = f"no {self.awaited} within {self.timeout_s:g} s"
+            await close_socket(ws, WSCloseCode.PROTOCOL_ERROR, reason)
+            log.warning("%s closed: %s", self.socket, reason)
+            return None
+        if msg.type is not WSMsgType.TEXT:
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                log.info("%s closed before %s", self.socket, self.awaited)
+            else:
+                await close_socket(ws, WSCloseCode.PROTOCOL_ERROR, "expected a JSON text message")
+                log.warning(
+                    "%s closed: %s message before %s", self.socket, msg.type.name, self.awaited
+                )
+            return None
+        try:
+            return self.parse(msg.data)
+        except RemoteProtocolError as exc:
+            await close_socket(ws, WSCloseCode.UNSUPPORTED_DATA, exc.message)
+            log.warning("%s closed: %s", self.socket, exc.message)
+            return None

@@ -160,7 +160,8 @@ def _database_url(value: str) -> str:
     return v
 
 
-_Text = Annotated[str, _check(str.strip, "must not be blank")]
+_NOT_BLANK = _check(str.strip, "must not be blank")
+_Text = Annotated[str, _NOT_BLANK]
 _OptText = Annotated[str | None, _parse(str, None)]
 _OptSecret = Annotated[SecretStr | None, _parse(str, None)]
 _Url = Annotated[str, _parse(_http_url)]
@@ -232,9 +233,7 @@ class OpenAISettings(_Group):
     off), VAD (threshold 0-1, silence ms), connect timeout (s) and stall timeout (s: how long
     a session may send no event while a response is expected before the call ends)."""
 
-    api_key: Annotated[SecretStr, _check(str.strip, "must not be blank")] = Field(
-        alias="OPENAI_API_KEY", repr=False
-    )
+    api_key: Annotated[SecretStr, _NOT_BLANK] = Field(alias="OPENAI_API_KEY", repr=False)
     model: _Text = Field("gpt-realtime", alias="OPENAI_MODEL")
     voice: Annotated[str, _parse(_voice)] = Field("marin", alias="OPENAI_VOICE")
     base_url: _Url = Field("https://api.openai.com/v1", alias="OPENAI_BASE_URL")
@@ -368,7 +367,7 @@ class TwilioSettings(_Group):
             None,
         ),
     ] = Field(None, alias="TWILIO_ACCOUNT_SID")
-    auth_token: Annotated[SecretStr | None, _check(str.strip, "must not be blank")] = Field(
+    auth_token: Annotated[SecretStr | None, _NOT_BLANK] = Field(
         None, alias="TWILIO_AUTH_TOKEN", repr=False
     )
     api_url: _Url = Field("https://api.twilio.com", alias="TWILIO_API_URL")

@@ -14,7 +14,9 @@ tree's errors::
                                                     error-body fields, its message)
 
 Each client keeps the provider knowledge (URL, auth, error body, messages) and only the
-mechanics live here. A 3xx is not success either: aiohttp has already followed redirects, so
+mechanics live here. A client whose refusals all read alike (the Vonage Voice API, Twilio)
+describes its API once as a :class:`RestApi`: its name, its error class and how to read its
+error body. A 3xx is not success either: aiohttp has already followed redirects, so
 a 3xx that reaches us is an answer we cannot use.
 
 Why the providers' SDKs are not used for these requests:
@@ -51,13 +53,16 @@ from __future__ import annotations
 import json as jsonlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 import aiohttp
 
 from .errors import BridgeError, UpstreamError, UpstreamTimeout
 
-__all__ = ["JsonReply", "request_json"]
+__all__ = ["JsonReply", "RestApi", "request_json"]
+
+E = TypeVar("E", bound=UpstreamError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,3 +155,71 @@ def _json_or_none(text: str) -> Any:
         return jsonlib.loads(text)
     except ValueError:
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class RestApi(Generic[E]):
+    """One provider's REST API as its client calls it: requests through :func:`request_json`,
+    and every refusal (a non-2xx answer) turned into the provider's error the same way.
+
+    Attributes:
+        http: the app's shared client session.
+        name: the provider, first in every message (``"Twilio"``: ``"Twilio hang up
+            failed (HTTP 401): ..."``).
+        service: who answers, for the unreachable and timeout messages (``"the Vonage
+            API"``).
+        timeout_s: whole-request bound of each request, s.
+        error: the provider's :class:`~.errors.UpstreamError` class; called with the message
+            (unreachable), or with the message, ``status=`` and the fields ``error_body``
+            read (refused).
+        error_body: reads the provider's error body (``JsonReply.data``, None when not JSON)
+            into the text for the message and the keyword fields for ``error``.
+    """
+
+    http: aiohttp.ClientSession
+    name: str
+    service: str
+    timeout_s: float
+    error: Callable[..., E]
+    error_body: Callable[[Any], tuple[str, dict[str, Any]]]
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        *,
+        headers: Mapping[str, str],
+        json: Any = None,
+        form: Mapping[str, str] | None = None,
+    ) -> JsonReply:
+        """Send one request (``what``: the action, e.g. ``"hang up"``) and return the 2xx
+        answer.
+
+        Raises:
+            UpstreamTimeout: no complete answer within :attr:`timeout_s`.
+            E: :attr:`error`, unreachable or refused (:meth:`refused`).
+        """
+        return await request_json(
+            self.http,
+            method,
+            url,
+            what=f"{self.name} {what}",
+            service=self.service,
+            timeout_s=self.timeout_s,
+            headers=headers,
+            json=json,
+            form=form,
+            error=self.error,
+            refused=partial(self.refused, what),
+        )
+
+    def refused(self, what: str, reply: JsonReply) -> E:
+        """The error for a non-2xx ``reply`` to ``what``: ``"{name} {what} failed (HTTP
+        {status}): {text}"``, with ``status`` and the error body's fields."""
+        text, fields = self.error_body(reply.data)
+        return self.error(
+            f"{self.name} {what} failed (HTTP {reply.status}): {text}",
+            status=reply.status,
+            **fields,
+        )

@@ -626,5 +626,5 @@ async def test_http_session_is_shared(start_call: StartCall, voice_api: FakeVoic
 
     call = await start_call(**vonage_env(voice_api))
     api = call.bridge.app[VOICE_API]
-    assert api._http is call.bridge.app[HTTP]
+    assert api._api.http is call.bridge.app[HTTP]
     assert isinstance(call.bridge.app[HTTP], aiohttp.ClientSession)

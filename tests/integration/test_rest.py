@@ -7,6 +7,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import pytest
@@ -20,7 +21,7 @@ from vonage_bridge.errors import (
     UpstreamTimeout,
     VonageApiError,
 )
-from vonage_bridge.rest import JsonReply, request_json
+from vonage_bridge.rest import JsonReply, RestApi, request_json
 
 
 @dataclass
@@ -183,3 +184,22 @@ async def test_json_and_form_together_are_refused_before_sending(
     with pytest.raises(ValueError, match="not both"):
         await call(http, f"{base}/json", json={"a": 1}, form={"a": "1"})
     assert seen.requests == []
+
+
+def _problem_body(data: Any) -> tuple[str, dict[str, Any]]:
+    title = data.get("title") if isinstance(data, dict) else None
+    return title or "no error detail", {"title": title, "detail": None}
+
+
+async def test_rest_api_sends_through_request_json_and_reads_refusals_alike(
+    server: tuple[str, Seen], http: aiohttp.ClientSession
+) -> None:
+    base, seen = server
+    api = RestApi(http, "Acme", "the Acme API", 5.0, VonageApiError, _problem_body)
+    reply = await api.request("PUT", f"{base}/json", "hang up", headers={}, json={"a": 1})
+    assert reply.status == 201 and seen.requests[0][:2] == ("PUT", "/json")
+    with pytest.raises(VonageApiError) as info:
+        await api.request("POST", f"{base}/error", "transfer", headers={})
+    exc = info.value
+    assert exc.message == "Acme transfer failed (HTTP 400): Bad Request"
+    assert (exc.status, exc.title, exc.detail) == (400, "Bad Request", None)

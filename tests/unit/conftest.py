@@ -21,7 +21,8 @@ import pytest
 
 from vonage_bridge.audio.path import ResamplingPath
 from vonage_bridge.config import Settings
-from vonage_bridge.core.session import CallInfo, CallSession, Phase
+from vonage_bridge.core.call_data import CallInfo
+from vonage_bridge.core.session import CallSession, Phase
 from vonage_bridge.vonage.wire import VONAGE_COMMANDS
 
 CALL_1 = CallInfo("call-1")

@@ -7,8 +7,14 @@ import json
 
 import pytest
 
-from vonage_bridge.core.jsonbody import MAX_DEPTH, JsonTooDeep, loads_bounded, nesting_depth
-from vonage_bridge.errors import InvalidRequest
+from vonage_bridge.core.jsonbody import (
+    MAX_DEPTH,
+    JsonTooDeep,
+    loads_bounded,
+    loads_object,
+    nesting_depth,
+)
+from vonage_bridge.errors import InvalidRequest, RemoteProtocolError, WebhookRejected
 
 
 @pytest.mark.parametrize(
@@ -70,3 +76,33 @@ def test_loads_bounded_raises_value_error_on_other_bad_input(raw: str | bytes) -
     with pytest.raises(ValueError) as info:
         loads_bounded(raw)
     assert not isinstance(info.value, JsonTooDeep)
+
+
+def test_loads_object_returns_the_object() -> None:
+    assert loads_object('{"event": "media"}', RemoteProtocolError) == {"event": "media"}
+    assert loads_object(b'{"type": "x"}', WebhookRejected, "body") == {"type": "x"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "max_depth", "reason"),
+    [
+        ("{not json", MAX_DEPTH, "server event is not JSON"),
+        (b"\xff", MAX_DEPTH, "server event is not JSON"),
+        ("[1, 2]", MAX_DEPTH, "server event is not a JSON object"),
+        ('"text"', None, "server event is not a JSON object"),
+        ("{not json", None, "server event is not JSON"),
+        ('{"a":' * 40 + "1" + "}" * 40, MAX_DEPTH, "JSON nested deeper than 32 levels"),
+    ],
+)
+def test_loads_object_raises_the_readers_error_with_the_reason(
+    raw: str | bytes, max_depth: int | None, reason: str
+) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        loads_object(raw, RemoteProtocolError, "server event", max_depth)
+    assert info.value.message == reason
+    assert info.value.__cause__ is None  # the decoder's error is not chained
+
+
+def test_loads_object_without_a_bound_parses_deeper_than_max_depth() -> None:
+    deep = '{"a":' * 40 + "1" + "}" * 40
+    assert loads_object(deep, RemoteProtocolError, max_depth=None) == json.loads(deep)

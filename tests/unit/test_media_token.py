@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vonage_bridge.core.media_token import MediaTokenSigner, UsedOnce
+from vonage_bridge.core.media_token import MediaTokenSigner
 from vonage_bridge.errors import Forbidden
 
 SECRET = b"0123456789abcdef-test-secret"
@@ -142,18 +142,3 @@ def test_media_token_memory_is_bounded_oldest_forgotten_first() -> None:
     for t in newer:
         with pytest.raises(Forbidden, match="already used"):
             signer.verify(t.call_uuid, str(t.exp), t.token, NOW)
-
-
-def test_used_once_remembers_each_key_until_its_own_expiry() -> None:
-    used: UsedOnce[str] = UsedOnce(capacity=10)
-    assert used.use("a", until=100.0, now=0.0)
-    assert used.use("b", until=50.0, now=1.0)
-    assert not used.use("a", until=500.0, now=2.0)  # refused: nothing changes
-    assert used.used("a", 100.0) and not used.used("a", 100.5)
-    assert used.used("b", 50.0) and not used.used("b", 60.0)
-    assert used.use("b", until=200.0, now=60.0)  # expired: usable again
-    assert used.used("b", 150.0)
-    assert used.use("c", until=300.0, now=101.0)
-    assert len(used) == 2  # "a" expired and was dropped from the oldest end
-    with pytest.raises(ValueError):
-        UsedOnce(capacity=0)

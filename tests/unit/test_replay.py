@@ -1,4 +1,5 @@
-"""``core.replay.SeenIds``: bounded, expiring memory of ids; time passed in."""
+"""``core.replay.SeenIds``: bounded, expiring memory of ids (webhook ids, JWTs, spent media
+tokens, started Twilio streams); time passed in."""
 
 from __future__ import annotations
 
@@ -42,6 +43,28 @@ def test_a_flood_of_ids_stays_within_the_cap() -> None:
     assert len(seen) == 100
     assert seen.check_and_add("id-9999", 10)
     assert not seen.check_and_add("id-0", 10)  # the oldest went first
+
+
+def test_seen_only_reads_and_each_key_keeps_its_own_expiry() -> None:
+    ids = SeenIds(capacity=10)
+    assert not ids.seen("a", 0.0)
+    assert not ids.check_and_add("a", 0.0, expires_at=100.0)  # seen() did not remember it
+    assert not ids.check_and_add("b", 1.0, expires_at=50.0)
+    assert ids.seen("a", 100.0) and not ids.seen("a", 100.5)
+    assert ids.seen("b", 50.0) and not ids.seen("b", 60.0)
+    assert not ids.check_and_add("b", 60.0, expires_at=200.0)  # expired: new again
+    assert ids.seen("b", 150.0)
+    assert not ids.check_and_add("c", 101.0, expires_at=300.0)
+    assert len(ids) == 2  # "a" expired and was dropped from the oldest end
+    assert ids.check_and_add("c", 102.0, expires_at=500.0)  # seen again: the later expiry
+    assert ids.seen("c", 400.0) and not ids.seen("c", 500.5)
+
+
+def test_any_hashable_key_is_an_id() -> None:
+    ids = SeenIds(capacity=10)
+    assert not ids.check_and_add(("call-1", "token"), 0.0, expires_at=10.0)
+    assert ids.seen(("call-1", "token"), 10.0)
+    assert not ids.seen(("call-2", "token"), 1.0)
 
 
 @pytest.mark.parametrize(("capacity", "ttl_s"), [(0, 1.0), (1, 0.0), (1, -1.0)])

@@ -13,6 +13,7 @@ import pytest
 
 from vonage_bridge.audio.resampler import StreamResampler
 from vonage_bridge.config import Settings
+from vonage_bridge.core.call_data import CallInfo, Note
 from vonage_bridge.core.events import (
     AudioDelta,
     AudioDone,
@@ -28,7 +29,7 @@ from vonage_bridge.core.events import (
     TranscriptEntry,
     UnknownCallerMessage,
 )
-from vonage_bridge.core.session import CallInfo, CallSession, Note, Phase
+from vonage_bridge.core.session import CallSession, Phase
 
 FRAME_16K = 640
 

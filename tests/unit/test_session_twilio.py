@@ -11,6 +11,7 @@ import pytest
 
 from vonage_bridge.audio.formats import PCMU_8K
 from vonage_bridge.audio.path import PassthroughPath, ResamplingPath
+from vonage_bridge.core.call_data import CallInfo
 from vonage_bridge.core.events import (
     AudioDelta,
     AudioDone,
@@ -20,7 +21,7 @@ from vonage_bridge.core.events import (
     SpeechStarted,
     StreamStarted,
 )
-from vonage_bridge.core.session import CallInfo, CallSession
+from vonage_bridge.core.session import CallSession
 from vonage_bridge.twilio.wire import TwilioCommands, parse_message
 
 STREAM_SID = "MZ" + "0" * 32

@@ -20,14 +20,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections import OrderedDict
-from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 from ..errors import Forbidden
-
-K = TypeVar("K", bound=Hashable)
+from .replay import SeenIds
 
 MAX_USED_TOKENS = 10_000
 """Spent tokens remembered per instance; past this the oldest use is forgotten (that token
@@ -41,55 +37,6 @@ class MediaToken:
     call_uuid: str
     exp: int
     token: str
-
-
-class UsedOnce(Generic[K]):
-    """Keys that may be used once: each remembered until its own expiry (Unix seconds), at most
-    ``capacity`` of them, the oldest use forgotten first. Pure: ``now`` is passed in.
-
-    Args:
-        capacity: how many keys to remember (at least 1).
-
-    Raises:
-        ValueError: ``capacity`` is less than 1.
-    """
-
-    __slots__ = ("_until", "capacity")
-
-    def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
-        self.capacity = capacity
-        self._until: OrderedDict[K, float] = OrderedDict()
-
-    def used(self, key: K, now: float) -> bool:
-        """Whether ``key`` was used and is still remembered at ``now``."""
-        until = self._until.get(key)
-        return until is not None and now <= until
-
-    def use(self, key: K, *, until: float, now: float) -> bool:
-        """Use ``key`` and remember it until ``until``; False (and nothing changes) if it was
-        already used and is still remembered at ``now``."""
-        self._forget(now)
-        if self.used(key, now):
-            return False
-        self._until.pop(key, None)  # an expired entry is used afresh, as the newest
-        self._until[key] = until
-        while len(self._until) > self.capacity:
-            self._until.popitem(last=False)
-        return True
-
-    def _forget(self, now: float) -> None:
-        """Drop expired keys from the oldest end (later ones go by capacity or in turn)."""
-        until = self._until
-        while until:
-            key, at = next(iter(until.items()))
-            if at >= now:
-                return
-            del until[key]
-
-    def __len__(self) -> int:
-        return len(self._until)
 
 
 class MediaTokenSigner:
@@ -112,7 +59,7 @@ class MediaTokenSigner:
             raise ValueError("media token secret must be at least 16 bytes")
         self._secret = secret
         self.ttl_s = ttl_s
-        self._used: UsedOnce[tuple[str, str]] = UsedOnce(max_used)
+        self._used = SeenIds(max_used)  # (call_uuid, token) until the token expires
 
     def _sign(self, call_uuid: str, exp: int) -> str:
         mac = hmac.new(self._secret, f"{call_uuid}.{exp}".encode(), hashlib.sha256).digest()
@@ -136,7 +83,7 @@ class MediaTokenSigner:
             raise Forbidden("media token does not match", code="media_token_invalid")
         if now > exp_s:
             raise Forbidden("media token expired", code="media_token_expired")
-        if self._used.used((call_uuid, token), now):
+        if self._used.seen((call_uuid, token), now):
             raise Forbidden("media token already used", code="media_token_used")
         return exp_s
 
@@ -163,4 +110,4 @@ class MediaTokenSigner:
             Forbidden: as :meth:`verify`.
         """
         exp_s = self._check(call_uuid, exp, token, now)  # refuses a spent token
-        self._used.use((call_uuid, token), until=exp_s, now=now)
+        self._used.check_and_add((call_uuid, token), now, expires_at=exp_s)

@@ -7,6 +7,11 @@ several instances behind one URL each accept a replayed id once. Its size is cap
 oldest id evicted first, so a flood of fresh ids cannot grow it; an evicted id would be
 accepted again, so size the cap above the ids one instance sees within their lifetime.
 
+Also the single-use memory of the media tokens (``core.media_token``: a spent token is
+refused until it expires) and of the Twilio streams already started (a replayed Voice webhook
+mints a fresh token for the same CallSid): an id is any hashable key there, e.g.
+``(call_uuid, token)``.
+
 Sources: https://www.standardwebhooks.com/ (``webhook-id`` dedupe),
 https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks (``jti``, ``iat``).
 """
@@ -14,6 +19,7 @@ https://developer.nexmo.com/voice/voice-api/guides/signed-webhooks (``jti``, ``i
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable
 
 __all__ = ["SeenIds"]
 
@@ -29,6 +35,8 @@ class SeenIds:
         ValueError: ``capacity`` below 1 or ``ttl_s`` not positive.
     """
 
+    __slots__ = ("_expiry", "capacity", "ttl_s")
+
     def __init__(self, capacity: int = 1024, ttl_s: float = 3600.0) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, not {capacity}")
@@ -36,11 +44,17 @@ class SeenIds:
             raise ValueError(f"ttl_s must be positive, not {ttl_s}")
         self.capacity = capacity
         self.ttl_s = ttl_s
-        self._expiry: OrderedDict[str, float] = OrderedDict()  # id -> Unix time it expires
+        self._expiry: OrderedDict[Hashable, float] = OrderedDict()  # id -> when it expires
 
-    def check_and_add(self, key: str, now: float, *, expires_at: float | None = None) -> bool:
+    def seen(self, key: Hashable, now: float) -> bool:
+        """Whether ``key`` was seen and has not expired by ``now`` (read-only)."""
+        until = self._expiry.get(key)
+        return until is not None and until >= now
+
+    def check_and_add(self, key: Hashable, now: float, *, expires_at: float | None = None) -> bool:
         """Whether ``key`` was seen and has not expired by ``now``; remembers it either way,
-        until ``expires_at`` (Unix time, s; default ``now + ttl_s``), as the newest id."""
+        until ``expires_at`` (Unix time, s; default ``now + ttl_s``), as the newest id. Seen
+        again, it is remembered until the later of its two expiries."""
         expiry = self._expiry
         while expiry:  # drop expired ids from the old end (ids behind it go by the cap)
             oldest, until = next(iter(expiry.items()))

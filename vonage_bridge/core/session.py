@@ -46,8 +46,7 @@ and https://platform.openai.com/docs/api-reference/realtime-server-events (trunc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Any
 
 from ..audio.formats import FRAME_MS, realtime_format_json
@@ -56,6 +55,7 @@ from ..audio.playout import Playout
 from ..config import CallSettings, OpenAISettings
 from ..realtime.instructions import call_instructions, session_update
 from ..realtime.protocol import client_event, function_call_output, input_audio_append
+from .call_data import CallInfo, CallStats, Note, NoteLevel
 from .events import (
     AudioDelta,
     AudioDone,
@@ -100,59 +100,6 @@ class Phase(Enum):
     CONNECTING = "connecting"
     OPENING = "opening"
     BRIDGING = "bridging"
-
-
-@dataclass(frozen=True, slots=True)
-class CallInfo:
-    """Who and what the call is, from the answer URL (untrusted, already bounded).
-
-    ``call_uuid`` is the front door's call id: Vonage call UUID, Twilio call SID."""
-
-    call_uuid: str
-    conversation_uuid: str | None = None
-    caller: str | None = None
-    called: str | None = None
-
-
-class NoteLevel(StrEnum):
-    """How loud a :class:`Note` is: the lower-case name of a ``logging`` level (so
-    ``logging.getLevelName(level.upper())`` gives its number)."""
-
-    DEBUG = "debug"
-    INFO = "info"
-    WARNING = "warning"
-
-
-@dataclass(frozen=True, slots=True)
-class Note:
-    """Something the shell should log, at ``level``."""
-
-    level: NoteLevel
-    message: str
-
-
-@dataclass(slots=True)
-class CallStats:
-    """Counters for the per-call summary line."""
-
-    frames_in: int = 0
-    bad_frames: int = 0
-    bad_caller_messages: int = 0
-    """Caller messages dropped (not parseable: also in ``bad_frames``) or ignored (an
-    unknown event); only the first of each kind is logged."""
-    held_ms: float = 0.0
-    dropped_held_ms: float = 0.0
-    ms_to_realtime: float = 0.0
-    deltas: int = 0
-    ms_from_realtime: float = 0.0
-    responses: int = 0
-    speech_started: int = 0
-    dtmf: int = 0
-    realtime_errors: int = 0
-    barge_ins: int = 0
-    dropped_deltas: int = 0
-    transcript: list[TranscriptEntry] = field(default_factory=list)
-    """Entries in order, stamped with :attr:`CallSession.now`."""
 
 
 class CallSession:

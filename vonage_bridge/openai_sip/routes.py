@@ -24,8 +24,8 @@ from typing import Any
 from aiohttp import web
 
 from ..config import Settings
+from ..core.call_data import CallInfo
 from ..core.replay import SeenIds
-from ..core.session import CallInfo
 from ..errors import CallGone, InvalidRequest, Unauthorized, UpstreamError, WebhookRejected
 from ..logs import call_context
 from ..realtime.instructions import call_instructions

@@ -30,8 +30,9 @@ from aiohttp import WSMsgType
 
 from ..audio.path import PassthroughPath
 from ..calls import CallDeps
+from ..core.call_data import CallInfo
 from ..core.events import AudioDelta, AudioDone, OtherServerEvent
-from ..core.session import CallInfo, CallSession
+from ..core.session import CallSession
 from ..errors import (
     CallGone,
     LocalProtocolError,

@@ -18,7 +18,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from ..config import OpenAISettings, SipSettings
-from ..core.jsonbody import JsonTooDeep, loads_bounded
+from ..core.jsonbody import loads_object
 from ..errors import WebhookRejected
 from ..realtime.instructions import session_config
 
@@ -98,13 +98,8 @@ def parse_event(body: bytes) -> WebhookEvent:
         WebhookRejected: not a JSON object with a ``type`` (JSON nested deeper than 32 levels
             included), or an incoming call without a usable ``call_id``.
     """
-    try:
-        doc = loads_bounded(body)
-    except JsonTooDeep as exc:
-        raise WebhookRejected(exc.message) from None
-    except ValueError:
-        raise WebhookRejected("body is not JSON") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
+    doc = loads_object(body, WebhookRejected, "body")
+    if not isinstance(doc.get("type"), str):
         raise WebhookRejected("body is not an event object with a type")
     kind = safe_text(doc["type"], 64)
     if kind != INCOMING_CALL:

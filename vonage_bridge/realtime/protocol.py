@@ -35,6 +35,7 @@ from ..core.events import (
     SpeechStarted,
     SpeechStopped,
 )
+from ..core.jsonbody import loads_object
 from ..errors import RemoteProtocolError
 
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
@@ -187,11 +188,8 @@ def parse_server_event(raw: str | bytes) -> RealtimeEvent:
         RemoteProtocolError: if it is not a JSON object with a string ``type``, or an audio
             delta's base64 is invalid.
     """
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise RemoteProtocolError("server event is not JSON") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
+    doc = loads_object(raw, RemoteProtocolError, "server event", max_depth=None)
+    if not isinstance(doc.get("type"), str):
         raise RemoteProtocolError("server event is not an object with a type")
     kind: str = doc["type"]
     parser = _PARSERS.get(kind)

@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import logging
 import re
-from functools import partial
+from typing import Any
 
 import aiohttp
 
 from ..calls import RestHangUp
 from ..config import TwilioSettings
 from ..errors import InvalidRequest, TwilioApiError, UpstreamTimeout
-from ..rest import JsonReply, request_json
+from ..rest import RestApi
 from .twiml import dial_twiml
 
 __all__ = [
@@ -46,8 +46,6 @@ __all__ = [
     "TwilioHangUp",
     "check_call_sid",
 ]
-
-log = logging.getLogger(__name__)
 
 API_VERSION = "2010-04-01"
 CALL_SID_RE = re.compile(r"CA[0-9a-fA-F]{32}")
@@ -84,7 +82,8 @@ class TwilioApi:
             raise ValueError(
                 "Twilio REST is not configured: TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN needed"
             )
-        self._http = http
+        self.timeout_s = settings.api_timeout_s
+        self._api = RestApi(http, "Twilio", "Twilio", self.timeout_s, TwilioApiError, _error_body)
         self._headers = {
             "Accept": "application/json",
             "Authorization": aiohttp.encode_basic_auth(
@@ -92,7 +91,6 @@ class TwilioApi:
             ),
         }
         self._calls_url = f"{settings.api_url}/{API_VERSION}/Accounts/{settings.account_sid}/Calls"
-        self.timeout_s = settings.api_timeout_s
 
     async def hang_up(self, call_sid: str) -> bool:
         """End a live call: ``Status=completed`` (200 with the call resource).
@@ -133,35 +131,20 @@ class TwilioApi:
         await self._update(call_sid, {"Twiml": twiml}, "transfer")
 
     async def _update(self, call_sid: str, form: dict[str, str], what: str) -> None:
-        await request_json(
-            self._http,
-            "POST",
-            f"{self._calls_url}/{check_call_sid(call_sid)}.json",
-            what=f"Twilio {what}",
-            service="Twilio",
-            timeout_s=self.timeout_s,
-            headers=self._headers,
-            form=form,
-            error=TwilioApiError,
-            refused=partial(_refused, what),
-        )
+        url = f"{self._calls_url}/{check_call_sid(call_sid)}.json"
+        await self._api.request("POST", url, what, headers=self._headers, form=form)
 
 
-def _refused(what: str, reply: JsonReply) -> TwilioApiError:
-    """Twilio's error answer, ``code`` and ``message`` from its error body."""
+def _error_body(data: Any) -> tuple[str, dict[str, Any]]:
+    """Twilio's error body: ``code`` and ``message`` (``rest.RestApi.error_body``)."""
     code = message = None
-    if isinstance(reply.data, dict):
-        code = reply.data.get("code") if isinstance(reply.data.get("code"), int) else None
-        message = reply.data.get("message") if isinstance(reply.data.get("message"), str) else None
+    if isinstance(data, dict):
+        code = data.get("code") if isinstance(data.get("code"), int) else None
+        message = data.get("message") if isinstance(data.get("message"), str) else None
     text = message or "no error detail"
     if code is not None:
         text += f" (Twilio error {code})"
-    return TwilioApiError(
-        f"Twilio {what} failed (HTTP {reply.status}): {text}",
-        status=reply.status,
-        twilio_code=code,
-        twilio_message=message,
-    )
+    return text, {"twilio_code": code, "twilio_message": message}
 
 
 class TwilioHangUp(RestHangUp):

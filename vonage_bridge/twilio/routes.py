@@ -22,27 +22,26 @@ signatures (https://www.twilio.com/docs/usage/webhooks/webhooks-security).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Mapping
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 from multidict import MultiDictProxy
 
 from ..audio.path import PassthroughPath
 from ..bridge import MediaCall, serve_media_call
-from ..calls import UNKNOWN_CALL_PREFIX, close_socket, known_call
+from ..calls import SocketOpening, close_socket, known_call
+from ..core.call_data import CallInfo
 from ..core.events import StreamConnected, StreamStarted
 from ..core.frontdoor import FrontDoor
-from ..core.media_token import UsedOnce
-from ..core.session import CallInfo
-from ..errors import Forbidden, InvalidRequest, RemoteProtocolError
+from ..core.replay import SeenIds
+from ..errors import Forbidden, InvalidRequest
 from ..logs import call_context
 from ..store import FRONT_DOOR_TWILIO
-from ..web.keys import CALLS, GUARDS, SETTINGS, SIGNER, TWILIO_API, call_deps
-from ..web.middleware import claim_call, error_response
+from ..web.answer import AnswerWebhook, admit_call
+from ..web.keys import CALLS, SETTINGS, SIGNER, TWILIO_API, call_deps
+from ..web.middleware import claim_call
 from .rest import TwilioHangUp
 from .signature import candidate_urls, signature_algorithm, verify_twilio_signature
 from .twiml import answer_twiml, bounded_parameters
@@ -55,6 +54,13 @@ ANSWER_PATH = "/twilio/incoming-call"
 MEDIA_PATH = "/twilio/media-stream"
 START_TIMEOUT_S = 10.0
 """``connected`` and ``start`` must arrive within this after the upgrade."""
+OPENING = SocketOpening("Twilio stream", "start message", START_TIMEOUT_S, parse_message, log)
+ANSWER = AnswerWebhook(
+    log,
+    "call_sid",
+    "Twilio webhook without a CallSid",
+    "Twilio call from {from} to {to} ({direction})",
+)
 MAX_MESSAGE_BYTES = 64 * 1024
 """A 20 ms ``media`` message is about 400 bytes; anything near this is not one (close 1009)."""
 
@@ -64,13 +70,13 @@ STREAM_MEMORY_S = 24 * 3600.0
 MAX_STREAMS_REMEMBERED = 10_000
 """CallSids remembered per instance; past this the oldest is forgotten first. The guard is per
 instance; the call store keeps a call's first record either way."""
-STREAMS_STARTED = web.AppKey("twilio_streams_started", UsedOnce[str])
+STREAMS_STARTED = web.AppKey("twilio_streams_started", SeenIds)
 """CallSids whose Media Stream started on this instance (:func:`setup_twilio`)."""
 
 
 def setup_twilio(app: web.Application) -> None:
     """Mount the Twilio routes and their state (call only with ``TWILIO_ACCOUNT_SID``)."""
-    app[STREAMS_STARTED] = UsedOnce(MAX_STREAMS_REMEMBERED)
+    app[STREAMS_STARTED] = SeenIds(MAX_STREAMS_REMEMBERED, ttl_s=STREAM_MEMORY_S)
     app.router.add_routes(routes)
 
 
@@ -120,24 +126,9 @@ async def incoming_call(request: web.Request) -> web.Response:
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     _check_signature(request, fields)  # Twilio posts text fields only
     parameters = bounded_parameters(fields)
-    call_sid = parameters.get("call_sid")
-    named = call_sid is not None
-    if call_sid is None:
-        call_sid = parameters["call_sid"] = f"{UNKNOWN_CALL_PREFIX}{uuid.uuid4()}"
-    with call_context(call_sid):
-        if settings.twilio.auth_token is None:  # ALLOW_UNSIGNED_WEBHOOKS=true
-            refused = request.app[GUARDS].refuse_unsigned_call(time.monotonic())
-            if refused is not None:  # logged once a minute by the guard, not per request
-                return error_response(refused.http_status, refused.code, refused.message)
-        if not named:
-            log.warning("Twilio webhook without a CallSid; using %s", call_sid)
-        log.info(
-            "Twilio call from %s to %s (%s)",
-            parameters.get("from", "?"),
-            parameters.get("to", "?"),
-            parameters.get("direction", "?"),
-        )
-    token = request.app[SIGNER].mint(call_sid, time.time())
+    token = admit_call(request, ANSWER, parameters, signed=settings.twilio.auth_token is not None)
+    if isinstance(token, web.Response):  # 429: over UNSIGNED_CALLS_PER_MINUTE
+        return token
     parameters["exp"] = str(token.exp)
     parameters["token"] = token.token
     twiml = answer_twiml(
@@ -186,7 +177,7 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
             await close_socket(ws, WSCloseCode.POLICY_VIOLATION, "a media socket is already open")
             return ws
         started = app[STREAMS_STARTED]
-        if started.used(call_sid, now):
+        if started.seen(call_sid, now):
             log.warning("Twilio stream refused: a stream for this call already started")
             await close_socket(
                 ws, WSCloseCode.POLICY_VIOLATION, "a stream for this call already started"
@@ -194,7 +185,7 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
             return ws
         # No await since the checks: spend the token and claim the call at once.
         signer.redeem(call_sid, exp, token, now)
-        started.use(call_sid, until=now + STREAM_MEMORY_S, now=now)
+        started.check_and_add(call_sid, now)  # remembered STREAM_MEMORY_S
         await _bridge(request, ws, start)
     return ws
 
@@ -234,27 +225,10 @@ async def _bridge(request: web.Request, ws: web.WebSocketResponse, start: Stream
 
 async def _read_start(ws: web.WebSocketResponse) -> StreamStarted | None:
     """Read ``connected`` (optional) then ``start``; else close with a reason and log."""
-    deadline = asyncio.get_running_loop().time() + START_TIMEOUT_S
+    deadline = OPENING.deadline()
     for _ in range(2):
-        left = deadline - asyncio.get_running_loop().time()
-        try:
-            msg = await ws.receive(timeout=max(left, 0.001))
-        except TimeoutError:
-            await close_socket(ws, WSCloseCode.PROTOCOL_ERROR, "no start message within 10 s")
-            log.warning("Twilio stream closed: no start message within 10 s")
-            return None
-        if msg.type is not WSMsgType.TEXT:
-            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-                log.info("Twilio stream closed before its start message")
-            else:
-                await close_socket(ws, WSCloseCode.PROTOCOL_ERROR, "expected a JSON text message")
-                log.warning("Twilio stream closed: %s message before start", msg.type.name)
-            return None
-        try:
-            event = parse_message(msg.data)
-        except RemoteProtocolError as exc:
-            await close_socket(ws, WSCloseCode.UNSUPPORTED_DATA, exc.message)
-            log.warning("Twilio stream closed: %s", exc.message)
+        event = await OPENING.receive(ws, deadline)
+        if event is None:
             return None
         if isinstance(event, StreamStarted):
             if event.encoding != STREAM_ENCODING or event.sample_rate_hz != STREAM_RATE_HZ:

@@ -26,7 +26,7 @@ from ..core.events import (
     StreamStopped,
     UnknownCallerMessage,
 )
-from ..core.jsonbody import JsonTooDeep, loads_bounded
+from ..core.jsonbody import loads_object
 from ..errors import LocalProtocolError, RemoteProtocolError
 
 STREAM_ENCODING = "audio/x-mulaw"
@@ -104,14 +104,7 @@ def parse_message(raw: str) -> bytes | CallerEvent:
     Source: https://www.twilio.com/docs/voice/media-streams/websocket-messages
     ("Messages from Twilio").
     """
-    try:
-        doc = loads_bounded(raw)
-    except JsonTooDeep as exc:
-        raise RemoteProtocolError(exc.message) from None
-    except ValueError:
-        raise RemoteProtocolError("text message is not JSON") from None
-    if not isinstance(doc, dict):
-        raise RemoteProtocolError("text message is not a JSON object")
+    doc = loads_object(raw, RemoteProtocolError)
     event = doc.get("event")
     if event == "media":  # ~50 per second per call: keep this branch first and lean
         media = doc.get("media")

@@ -22,24 +22,25 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 
 from ..audio.path import ResamplingPath
 from ..bridge import MediaCall, serve_media_call
-from ..calls import UNKNOWN_CALL_PREFIX, close_socket, known_call
+from ..calls import SocketOpening, close_socket, known_call
+from ..core.call_data import CallInfo
 from ..core.events import CallerConnected
 from ..core.frontdoor import FrontDoor
-from ..core.jsonbody import loads_bounded
-from ..core.session import CallInfo
-from ..errors import Forbidden, InvalidRequest, RemoteProtocolError, Unauthorized
+from ..core.jsonbody import loads_object
+from ..errors import Forbidden, InvalidRequest, Unauthorized
 from ..logs import call_context
 from ..phone import bounded_headers
 from ..store import FRONT_DOOR_VONAGE
 from ..tools import ToolContext
+from ..web.answer import AnswerWebhook, admit_call
 from ..web.keys import CALLS, GUARDS, SETTINGS, SIGNER, VOICE_API, call_deps
 from ..web.middleware import CALL_ID, claim_call, error_response
 from .ncco import answer_ncco, connect_from_number
@@ -55,6 +56,13 @@ CALLER_RATE_HZ = 16_000
 MAX_CALLER_MESSAGE_BYTES = 64 * 1024
 """A frame is 640 bytes; anything near this is not audio we can use (closed with 1009)."""
 CONNECTED_TIMEOUT_S = 10.0
+ANSWER = AnswerWebhook(
+    log,
+    "call_uuid",
+    "answer URL without a call uuid",
+    "answer URL: call from {from} to {to} (conversation {conversation_uuid})",
+)
+OPENING = SocketOpening("media socket", "websocket:connected", CONNECTED_TIMEOUT_S, parse_text, log)
 OUTBOUND_ANSWER_PATH = "/answer"
 """``POST /connect`` gives Vonage this answer URL; ``/incoming-call`` is for inbound calls."""
 _FAILED_STATUSES = frozenset({"failed", "rejected", "unanswered", "busy", "timeout", "cancelled"})
@@ -76,13 +84,7 @@ def webhook_fields(request: web.Request, raw: bytes) -> dict[str, Any]:
     """
     fields: dict[str, Any] = single_values(request.query.items())
     if raw.strip():
-        try:
-            body = loads_bounded(raw)
-        except ValueError:
-            raise InvalidRequest("body is not JSON", code="invalid_json") from None
-        if not isinstance(body, dict):
-            raise InvalidRequest("body is not a JSON object", code="invalid_json")
-        fields.update(body)
+        fields.update(loads_object(raw, partial(InvalidRequest, code="invalid_json"), "body"))
     return fields
 
 
@@ -167,24 +169,11 @@ async def answer(request: web.Request) -> web.Response:
             "to": _text(fields.get("to")),
         }
     )
-    call_uuid = headers.get("call_uuid")
-    named = call_uuid is not None
-    if call_uuid is None:
-        call_uuid = headers["call_uuid"] = f"{UNKNOWN_CALL_PREFIX}{uuid.uuid4()}"
-    with call_context(call_uuid):
-        if settings.vonage.signature_secret is None:  # ALLOW_UNSIGNED_WEBHOOKS=true
-            refused = request.app[GUARDS].refuse_unsigned_call(time.monotonic())
-            if refused is not None:  # logged once a minute by the guard, not per request
-                return error_response(refused.http_status, refused.code, refused.message)
-        if not named:
-            log.warning("answer URL without a call uuid; using %s", call_uuid)
-        log.info(
-            "answer URL: call from %s to %s (conversation %s)",
-            headers.get("from", "?"),
-            headers.get("to", "?"),
-            headers.get("conversation_uuid", "?"),
-        )
-    token = request.app[SIGNER].mint(call_uuid, time.time())
+    signed = settings.vonage.signature_secret is not None
+    token = admit_call(request, ANSWER, headers, signed=signed)
+    if isinstance(token, web.Response):  # 429: over UNSIGNED_CALLS_PER_MINUTE
+        return token
+    call_uuid = token.call_uuid
     params = {"call_uuid": call_uuid, "exp": token.exp, "token": token.token}
     if request.path == OUTBOUND_ANSWER_PATH:
         params["direction"] = "outbound"  # for the call record only; not a credential
@@ -306,26 +295,8 @@ def _refused(exc: Forbidden) -> web.Response:
 
 async def _read_connected(ws: web.WebSocketResponse) -> CallerConnected | None:
     """The first message must be ``websocket:connected``; else close with a reason."""
-    try:
-        msg = await ws.receive(timeout=CONNECTED_TIMEOUT_S)
-    except TimeoutError:
-        await close_socket(ws, WSCloseCode.PROTOCOL_ERROR, "no websocket:connected within 10 s")
-        log.warning("media socket closed: no websocket:connected within 10 s")
-        return None
-    if msg.type is not WSMsgType.TEXT:
-        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-            log.info("media socket closed before websocket:connected")
-        else:
-            await close_socket(
-                ws, WSCloseCode.PROTOCOL_ERROR, "first message must be websocket:connected"
-            )
-            log.warning("media socket closed: first message was %s, not text", msg.type.name)
-        return None
-    try:
-        event = parse_text(msg.data)
-    except RemoteProtocolError as exc:
-        await close_socket(ws, WSCloseCode.UNSUPPORTED_DATA, exc.message)
-        log.warning("media socket closed: %s", exc.message)
+    event = await OPENING.receive(ws, OPENING.deadline())
+    if event is None:
         return None
     if not isinstance(event, CallerConnected):
         await close_socket(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -28,11 +27,9 @@ import aiohttp
 from ..calls import RestHangUp
 from ..config import VonageSettings
 from ..errors import UpstreamTimeout, VonageApiError
-from ..rest import JsonReply, request_json
+from ..rest import JsonReply, RestApi
 from .app_jwt import application_jwt
 from .ncco import transfer_ncco
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +56,13 @@ class VoiceApi:
     def __init__(self, http: aiohttp.ClientSession, vonage: VonageSettings) -> None:
         if vonage.application_id is None or vonage.private_key is None:
             raise ValueError(f"Vonage REST is not configured: {vonage.missing_for_rest}")
-        self._http = http
         self._application_id = vonage.application_id
         self._key = vonage.private_key
         self._base = vonage.api_url
         self.timeout_s = vonage.api_timeout_s
+        self._api = RestApi(
+            http, "Vonage", "the Vonage API", self.timeout_s, VonageApiError, _error_body
+        )
 
     def _headers(self) -> dict[str, str]:
         token = application_jwt(self._application_id, self._key, time.time())
@@ -133,33 +132,19 @@ class VoiceApi:
         await self._request("PUT", path, body, "transfer")
 
     async def _request(self, method: str, path: str, body: dict[str, Any], what: str) -> JsonReply:
-        return await request_json(
-            self._http,
-            method,
-            self._base + path,
-            what=f"Vonage {what}",
-            service="the Vonage API",
-            timeout_s=self.timeout_s,
-            headers=self._headers(),
-            json=body,
-            error=VonageApiError,
-            refused=partial(_refused, what),
+        return await self._api.request(
+            method, self._base + path, what, headers=self._headers(), json=body
         )
 
 
-def _refused(what: str, reply: JsonReply) -> VonageApiError:
-    """Vonage's error answer, ``title`` and ``detail`` from its RFC 7807 problem body."""
+def _error_body(data: Any) -> tuple[str, dict[str, Any]]:
+    """Vonage's RFC 7807 problem body: ``title`` and ``detail`` (``rest.RestApi.error_body``)."""
     title = detail = None
-    if isinstance(reply.data, dict):
-        title = _str_or_none(reply.data.get("title"))
-        detail = _str_or_none(reply.data.get("detail"))
+    if isinstance(data, dict):
+        title = _str_or_none(data.get("title"))
+        detail = _str_or_none(data.get("detail"))
     text = ": ".join(x for x in (title, detail) if x) or "no error detail"
-    return VonageApiError(
-        f"Vonage {what} failed (HTTP {reply.status}): {text}",
-        status=reply.status,
-        title=title,
-        detail=detail,
-    )
+    return text, {"title": title, "detail": detail}
 
 
 class CallHangUp(RestHangUp):

@@ -22,7 +22,7 @@ from ..core.events import (
     PlaybackMarked,
     UnknownCallerMessage,
 )
-from ..core.jsonbody import JsonTooDeep, loads_bounded
+from ..core.jsonbody import loads_object
 from ..errors import RemoteProtocolError
 
 SUPPORTED_RATES_HZ = (8_000, 16_000, 24_000)
@@ -60,14 +60,7 @@ def parse_text(raw: str) -> CallerEvent:
         RemoteProtocolError: on non-JSON, JSON nested deeper than 32 levels, a non-object,
             or a known event with bad fields.
     """
-    try:
-        doc = loads_bounded(raw)
-    except JsonTooDeep as exc:
-        raise RemoteProtocolError(exc.message) from None
-    except ValueError:
-        raise RemoteProtocolError("text message is not JSON") from None
-    if not isinstance(doc, dict):
-        raise RemoteProtocolError("text message is not a JSON object")
+    doc = loads_object(raw, RemoteProtocolError)
     event = doc.get("event")
     if event == "websocket:connected":
         content_type = doc.get("content-type")

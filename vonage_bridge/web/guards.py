@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 
 from ..config import Settings
-from ..core.mint_limit import MintLimit
+from ..core.ratelimit import MintLimit
 from ..core.replay import SeenIds
 from ..errors import TooManyRequests
 from ..vonage.signing import LEEWAY_S, MAX_AGE_S
