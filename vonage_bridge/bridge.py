@@ -11,8 +11,11 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
   - caller pump: caller socket -> session (frames up to Realtime as they come), policed at
     real time (``core.ratelimit``): frames more than :data:`CALLER_BURST_S` ahead are dropped
     and counted, and past :data:`CALLER_EXCESS_LIMIT_S` of them the caller is closed with 1008;
-  - Realtime pump: opens the Realtime socket, sends ``session.update`` and the held audio,
-    then Realtime events -> session;
+  - Realtime pump: adopts the call's warm session (``realtime.prewarm``: opened by the answer
+    URL, waiting for it while it still opens) or opens the Realtime socket and sends
+    ``session.update``; sends the held audio, then Realtime events -> session. A warm session
+    that is ready when the call starts is adopted before any caller frame is read, so nothing
+    is held;
   - playout pump: session's playout -> caller socket, paced to absolute deadlines with a
     bounded look-ahead (``audio.playout``);
   - end pump: ends the call once a call-ending tool ran and its reply has been heard;
@@ -64,6 +67,7 @@ from .core.ratelimit import TokenBucket
 from .core.session import CallSession, Phase
 from .errors import RealtimeConnectError, RemoteProtocolError
 from .realtime.connection import open_realtime
+from .realtime.prewarm import UNUSED_REASON, WarmSession, WarmSessions
 from .realtime.protocol import client_event, parse_server_event
 from .records import CallEnd, CallSummary, log_notes, log_summary, summarize, write_call_record
 from .tool_runner import ToolRunner
@@ -100,8 +104,10 @@ class _CallBridge:
         openai: OpenAISettings,
         tools: ToolRegistry | None,
         tool_ctx: ToolContext,
+        warm: WarmSession | None = None,
     ) -> None:
         self.caller = caller
+        self.warm = warm  # the call's warm Realtime session until adopted (or discarded)
         self.session = session
         self.door = door
         self.http = http
@@ -198,8 +204,10 @@ class _CallBridge:
 
     async def realtime_pump(self) -> CallEnd:
         session = self.session
-        rt = self.rt = await open_realtime(self.http, self.openai)
-        await rt.send_str(session.realtime_opened())
+        if self.rt is None:  # not adopted before the pumps started (adopt_ready)
+            await self.open_session()
+        rt = self.rt
+        assert rt is not None
         while held := session.flush_held():
             for message in held:
                 await rt.send_str(message)
@@ -299,6 +307,48 @@ class _CallBridge:
                     True,
                 )
 
+    # -------------------------------------------------------------- opening Realtime
+
+    def adopt_ready(self) -> None:
+        """Before the pumps start: adopt the warm session if it is open and was sent this
+        call's ``session.update``; the call is then BRIDGING before any caller frame is read,
+        so the caller's first words go straight up (nothing held)."""
+        warm = self.warm
+        if warm is None or not warm.ready or warm.update != self.session.realtime_opened():
+            return
+        self.adopted(warm, warm.opened())
+        self.session.flush_held()  # no caller frame was read yet: [] and BRIDGING
+
+    async def open_session(self) -> None:
+        """Adopt the warm session (waiting while it opens) or, without one or when it failed,
+        open a new one; either way the socket has this call's ``session.update`` after this
+        (the session is OPENING: held audio next).
+
+        Raises:
+            RealtimeConnectError: a new session could not be opened.
+        """
+        session, warm = self.session, self.warm
+        if warm is not None:
+            rt = await warm.socket()  # cancelled here: close() discards it
+            if rt is not None:
+                self.adopted(warm, rt)
+                update = session.realtime_opened()
+                if update != warm.update:  # never expected: same builder, same call info
+                    log.warning("warm session.update differs from the call's: sending it")
+                    await rt.send_str(update)
+                return
+            self.warm = None
+        rt = self.rt = await open_realtime(self.http, self.openai)
+        await rt.send_str(session.realtime_opened())
+
+    def adopted(self, warm: WarmSession, rt: aiohttp.ClientWebSocketResponse) -> None:
+        self.warm = None
+        self.rt = rt
+        log.info(
+            "adopted the warm Realtime session (opening began %.0f ms before)",
+            (self.clock() - warm.started_at) * 1000.0,
+        )
+
     # -------------------------------------------------------------- helpers
 
     async def flush(self) -> None:
@@ -320,6 +370,7 @@ class _CallBridge:
             log.warning("%s", message)
 
     async def run(self) -> CallEnd:
+        self.adopt_ready()
         tasks = [
             asyncio.create_task(self.caller_pump(), name="caller-pump"),
             asyncio.create_task(self.realtime_pump(), name="realtime-pump"),
@@ -352,6 +403,9 @@ class _CallBridge:
         )
 
     async def close(self, end: CallEnd, control: CallControl | None) -> None:
+        if self.warm is not None:  # the call ended before adopting it
+            warm, self.warm = self.warm, None
+            await warm.discard(UNUSED_REASON)
         if self.rt is not None and not self.rt.closed:
             self.rt_close_sent = WSCloseCode.OK
             await close_socket(self.rt, WSCloseCode.OK, "call ended")
@@ -377,8 +431,9 @@ async def run_call(
     tools: ToolRegistry | None = None,
     tool_ctx: ToolContext | None = None,
     live: LiveCall | None = None,
+    warm: WarmSession | None = None,
 ) -> CallSummary:
-    """Bridge an accepted media socket to a new Realtime session until either ends.
+    """Bridge an accepted media socket to a Realtime session until either ends.
 
     Args:
         caller: the prepared media WebSocket, after its opening messages were read (Vonage
@@ -395,6 +450,9 @@ async def run_call(
             transfer, ``door.name``.
         live: the call's registration: when the service ended it from outside
             (``live.ending``, e.g. shutdown), that is the end reason, not the socket closing.
+        warm: the call's Realtime session opened at the answer URL
+            (``WarmSessions.take``), adopted as if the call had opened it (closed unused if
+            the call ends first); None opens a new one.
     Returns:
         The call's summary (also logged as one INFO line, and the end as ERROR when we ended
         it by fault).
@@ -407,7 +465,7 @@ async def run_call(
         front_door=door.name,
         called=info.called,
     )
-    bridge = _CallBridge(caller, session, door, http, openai, tools, ctx)
+    bridge = _CallBridge(caller, session, door, http, openai, tools, ctx, warm)
     started = bridge.loop.time()
     end = CallEnd("call task cancelled", WSCloseCode.GOING_AWAY)
     try:
@@ -461,6 +519,7 @@ async def serve_media_call(
     *,
     deps: CallDeps,
     control: CallControl | None = None,
+    warm: WarmSessions | None = None,
 ) -> CallSummary | None:
     """One media call, from its prepared socket to its record, for any media door.
 
@@ -474,6 +533,8 @@ async def serve_media_call(
             closed ``ws`` with a reason (nothing is recorded then).
         deps: the application's parts.
         control: the call's carrier-side controls, if configured.
+        warm: the app's warm Realtime sessions: the call's, if its answer URL opened one, is
+            taken once the opening succeeded (one log line either way).
     Returns:
         The summary, or None when the opening failed.
     """
@@ -495,6 +556,7 @@ async def serve_media_call(
             tools=deps.tools.declarations(),
         )
         started_at = datetime.now(UTC)
+        adopted = warm.take(call_id) if warm is not None else None
         summary: CallSummary | None = None
         try:
             summary = await run_call(
@@ -507,6 +569,7 @@ async def serve_media_call(
                 tools=deps.tools,
                 tool_ctx=call.tool_ctx,
                 live=live,
+                warm=adopted,
             )
         finally:  # run_call closed both sockets: off the audio path
             await write_call_record(

@@ -31,7 +31,7 @@ from vonage_bridge.sim.openai_sip import TEST_WEBHOOK_SECRET, signed_headers
 from vonage_bridge.sim.realtime import FakeRealtimeOptions
 from vonage_bridge.sim.twilio_api import FakeTwilioApi
 from vonage_bridge.store import SqlCallStore
-from vonage_bridge.web.keys import STORE
+from vonage_bridge.web.keys import STORE, WARM_SESSIONS
 from vonage_bridge.web.middleware import json_errors
 
 VONAGE_SECRET = "vonage-signature-secret-for-tests-0123456789"
@@ -289,7 +289,12 @@ async def test_vonage_first_message_nested_deep_closes_the_socket_with_a_reason(
     assert msg.type is aiohttp.WSMsgType.CLOSE
     assert msg.data == WSCloseCode.UNSUPPORTED_DATA
     assert msg.extra == "JSON nested deeper than 32 levels"
-    assert call.fake.sessions == []
+    # The answer URL's warm session is the only one: not adopted by the refused socket
+    # (it expires unused), no audio on it, and the socket opened none of its own.
+    warm = await call.fake.wait_for_session(timeout=5 * SECOND)
+    assert call.fake.sessions == [warm]
+    assert warm.append_count == 0
+    assert caller.call_uuid in call.bridge.app[WARM_SESSIONS]
     assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
     assert urlsplit(uri).path == "/vonage/ws"
 

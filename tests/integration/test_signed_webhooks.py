@@ -23,6 +23,7 @@ from test_outbound import no_live_calls, voice_api, vonage_env  # noqa: F401  (f
 from vonage_bridge.logs import CallContextFilter
 from vonage_bridge.sim.realtime import FakeRealtimeOptions
 from vonage_bridge.sim.vonage_api import FakeVoiceApi, query_json, sign_webhook
+from vonage_bridge.web.keys import WARM_SESSIONS
 
 SECRET = "vonage-signature-secret-for-tests-0123456789"
 WRONG_SECRET = "not-the-vonage-signature-secret-0123456789"
@@ -384,7 +385,12 @@ async def test_media_handshake_without_a_valid_vonage_jwt_is_401(
     async with call.http.get(endpoint["uri"].replace("ws://", "http://", 1)) as resp:
         assert resp.status == 401
         assert (await resp.json())["error"]["code"] == "signature_missing"
-    assert call.fake.handshakes == []  # no Realtime session was opened
+    # No Realtime session was opened for the refused socket: the signed answer URL's warm
+    # session is the only one, not adopted (it expires unused).
+    warm = await call.fake.wait_for_session(timeout=5 * SECOND)
+    assert call.fake.handshakes == [warm.handshake]
+    call_uuid = parse_qs(urlsplit(endpoint["uri"]).query)["call_uuid"][0]
+    assert call_uuid in call.bridge.app[WARM_SESSIONS]
 
 
 async def test_signed_handshake_still_needs_the_media_token(start_call: StartCall) -> None:

@@ -4,6 +4,11 @@ Starts the bridge, a fake OpenAI Realtime server and a fake Vonage caller (or, w
 ``--front-door twilio``, a fake Twilio caller and Twilio REST API); the caller dials in, speaks
 a real recording in real time, and hears the assistant's reply (the fake Realtime plays the
 caller's words back). Writes what the caller heard to a WAV and prints the figures.
+
+``--slow-realtime-ms N`` makes the fake Realtime take N ms to accept the socket and N ms more
+to answer ``session.update``; the report's "first reply" line says how much of the caller's
+speech was held waiting for it (none when the answer URL's warm session was ready before
+the greeting ended; ``--no-prewarm`` shows the media socket opening it instead).
 """
 
 from __future__ import annotations
@@ -16,6 +21,11 @@ from pathlib import Path
 from ..logs import setup_logging
 from .audio import CALLER_WAV
 from .call import FRONT_DOORS, simulate_call
+from .realtime import FakeRealtimeOptions
+
+GREETING_MS = 3000.0
+"""The default greeting ("Hello! You are connected to our assistant. Please go ahead.") takes
+about this long to say."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,12 +43,44 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path("sim-output.wav"), help="what the caller heard"
     )
     parser.add_argument(
+        "--slow-realtime-ms",
+        type=float,
+        default=0.0,
+        metavar="N",
+        help="the fake Realtime takes N ms to open and N ms more to answer session.update",
+    )
+    parser.add_argument(
+        "--greeting-ms",
+        type=float,
+        default=GREETING_MS,
+        metavar="N",
+        help="the carrier plays the greeting for N ms before opening the media socket",
+    )
+    parser.add_argument(
+        "--no-prewarm",
+        action="store_true",
+        help="open the Realtime session when the media socket arrives, not at the answer URL",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="show only the call's transcript and summary lines"
     )
     args = parser.parse_args(argv)
+    if args.slow_realtime_ms < 0 or args.greeting_ms < 0:
+        parser.error("--slow-realtime-ms and --greeting-ms must be >= 0")
     setup_logging("WARNING" if args.quiet else "INFO", "text")
+    slow_s = args.slow_realtime_ms / 1000.0
+    options = FakeRealtimeOptions(handshake_delay_s=slow_s, session_updated_delay_s=slow_s)
     try:
-        report = asyncio.run(simulate_call(args.wav, out_wav=args.out, front_door=args.front_door))
+        report = asyncio.run(
+            simulate_call(
+                args.wav,
+                out_wav=args.out,
+                front_door=args.front_door,
+                realtime_options=options,
+                greeting_ms=args.greeting_ms,
+                prewarm=not args.no_prewarm,
+            )
+        )
     except (ValueError, TimeoutError, OSError) as exc:
         print(f"simulation failed: {exc!r}", file=sys.stderr)
         return 1

@@ -5,7 +5,9 @@ Through the Vonage front door (L16 at 16 kHz, resampled to 24 kHz PCM16) or the 
 
 Used by ``python -m vonage_bridge.sim`` and by the integration tests. Measures what a person
 on the line would notice: frames each way, underruns, time from the end of the caller's speech
-to the first reply frame, and the delay the bridge adds in each direction.
+to the first reply frame, the delay the bridge adds in each direction, and how much of the
+caller's first words was held waiting for the Realtime session (the answer URL opens it while
+the carrier plays the greeting: ``realtime.prewarm``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from ..web.keys import WARM_SESSIONS
 from .audio import CALLER_WAV, pcm16_to_mulaw, read_wav_pcm16, write_wav_mulaw, write_wav_pcm16
 from .harness import RunningBridge, sim_env
 from .realtime import FakeRealtimeOptions, FakeRealtimeServer
@@ -55,6 +58,7 @@ class SimReport:
     frames_received: int
     bad_frames: int
     caller_underruns: int
+    greeting_ms: float = 0.0
     bridge_summary: dict[str, Any] = field(default_factory=dict)
     reply_expected_ms: float = 0.0
     reply_heard_ms: float = 0.0
@@ -85,8 +89,16 @@ class SimReport:
             f"{ms(self.inbound_added_ms_p95)} p95",
             f"bridge added delay, OpenAI->caller {ms(self.outbound_first_frame_ms)}"
             " (first reply delta to first frame at the caller)",
+            f"greeting (media socket opens after) {self.greeting_ms:.0f} ms",
+            f"first reply: caller audio held waiting for Realtime: {self.held_ms:.0f} ms",
             f"bridge summary                     end_reason={s.get('end_reason', '?')!r}",
         ]
+
+    @property
+    def held_ms(self) -> float:
+        """Caller audio (ms) the bridge held while its Realtime session was not ready (the
+        summary line's ``held_ms``)."""
+        return float(self.bridge_summary.get("held_ms", 0.0))
 
 
 class _SummaryCatcher(logging.Handler):
@@ -130,6 +142,8 @@ async def simulate_call(
     realtime_options: FakeRealtimeOptions | None = None,
     timeout_s: float = 30.0,
     front_door: str = "vonage",
+    greeting_ms: float = 0.0,
+    prewarm: bool = True,
 ) -> SimReport:
     """Run one call end to end on loopback and measure it.
 
@@ -142,6 +156,10 @@ async def simulate_call(
         realtime_options: knobs of the fake Realtime server.
         timeout_s: the whole call must finish within this.
         front_door: ``"vonage"`` or ``"twilio"``.
+        greeting_ms: time between the answer URL and the media socket: the carrier playing
+            the NCCO ``talk`` / TwiML ``<Say>`` greeting (real time passes).
+        prewarm: False: the answer URL opens no Realtime session, the media socket opens
+            it (as before pre-warm), to compare.
     Raises:
         ValueError: if ``wav`` is not 16 kHz mono PCM16, or ``front_door`` is unknown.
         TimeoutError: if the reply does not come back in time.
@@ -176,6 +194,7 @@ async def simulate_call(
                 ) as bridge,
                 aiohttp.ClientSession() as http,
             ):
+                bridge.app[WARM_SESSIONS].enabled = prewarm
                 caller: FakeVonageCaller | FakeTwilioCaller
                 if front_door == "vonage":
                     caller = FakeVonageCaller(http, f"{bridge.url}/incoming-call")
@@ -188,9 +207,17 @@ async def simulate_call(
                     )
                     twilio_api.add_call(caller.call_sid)
                 await caller.answer()
+                if greeting_ms > 0:  # the carrier says the greeting, then opens the socket
+                    await asyncio.sleep(greeting_ms / 1000.0)
                 await caller.connect()
-                rt = await fake.wait_for_session()
-                await caller.stream_audio(audio)
+                # The caller speaks as soon as the line opens, whether Realtime is ready or not.
+                session = asyncio.create_task(fake.wait_for_session(timeout=timeout_s))
+                try:
+                    await caller.stream_audio(audio)
+                except BaseException:
+                    session.cancel()
+                    raise
+                rt = await session
                 speech_end = loop.time()
                 silence = asyncio.create_task(caller.stream_silence(TRAILING_SILENCE_MS))
                 try:
@@ -228,6 +255,7 @@ async def simulate_call(
         frames_received=caller.bytes_received // rates.frame,
         bad_frames=bad,
         caller_underruns=caller.underruns,
+        greeting_ms=greeting_ms,
         bridge_summary=catcher.summaries[-1],
         reply_expected_ms=reply_bytes_rt / rates.realtime,
         reply_heard_ms=len(heard) / rates.caller,

@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import copy
 import itertools
 import json
@@ -127,7 +128,12 @@ class FakeRealtimeOptions:
     Attributes:
         reject_status: refuse every upgrade with this HTTP status and an OpenAI-style JSON
             error body.
-        handshake_delay_s: wait this long before answering the upgrade (connect timeouts).
+        handshake_delay_s: wait this long before answering the upgrade (connect timeouts, a
+            slow Realtime).
+        session_updated_delay_s: answer each ``session.update`` this long after it arrived,
+            reading nothing from the client meanwhile (the real API handles client events in
+            order, so later events wait behind it). With ``handshake_delay_s`` a slow
+            Realtime: ``--slow-realtime-ms`` of the simulation sets both.
         vad_threshold_dbfs: a 20 ms window whose RMS is above this is speech. The session's
             ``turn_detection.threshold`` is ignored.
         reply: answer each utterance detected by the VAD with a response.
@@ -146,6 +152,7 @@ class FakeRealtimeOptions:
 
     reject_status: int | None = None
     handshake_delay_s: float = 0.0
+    session_updated_delay_s: float = 0.0
     vad_threshold_dbfs: float = -45.0
     reply: bool = True
     reply_chunk_ms: int = 100
@@ -159,6 +166,8 @@ class FakeRealtimeOptions:
             raise ValueError(f"reject_status must be a 4xx or 5xx status: {self.reject_status}")
         if self.handshake_delay_s < 0:
             raise ValueError("handshake_delay_s must be >= 0")
+        if self.session_updated_delay_s < 0:
+            raise ValueError("session_updated_delay_s must be >= 0")
         if self.reply_chunk_ms <= 0:
             raise ValueError("reply_chunk_ms must be > 0")
         if self.reply_realtime_factor < 0:
@@ -546,6 +555,7 @@ class FakeRealtimeSession:
         self._reply_bytes = 0
         self._conversation_id = ids.next("conv")
         self.stalled = False  # stall_after_deltas reached: nothing is sent any more
+        self._late_update: JsonObject | None = None  # a session.update answered late
 
         # conversation
         self._previous_item_id: str | None = None
@@ -619,6 +629,14 @@ class FakeRealtimeSession:
             async for msg in self._ws:
                 if msg.type is WSMsgType.TEXT:
                     self._on_text(msg.data)
+                    if self._late_update is not None:  # session_updated_delay_s
+                        event, self._late_update = self._late_update, None
+                        with contextlib.suppress(TimeoutError):  # cut short by our close
+                            await asyncio.wait_for(
+                                self._close_done.wait(), self._options.session_updated_delay_s
+                            )
+                        if self._accepting:
+                            self._on_session_update(event)
                 elif msg.type is WSMsgType.BINARY:
                     self._record({"type": "(binary)", "bytes": len(msg.data)})
                     if self._accepting:
@@ -749,6 +767,9 @@ class FakeRealtimeSession:
             for reply in script.answer(event):
                 reply_type = str(reply.pop("type", "(no type)"))
                 self._push(reply_type, **reply)
+            return
+        if type_ == "session.update" and self._options.session_updated_delay_s > 0:
+            self._late_update = event  # answered by _serve, late
             return
         handler = {
             "session.update": self._on_session_update,

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from aiohttp import WSCloseCode, web
 from multidict import MultiDictProxy
 
+from ..audio.formats import PCMU_8K
 from ..audio.path import PassthroughPath
 from ..bridge import MediaCall, serve_media_call
 from ..calls import SocketOpening, close_socket, known_call
@@ -40,7 +41,16 @@ from ..errors import Forbidden, InvalidRequest
 from ..logs import call_context
 from ..store import FRONT_DOOR_TWILIO
 from ..web.answer import AnswerWebhook, admit_call
-from ..web.keys import CALLS, SETTINGS, SIGNER, TWILIO_API, call_deps
+from ..web.keys import (
+    CALLS,
+    HTTP,
+    SETTINGS,
+    SIGNER,
+    TOOLS,
+    TWILIO_API,
+    WARM_SESSIONS,
+    call_deps,
+)
 from ..web.middleware import claim_call
 from .rest import TwilioHangUp
 from .signature import candidate_urls, signature_algorithm, verify_twilio_signature
@@ -118,7 +128,8 @@ def _check_signature(request: web.Request, params: Mapping[str, str] | None) -> 
 async def incoming_call(request: web.Request) -> web.Response:
     """Twilio's Voice webhook (form-encoded): TwiML with the greeting, then
     ``<Connect><Stream>`` to our media socket with the caller, the called number and a
-    per-call media token as ``<Parameter>``s. Unsigned (no ``TWILIO_AUTH_TOKEN``, with
+    per-call media token as ``<Parameter>``s; meanwhile the call's Realtime session opens in
+    the background (``realtime.prewarm``). Unsigned (no ``TWILIO_AUTH_TOKEN``, with
     ``ALLOW_UNSIGNED_WEBHOOKS=true``), it shares the Vonage answer URLs' limit of
     ``UNSIGNED_CALLS_PER_MINUTE`` tokens a minute; past that, 429 ``too_many_calls``."""
     settings = request.app[SETTINGS]
@@ -129,6 +140,17 @@ async def incoming_call(request: web.Request) -> web.Response:
     token = admit_call(request, ANSWER, parameters, signed=settings.twilio.auth_token is not None)
     if isinstance(token, web.Response):  # 429: over UNSIGNED_CALLS_PER_MINUTE
         return token
+    call_sid = token.call_uuid
+    with call_context(call_sid):
+        # Verified (signed, or under the unsigned limit): open the call's Realtime session
+        # while the greeting plays; the media stream adopts it (bridge.serve_media_call).
+        request.app[WARM_SESSIONS].start(
+            CallInfo(call_sid, caller=parameters.get("from"), called=parameters.get("to")),
+            PCMU_8K,  # twilio_door's Realtime side: mu-law passed through
+            http=request.app[HTTP],
+            settings=settings,
+            tools=request.app[TOOLS].declarations(),
+        )
     parameters["exp"] = str(token.exp)
     parameters["token"] = token.token
     twiml = answer_twiml(
@@ -220,7 +242,9 @@ async def _bridge(request: web.Request, ws: web.WebSocketResponse, start: Stream
     async def opening() -> MediaCall:
         return call  # connected and start were read before the token check
 
-    await serve_media_call(ws, call_sid, opening, deps=call_deps(app), control=control)
+    await serve_media_call(
+        ws, call_sid, opening, deps=call_deps(app), control=control, warm=app[WARM_SESSIONS]
+    )
 
 
 async def _read_start(ws: web.WebSocketResponse) -> StreamStarted | None:

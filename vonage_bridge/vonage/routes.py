@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 
 from aiohttp import WSCloseCode, web
 
+from ..audio.formats import PCM16_24K
 from ..audio.path import ResamplingPath
 from ..bridge import MediaCall, serve_media_call
 from ..calls import SocketOpening, close_socket, known_call
@@ -41,7 +42,17 @@ from ..phone import bounded_headers
 from ..store import FRONT_DOOR_VONAGE
 from ..tools import ToolContext
 from ..web.answer import AnswerWebhook, admit_call
-from ..web.keys import CALLS, GUARDS, SETTINGS, SIGNER, VOICE_API, call_deps
+from ..web.keys import (
+    CALLS,
+    GUARDS,
+    HTTP,
+    SETTINGS,
+    SIGNER,
+    TOOLS,
+    VOICE_API,
+    WARM_SESSIONS,
+    call_deps,
+)
 from ..web.middleware import CALL_ID, claim_call, error_response
 from .ncco import answer_ncco, connect_from_number
 from .signing import query_payload, single_values, verify_signed_request
@@ -156,7 +167,8 @@ def _claimed_call(fields: dict[str, Any]) -> str:
 @routes.route("GET", "/answer")
 @routes.route("POST", "/answer")
 async def answer(request: web.Request) -> web.Response:
-    """Answer URL: a greeting, then ``connect`` to our media socket with a per-call token.
+    """Answer URL: a greeting, then ``connect`` to our media socket with a per-call token;
+    meanwhile the call's Realtime session opens in the background (``realtime.prewarm``).
     Unsigned (``ALLOW_UNSIGNED_WEBHOOKS=true``), at most ``UNSIGNED_CALLS_PER_MINUTE`` tokens
     a minute are minted; past that, 429 ``too_many_calls``."""
     settings = request.app[SETTINGS]
@@ -174,6 +186,21 @@ async def answer(request: web.Request) -> web.Response:
     if isinstance(token, web.Response):  # 429: over UNSIGNED_CALLS_PER_MINUTE
         return token
     call_uuid = token.call_uuid
+    with call_context(call_uuid):
+        # Verified (signed, or under the unsigned limit): open the call's Realtime session
+        # while the greeting plays; the media socket adopts it (bridge.serve_media_call).
+        request.app[WARM_SESSIONS].start(
+            CallInfo(
+                call_uuid,
+                headers.get("conversation_uuid"),
+                caller=headers.get("from"),
+                called=headers.get("to"),
+            ),
+            PCM16_24K,  # vonage_door's Realtime side, whatever the caller's rate
+            http=request.app[HTTP],
+            settings=settings,
+            tools=request.app[TOOLS].declarations(),
+        )
     params = {"call_uuid": call_uuid, "exp": token.exp, "token": token.token}
     if request.path == OUTBOUND_ANSWER_PATH:
         params["direction"] = "outbound"  # for the call record only; not a credential
@@ -282,7 +309,9 @@ async def media(request: web.Request) -> web.StreamResponse:
             door = vonage_door(connected.sample_rate_hz, settings.call.resample_quality)
             return MediaCall(door, info, direction, ctx)
 
-        await serve_media_call(ws, call_uuid, opening, deps=call_deps(app), control=control)
+        await serve_media_call(
+            ws, call_uuid, opening, deps=call_deps(app), control=control, warm=app[WARM_SESSIONS]
+        )
         return ws
 
 

@@ -1,6 +1,7 @@
 """The application factory: ``make_app(settings)``. Tests and the simulation use it too.
 
-Source: style.md 7.5 (factory, typed AppKeys, cleanup_ctx, graceful WebSocket shutdown).
+Sources: aiohttp's application factory, typed ``AppKey``s, ``cleanup_ctx`` and graceful
+shutdown (https://docs.aiohttp.org/en/stable/web_advanced.html).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..config import Settings
 from ..core.media_token import MediaTokenSigner
 from ..errors import ConfigError
 from ..openai_sip.routes import setup_sip
+from ..realtime.prewarm import WarmSessions
 from ..store import CallStore, SqlCallStore
 from ..tools import ToolRegistry, build_registry
 from ..twilio import routes as twilio
@@ -30,7 +32,19 @@ from ..vonage import routes as vonage
 from ..vonage.voice_api import VoiceApi
 from . import calls_api
 from .guards import WebhookGuards
-from .keys import CALLS, GUARDS, HTTP, SETTINGS, SIGNER, SIP, STORE, TOOLS, TWILIO_API, VOICE_API
+from .keys import (
+    CALLS,
+    GUARDS,
+    HTTP,
+    SETTINGS,
+    SIGNER,
+    SIP,
+    STORE,
+    TOOLS,
+    TWILIO_API,
+    VOICE_API,
+    WARM_SESSIONS,
+)
 from .middleware import json_errors
 
 log = logging.getLogger(__name__)
@@ -168,6 +182,12 @@ async def _close_calls(app: web.Application) -> None:
         await asyncio.wait(pending, timeout=max(deadline - loop.time(), 0))
 
 
+async def _close_warm_sessions(app: web.Application) -> None:
+    """``on_shutdown``: close the Realtime sessions opened by answer URLs and not yet adopted
+    (no more are opened)."""
+    await app[WARM_SESSIONS].close()
+
+
 def _startup_report(settings: Settings, tools: ToolRegistry) -> None:
     s = settings.server
     log.info(
@@ -288,7 +308,9 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     app[SIGNER] = MediaTokenSigner(
         settings.server.media_token_secret.get_secret_value(), settings.server.media_token_ttl_s
     )
-    app[CALLS] = {}
+    calls: dict[str, LiveCall] = {}
+    app[CALLS] = calls
+    app[WARM_SESSIONS] = WarmSessions(calls.__len__)
     app[GUARDS] = WebhookGuards.for_settings(settings)
     app[TOOLS] = build_registry(
         transfer_number=settings.call.transfer_number,
@@ -309,6 +331,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
         app[STORE] = store
     else:
         app.cleanup_ctx.append(_call_store)
+    app.on_shutdown.append(_close_warm_sessions)
     app.on_shutdown.append(_close_calls)
     _startup_report(settings, app[TOOLS])
     return app

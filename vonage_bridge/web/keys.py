@@ -14,6 +14,7 @@ from ..calls import CallDeps, LiveCall
 from ..config import Settings
 from ..core.media_token import MediaTokenSigner
 from ..core.replay import SeenIds
+from ..realtime.prewarm import WarmSessions
 from ..store import CallStore
 from ..tools import ToolRegistry
 from ..twilio.rest import TwilioApi
@@ -35,6 +36,8 @@ TOOLS = web.AppKey("tools", ToolRegistry)
 """The tools the model may call (built-ins plus ``TOOLS_MODULE``), built at start-up."""
 GUARDS = web.AppKey("webhook_guards", WebhookGuards)
 """Replay memory of the signed webhooks and the unsigned-call limit, per instance."""
+WARM_SESSIONS = web.AppKey("warm_sessions", WarmSessions)
+"""Realtime sessions opened by the answer URLs, waiting for their media sockets."""
 
 
 @dataclass(slots=True)
