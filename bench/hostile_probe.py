@@ -497,7 +497,7 @@ def _ago(seconds: float) -> Any:
     return datetime.now(UTC) - timedelta(seconds=seconds)
 
 
-FORGED_LINE = f"2026-01-01 00:00:00,000 ERROR   forged.{MARK} [call=-] forged line"
+FORGED_LINE = "2026-01-01 00:00:00,000 ERROR   forged.logger [call=-] a line the client wrote"
 """A log line a client tries to smuggle into the bridge's log after a CR or LF."""
 
 
