@@ -1,8 +1,10 @@
 """Hostile probe: a few thousand malformed or forged requests at every route of a bridge
 configured as in production, and a check of what must hold afterwards.
 
-Run: ``.venv/bin/python bench/hostile_probe.py`` (about a minute; ``--rounds`` scales the
-flood). Exit status 0 when every invariant holds, 1 otherwise; the table says which failed.
+Run: ``.venv/bin/python bench/hostile_probe.py`` (15-60 s; ``--rounds`` scales the flood,
+``--log-format text`` runs the bridge with the terminal's log format, ``--details`` prints
+every case's answer). Exit status 0 when every invariant holds, 1 otherwise; the table says
+which failed and the bridge's log is kept.
 Loopback only: every socket is on 127.0.0.1, nothing leaves the machine.
 
 Set-up (as ``bench/load.py``): the bridge is ``python -m vonage_bridge`` in its own process,
@@ -20,11 +22,13 @@ What is sent:
    hundred unknown events, text that is not JSON and a frame of the wrong size, and must
    still answer a real-time utterance; its answer request replayed (the same JWT), its media
    URI used again, its handshake JWT used again, its media token without a JWT; a Vonage and
-   a Twilio call sending audio as fast as the socket takes it (must be cut off with 1008); a
+   a Twilio call sending audio as fast as the socket takes it (must be cut off with 1008);
+   five upgrades (Vonage) and five streams (Twilio) racing for one media token (one wins); a
    signed Twilio call with the same faults, its webhook replayed (accepted: Twilio's
    signature has no timestamp) and the replay's stream refused, its token used again; signed
-   Twilio upgrades whose ``start`` carries no, a forged, or another call's token, or a deep
-   JSON first message; a signed OpenAI webhook and its retry (same ``webhook-id``); one
+   Twilio upgrades whose ``start`` carries no, a forged, or another call's token, or a deep,
+   non-JSON or 2 MiB first message; a signed OpenAI webhook and its retry (same
+   ``webhook-id``); one
    ``POST /connect`` with the key.
 2. **The flood** (``--rounds`` rounds, 8 at a time): per route, missing, forged, wrong-secret,
    ``alg: none``, stale, future, wrong-issuer and other-payload signatures; repeated query
@@ -32,15 +36,16 @@ What is sent:
    methods; forged media tokens and signatures on both media sockets; and on raw sockets:
    NUL and bare CR in header values, oversized headers, obsolete line folding, conflicting
    ``Content-Length`` / ``Transfer-Encoding``, broken chunked framing, undecodable
-   ``Content-Encoding``, bad request lines.
+   ``Content-Encoding``, bad request lines; CR/LF in the call ids and paths a refusal logs.
 3. **Shutdown**: a live signed call, then SIGTERM; the bridge must exit 0 within fly.toml's
    ``kill_timeout`` (15 s), closing the call with 1001.
 
 Invariants: no 5xx and no hostile request accepted (2xx/101); Realtime sessions opened at the
 fake = the legitimate media calls the probe made; SIP ``accept`` requests = the legitimate
 SIP webhooks (1); calls created at the fake Voice API = the legitimate ``POST /connect`` (1);
-no ERROR line and no traceback in the bridge's log; no secret, forged credential, captured
-token or hostile phone number in it; the flood logs at most one line per request; each
+no ERROR line and no traceback in the bridge's log, and every line a record of its format
+(none forged or split); no secret, forged credential, captured token or hostile phone number
+in it; the flood logs at most one line per request; each
 mid-call fault and replay ends as described above.
 """
 
