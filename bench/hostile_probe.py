@@ -60,6 +60,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -1363,7 +1364,10 @@ async def main_async(args: argparse.Namespace) -> int:
         log["levels"][NOT_A_RECORD],
     )
     print_report(log, flood_sent, took, log_path, details=args.details)
-    return 0 if not TALLY.failures else 1
+    if TALLY.failures:
+        return 1
+    shutil.rmtree(tmp, ignore_errors=True)  # kept, and named, only when something failed
+    return 0
 
 
 STATUS_COLUMNS: tuple[Outcome, ...] = (400, 401, 403, 404, 405, 413)
