@@ -2,7 +2,9 @@
 
 A :class:`contextvars.ContextVar` carries the call UUID. Tasks copy the context they start in,
 so every record emitted inside a call's tasks (aiohttp's included) carries it through
-:class:`CallContextFilter`. Nothing is logged per frame anywhere in the project.
+:class:`CallContextFilter`. Nothing is logged per frame anywhere in the project. A record is
+one line in either format, whatever a client put in what is logged (the call id it claims,
+its path): JSON escapes control characters, and :class:`TextFormatter` writes them as escapes.
 
 aiohttp's own loggers get a :class:`LibraryLogFilter`: its HTTP parser logs a rejected request
 line or header line whole, at ERROR with a traceback (an ``Authorization`` value with a NUL
@@ -44,6 +46,30 @@ class CallContextFilter(logging.Filter):
         return True
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+"""Control characters (C0, DEL, C1) and Unicode line separators, as escapes."""
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character and line separator written as an escape
+    (``\\n``, ``\\r``, ``\\x1b`` ...): on one line, and nothing a terminal acts on."""
+    return text.translate(_CONTROL)
+
+
+class TextFormatter(logging.Formatter):
+    """The text log (``LOG_FORMAT=text``): one line per record, whatever a client put in the
+    parts that are logged (the call id a request claims, its path). Control characters in the
+    record line are escaped, so a CR or LF cannot start a forged line (CWE-117,
+    https://cwe.mitre.org/data/definitions/117.html); a traceback stays below it as is."""
+
+    def __init__(self) -> None:
+        super().__init__(_TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        return escape_controls(super().formatMessage(record))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, call_uuid, msg and any ``extra`` fields."""
 
@@ -73,7 +99,7 @@ def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(CallContextFilter())
     use_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
-    handler.setFormatter(JsonFormatter() if use_json else logging.Formatter(_TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
