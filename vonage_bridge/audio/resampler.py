@@ -18,8 +18,8 @@ against the ideal sine), soxr LQ then the FIR: SNR of a -12 dBFS 1 kHz tone 80 /
 rounding alone allows ~83-86), alias rejection 24 -> 16 kHz 110 / 124 dB, image rejection
 16 -> 24 kHz 113 / 117 dB. soxr LQ held back 11 ms on average and up to 20 ms (a whole 20 ms
 frame) at 16 <-> 24 kHz: that was the 20 ms p95 of the caller -> OpenAI delay. The price is
-CPU: about 9-10 us per 20 ms frame each way against soxr LQ's 5-6 us (numpy call overhead
-more than arithmetic).
+CPU: about twice soxr LQ's per 20 ms frame (9-12 us against 5-6 us each way; numpy call
+overhead more than arithmetic).
 
 The stream is never cleared mid-call: clearing throws away the audio it holds (Pipecat lost
 50-100 ms mid-word that way). At the end of a response, :meth:`StreamResampler.drain` pushes
