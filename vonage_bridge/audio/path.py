@@ -52,11 +52,12 @@ class AudioPath(Protocol):
 
 
 class ResamplingPath:
-    """L16 at ``caller_rate_hz`` <-> PCM16 at 24 kHz through two soxr streams.
+    """L16 at ``caller_rate_hz`` <-> PCM16 at 24 kHz through two streaming resamplers.
 
     Args:
         caller_rate_hz: Vonage's L16 rate (8000, 16000 or 24000).
-        quality: soxr quality (``RESAMPLE_QUALITY``), e.g. ``"LQ"``.
+        quality: ``RESAMPLE_QUALITY``: ``"LQ"`` (default) the low-delay FIR (1.75 ms held at
+            16 kHz), or a soxr recipe ``QQ MQ HQ VHQ`` (see ``audio.resampler``).
     """
 
     __slots__ = ("caller", "realtime", "_quality", "_up", "_down")
