@@ -259,8 +259,8 @@ class OpenAISettings(_Group):
 class CallSettings(_Group):
     """Per-call behaviour. ``system_message``: the persona read from ``SYSTEM_MESSAGE_PATH``
     (a path in, the text out) with the knowledge base ``faq_kb`` (from ``FAQ_KB_PATH``) in
-    it, placeholders resolved except ``{caller}``. Then the greeting (empty: none), soxr
-    quality, playout look-ahead (ms) and conversation features."""
+    it, placeholders resolved except ``{caller}``. Then the greeting (empty: none), the
+    resampling quality (``audio.resampler``), playout look-ahead (ms) and conversation features."""
 
     faq_kb: Annotated[str, _parse(read_faq_kb, "")] = Field("", alias="FAQ_KB_PATH", repr=False)
     system_message: str = Field(

@@ -3,7 +3,8 @@
 Two kinds, chosen by the front door:
 
 - :class:`ResamplingPath`: Vonage L16 (8/16/24 kHz) <-> OpenAI ``audio/pcm`` at 24 kHz, one
-  streaming soxr resampler per direction (``audio.resampler``), never cleared mid-call.
+  streaming resampler per direction (``audio.resampler``: a low-delay FIR for ``LQ``, soxr
+  for the other qualities), never cleared mid-call.
 - :class:`PassthroughPath`: the same bytes both ways, for Twilio's 8 kHz mu-law <-> OpenAI
   ``audio/pcmu`` (no resampling, no transcoding: both ends speak G.711 mu-law at 8 kHz).
 
