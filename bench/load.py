@@ -67,7 +67,7 @@ REPO = Path(__file__).resolve().parent.parent
 NAIVE_RELAY = Path(__file__).resolve().parent / "naive_relay.py"
 RELAYS = ("bridge", "naive")  # what --relay both measures, interleaved
 ALT = "alt"  # with --alt-env: the bridge again, with other variables, in the same rounds
-EVENT_LOOP_RE = re.compile(r"event loop: (\S+)")  # the bridge's start-up line
+EVENT_LOOP_RE = re.compile(r"event loop: (.+?) \(EVENT_LOOP=")  # the bridge's start-up line
 FRAME_S = 0.020
 CHUNK_FRAMES = 5  # the caller decides what to send next every 100 ms
 CLK_TCK = os.sysconf("SC_CLK_TCK")
