@@ -27,9 +27,11 @@ See ``bench/README.md`` for what every figure means.
 baseline relay (``bench/naive_relay.py``: the simplest correct relay, in its own process like
 the bridge, against the same fake Realtime options and the same callers), in interleaved
 rounds, and prints every figure for both and the ratio bridge / naive: on this shared machine
-the absolute figures drift, the ratios from interleaved rounds much less. ``--ladder
-25,50,75`` runs those levels and reports, per relay, the largest one with 0 lost frames and 0
-underruns.
+the absolute figures drift, the ratios from interleaved rounds much less. ``--rounds N``
+measures each level N times and reports the median of the rounds' ratios. ``--alt-env
+EVENT_LOOP=asyncio`` adds the bridge with those variables as a third relay (``alt``) in the
+same rounds. ``--ladder 25,50,75`` runs those levels and reports, per relay, the largest one
+with 0 lost frames and 0 underruns.
 """
 
 from __future__ import annotations
@@ -1134,6 +1136,14 @@ def clean(r: Figures) -> bool:
     return r.lost == 0 and r.late == 0 and not r.bridge_underruns and r.errors == 0
 
 
+def verdict(r: Figures) -> str:
+    """Why a level is not clean: lost, late, the bridge's underruns, failed calls."""
+    text = f"lost {r.lost} late {r.late}"
+    if r.bridge_underruns:
+        text += f" bridge undr {r.bridge_underruns}"
+    return text + (f" err {r.errors}" if r.errors else "")
+
+
 def print_capacity(rows: list[Figures], ladder: list[int]) -> None:
     """Per relay and front door: the largest level of the ladder with 0 lost, 0 underruns (in
     every round)."""
@@ -1149,7 +1159,7 @@ def print_capacity(rows: list[Figures], ladder: list[int]) -> None:
         passed = [n for n in calls if all(clean(r) for r in mine if r.calls == n)]
         best = str(max(passed)) if passed else f"none (below {calls[0]})"
         detail = ", ".join(
-            f"{r.calls}: {'ok' if clean(r) else f'lost {r.lost} late {r.late}'}"
+            f"{r.calls}: {'ok' if clean(r) else verdict(r)}"
             for r in sorted(mine, key=lambda r: (r.calls, r.round))
         )
         print(f"  {door:<7} {relay:<6} {best:>16}   ({detail})")
