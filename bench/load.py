@@ -27,9 +27,11 @@ See ``bench/README.md`` for what every figure means.
 baseline relay (``bench/naive_relay.py``: the simplest correct relay, in its own process like
 the bridge, against the same fake Realtime options and the same callers), in interleaved
 rounds, and prints every figure for both and the ratio bridge / naive: on this shared machine
-the absolute figures drift, the ratios from interleaved rounds much less. ``--ladder
-25,50,75`` runs those levels and reports, per relay, the largest one with 0 lost frames and 0
-underruns.
+the absolute figures drift, the ratios from interleaved rounds much less. ``--rounds N``
+measures each level N times and reports the median of the rounds' ratios. ``--alt-env
+EVENT_LOOP=asyncio`` adds the bridge with those variables as a third relay (``alt``) in the
+same rounds. ``--ladder 25,50,75`` runs those levels and reports, per relay, the largest one
+with 0 lost frames and 0 underruns.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
 NAIVE_RELAY = Path(__file__).resolve().parent / "naive_relay.py"
 RELAYS = ("bridge", "naive")  # what --relay both measures, interleaved
+ALT = "alt"  # with --alt-env: the bridge again, with other variables, in the same rounds
+EVENT_LOOP_RE = re.compile(r"event loop: (.+?) \(EVENT_LOOP=")  # the bridge's start-up line
 FRAME_S = 0.020
 CHUNK_FRAMES = 5  # the caller decides what to send next every 100 ms
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -145,6 +149,22 @@ class TwilioAccount:
 
     account_sid: str
     api_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """One relay the calls go through: ``bridge`` (``python -m vonage_bridge``), ``naive``
+    (``bench/naive_relay.py``) or ``alt`` (the bridge again with ``--alt-env``)."""
+
+    name: str
+    kind: str  # "bridge" or "naive": which program runs
+    env: tuple[tuple[str, str], ...] = ()  # extra variables for the bridge
+
+    def describe(self) -> str:
+        if self.kind == "naive":
+            return "naive relay"
+        extra = " ".join(f"{k}={v}" for k, v in self.env)
+        return f"{self.name} (the bridge{', ' + extra if extra else ''})"
 
 
 # --- /proc ----------------------------------------------------------------------------------
@@ -259,6 +279,7 @@ async def start_bridge(
     log_path: Path,
     profile: str = "",
     twilio: TwilioAccount | None = None,
+    extra_env: tuple[tuple[str, str], ...] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     url = f"http://{HOST}:{port}"
@@ -285,6 +306,7 @@ async def start_bridge(
         env["TWILIO_ACCOUNT_SID"] = twilio.account_sid
         env["TWILIO_AUTH_TOKEN"] = TWILIO_AUTH_TOKEN
         env["TWILIO_API_URL"] = twilio.api_url
+    env.update(extra_env)  # --bridge-env / --alt-env, e.g. EVENT_LOOP=asyncio
     with log_path.open("wb") as log:
         bridge = subprocess.Popen(
             python_command("vonage_bridge", ["--env-file", str(log_path) + ".no-env"], profile),
@@ -298,13 +320,15 @@ async def start_bridge(
 
 
 async def start_naive(
-    fake_url: str, quality: str, log_path: Path, profile: str = ""
+    fake_url: str, quality: str, log_path: Path, profile: str = "", lead_frames: int | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
     """The naive baseline relay (``bench/naive_relay.py``) on a free port, same fake Realtime."""
     port = free_port()
     url = f"http://{HOST}:{port}"
     args = ["--host", HOST, "--port", str(port), "--openai-base-url", fake_url]
     args += ["--api-key", "sk-sim", "--quality", quality]
+    if lead_frames is not None:
+        args += ["--lead-frames", str(lead_frames)]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         relay = subprocess.Popen(
@@ -341,6 +365,19 @@ def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGINT) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def bridge_event_loop(log_path: Path) -> str:
+    """The event loop the bridge's start-up log names (``uvloop 0.23.0``, ``asyncio``), or ``?``."""
+    with contextlib.suppress(OSError):
+        for line in log_path.read_text(errors="replace").splitlines():
+            if "event loop: " in line:
+                with contextlib.suppress(ValueError):
+                    msg = json.loads(line).get("msg", "")
+                    m = EVENT_LOOP_RE.search(msg) if isinstance(msg, str) else None
+                    if m:
+                        return m.group(1)
+    return "?"
 
 
 def bridge_summaries(log_path: Path) -> list[dict[str, Any]]:
@@ -510,7 +547,11 @@ async def one_call(
 class Level:
     calls: int
     door: FrontDoor
-    relay: str = "bridge"  # which relay was measured: the bridge or the naive baseline
+    relay: str = "bridge"  # which relay was measured: bridge, naive or alt (Relay.name)
+    kind: str = "bridge"  # the program: bridge or naive
+    round: int = 1  # which of the --rounds
+    event_loop: str = ""  # the bridge's, from its start-up log
+    description: str = ""  # Relay.describe()
     window_s: float = 0.0
     relay_cpu_s: float = 0.0
     fake_cpu_s: float = 0.0
@@ -537,25 +578,38 @@ async def run_level(
     args: argparse.Namespace,
     workdir: Path,
     twilio: TwilioAccount | None = None,
-    relay_name: str = "bridge",
+    relay_spec: Relay = Relay("bridge", "bridge"),
+    round_no: int = 1,
 ) -> Level:
-    """One level of N calls through ``relay_name`` (``bridge`` or ``naive``), fresh processes."""
-    level = Level(n, door, relay_name)
+    """One level of N calls through ``relay_spec``, fresh processes."""
+    relay_name = relay_spec.name
+    level = Level(n, door, relay_name, relay_spec.kind, round_no)
+    level.description = relay_spec.describe()
     tag = str(n) if door.name == "vonage" else f"{door.name}.{n}"
     if relay_name != "bridge":  # the bridge's file names are unchanged
         tag = f"{relay_name}.{tag}"
+    if args.rounds > 1:
+        tag = f"{tag}.r{round_no}"
     profile = f"{args.profile}.{tag}" if args.profile else ""
     fake, fake_url = start_fake(args.reply_factor, profile + ".fake" if profile else "")
     relay: subprocess.Popen[bytes] | None = None
     try:
-        if relay_name == "bridge":
+        if relay_spec.kind == "bridge":
             log_path = workdir / f"bridge-{tag}.jsonl"
             relay, relay_url = await start_bridge(
-                fake_url, args.quality, log_path, profile, twilio if door.name == "twilio" else None
+                fake_url,
+                args.quality,
+                log_path,
+                profile,
+                twilio if door.name == "twilio" else None,
+                relay_spec.env,
             )
+            level.event_loop = bridge_event_loop(log_path)
         else:
             log_path = workdir / f"{tag}.log"
-            relay, relay_url = await start_naive(fake_url, args.quality, log_path, profile)
+            relay, relay_url = await start_naive(
+                fake_url, args.quality, log_path, profile, args.naive_lead_frames
+            )
         level.rss_start_kb = proc_status_kb(relay.pid, "VmRSS")
         if args.pin:
             cpus = sorted(os.sched_getaffinity(0))
@@ -629,7 +683,7 @@ async def run_level(
                             await c.close()
                 r.collect()
 
-        for _ in range(100 if relay_name == "bridge" else 0):
+        for _ in range(100 if relay_spec.kind == "bridge" else 0):
             # the bridge logs a summary once each call's tasks end (the naive relay none)
             level.summaries = bridge_summaries(log_path)
             if len(level.summaries) >= n:
@@ -765,6 +819,8 @@ class Figures:
     calls: int
     front_door: str
     relay: str
+    round: int
+    event_loop: str  # the bridge's ("" for the naive relay)
     cpu_ms_per_call_s: float
     rss_mb: float | None
     lost: int
@@ -824,7 +880,7 @@ def report(level: Level, args: argparse.Namespace) -> Figures:
     late = sum(r.underruns for r in results)
     matched = [summaries[r.call_uuid] for r in results if r.call_uuid in summaries]
     bridge_underruns: int | None = sum(int(s.get("underruns", 0)) for s in matched)
-    if level.relay != "bridge":
+    if level.kind != "bridge":
         bridge_underruns = None  # the naive relay logs no summary
     bridge_barge_ins = sum(int(s.get("barge_ins", 0)) for s in matched)
     errors = [r for r in results if r.error]
@@ -839,9 +895,11 @@ def report(level: Level, args: argparse.Namespace) -> Figures:
         if door.name == "vonage"
         else "mu-law passed through as audio/pcmu"
     )
-    who = level.relay  # "bridge" or "naive": the relay under test
+    who = level.relay  # "bridge", "naive" or "alt": the relay under test
+    loop_text = f", event loop {level.event_loop}" if level.event_loop else ""
+    round_text = f", round {level.round}" if args.rounds > 1 else ""
     print(
-        f"N = {n} calls through {door.name}, {'bridge' if who == 'bridge' else 'naive relay'}:"
+        f"N = {n} calls through {door.name}, {level.description}{loop_text}{round_text}:"
         f" window {level.window_s:.1f} s"
         f" ({level.call_seconds:.0f} call-s), {audio},"
         f" fake replies at {args.reply_factor:g}x real time"
@@ -917,6 +975,8 @@ def report(level: Level, args: argparse.Namespace) -> Figures:
         calls=n,
         front_door=door.name,
         relay=level.relay,
+        round=level.round,
+        event_loop=level.event_loop,
         cpu_ms_per_call_s=cpu_ms,
         rss_mb=rss_mb,
         lost=lost,
@@ -942,8 +1002,8 @@ def print_table(rows: list[Figures]) -> None:
     f = _num
     print("Summary (targets: <= 5 ms CPU per call-second, 0 lost at 100 calls, <= 10 ms delay)")
     print(
-        f"  {'calls':>5} {'front door':<10} {'relay':<6} {'CPU ms/call-s':>13} {'RSS MB':>6}"
-        f" {'lost':>4} {'late':>5}"
+        f"  {'calls':>5} {'front door':<10} {'relay':<6} {'rnd':>3} {'loop':<7}"
+        f" {'CPU ms/call-s':>13} {'RSS MB':>6} {'lost':>4} {'late':>5}"
         f" {'bridge undr':>11} {'in ms med/p95/mean':>18} {'out ms med/p95':>14}"
         f" {'fakes %':>7} {'others %':>8} {'busy':>5} {'err':>3}"
     )
@@ -951,15 +1011,17 @@ def print_table(rows: list[Figures]) -> None:
         inbound = f"{f(r.in_median)}/{f(r.in_p95)}/{f(r.in_sample_mean)}"
         outbound = f"{f(r.out_median)}/{f(r.out_p95)}"
         undr = "n/a" if r.bridge_underruns is None else str(r.bridge_underruns)
+        loop = r.event_loop.split(" ")[0] if r.event_loop else "-"
         print(
-            f"  {r.calls:>5} {r.front_door:<10} {r.relay:<6} {r.cpu_ms_per_call_s:>13.2f}"
-            f" {f(r.rss_mb):>6} {r.lost:>4}"
+            f"  {r.calls:>5} {r.front_door:<10} {r.relay:<6} {r.round:>3} {loop:<7}"
+            f" {r.cpu_ms_per_call_s:>13.2f} {f(r.rss_mb):>6} {r.lost:>4}"
             f" {r.late:>5} {undr:>11} {inbound:>18} {outbound:>14}"
             f" {r.fakes_pct:>7.0f} {r.others_pct:>8.0f} {r.busy_pct:>4.0f}% {r.errors:>3}"
         )
     print(
-        "  in: caller->OpenAI (median/p95 as sim/call.py, mean per sample); out: OpenAI->caller;"
-        " fakes/others: % of one core; busy: % of all cores"
+        "  rnd: round (--rounds); loop: the bridge's event loop; in: caller->OpenAI (median/p95"
+        " as sim/call.py, mean per sample); out: OpenAI->caller; fakes/others: % of one core;"
+        " busy: % of all cores"
     )
 
 
@@ -972,53 +1034,100 @@ def ratio_text(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}"
 
 
+def median_figure(values: list[Any]) -> float | None:
+    """The median of one figure over the rounds (None when a round has no figure)."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known and len(known) == len(values) else None
+
+
+def median_ratio(pairs: list[tuple[Any, Any]]) -> str:
+    """The median over the rounds of each round's ratio a / b, as :func:`ratio_text` shows it.
+
+    Rounds where b is 0 count as ``inf`` (a > 0) or are left out (0 / 0); ``-`` when every
+    round is 0 / 0, ``n/a`` when a round has no figure.
+    """
+    if any(a is None or b is None for a, b in pairs):
+        return "n/a"
+    ratios = [a / b if b else math.inf for a, b in pairs if a or b]
+    if not ratios:
+        return "-"
+    m = statistics.median(ratios)
+    return "inf" if math.isinf(m) else f"{m:.2f}"
+
+
 COMPARED: tuple[tuple[str, str, str], ...] = (
     # (column header, Figures attribute, format of the figure)
     ("CPU ms/call-s", "cpu_ms_per_call_s", ".2f"),
-    ("lost", "lost", "d"),
-    ("late", "late", "d"),
+    ("lost", "lost", ".0f"),
+    ("late", "late", ".0f"),
     ("in p50", "in_median", ".1f"),
     ("in p95", "in_p95", ".1f"),
     ("in mean", "in_sample_mean", ".1f"),
     ("out p50", "out_median", ".1f"),
     ("out p95", "out_p95", ".1f"),
-    ("err", "errors", "d"),
+    ("err", "errors", ".0f"),
 )
 
 
-def print_comparison(rows: list[Figures]) -> None:
-    """For each level and front door measured through both relays: both rows and the ratio
-    bridge / naive of every figure."""
-    by_key = {(r.calls, r.front_door, r.relay): r for r in rows}
-    pairs = [
-        (bridge, naive)
-        for (calls, door, relay), bridge in by_key.items()
-        if relay == "bridge" and (naive := by_key.get((calls, door, "naive"))) is not None
-    ]
-    if not pairs:
+def comparisons(relays: list[str]) -> list[tuple[str, str]]:
+    """Which ratios to print: every relay against the naive one, and the bridge against alt."""
+    out = [(r, "naive") for r in relays if r != "naive" and "naive" in relays]
+    if "bridge" in relays and ALT in relays:
+        out.append(("bridge", ALT))
+    return out
+
+
+def print_comparison(rows: list[Figures], relays: list[str]) -> None:
+    """For each level and front door measured through two relays: each relay's figures
+    (median over the rounds) and the median over the rounds of each round's ratio."""
+    by_key: dict[tuple[int, str, str], dict[int, Figures]] = {}
+    for r in rows:
+        by_key.setdefault((r.calls, r.front_door, r.relay), {})[r.round] = r
+    levels = list(dict.fromkeys((r.calls, r.front_door) for r in rows))
+    pairs = comparisons(relays)
+    if not pairs or not any(
+        (*lv, a) in by_key and (*lv, b) in by_key for lv in levels for a, b in pairs
+    ):
         return
+    n_rounds = max(r.round for r in rows)
+    what = "median over the rounds of each round's ratio" if n_rounds > 1 else "ratio"
     print()
-    print("Bridge against the naive relay (ratio = bridge / naive; measured in interleaved rounds)")
+    print(f"Relays against each other ({what}; measured in interleaved rounds)")
     widths = [max(7, len(head)) for head, _, _ in COMPARED]
     head = " ".join(f"{h:>{w}}" for (h, _, _), w in zip(COMPARED, widths, strict=True))
-    print(f"  {'calls':>5} {'front door':<10} {'':<6} {head} {'bridge undr':>11}")
-    for bridge, naive in pairs:
-        for label, r in (("bridge", bridge), ("naive", naive)):
+    print(f"  {'calls':>5} {'front door':<10} {'':<14} {head} {'bridge undr':>11}")
+    for calls, door in levels:
+        shown: set[str] = set()
+        for a, b in pairs:
+            ra, rb = by_key.get((calls, door, a)), by_key.get((calls, door, b))
+            if ra is None or rb is None:
+                continue
+            for label, per_round in ((a, ra), (b, rb)):
+                if label in shown:
+                    continue
+                shown.add(label)
+                figs = list(per_round.values())
+                cells = " ".join(
+                    f"{_num(median_figure([getattr(r, attr) for r in figs]), spec):>{w}}"
+                    for (_, attr, spec), w in zip(COMPARED, widths, strict=True)
+                )
+                undr = median_figure([r.bridge_underruns for r in figs])
+                print(f"  {calls:>5} {door:<10} {label:<14} {cells} {_num(undr, '.0f'):>11}")
+            both = sorted(set(ra) & set(rb))
             cells = " ".join(
-                f"{_num(getattr(r, attr), spec):>{w}}"
-                for (_, attr, spec), w in zip(COMPARED, widths, strict=True)
+                f"{median_ratio([(getattr(ra[k], attr), getattr(rb[k], attr)) for k in both]):>{w}}"
+                for (_, attr, _), w in zip(COMPARED, widths, strict=True)
             )
-            undr = "n/a" if r.bridge_underruns is None else str(r.bridge_underruns)
-            print(f"  {r.calls:>5} {r.front_door:<10} {label:<6} {cells} {undr:>11}")
-        cells = " ".join(
-            f"{ratio_text(getattr(bridge, attr), getattr(naive, attr)):>{w}}"
-            for (_, attr, _), w in zip(COMPARED, widths, strict=True)
-        )
-        print(f"  {bridge.calls:>5} {bridge.front_door:<10} {'ratio':<6} {cells} {'n/a':>11}")
+            print(f"  {calls:>5} {door:<10} {a + ' / ' + b:<14} {cells} {'':>11}")
+            if len(both) > 1:
+                each = ", ".join(
+                    ratio_text(ra[k].cpu_ms_per_call_s, rb[k].cpu_ms_per_call_s) for k in both
+                )
+                print(f"  {'':>5} {'':<10} {'':<14} CPU ratio per round: {each}")
     print(
-        "  late: underruns at the callers; in/out: added delay caller->OpenAI / OpenAI->caller, ms"
-        " (in mean: per sample); bridge undr: from the bridge's summaries (the naive relay has"
-        " none); '-': 0 / 0"
+        "  figures: median over the rounds; late: underruns at the callers; in/out: added delay"
+        " caller->OpenAI / OpenAI->caller, ms (in mean: per sample); bridge undr: from the"
+        " bridge's summaries (the naive relay has none); '-': 0 / 0"
     )
 
 
@@ -1027,31 +1136,52 @@ def clean(r: Figures) -> bool:
     return r.lost == 0 and r.late == 0 and not r.bridge_underruns and r.errors == 0
 
 
+def verdict(r: Figures) -> str:
+    """Why a level is not clean: lost, late, the bridge's underruns, failed calls."""
+    text = f"lost {r.lost} late {r.late}"
+    if r.bridge_underruns:
+        text += f" bridge undr {r.bridge_underruns}"
+    return text + (f" err {r.errors}" if r.errors else "")
+
+
 def print_capacity(rows: list[Figures], ladder: list[int]) -> None:
-    """Per relay and front door: the largest level of the ladder with 0 lost, 0 underruns."""
+    """Per relay and front door: the largest level of the ladder with 0 lost, 0 underruns (in
+    every round)."""
     print()
     print(
         f"Capacity ladder {','.join(map(str, ladder))}: the largest level with 0 lost frames,"
-        " 0 underruns (caller side and bridge side) and no failed call"
+        " 0 underruns (caller side and bridge side) and no failed call, in every round"
     )
     keys = list(dict.fromkeys((r.front_door, r.relay) for r in rows))  # in the rows' order
     for door, relay in keys:
-        mine = sorted(
-            (r for r in rows if r.front_door == door and r.relay == relay), key=lambda r: r.calls
-        )
-        passed = [r.calls for r in mine if clean(r)]
-        best = str(max(passed)) if passed else f"none (below {mine[0].calls})"
+        mine = [r for r in rows if r.front_door == door and r.relay == relay]
+        calls = sorted({r.calls for r in mine})
+        passed = [n for n in calls if all(clean(r) for r in mine if r.calls == n)]
+        best = str(max(passed)) if passed else f"none (below {calls[0]})"
         detail = ", ".join(
-            f"{r.calls}: {'ok' if clean(r) else f'lost {r.lost} late {r.late}'}" for r in mine
+            f"{r.calls}: {'ok' if clean(r) else verdict(r)}"
+            for r in sorted(mine, key=lambda r: (r.calls, r.round))
         )
         print(f"  {door:<7} {relay:<6} {best:>16}   ({detail})")
+
+
+def relay_specs(args: argparse.Namespace) -> list[Relay]:
+    """The relays to measure, in the order of the first round."""
+    bridge = Relay("bridge", "bridge", tuple(args.bridge_env))
+    naive = Relay("naive", "naive")
+    specs = {"both": [bridge, naive], "bridge": [bridge], "naive": [naive]}[args.relay]
+    if args.alt_env:
+        alt = Relay(ALT, "bridge", tuple(dict([*args.bridge_env, *args.alt_env]).items()))
+        specs.insert(1, alt)
+    return specs
 
 
 async def main_async(args: argparse.Namespace) -> int:
     rows: list[Figures] = []
     names = ["vonage", "twilio"] if args.front_door == "both" else [args.front_door]
     doors = [FRONT_DOORS[name] for name in names]
-    relays = list(RELAYS) if args.relay == "both" else [args.relay]
+    relays = relay_specs(args)
+    relay_names = [r.name for r in relays]
     levels: list[int] = args.ladder or args.calls
     account_sid = new_account_sid()
     # Any call SID is a live call: the bridge's REST hang-ups (a call ending at shutdown,
@@ -1064,7 +1194,8 @@ async def main_async(args: argparse.Namespace) -> int:
             workdir.mkdir(parents=True, exist_ok=True)
             print(
                 f"bench/load.py: {os.cpu_count()} CPUs, loadavg {loadavg()}, calls {levels},"
-                f" front door {args.front_door}, relay {args.relay}, {args.seconds:g} s window,"
+                f" front door {args.front_door}, relays {', '.join(r.describe() for r in relays)},"
+                f" {args.rounds} round(s), {args.seconds:g} s window,"
                 f" {args.stagger_ms:g} ms stagger",
                 flush=True,
             )
@@ -1072,21 +1203,36 @@ async def main_async(args: argparse.Namespace) -> int:
             rounds = 0
             for n in levels:
                 for door in doors:
-                    # Interleaved rounds, the order flipped every round (bridge, naive, naive,
-                    # bridge, ...) so that a drift of the machine's load hits both alike.
-                    order = relays if rounds % 2 == 0 else relays[::-1]
-                    rounds += 1
-                    for relay in order:
-                        level = await run_level(n, door, args, workdir, twilio, relay)
-                        rows.append(report(level, args))
-    rows.sort(  # by level, then front door, then bridge before naive
-        key=lambda r: (levels.index(r.calls), names.index(r.front_door), RELAYS.index(r.relay))
+                    for round_no in range(1, args.rounds + 1):
+                        # Interleaved rounds, the order rotated every round (bridge, naive;
+                        # naive, bridge; ...) so that a drift of the machine's load hits all
+                        # relays alike.
+                        k = rounds % len(relays)
+                        rounds += 1
+                        for relay in relays[k:] + relays[:k]:
+                            level = await run_level(n, door, args, workdir, twilio, relay, round_no)
+                            rows.append(report(level, args))
+    rows.sort(  # by level, then front door, then relay (bridge, alt, naive), then round
+        key=lambda r: (
+            levels.index(r.calls),
+            names.index(r.front_door),
+            relay_names.index(r.relay),
+            r.round,
+        )
     )
     print_table(rows)
-    print_comparison(rows)
+    print_comparison(rows, relay_names)
     if args.ladder:
         print_capacity(rows, args.ladder)
     return 0
+
+
+def env_pair(text: str) -> tuple[str, str]:
+    """``VAR=VALUE`` -> (VAR, VALUE)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"not VAR=VALUE: {text!r}")
+    return name.strip(), value
 
 
 def level_list(text: str) -> list[int]:
@@ -1128,6 +1274,36 @@ def main(argv: list[str] | None = None) -> int:
         " the largest level with 0 lost frames and 0 underruns",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure each level this many times, the relays interleaved; the comparison"
+        " shows the median over the rounds of each round's ratio",
+    )
+    parser.add_argument(
+        "--bridge-env",
+        type=env_pair,
+        action="append",
+        default=[],
+        metavar="VAR=VALUE",
+        help="an extra variable for the bridge (repeatable), e.g. EVENT_LOOP=asyncio",
+    )
+    parser.add_argument(
+        "--alt-env",
+        type=env_pair,
+        action="append",
+        default=[],
+        metavar="VAR=VALUE",
+        help="also measure the bridge with this variable (repeatable) as relay 'alt', in the"
+        " same interleaved rounds, e.g. --alt-env EVENT_LOOP=asyncio; ratios bridge / alt",
+    )
+    parser.add_argument(
+        "--naive-lead-frames",
+        type=int,
+        default=None,
+        help="the naive relay's --lead-frames (default: its own, 2)",
+    )
+    parser.add_argument(
         "--quality", default="LQ", help="the bridge's RESAMPLE_QUALITY (and the naive relay's)"
     )
     parser.add_argument(
@@ -1147,6 +1323,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--serve-fake-realtime", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.serve_fake_realtime:
         asyncio.run(serve_fake_realtime(args.reply_factor))
         return 0

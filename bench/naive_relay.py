@@ -21,9 +21,17 @@ What it does, per call:
   forwarded as is in one ``input_audio_buffer.append`` (the session's format is
   ``audio/pcmu``); reply deltas are decoded, cut into 160 B frames (tail padded with 0xFF) and
   each is sent as its own ``media`` message.
-- **Pacing**: one task per call sends the next queued frame, then ``asyncio.sleep(0.02)``:
-  nothing sent ahead, no deadline correction (each frame takes 20 ms plus the sleep's lateness
-  plus the send).
+- **Pacing**: one task per call sends the queued frames on absolute deadlines: frame k of a
+  burst is due at ``start + (k - lead) x 20 ms`` on ``loop.time()`` (``deadline += 0.020``,
+  one ``asyncio.sleep`` per frame), so a late wake-up is made up on the next frame instead of
+  accumulating. ``--lead-frames`` (default 2) frames go at once when a burst starts (the queue
+  was empty): the caller's player starts its 20 ms clock on the first frame it receives, so
+  without a lead any frame delivered a fraction of a millisecond later than the first one was
+  would arrive after its slot, an underrun. In ``bench/load.py`` at 10 calls a lead of 0 gave
+  late frames at the Vonage callers and 1 frame gave none; the default of 2 (40 ms) leaves
+  room for the scheduling jitter of a loaded machine and is still well short of the bridge's
+  100 ms look-ahead (see ``bench/README.md``). Nothing else is sent ahead: no look-ahead
+  window, no adaptation. A burst ends when the queue runs dry; the next one restarts the clock.
 - **Barge-in**: on ``input_audio_buffer.speech_started``, if reply frames are still queued,
   they are dropped, ``clear`` is sent to the caller (Vonage ``{"action": "clear"}``, Twilio
   ``{"event": "clear"}``) and the rest of that response's audio is ignored (the server cancels
@@ -96,6 +104,7 @@ class Config:
     api_key: str
     model: str
     quality: str  # soxr quality for the Vonage resampling
+    lead_frames: int  # frames sent at once when a burst starts, beyond the first
     persona: str
 
 
@@ -216,16 +225,31 @@ class Call:
         await self.caller.send_str(json.dumps(media))
 
 
-async def pace(call: Call) -> None:
-    """Send the queued frames, one then ``asyncio.sleep(0.02)``, until cancelled."""
+async def pace(call: Call, lead_frames: int) -> None:
+    """Send the queued frames on absolute 20 ms deadlines until cancelled.
+
+    A burst (frames queued after the queue ran dry) starts its clock when its first frame is
+    sent; its first ``lead_frames`` + 1 frames go at once, then one frame per 20 ms: frame k
+    at ``start + (k - lead_frames) x 20 ms``. One sleep per frame (``asyncio.sleep`` of zero
+    or less only yields), so a late wake-up does not push the following deadlines back. Frames
+    queued again less than ``lead_frames`` x 20 ms after the queue ran dry continue the old
+    clock (the caller still had that much queued), so the lead never grows.
+    """
+    loop = asyncio.get_running_loop()
+    lead_s = lead_frames * FRAME_S
+    deadline = 0.0
     with contextlib.suppress(ConnectionResetError):
         while True:
             if not call.frames:
                 call.wake.clear()
                 await call.wake.wait()
+                # Refilled before the caller's lead ran out: keep the clock (no lead piles up);
+                # later (a new burst, the caller's player has run dry): restart it now.
+                deadline = max(deadline, loop.time() - lead_s)
                 continue
             await call.send_frame(call.frames.popleft())
-            await asyncio.sleep(FRAME_S)
+            deadline += FRAME_S
+            await asyncio.sleep(deadline - loop.time())
 
 
 async def realtime_pump(call: Call, rt: aiohttp.ClientWebSocketResponse) -> None:
@@ -261,7 +285,10 @@ async def relay(app: web.Application, call: Call, caller: str, called: str) -> N
     try:
         fmt = PCM_24K if call.vonage else PCMU
         await rt.send_str(session_update(config, caller, called, fmt))
-        tasks = [asyncio.create_task(pace(call)), asyncio.create_task(realtime_pump(call, rt))]
+        tasks = [
+            asyncio.create_task(pace(call, config.lead_frames)),
+            asyncio.create_task(realtime_pump(call, rt)),
+        ]
         async for msg in call.caller:  # the caller pump
             if msg.type is WSMsgType.BINARY and call.vonage:
                 await rt.send_str(call.vonage_append(msg.data))
@@ -415,6 +442,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default="sk-sim")
     parser.add_argument("--model", default="gpt-realtime")
     parser.add_argument("--quality", default="LQ", help="soxr quality (Vonage resampling)")
+    parser.add_argument(
+        "--lead-frames",
+        type=int,
+        default=2,
+        help="frames sent at once when a burst of reply audio starts, beyond the first",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     persona = PERSONA_PATH.read_text().strip() if PERSONA_PATH.is_file() else ""
@@ -424,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key,
         model=args.model,
         quality=args.quality,
+        lead_frames=args.lead_frames,
         persona=persona or DEFAULT_PERSONA,
     )
     web.run_app(make_app(config), host=args.host, port=args.port, print=None)

@@ -11,7 +11,13 @@ A start-up failure ends the process with ONE line on stderr, never a traceback (
   settings may work on a retry), or any other exception (its class and message).
 
 A signal ends the service with exit 0 after a graceful shutdown (live calls closed, stores
-closed). The start-up log ends with the address it listens on.
+closed). The start-up log names the event loop and ends with the address it listens on.
+
+The event loop (``EVENT_LOOP``): ``auto`` (the default) runs uvloop, the asyncio loop on libuv,
+when it can be imported (it is a dependency on Linux and macOS) and asyncio's own loop
+otherwise; ``asyncio`` always asyncio's own; ``uvloop`` uvloop or exit 2 if it is not
+installed. Sources: https://uvloop.readthedocs.io/ ,
+https://docs.python.org/3/library/asyncio-runner.html#asyncio.Runner
 
 We run the app with :class:`aiohttp.web.AppRunner` instead of :func:`aiohttp.web.run_app`:
 ``run_app`` does not clean up the ``cleanup_ctx`` parts already entered when a later one fails
@@ -30,6 +36,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -104,6 +111,41 @@ def bind_failure(exc: OSError, host: str, port: int) -> ExitError:
     return ExitError(f"cannot listen on HOST={host!r} PORT={port}: {reason}", EXIT_FAILURE)
 
 
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+
+
+def loop_factory(choice: str) -> LoopFactory | None:
+    """The ``loop_factory`` of :class:`asyncio.Runner` for ``EVENT_LOOP`` (``auto``,
+    ``asyncio`` or ``uvloop``, as the settings validated it); None means asyncio's own loop.
+
+    Raises:
+        ExitError: ``uvloop`` when uvloop cannot be imported (exit 2: the configuration asks
+            for what this machine lacks).
+    """
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop  # optional at run time: not on Windows
+    except ImportError as exc:
+        if choice == "uvloop":
+            raise ExitError(
+                f"EVENT_LOOP='uvloop' but uvloop cannot be imported ({describe_exception(exc)}); "
+                "install it (Linux and macOS only) or set EVENT_LOOP=auto or asyncio",
+                EXIT_CONFIG,
+            ) from exc
+        return None
+    return uvloop.new_event_loop
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """``uvloop 0.23.0`` for a uvloop loop, else ``asyncio`` and the loop's class."""
+    module = type(loop).__module__
+    if module.split(".", 1)[0] == "uvloop":
+        version = getattr(sys.modules.get("uvloop"), "__version__", "")
+        return f"uvloop {version}".rstrip()
+    return f"asyncio ({type(loop).__name__})"
+
+
 def _address(sockname: Any) -> str:
     """``host:port`` of a bound socket (IPv6 hosts in brackets)."""
     host, port = sockname[0], sockname[1]
@@ -161,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(os.environ)
         setup_logging(settings.log.level, settings.log.format)
         app = make_app(settings)
-        asyncio.run(serve(app, settings.server.host, settings.server.port))
+        choice = settings.server.event_loop
+        with asyncio.Runner(loop_factory=loop_factory(choice)) as runner:
+            log.info("event loop: %s (EVENT_LOOP=%s)", loop_name(runner.get_loop()), choice)
+            runner.run(serve(app, settings.server.host, settings.server.port))
     except ExitError as exc:
         return _fail(exc, exc.message, exc.status)
     except ConfigError as exc:

@@ -217,7 +217,8 @@ class PublicUrl(_Group):
 
 
 class ServerSettings(_Group):
-    """Where we listen, our public URL, and the media-token secret and TTL (s). Without
+    """Where we listen, our public URL, the media-token secret and TTL (s), and the event loop
+    (``auto``: uvloop when importable, else asyncio's; ``asyncio``; ``uvloop``). Without
     ``MEDIA_TOKEN_SECRET``, ``from_env`` draws 32 random bytes, valid on this process only."""
 
     host: str = Field("0.0.0.0", alias="HOST")
@@ -226,6 +227,9 @@ class ServerSettings(_Group):
     media_token_secret: SecretBytes = Field(alias="MEDIA_TOKEN_SECRET", min_length=16, repr=False)
     media_token_ttl_s: int = Field(300, alias="MEDIA_TOKEN_TTL_S", ge=10, le=86400)
     media_token_secret_is_random: bool = False
+    event_loop: Annotated[str, _choice("auto", "asyncio", "uvloop")] = Field(
+        "auto", alias="EVENT_LOOP"
+    )
 
 
 class OpenAISettings(_Group):
