@@ -51,7 +51,8 @@ import soxr
 from vonage_bridge.audio.path import AudioPath, PassthroughPath, ResamplingPath
 from vonage_bridge.audio.playout import Playout
 from vonage_bridge.audio.resampler import StreamResampler
-from vonage_bridge.config import RESAMPLE_QUALITIES, Settings
+from vonage_bridge.config import Settings
+from vonage_bridge.config_values import RESAMPLE_QUALITIES
 from vonage_bridge.core.call_data import CallInfo
 from vonage_bridge.core.frontdoor import PlaybackCommands
 from vonage_bridge.core.session import CallSession, Phase

@@ -2,21 +2,17 @@
 Pure apart from reading the files the variables name (persona, knowledge base, private key).
 
 Each group declares its variables as field aliases with their defaults, bounds and parsers
-(which raise ``ValueError`` in our words). ``Settings.from_env(env)`` is the only source:
-never ``os.environ`` itself nor a ``.env`` file (python-dotenv runs in ``__main__``). It
-raises one :class:`ConfigError` with a line per problem naming the variable and its value
-(secrets as ``***``, URL passwords masked). Secrets are ``SecretStr``/``SecretBytes`` or out
-of ``repr``. Source: the README's variables table; https://docs.pydantic.dev/latest/concepts/pydantic_settings/
+(``config_values``: they raise ``ValueError`` in our words). ``Settings.from_env(env)`` is the
+only source: never ``os.environ`` itself nor a ``.env`` file (python-dotenv runs in
+``__main__``). It raises one :class:`ConfigError` with a line per problem naming the variable
+and its value (``config_problems``: secrets as ``***``, URL passwords masked). Secrets are
+``SecretStr``/``SecretBytes`` or out of ``repr``. Source: the README's variables table; https://docs.pydantic.dev/latest/concepts/pydantic_settings/
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import os
-import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,151 +20,25 @@ from urllib.parse import urlsplit, urlunsplit
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretBytes,
     SecretStr,
-    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
 )
-from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from . import config_values as cv
+from .config_problems import describe, env_problems
 from .errors import ConfigError
 from .persona import DEFAULT_SYSTEM_MESSAGE as DEFAULT_SYSTEM_MESSAGE
 from .persona import read_faq_kb, read_system_message, with_faq_kb
-from .phone import e164_digits
-from .vonage.app_jwt import load_private_key
 
 DEFAULT_SYSTEM_MESSAGE_PATH = "system-message.txt"
 DEFAULT_GREETING = "Hello! You are connected to our assistant. Please go ahead."
 DEFAULT_DATABASE_URL = "sqlite:///calls.db"
-RESAMPLE_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
-VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
-TWILIO_ACCOUNT_SID_RE = re.compile(r"AC[0-9a-fA-F]{32}")
-"""A Twilio account SID: ``AC`` then 32 hex digits."""
-_SECRETS = frozenset(
-    ("OPENAI_API_KEY", "MEDIA_TOKEN_SECRET", "VONAGE_PRIVATE_KEY", "CONNECT_API_KEY")
-    + ("VONAGE_SIGNATURE_SECRET", "TWILIO_AUTH_TOKEN", "OPENAI_WEBHOOK_SECRET")
-)
-"""Variables whose value a :class:`ConfigError` shows as ``***``."""
-
-
-def _parse(conv: Callable[[str], Any], blank: Any = ...) -> BeforeValidator:
-    """Run ``conv`` on text; other values (a group built directly, as tests do) pass as they
-    are. With ``blank`` given, blank text gives it, and ``conv`` gets the text stripped."""
-
-    def run(value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        if blank is ...:
-            return conv(value)
-        return conv(value.strip()) if value.strip() else blank
-
-    return BeforeValidator(run)
-
-
-def _check(ok: Callable[[str], object], reason: str, blank: Any = ...) -> BeforeValidator:
-    """A parser that keeps the text (stripped) when ``ok(text)`` is truthy."""
-
-    def conv(value: str) -> str:
-        if not ok(value):
-            raise ValueError(reason)
-        return value.strip()
-
-    return _parse(conv, blank)
-
-
-def _choice(*options: str) -> BeforeValidator:
-    def conv(value: str) -> str:
-        for option in options:
-            if value.strip().upper() == option.upper():
-                return option
-        raise ValueError(f"must be one of {', '.join(options)}")
-
-    return _parse(conv)
-
-
-def _voice(value: str) -> str:
-    if value.strip().lower() in VOICES:
-        return value.strip().lower()
-    if value.strip().startswith("voice_"):
-        return value.strip()
-    raise ValueError(f"must be one of {', '.join(VOICES)} or a custom voice id voice_...")
-
-
-def _http_url(value: str) -> str:
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL")
-    return value.strip().rstrip("/")
-
-
-def _numbers(value: str) -> tuple[str, ...]:
-    """Comma-separated E.164 numbers as digits without ``+``."""
-    return tuple(e164_digits(part.strip()) for part in value.split(",") if part.strip())
-
-
-def _is_webhook_secret(value: str) -> bool:
-    """``whsec_`` then non-empty base64, as OpenAI shows it (https://www.standardwebhooks.com/)."""
-    body = value.removeprefix("whsec_")
-    try:
-        return bool(base64.b64decode(body + "=" * (-len(body) % 4), validate=True))
-    except (ValueError, binascii.Error):
-        return False
-
-
-def read_private_key(path: str) -> RSAPrivateKey:
-    """The RSA private key in the PEM file at ``path`` (PKCS#8 or PKCS#1).
-
-    Raises:
-        ValueError: if the file cannot be read or does not hold a PEM RSA private key.
-    """
-    try:
-        return load_private_key(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot be read ({exc.__class__.__name__})") from None
-
-
-def _database_url(value: str) -> str:
-    """``sqlite:///<path>`` whose directory exists, or ``postgresql://`` with a database."""
-    v = value.strip()
-    scheme, sep, rest = v.partition("://")
-    base = scheme.split("+", 1)[0].lower()
-    if not sep or base not in ("sqlite", "postgresql", "postgres"):
-        raise ValueError("must be a sqlite:///<path> or postgresql://user@host/db URL")
-    if base != "sqlite":
-        if not urlsplit(v).path.strip("/"):
-            raise ValueError("names no database (postgresql://user:password@host:5432/dbname)")
-        return v
-    if not rest.startswith("/"):
-        raise ValueError("sqlite URLs have three slashes: sqlite:///calls.db")
-    path = rest[1:].split("?", 1)[0]
-    if path in ("", ":memory:"):
-        return v
-    parent = Path(path).parent
-    if not parent.is_dir():
-        raise ValueError(f"directory {str(parent)!r} of the SQLite file does not exist")
-    if Path(path).is_dir():
-        raise ValueError(f"{path!r} is a directory, not a SQLite file")
-    target = path if Path(path).exists() else str(parent)
-    if not os.access(target, os.W_OK):
-        raise ValueError(f"{target!r} is not writable (call records are written there)")
-    return v
-
-
-_NOT_BLANK = _check(str.strip, "must not be blank")
-_Text = Annotated[str, _NOT_BLANK]
-_OptText = Annotated[str | None, _parse(str, None)]
-_OptSecret = Annotated[SecretStr | None, _parse(str, None)]
-_Url = Annotated[str, _parse(_http_url)]
-_Phone = Annotated[str | None, _parse(e164_digits, None)]
-_Numbers = Annotated[tuple[str, ...], _parse(_numbers)]
-_Key = Annotated[RSAPrivateKey | None, _parse(load_private_key, None)]
-_KeyFile = Annotated[RSAPrivateKey | None, _parse(read_private_key, None)]
 
 
 class _Group(BaseModel):
@@ -200,20 +70,8 @@ class PublicUrl(_Group):
         Raises:
             ValueError: if the value has an unknown scheme, no host, a query or a fragment.
         """
-        raw = value.strip()
-        parts = urlsplit(raw if "://" in raw else "https://" + raw)
-        ws_scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
-        if ws_scheme is None:
-            raise ValueError(f"scheme {parts.scheme!r} is not http, https, ws or wss")
-        if not parts.hostname:
-            raise ValueError("has no host")
-        if parts.query or parts.fragment:
-            raise ValueError("must not have a query or fragment")
-        http_scheme, path = "https" if ws_scheme == "wss" else "http", parts.path.rstrip("/")
-        return cls(
-            http=urlunsplit((http_scheme, parts.netloc, path, "", "")),
-            ws=urlunsplit((ws_scheme, parts.netloc, path, "", "")),
-        )
+        http, ws = cv.public_url(value)
+        return cls(http=http, ws=ws)
 
 
 class ServerSettings(_Group):
@@ -223,11 +81,11 @@ class ServerSettings(_Group):
 
     host: str = Field("0.0.0.0", alias="HOST")
     port: int = Field(3000, alias="PORT", ge=1, le=65535)
-    public_url: Annotated[PublicUrl, _parse(PublicUrl.parse)] = Field(alias="SERVER_URL")
+    public_url: Annotated[PublicUrl, cv.parse(PublicUrl.parse)] = Field(alias="SERVER_URL")
     media_token_secret: SecretBytes = Field(alias="MEDIA_TOKEN_SECRET", min_length=16, repr=False)
     media_token_ttl_s: int = Field(300, alias="MEDIA_TOKEN_TTL_S", ge=10, le=86400)
     media_token_secret_is_random: bool = False
-    event_loop: Annotated[str, _choice("auto", "asyncio", "uvloop")] = Field(
+    event_loop: Annotated[str, cv.choice("auto", "asyncio", "uvloop")] = Field(
         "auto", alias="EVENT_LOOP"
     )
 
@@ -237,15 +95,15 @@ class OpenAISettings(_Group):
     off), VAD (threshold 0-1, silence ms), connect timeout (s) and stall timeout (s: how long
     a session may send no event while a response is expected before the call ends)."""
 
-    api_key: Annotated[SecretStr, _NOT_BLANK] = Field(alias="OPENAI_API_KEY", repr=False)
-    model: _Text = Field("gpt-realtime", alias="OPENAI_MODEL")
-    voice: Annotated[str, _parse(_voice)] = Field("marin", alias="OPENAI_VOICE")
-    base_url: _Url = Field("https://api.openai.com/v1", alias="OPENAI_BASE_URL")
-    api_version: _OptText = Field(None, alias="OPENAI_API_VERSION")
+    api_key: Annotated[SecretStr, cv.NOT_BLANK] = Field(alias="OPENAI_API_KEY", repr=False)
+    model: cv.Text = Field("gpt-realtime", alias="OPENAI_MODEL")
+    voice: Annotated[str, cv.parse(cv.voice)] = Field("marin", alias="OPENAI_VOICE")
+    base_url: cv.Url = Field("https://api.openai.com/v1", alias="OPENAI_BASE_URL")
+    api_version: cv.OptText = Field(None, alias="OPENAI_API_VERSION")
     transcription_model: Annotated[
-        str | None, _parse(lambda v: None if v.lower() == "none" else v)
+        str | None, cv.parse(lambda v: None if v.lower() == "none" else v)
     ] = Field("gpt-4o-mini-transcribe", alias="OPENAI_TRANSCRIPTION_MODEL")
-    transcription_language: _OptText = Field(None, alias="OPENAI_TRANSCRIPTION_LANGUAGE")
+    transcription_language: cv.OptText = Field(None, alias="OPENAI_TRANSCRIPTION_LANGUAGE")
     vad_threshold: float = Field(0.5, alias="VAD_THRESHOLD", ge=0.0, le=1.0)
     vad_silence_ms: int = Field(500, alias="VAD_SILENCE_MS", ge=100, le=5000)
     connect_timeout_s: float = Field(10.0, alias="OPENAI_CONNECT_TIMEOUT_S", ge=0.5, le=120.0)
@@ -266,19 +124,19 @@ class CallSettings(_Group):
     it, placeholders resolved except ``{caller}``. Then the greeting (empty: none), the
     resampling quality (``audio.resampler``), playout look-ahead (ms) and conversation features."""
 
-    faq_kb: Annotated[str, _parse(read_faq_kb, "")] = Field("", alias="FAQ_KB_PATH", repr=False)
+    faq_kb: Annotated[str, cv.parse(read_faq_kb, "")] = Field("", alias="FAQ_KB_PATH", repr=False)
     system_message: str = Field(
         DEFAULT_SYSTEM_MESSAGE_PATH, alias="SYSTEM_MESSAGE_PATH", validate_default=True
     )
     greeting_text: str = Field(DEFAULT_GREETING, alias="GREETING_TEXT", max_length=1500)
-    greeting_language: _Text = Field("en-US", alias="GREETING_LANGUAGE")
-    resample_quality: Annotated[str, _choice(*RESAMPLE_QUALITIES)] = Field(
+    greeting_language: cv.Text = Field("en-US", alias="GREETING_LANGUAGE")
+    resample_quality: Annotated[str, cv.choice(*cv.RESAMPLE_QUALITIES)] = Field(
         "LQ", alias="RESAMPLE_QUALITY"
     )
     playout_lookahead_ms: int = Field(100, alias="PLAYOUT_LOOKAHEAD_MS", ge=40, le=2000)
     dtmf_to_model: bool = Field(True, alias="DTMF_TO_MODEL")
-    transfer_number: _Phone = Field(None, alias="TRANSFER_NUMBER")
-    tools_module: _OptText = Field(None, alias="TOOLS_MODULE")
+    transfer_number: cv.Phone = Field(None, alias="TRANSFER_NUMBER")
+    tools_module: cv.OptText = Field(None, alias="TOOLS_MODULE")
 
     @field_validator("system_message", mode="before")
     @classmethod
@@ -295,13 +153,13 @@ class VonageSettings(_Group):
     ``POST /connect``; with ``signature_secret``, webhooks and the media handshake must carry
     a Vonage-signed JWT. Source: https://developer.vonage.com/en/voice/voice-api/overview"""
 
-    application_id: _OptText = Field(None, alias="VONAGE_APPLICATION_ID")
-    key_from_pem: _Key = Field(None, alias="VONAGE_PRIVATE_KEY", repr=False)
-    key_from_path: _KeyFile = Field(None, alias="VONAGE_PRIVATE_KEY_PATH", repr=False)
-    api_url: _Url = Field("https://api.nexmo.com", alias="VONAGE_API_URL")
-    outbound_from: _Phone = Field(None, alias="VONAGE_OUTBOUND_FROM")
-    connect_api_key: _OptSecret = Field(None, alias="CONNECT_API_KEY", repr=False)
-    signature_secret: _OptSecret = Field(None, alias="VONAGE_SIGNATURE_SECRET", repr=False)
+    application_id: cv.OptText = Field(None, alias="VONAGE_APPLICATION_ID")
+    key_from_pem: cv.Key = Field(None, alias="VONAGE_PRIVATE_KEY", repr=False)
+    key_from_path: cv.KeyFile = Field(None, alias="VONAGE_PRIVATE_KEY_PATH", repr=False)
+    api_url: cv.Url = Field("https://api.nexmo.com", alias="VONAGE_API_URL")
+    outbound_from: cv.Phone = Field(None, alias="VONAGE_OUTBOUND_FROM")
+    connect_api_key: cv.OptSecret = Field(None, alias="CONNECT_API_KEY", repr=False)
+    signature_secret: cv.OptSecret = Field(None, alias="VONAGE_SIGNATURE_SECRET", repr=False)
     api_timeout_s: float = Field(10.0, alias="VONAGE_API_TIMEOUT_S", ge=0.1, le=120.0)
 
     @property
@@ -347,12 +205,14 @@ class SipSettings(_Group):
 
     webhook_secret: Annotated[
         SecretStr | None,
-        _check(_is_webhook_secret, "must be whsec_ followed by base64 (as OpenAI shows it)", None),
+        cv.check(
+            cv.is_webhook_secret, "must be whsec_ followed by base64 (as OpenAI shows it)", None
+        ),
     ] = Field(None, alias="OPENAI_WEBHOOK_SECRET", repr=False)
-    project_id: _OptText = Field(None, alias="OPENAI_PROJECT_ID")
-    allow_from: _Numbers = Field((), alias="SIP_ALLOW_FROM")
-    deny_from: _Numbers = Field((), alias="SIP_DENY_FROM")
-    max_calls: Annotated[int | None, _parse(str, None)] = Field(
+    project_id: cv.OptText = Field(None, alias="OPENAI_PROJECT_ID")
+    allow_from: cv.Numbers = Field((), alias="SIP_ALLOW_FROM")
+    deny_from: cv.Numbers = Field((), alias="SIP_DENY_FROM")
+    max_calls: Annotated[int | None, cv.parse(str, None)] = Field(
         None, alias="SIP_MAX_CALLS", ge=1, le=10_000
     )
 
@@ -365,16 +225,16 @@ class TwilioSettings(_Group):
 
     account_sid: Annotated[
         str | None,
-        _check(
-            TWILIO_ACCOUNT_SID_RE.fullmatch,
+        cv.check(
+            cv.TWILIO_ACCOUNT_SID_RE.fullmatch,
             "must be AC followed by 32 hex digits (Twilio console, Account Info)",
             None,
         ),
     ] = Field(None, alias="TWILIO_ACCOUNT_SID")
-    auth_token: Annotated[SecretStr | None, _NOT_BLANK] = Field(
+    auth_token: Annotated[SecretStr | None, cv.NOT_BLANK] = Field(
         None, alias="TWILIO_AUTH_TOKEN", repr=False
     )
-    api_url: _Url = Field("https://api.twilio.com", alias="TWILIO_API_URL")
+    api_url: cv.Url = Field("https://api.twilio.com", alias="TWILIO_API_URL")
     api_timeout_s: float = Field(10.0, alias="TWILIO_API_TIMEOUT_S", ge=0.1, le=120.0)
 
     @property
@@ -392,7 +252,7 @@ class StoreSettings(_Group):
     """Where call records go: ``sqlite:///<path>`` (relative to the working directory;
     ``sqlite:////abs/path`` for an absolute one) or ``postgresql://...``; out of ``repr``."""
 
-    database_url: Annotated[str, _parse(_database_url)] = Field(
+    database_url: Annotated[str, cv.parse(cv.database_url)] = Field(
         DEFAULT_DATABASE_URL, alias="DATABASE_URL", repr=False
     )
 
@@ -404,10 +264,10 @@ class StoreSettings(_Group):
 class LogSettings(_Group):
     """Log level name and format (``auto``: text on a terminal, else ``json``; or ``text``)."""
 
-    level: Annotated[str, _choice("DEBUG", "INFO", "WARNING", "ERROR")] = Field(
+    level: Annotated[str, cv.choice("DEBUG", "INFO", "WARNING", "ERROR")] = Field(
         "INFO", alias="LOG_LEVEL"
     )
-    format: Annotated[str, _choice("auto", "text", "json")] = Field("auto", alias="LOG_FORMAT")
+    format: Annotated[str, cv.choice("auto", "text", "json")] = Field("auto", alias="LOG_FORMAT")
 
 
 class Settings(BaseSettings):
@@ -447,15 +307,7 @@ class Settings(BaseSettings):
             ConfigError: naming every missing or invalid variable at once.
         """
         given = {k: v for k, v in env.items() if k in _FIELDS and (v or k == "GREETING_TEXT")}
-        problems = []
-        if given.get("VONAGE_PRIVATE_KEY", "").strip() and given.get("VONAGE_PRIVATE_KEY_PATH"):
-            problems.append("VONAGE_PRIVATE_KEY and VONAGE_PRIVATE_KEY_PATH: set only one")
-        if given.get("TWILIO_AUTH_TOKEN", "").strip() and not given.get("TWILIO_ACCOUNT_SID"):
-            problems.append(
-                "TWILIO_ACCOUNT_SID is required when TWILIO_AUTH_TOKEN is set "
-                "(the account the token belongs to, AC...)"
-            )
-        problems += _unsigned_problems(given)
+        problems = env_problems(given)
         values: dict[str, Any] = {name: given for name in cls.model_fields if name != "warnings"}
         if "MEDIA_TOKEN_SECRET" not in given:
             random = {"media_token_secret": secrets.token_bytes(32)}
@@ -468,7 +320,7 @@ class Settings(BaseSettings):
         try:
             settings = cls(**values)
         except ValidationError as exc:
-            raise ConfigError([_problem(e) for e in exc.errors()] + problems) from None
+            raise ConfigError([describe(e, _FIELDS) for e in exc.errors()] + problems) from None
         if problems:
             raise ConfigError(problems)
         return settings
@@ -478,63 +330,3 @@ _GROUPS: tuple[type[_Group], ...] = (ServerSettings, OpenAISettings, CallSetting
 _GROUPS += (VonageSettings, StoreSettings, SipSettings, TwilioSettings, WebhookSettings)
 _FIELDS = {f.alias: f for g in _GROUPS for f in g.model_fields.values() if f.alias}
 """Every variable the settings read, and its field."""
-_REASONS = {
-    "int_parsing": "is not an integer",
-    "int_from_float": "is not an integer",
-    "float_parsing": "is not a number",
-    "bool_parsing": "must be true or false",
-    "string_too_long": "is longer than {max_length} characters",
-    "too_short": "must be at least {min_length} bytes long",
-}
-_BOOL = TypeAdapter(bool)
-_OPT_OUT = (
-    "or set ALLOW_UNSIGNED_WEBHOOKS=true to accept unsigned webhooks (local runs only: "
-    "UNSIGNED_CALLS_PER_MINUTE then bounds the calls)"
-)
-
-
-def _unsigned_problems(given: Mapping[str, str]) -> list[str]:
-    """A line for each front door that would take unsigned webhooks without the opt-out: the
-    Vonage one (always mounted) without ``VONAGE_SIGNATURE_SECRET``, the Twilio one
-    (``TWILIO_ACCOUNT_SID``) without ``TWILIO_AUTH_TOKEN``. An invalid
-    ``ALLOW_UNSIGNED_WEBHOOKS`` counts as false (it is reported on its own line)."""
-    try:
-        allowed = _BOOL.validate_python(given.get("ALLOW_UNSIGNED_WEBHOOKS", "false").strip())
-    except ValidationError:
-        allowed = False
-    if allowed:
-        return []
-    problems = []
-    if not given.get("VONAGE_SIGNATURE_SECRET", "").strip():
-        problems.append(
-            "VONAGE_SIGNATURE_SECRET is required: without it anyone who reaches the answer URL "
-            "gets a media token and a paid Realtime session (set the signature secret of the "
-            f"Vonage account, Dashboard settings; {_OPT_OUT})"
-        )
-    if given.get("TWILIO_ACCOUNT_SID", "").strip() and not given.get("TWILIO_AUTH_TOKEN", ""):
-        problems.append(
-            "TWILIO_AUTH_TOKEN is required when TWILIO_ACCOUNT_SID is set: without it anyone "
-            "who reaches /twilio/incoming-call gets a media token and a paid Realtime session "
-            f"(the account's Auth Token, Twilio console; {_OPT_OUT})"
-        )
-    return problems
-
-
-_URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")
-
-
-def _problem(error: ErrorDetails) -> str:
-    """One line: the variable, its value (secrets hidden, URL passwords masked), what is wrong."""
-    name, kind, ctx = str(error["loc"][-1]), error["type"], error.get("ctx", {})
-    if kind == "missing":
-        return f"{name} is required but not set"
-    if kind in ("greater_than_equal", "less_than_equal"):
-        meta = _FIELDS[name].metadata
-        lo, hi = (next(getattr(m, k) for m in meta if hasattr(m, k)) for k in ("ge", "le"))
-        reason = f"must be between {lo} and {hi}"
-    elif kind == "value_error":
-        reason = str(ctx["error"])
-    else:
-        reason = _REASONS[kind].format(**ctx) if kind in _REASONS else error["msg"]
-    shown = "***" if name in _SECRETS else _URL_PASSWORD.sub(r"\1***@", repr(error["input"]))
-    return f"{name}={shown}: {reason}"
