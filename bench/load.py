@@ -259,6 +259,7 @@ async def start_bridge(
     log_path: Path,
     profile: str = "",
     twilio: TwilioAccount | None = None,
+    extra_env: list[str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     url = f"http://{HOST}:{port}"
@@ -285,6 +286,9 @@ async def start_bridge(
         env["TWILIO_ACCOUNT_SID"] = twilio.account_sid
         env["TWILIO_AUTH_TOKEN"] = TWILIO_AUTH_TOKEN
         env["TWILIO_API_URL"] = twilio.api_url
+    for item in extra_env or []:  # --bridge-env KEY=VALUE (settings under test)
+        key, _, value = item.partition("=")
+        env[key] = value
     with log_path.open("wb") as log:
         bridge = subprocess.Popen(
             python_command("vonage_bridge", ["--env-file", str(log_path) + ".no-env"], profile),
@@ -551,7 +555,12 @@ async def run_level(
         if relay_name == "bridge":
             log_path = workdir / f"bridge-{tag}.jsonl"
             relay, relay_url = await start_bridge(
-                fake_url, args.quality, log_path, profile, twilio if door.name == "twilio" else None
+                fake_url,
+                args.quality,
+                log_path,
+                profile,
+                twilio if door.name == "twilio" else None,
+                args.bridge_env,
             )
         else:
             log_path = workdir / f"{tag}.log"
@@ -1065,7 +1074,8 @@ async def main_async(args: argparse.Namespace) -> int:
             print(
                 f"bench/load.py: {os.cpu_count()} CPUs, loadavg {loadavg()}, calls {levels},"
                 f" front door {args.front_door}, relay {args.relay}, {args.seconds:g} s window,"
-                f" {args.stagger_ms:g} ms stagger",
+                f" {args.stagger_ms:g} ms stagger"
+                + (f", bridge env {' '.join(args.bridge_env)}" if args.bridge_env else ""),
                 flush=True,
             )
             print(flush=True)
@@ -1137,6 +1147,14 @@ def main(argv: list[str] | None = None) -> int:
         "--pin",
         action="store_true",
         help="pin the bridge to the first CPU and the fakes to the others (needs >= 2 CPUs)",
+    )
+    parser.add_argument(
+        "--bridge-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra environment variable for the bridge (repeatable), e.g."
+        " PLAYOUT_LOOKAHEAD_MS=200; printed in the header",
     )
     parser.add_argument("--keep-logs", default="", help="directory for the logs and dumps")
     parser.add_argument(
