@@ -67,6 +67,7 @@ from .realtime.protocol import client_event, parse_server_event
 from .records import CallEnd, CallSummary, log_notes, log_summary, summarize, write_call_record
 from .tool_runner import ToolRunner
 from .tools import ToolContext, ToolRegistry
+from .wsbatch import BatchSender
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +244,10 @@ class _CallBridge:
     async def playout_pump(self) -> CallEnd:
         session, caller, loop = self.session, self.caller, self.loop
         media = self.door.media
+        # One transport write per batch (one send() instead of one per message): the frames
+        # (Vonage: one binary message each; Twilio: one media message) and the marker.
+        sender = BatchSender(caller, session.frame_bytes)
+        no_frames: list[bytes] = []
         while True:
             playout = session.playout
             epoch = session.playback_epoch
@@ -251,17 +256,22 @@ class _CallBridge:
                 if self.stopped_at is not None:
                     self.reply_latency_ms.append((loop.time() - self.stopped_at) * 1000.0)
                     self.stopped_at = None
-                if media is not None:  # Twilio: the batch in one media message
-                    await caller.send_str(media(b"".join(frames)))
-                else:
-                    for frame in frames:
-                        if session.playback_epoch != epoch:
-                            break  # barge-in while sending: the rest of the batch is cut off
-                        await caller.send_bytes(frame)
-                # A playback marker after the batch: its echo says what has been heard.
-                marker = session.frames_sent(len(frames), epoch)
-                if marker is not None:
-                    await caller.send_str(marker)
+                payload = media(b"".join(frames)) if media is not None else None
+                if sender.ready:  # nothing yields from here to the write: no barge-in between
+                    # A playback marker after the batch: its echo says what has been heard.
+                    marker = session.frames_sent(len(frames), epoch)
+                    sender.write(no_frames if payload is not None else frames, payload, marker)
+                else:  # compression or a slow peer: aiohttp's sends, which may wait
+                    if payload is not None:  # Twilio: the batch in one media message
+                        await caller.send_str(payload)
+                    else:
+                        for frame in frames:
+                            if session.playback_epoch != epoch:
+                                break  # barge-in while sending: the rest is cut off
+                            await caller.send_bytes(frame)
+                    marker = session.frames_sent(len(frames), epoch)
+                    if marker is not None:
+                        await caller.send_str(marker)
             wake = playout.wakeup_at(loop.time())
             if wake is None:
                 self.audio_ready.clear()
