@@ -55,10 +55,12 @@ from datetime import UTC, datetime
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .audio.formats import FRAME_MS
 from .calls import CallControl, CallDeps, LiveCall, close_socket
 from .config import OpenAISettings
 from .core.events import ResponseCreated, SpeechStarted, SpeechStopped, StreamStopped
 from .core.frontdoor import FrontDoor
+from .core.ledger import NOTIFY_EVERY_MS
 from .core.ratelimit import TokenBucket
 from .core.session import CallInfo, CallSession, Phase
 from .errors import RealtimeConnectError, RemoteProtocolError
@@ -86,6 +88,9 @@ STALL_TICK_S = 1.0
 """The stall watch looks at the time of the last Realtime event this often (at most; a
 quarter of the stall timeout when that is shorter): one timer per call, nothing per event."""
 _RESPONSE_CREATE = client_event({"type": "response.create"})
+MARK_FRAMES = max(1, NOTIFY_EVERY_MS // FRAME_MS)
+"""Frames between two playback markers inside a batch (100 ms): a deep look-ahead sends
+large batches, and the caller's acknowledged position must keep its 100 ms grain."""
 
 # ------------------------------------------------------------------ media calls
 
@@ -245,7 +250,8 @@ class _CallBridge:
         session, caller, loop = self.session, self.caller, self.loop
         media = self.door.media
         # One transport write per batch (one send() instead of one per message): the frames
-        # (Vonage: one binary message each; Twilio: one media message) and the marker.
+        # (Vonage: one binary message each; Twilio: a media message per marker's worth) with
+        # a playback marker after each MARK_FRAMES, whose echo says what has been heard.
         sender = BatchSender(caller, session.frame_bytes)
         no_frames: list[bytes] = []
         while True:
@@ -256,28 +262,44 @@ class _CallBridge:
                 if self.stopped_at is not None:
                     self.reply_latency_ms.append((loop.time() - self.stopped_at) * 1000.0)
                     self.stopped_at = None
-                payload = media(b"".join(frames)) if media is not None else None
                 if sender.ready:  # nothing yields from here to the write: no barge-in between
-                    # A playback marker after the batch: its echo says what has been heard.
-                    marker = session.frames_sent(len(frames), epoch)
-                    sender.write(no_frames if payload is not None else frames, payload, marker)
+                    for i in range(0, len(frames), MARK_FRAMES):
+                        chunk = (
+                            frames if len(frames) <= MARK_FRAMES else frames[i : i + MARK_FRAMES]
+                        )
+                        marker = session.frames_sent(len(chunk), epoch)
+                        if media is not None:  # Twilio: the chunk in one media message
+                            sender.add(no_frames, media(b"".join(chunk)), marker)
+                        else:
+                            sender.add(chunk, marker)
+                    sender.flush()
                 else:  # compression or a slow peer: aiohttp's sends, which may wait
-                    if payload is not None:  # Twilio: the batch in one media message
-                        await caller.send_str(payload)
-                    else:
-                        for frame in frames:
-                            if session.playback_epoch != epoch:
-                                break  # barge-in while sending: the rest is cut off
-                            await caller.send_bytes(frame)
-                    marker = session.frames_sent(len(frames), epoch)
-                    if marker is not None:
-                        await caller.send_str(marker)
+                    await self.send_slowly(frames, epoch)
             wake = playout.wakeup_at(loop.time())
             if wake is None:
                 self.audio_ready.clear()
                 await self.audio_ready.wait()
             else:
                 await asyncio.sleep(wake - loop.time())
+
+    async def send_slowly(self, frames: list[bytes], epoch: int) -> None:
+        """The playout pump's batch through aiohttp's sends, which may wait for a slow
+        peer: a barge-in meanwhile cuts the rest of the batch off."""
+        session, caller, media = self.session, self.caller, self.door.media
+        for i in range(0, len(frames), MARK_FRAMES):
+            chunk = frames[i : i + MARK_FRAMES]
+            if media is not None:  # Twilio: the chunk in one media message
+                if session.playback_epoch != epoch:
+                    return
+                await caller.send_str(media(b"".join(chunk)))
+            else:
+                for frame in chunk:
+                    if session.playback_epoch != epoch:
+                        return  # barge-in while sending: the rest is cut off
+                    await caller.send_bytes(frame)
+            marker = session.frames_sent(len(chunk), epoch)
+            if marker is not None:
+                await caller.send_str(marker)
 
     async def end_pump(self) -> CallEnd:
         """Ends the call once a call-ending tool ran and its reply has been heard."""

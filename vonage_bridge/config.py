@@ -273,7 +273,7 @@ class CallSettings(_Group):
     resample_quality: Annotated[str, _choice(*RESAMPLE_QUALITIES)] = Field(
         "LQ", alias="RESAMPLE_QUALITY"
     )
-    playout_lookahead_ms: int = Field(100, alias="PLAYOUT_LOOKAHEAD_MS", ge=40, le=2000)
+    playout_lookahead_ms: int = Field(240, alias="PLAYOUT_LOOKAHEAD_MS", ge=40, le=2000)
     realtime_append_ms: int = Field(20, alias="REALTIME_APPEND_MS", ge=20, le=40, multiple_of=20)
     dtmf_to_model: bool = Field(True, alias="DTMF_TO_MODEL")
     transfer_number: _Phone = Field(None, alias="TRANSFER_NUMBER")

@@ -80,19 +80,9 @@ class BatchSender:
         writer = self._writer
         return writer is not None and not writer.protocol.writing_paused
 
-    def write(self, frames: list[bytes], *texts: str | None) -> None:
-        """Write ``frames`` (one binary message each), then ``texts`` (one text message each,
-        in order; ``None`` is skipped), in one transport write. Only when :attr:`ready`;
-        it does not wait: the transport buffers what the kernel does not take at once.
-
-        Raises:
-            aiohttp.ClientConnectionResetError: the socket is closing (as aiohttp's sends).
-        """
-        writer = self._writer
-        assert writer is not None, "write() only when ready"
-        transport = writer.transport
-        if transport.is_closing() or self._ws.closed:
-            raise ClientConnectionResetError("Cannot write to closing transport")
+    def add(self, frames: list[bytes], *texts: str | None) -> None:
+        """Queue ``frames`` (one binary message each), then ``texts`` (one text message each,
+        in order; ``None`` is skipped) for the next :meth:`flush`."""
         parts, head, fb = self._parts, self._head, self._frame_bytes
         for frame in frames:
             parts.append(head if len(frame) == fb else frame_header(_FIN_BINARY, len(frame)))
@@ -102,10 +92,32 @@ class BatchSender:
                 data = text.encode("utf-8")
                 parts.append(frame_header(_FIN_TEXT, len(data)))
                 parts.append(data)
+
+    def flush(self) -> None:
+        """Write everything queued by :meth:`add`, in one transport write. Only when
+        :attr:`ready`; it does not wait: the transport buffers what the kernel does not take
+        at once. What was queued is dropped if the write fails.
+
+        Raises:
+            aiohttp.ClientConnectionResetError: the socket is closing (as aiohttp's sends).
+        """
+        writer = self._writer
+        assert writer is not None, "flush() only when ready"
+        parts = self._parts
         try:
+            if not parts:
+                return
+            transport = writer.transport
+            if transport.is_closing() or self._ws.closed:
+                raise ClientConnectionResetError("Cannot write to closing transport")
             transport.write(b"".join(parts))
         finally:
             parts.clear()
+
+    def write(self, frames: list[bytes], *texts: str | None) -> None:
+        """:meth:`add` then :meth:`flush`: one batch, one write."""
+        self.add(frames, *texts)
+        self.flush()
 
 
 def _usable(writer: object) -> bool:

@@ -96,6 +96,29 @@ async def test_a_batch_is_one_write_and_arrives_as_separate_messages() -> None:
         ]
 
 
+async def test_added_batches_go_out_in_one_write_in_order() -> None:
+    async with server_socket() as (server, client):
+        sender = BatchSender(server, FRAME)
+        writer = server._writer
+        assert writer is not None
+        counting = CountingTransport(writer.transport)
+        writer.transport = counting  # type: ignore[assignment]
+        first, second = frames(5), frames(2)
+        sender.add(first, "mark 100")
+        sender.add(second, None)
+        sender.add([], "mark 140")
+        assert counting.writes == 0
+        sender.flush()
+        sender.flush()  # nothing queued: nothing written
+        assert counting.writes == 1
+        assert await received(client, 9) == [
+            *((WSMsgType.BINARY, f) for f in first),
+            (WSMsgType.TEXT, "mark 100"),
+            *((WSMsgType.BINARY, f) for f in second),
+            (WSMsgType.TEXT, "mark 140"),
+        ]
+
+
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 639, 65535, 65536, 70_000])
 async def test_every_length_form_is_read_back(size: int) -> None:
     long_text = "x" * size

@@ -41,7 +41,7 @@ def test_settings_minimal_env_uses_documented_defaults(env: dict[str, str]) -> N
     assert s.openai.base_url == "https://api.openai.com/v1"
     assert s.openai.realtime_url == "wss://api.openai.com/v1/realtime"
     assert s.call.resample_quality == "LQ"
-    assert s.call.playout_lookahead_ms == 100
+    assert s.call.playout_lookahead_ms == 240
     assert s.call.realtime_append_ms == 20
     assert s.call.system_message == DEFAULT_SYSTEM_MESSAGE
 

@@ -4,13 +4,15 @@ Vonage plays each binary message as one 20 ms frame and buffers what we send ahe
 (about 20 s); Twilio plays the mu-law of each ``media`` message in order (a batch of
 frames per message here) and buffers minutes of it. We keep that buffer fed but never
 more than ``lookahead_ms`` ahead of the caller's ear: enough to ride out scheduling and
-network jitter, small enough that we know what the caller has heard when they barge in.
+network jitter (a loop running late under load), small enough that a barge-in's ``clear``
+has little to throw away.
 Frames are sent in batches (wake up when the look-ahead falls to ``lookahead - refill``,
-the refill being about half the look-ahead): with a 240 ms look-ahead a call costs
-about 8 timer wake-ups a second (6 frames each) instead of 50, and still has 120 ms buffered
-at the caller when the pump wakes, so a loop that runs late under load does not starve it.
+the refill being about half the look-ahead): at the default 240 ms look-ahead a call costs
+about 8 timer wake-ups a second (6 frames each; 25 of 2 frames at 100 ms), and the caller
+still has 120 ms buffered when the pump wakes, so a loop running late does not starve it.
 The caller's heard position comes from its playback acknowledgements (Vonage ``notify``,
-Twilio ``mark``), not from this estimate, so a deeper look-ahead does not blur barge-in.
+Twilio ``mark``, one every 100 ms of audio even inside a large batch), not from this
+estimate, so a deeper look-ahead does not blur barge-in.
 
 Time is passed in (seconds on any monotonic clock); nothing here reads a clock.
 
