@@ -58,11 +58,13 @@ from datetime import UTC, datetime
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .audio.formats import FRAME_MS
 from .calls import CallControl, CallDeps, LiveCall, close_socket
 from .config import OpenAISettings
 from .core.call_data import CallInfo
 from .core.events import ResponseCreated, SpeechStarted, SpeechStopped, StreamStopped
 from .core.frontdoor import FrontDoor
+from .core.ledger import NOTIFY_EVERY_MS
 from .core.ratelimit import TokenBucket
 from .core.session import CallSession, Phase
 from .errors import RealtimeConnectError, RemoteProtocolError
@@ -72,6 +74,7 @@ from .realtime.protocol import client_event, parse_server_event
 from .records import CallEnd, CallSummary, log_notes, log_summary, summarize, write_call_record
 from .tool_runner import ToolRunner
 from .tools import ToolContext, ToolRegistry
+from .wsbatch import BatchSender
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,9 @@ STALL_TICK_S = 1.0
 """The stall watch looks at the time of the last Realtime event this often (at most; a
 quarter of the stall timeout when that is shorter): one timer per call, nothing per event."""
 _RESPONSE_CREATE = client_event({"type": "response.create"})
+MARK_FRAMES = max(1, NOTIFY_EVERY_MS // FRAME_MS)
+"""Frames between two playback markers inside a batch (100 ms): a deep look-ahead sends
+large batches, and the caller's acknowledged position must keep its 100 ms grain."""
 
 # ------------------------------------------------------------------ media calls
 
@@ -252,6 +258,11 @@ class _CallBridge:
     async def playout_pump(self) -> CallEnd:
         session, caller, loop = self.session, self.caller, self.loop
         media = self.door.media
+        # One transport write per batch (one send() instead of one per message): the frames
+        # (Vonage: one binary message each; Twilio: a media message per marker's worth) with
+        # a playback marker after each MARK_FRAMES, whose echo says what has been heard.
+        sender = BatchSender(caller, session.frame_bytes)
+        no_frames: list[bytes] = []
         while True:
             playout = session.playout
             epoch = session.playback_epoch
@@ -260,23 +271,44 @@ class _CallBridge:
                 if self.stopped_at is not None:
                     self.reply_latency_ms.append((loop.time() - self.stopped_at) * 1000.0)
                     self.stopped_at = None
-                if media is not None:  # Twilio: the batch in one media message
-                    await caller.send_str(media(b"".join(frames)))
-                else:
-                    for frame in frames:
-                        if session.playback_epoch != epoch:
-                            break  # barge-in while sending: the rest of the batch is cut off
-                        await caller.send_bytes(frame)
-                # A playback marker after the batch: its echo says what has been heard.
-                marker = session.frames_sent(len(frames), epoch)
-                if marker is not None:
-                    await caller.send_str(marker)
+                if sender.ready:  # nothing yields from here to the write: no barge-in between
+                    for i in range(0, len(frames), MARK_FRAMES):
+                        chunk = (
+                            frames if len(frames) <= MARK_FRAMES else frames[i : i + MARK_FRAMES]
+                        )
+                        marker = session.frames_sent(len(chunk), epoch)
+                        if media is not None:  # Twilio: the chunk in one media message
+                            sender.add(no_frames, media(b"".join(chunk)), marker)
+                        else:
+                            sender.add(chunk, marker)
+                    sender.flush()
+                else:  # compression or a slow peer: aiohttp's sends, which may wait
+                    await self.send_slowly(frames, epoch)
             wake = playout.wakeup_at(loop.time())
             if wake is None:
                 self.audio_ready.clear()
                 await self.audio_ready.wait()
             else:
                 await asyncio.sleep(wake - loop.time())
+
+    async def send_slowly(self, frames: list[bytes], epoch: int) -> None:
+        """The playout pump's batch through aiohttp's sends, which may wait for a slow
+        peer: a barge-in meanwhile cuts the rest of the batch off."""
+        session, caller, media = self.session, self.caller, self.door.media
+        for i in range(0, len(frames), MARK_FRAMES):
+            chunk = frames[i : i + MARK_FRAMES]
+            if media is not None:  # Twilio: the chunk in one media message
+                if session.playback_epoch != epoch:
+                    return
+                await caller.send_str(media(b"".join(chunk)))
+            else:
+                for frame in chunk:
+                    if session.playback_epoch != epoch:
+                        return  # barge-in while sending: the rest is cut off
+                    await caller.send_bytes(frame)
+            marker = session.frames_sent(len(chunk), epoch)
+            if marker is not None:
+                await caller.send_str(marker)
 
     async def end_pump(self) -> CallEnd:
         """Ends the call once a call-ending tool ran and its reply has been heard."""

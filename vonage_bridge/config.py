@@ -122,7 +122,8 @@ class CallSettings(_Group):
     """Per-call behaviour. ``system_message``: the persona read from ``SYSTEM_MESSAGE_PATH``
     (a path in, the text out) with the knowledge base ``faq_kb`` (from ``FAQ_KB_PATH``) in
     it, placeholders resolved except ``{caller}``. Then the greeting (empty: none), the
-    resampling quality (``audio.resampler``), playout look-ahead (ms) and conversation features."""
+    resampling quality (``audio.resampler``), playout look-ahead (ms), caller audio per
+    ``input_audio_buffer.append`` (20 or 40 ms) and conversation features."""
 
     faq_kb: Annotated[str, cv.parse(read_faq_kb, "")] = Field("", alias="FAQ_KB_PATH", repr=False)
     system_message: str = Field(
@@ -133,7 +134,8 @@ class CallSettings(_Group):
     resample_quality: Annotated[str, cv.choice(*cv.RESAMPLE_QUALITIES)] = Field(
         "LQ", alias="RESAMPLE_QUALITY"
     )
-    playout_lookahead_ms: int = Field(100, alias="PLAYOUT_LOOKAHEAD_MS", ge=40, le=2000)
+    playout_lookahead_ms: int = Field(240, alias="PLAYOUT_LOOKAHEAD_MS", ge=40, le=2000)
+    realtime_append_ms: int = Field(20, alias="REALTIME_APPEND_MS", ge=20, le=40, multiple_of=20)
     dtmf_to_model: bool = Field(True, alias="DTMF_TO_MODEL")
     transfer_number: cv.Phone = Field(None, alias="TRANSFER_NUMBER")
     tools_module: cv.OptText = Field(None, alias="TOOLS_MODULE")

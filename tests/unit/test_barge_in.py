@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from vonage_bridge.bridge import MARK_FRAMES
 from vonage_bridge.core.events import (
     AudioDelta,
     AudioDone,
@@ -34,13 +35,15 @@ def play(session: CallSession, n_frames: int, now: float) -> list[dict[str, Any]
     t = now
     while taken < n_frames:
         frames = session.playout.take(t)[: n_frames - taken]
-        if frames:
-            marker = session.frames_sent(len(frames))
+        # as bridge.py's playout pump: a marker's chance after every MARK_FRAMES of a batch
+        for i in range(0, len(frames), MARK_FRAMES):
+            chunk = frames[i : i + MARK_FRAMES]
+            marker = session.frames_sent(len(chunk))
             if marker is not None:
                 doc = json.loads(marker)
                 assert doc["action"] == "notify"
                 markers.append(doc["payload"])
-            taken += len(frames)
+        taken += len(frames)
         t += 0.04
     return markers
 

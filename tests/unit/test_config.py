@@ -41,7 +41,8 @@ def test_settings_minimal_env_uses_documented_defaults(env: dict[str, str]) -> N
     assert s.openai.base_url == "https://api.openai.com/v1"
     assert s.openai.realtime_url == "wss://api.openai.com/v1/realtime"
     assert s.call.resample_quality == "LQ"
-    assert s.call.playout_lookahead_ms == 100
+    assert s.call.playout_lookahead_ms == 240
+    assert s.call.realtime_append_ms == 20
     assert s.call.system_message == DEFAULT_SYSTEM_MESSAGE
 
 
@@ -75,6 +76,9 @@ def test_settings_several_bad_variables_give_one_error_naming_each(env: dict[str
         ("OPENAI_BASE_URL", "api.openai.com/v1"),
         ("RESAMPLE_QUALITY", "best"),
         ("PLAYOUT_LOOKAHEAD_MS", "20"),
+        ("REALTIME_APPEND_MS", "30"),
+        ("REALTIME_APPEND_MS", "60"),
+        ("REALTIME_APPEND_MS", "0"),
         ("VAD_SILENCE_MS", "ten"),
         ("LOG_LEVEL", "LOUD"),
         ("SERVER_URL", "ftp://x"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from vonage_bridge.audio.playout import FRAME_S, Playout
+from vonage_bridge.audio.playout import FRAME_S, Playout, default_refill_ms
 
 FB = 640  # one 20 ms frame at 16 kHz
 
@@ -162,6 +162,25 @@ def test_playout_wakeup_at_is_when_lookahead_falls_by_refill() -> None:
     assert wake == pytest.approx(0.1 - 0.060)
     assert wake is not None
     assert len(p.take(wake)) == 2  # refills 40 ms
+
+
+@pytest.mark.parametrize(
+    ("lookahead_ms", "refill_ms"), [(40, 40), (100, 40), (200, 100), (240, 120), (300, 140)]
+)
+def test_default_refill_is_half_the_lookahead_in_whole_frames(
+    lookahead_ms: int, refill_ms: int
+) -> None:
+    assert default_refill_ms(lookahead_ms) == refill_ms
+
+
+def test_playout_default_refill_sends_batches_of_half_the_lookahead() -> None:
+    p = Playout(FB, lookahead_ms=240)
+    p.push(audio(FB * 40))
+    assert len(p.take(0.0)) == 12  # 240 ms ahead: plays until 0.24
+    wake = p.wakeup_at(0.0)
+    assert wake == pytest.approx(0.24 - 0.120)  # 120 ms still buffered at the caller
+    assert wake is not None
+    assert len(p.take(wake)) == 6  # refills 120 ms in one batch
 
 
 def test_playout_wakeup_at_tracks_play_position() -> None:

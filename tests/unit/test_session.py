@@ -148,6 +148,49 @@ def test_session_after_bridging_caller_frame_returns_append(
     assert connecting.stats.frames_in == 13
 
 
+def test_session_40_ms_appends_carry_two_frames_after_the_held_audio(
+    new_session: NewSession, settings: Settings
+) -> None:
+    session = new_session(bridging=False, env={"REALTIME_APPEND_MS": "40"})
+    pcm = caller_audio(13)
+    held_frames, live_frames = frames(pcm)[:3], frames(pcm)[3:]
+    for f in held_frames:
+        session.caller_frame(f)
+    session.realtime_opened()
+    held = session.flush_held()
+    assert session.flush_held() == []
+    live = [session.caller_frame(f) for f in live_frames]
+    # One append per two frames, on the second: 10 live frames, 5 appends.
+    assert [a is not None for a in live] == [False, True] * 5
+    appends = [a for a in live if a is not None]
+    assert len(held) == 1
+    # Held first, then the live appends: one continuous resampled stream, nothing lost.
+    ref = StreamResampler(16_000, 24_000, settings.call.resample_quality)
+    per_frame = [ref.process(f) for f in frames(pcm)]
+    expected = np.frombuffer(b"".join(per_frame), np.int16)
+    got = np.frombuffer(decoded(held + appends), np.int16)
+    assert len(got) == len(expected)
+    assert int(np.max(np.abs(got.astype(np.int32) - expected.astype(np.int32)))) <= 4
+    # Each live append is what the resampler made of its two frames.
+    live_out = per_frame[3:]
+    assert [len(decoded([a])) for a in appends] == [
+        len(live_out[i]) + len(live_out[i + 1]) for i in range(0, 10, 2)
+    ]
+    assert session.stats.ms_to_realtime == pytest.approx(expected.nbytes / 48.0)  # 24 kHz
+
+
+def test_session_default_appends_each_frame_as_it_comes(
+    session: CallSession, settings: Settings
+) -> None:
+    pcm = caller_audio(6)
+    live = [session.caller_frame(f) for f in frames(pcm)]
+    ref = StreamResampler(16_000, 24_000, settings.call.resample_quality)
+    per_frame = [ref.process(f) for f in frames(pcm)]
+    assert [len(decoded([a])) if a is not None else 0 for a in live] == [
+        len(out) for out in per_frame
+    ]
+
+
 def test_session_flush_with_nothing_held_switches_to_bridging(connecting: CallSession) -> None:
     connecting.realtime_opened()
     assert connecting.flush_held() == []

@@ -11,6 +11,7 @@ import pytest
 
 from vonage_bridge.audio.formats import PCMU_8K
 from vonage_bridge.audio.path import PassthroughPath, ResamplingPath
+from vonage_bridge.bridge import MARK_FRAMES
 from vonage_bridge.core.call_data import CallInfo
 from vonage_bridge.core.events import (
     AudioDelta,
@@ -106,7 +107,7 @@ def test_marks_name_item_and_ms_and_parse_back(twilio_session: TwilioSession) ->
     s = twilio_session()
     s.realtime_event(ResponseCreated("resp_1"))
     s.realtime_event(AudioDelta("resp_1", "item_1", bytes(400 * MS_PCMU)))
-    frames = s.playout.take(0.0)  # 100 ms look-ahead: 5 frames
+    frames = s.playout.take(0.0)[:MARK_FRAMES]  # the pump's first chunk: 100 ms, 5 frames
     mark = s.frames_sent(len(frames))
     assert mark is not None
     doc = json.loads(mark)
@@ -122,7 +123,7 @@ def test_barge_in_sends_twilio_clear_and_truncates_at_the_marked_position(
     s = twilio_session()
     s.realtime_event(ResponseCreated("resp_1"))
     s.realtime_event(AudioDelta("resp_1", "item_1", bytes(1000 * MS_PCMU)))
-    mark = s.frames_sent(len(s.playout.take(0.0)))
+    mark = s.frames_sent(len(s.playout.take(0.0)[:MARK_FRAMES]))  # the pump's first chunk
     assert mark is not None
     s.caller_event(event(mark))  # Twilio echoes our mark once it has played
     s.drain_realtime()

@@ -140,6 +140,11 @@ class CallSession:
         the session never reads a clock itself."""
         self.active_response: str | None = None
         self._held = bytearray()
+        # Live caller audio goes up in appends of REALTIME_APPEND_MS: frames are gathered
+        # here until there are that many (none with the default 20 ms, one frame an append).
+        self._append_frames = max(1, call.realtime_append_ms // FRAME_MS)
+        self._pending = bytearray()
+        self._pending_frames = 0
         self._rt_out: list[str] = []
         self._notes: list[Note] = []
         self._warned: set[str] = set()
@@ -183,7 +188,9 @@ class CallSession:
                 640 bytes at 16 kHz; Twilio: 160 bytes of mu-law).
         Returns:
             The ``input_audio_buffer.append`` to send now, or ``None`` when the audio is held
-            (Realtime not ready yet) or the frame was unusable.
+            (Realtime not ready yet), the frame was unusable, or (``REALTIME_APPEND_MS=40``)
+            it waits for the next frame to go up in the same append. Live audio only starts
+            after :meth:`flush_held` sent the held audio, so the order is kept.
         """
         n = len(frame)
         if n != self.frame_bytes and not self._check_frame(n):
@@ -193,6 +200,14 @@ class CallSession:
         if self.phase is not Phase.BRIDGING:
             self._hold(up)
             return None
+        if self._append_frames > 1:  # REALTIME_APPEND_MS=40: one append per two frames
+            self._pending += up
+            self._pending_frames += 1
+            if self._pending_frames < self._append_frames:
+                return None
+            up = bytes(self._pending)
+            self._pending.clear()
+            self._pending_frames = 0
         if not up:
             return None
         self.stats.ms_to_realtime += len(up) * self._rt_ms_per_byte
