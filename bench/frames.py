@@ -188,7 +188,8 @@ def delta_message(audio: bytes, n: int) -> str:
 
 
 def twilio_media_message(audio: bytes, n: int) -> str:
-    """A 20 ms inbound ``media`` message as Twilio sends it (protocols.md C, [TW-WS])."""
+    """A 20 ms inbound ``media`` message as Twilio sends it
+    (https://www.twilio.com/docs/voice/media-streams/websocket-messages)."""
     return json.dumps(
         {
             "event": "media",

@@ -19,8 +19,10 @@ Errors (both 403, as the issue asks and as Twilio's own examples answer; the cod
     Forbidden   403  twilio_signature_missing: no X-Twilio-Signature header
     Forbidden   403  twilio_signature_invalid: the header matches none of the URLs
 
-Source: protocols.md C "Signature" [TW-SDK request_validator.py]; field-notes.md 1.7 (TAC
-validates the upgrade, handles X-Forwarded-Proto/Host, https->wss).
+Sources: Twilio webhook security (https://www.twilio.com/docs/usage/security);
+twilio-python's ``RequestValidator`` (https://github.com/twilio/twilio-python,
+``twilio/request_validator.py``). Other Media Streams bridges validate the upgrade too, behind
+proxies that set X-Forwarded-Proto/Host, and sign it in the https or the wss form.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def candidate_urls(
         headers, then the one from the request's own scheme and host.
     Raises:
         ValueError: if ``public_url`` is text that :meth:`PublicUrl.parse` refuses.
-    Source: protocols.md C "Signature"; field-notes.md 1.7.
+    Source: https://www.twilio.com/docs/usage/security (the URL Twilio signs).
     """
     public = public_url if isinstance(public_url, PublicUrl) else PublicUrl.parse(public_url)
     path = path_qs if path_qs.startswith("/") else "/" + path_qs
@@ -115,7 +117,8 @@ def signature_algorithm(settings_header: str | None) -> str:
     """The algorithm named by ``X-Twilio-Webhooks-Signature-Settings``: ``HMAC_SHA1`` (the
     Auth Token signature) when the header is absent or names none, else e.g. ``HMAC_SHA256``.
 
-    Source: [TW-SDK request_validator.py] ``get_signature_algorithm``.
+    Source: twilio-python ``request_validator.py`` ``get_signature_algorithm``
+    (https://github.com/twilio/twilio-python).
     """
     if not settings_header or _get_signature_algorithm is None:
         return HMAC_SHA1
@@ -147,7 +150,7 @@ def verify_twilio_signature(
             ``twilio_signature_invalid`` when it matches none of ``urls``, or
             ``algorithm`` is one the library does not support.
         ValueError: if ``urls`` is empty or ``auth_token`` is blank (a bug of the caller).
-    Source: protocols.md C "Signature" [TW-SDK request_validator.py].
+    Source: https://www.twilio.com/docs/usage/security; twilio-python's ``RequestValidator``.
     """
     if not urls:
         raise ValueError("no candidate URL to check the Twilio signature against")
@@ -184,7 +187,8 @@ def sign_request(
 
     Raises:
         ValueError: if ``algorithm`` is not one the library supports.
-    Source: [TW-SDK request_validator.py] ``compute_signature``.
+    Source: twilio-python ``request_validator.py`` ``compute_signature``
+    (https://github.com/twilio/twilio-python).
     """
     validator = RequestValidator(auth_token)
     algorithm = (algorithm or HMAC_SHA1).upper()
