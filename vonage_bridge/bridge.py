@@ -2,9 +2,8 @@
 
 One call, whatever door it came through, is a :class:`CallSession` (the pure core) plus this:
 
-- :func:`serve_media_call`: a media socket's whole life (Vonage, Twilio): register the
-  :class:`LiveCall` -> read the door's opening messages -> build the session -> :func:`run_call`
-  -> write the record -> unregister, in ``finally``;
+- ``media_call.serve_media_call`` (its own module): a media socket's whole life (Vonage,
+  Twilio), around :func:`run_call`;
 - :func:`run_call`: one media call's tasks around its session, each a few lines of
   receive -> parse (pure) -> feed -> drain -> send:
 
@@ -51,17 +50,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from .audio.formats import FRAME_MS
-from .calls import CallControl, CallDeps, LiveCall, close_socket
+from .calls import CallControl, LiveCall, close_socket
 from .config import OpenAISettings
-from .core.call_data import CallInfo
 from .core.events import ResponseCreated, SpeechStarted, SpeechStopped, StreamStopped
 from .core.frontdoor import FrontDoor
 from .core.ledger import NOTIFY_EVERY_MS
@@ -69,9 +64,9 @@ from .core.ratelimit import TokenBucket
 from .core.session import CallSession, Phase
 from .errors import RealtimeConnectError, RemoteProtocolError
 from .realtime.connection import open_realtime
-from .realtime.prewarm import UNUSED_REASON, WarmSession, WarmSessions
+from .realtime.prewarm import UNUSED_REASON, WarmSession
 from .realtime.protocol import client_event, parse_server_event
-from .records import CallEnd, CallSummary, log_notes, log_summary, summarize, write_call_record
+from .records import CallEnd, CallSummary, log_notes, log_summary, summarize
 from .tool_runner import ToolRunner
 from .tools import ToolContext, ToolRegistry
 from .wsbatch import BatchSender
@@ -525,98 +520,3 @@ async def run_call(
         )
         log_summary(summary)
     return summary
-
-
-@dataclass(frozen=True, slots=True)
-class MediaCall:
-    """A media socket's call once its opening messages were read.
-
-    Attributes:
-        door: its wire format, audio path and playback commands.
-        info: who and what the call is.
-        direction: ``inbound`` or ``outbound`` (for the record).
-        tool_ctx: what tools see of the call; None: :func:`run_call`'s default.
-    """
-
-    door: FrontDoor
-    info: CallInfo
-    direction: str = "inbound"
-    tool_ctx: ToolContext | None = None
-
-
-async def serve_media_call(
-    ws: web.WebSocketResponse,
-    call_id: str,
-    opening: Callable[[], Awaitable[MediaCall | None]],
-    *,
-    deps: CallDeps,
-    control: CallControl | None = None,
-    warm: WarmSessions | None = None,
-) -> CallSummary | None:
-    """One media call, from its prepared socket to its record, for any media door.
-
-    The call is live (``deps.calls[call_id]``: shutdown hangs it up and closes it) from the
-    start to the end of this coroutine, whatever happens in between.
-
-    Args:
-        ws: the prepared media socket (token and signature already checked).
-        call_id: the door's call id.
-        opening: reads the door's opening messages and returns the call, or None after it
-            closed ``ws`` with a reason (nothing is recorded then).
-        deps: the application's parts.
-        control: the call's carrier-side controls, if configured.
-        warm: the app's warm Realtime sessions: the call's, if its answer URL opened one, is
-            taken once the opening succeeded (one log line either way).
-    Returns:
-        The summary, or None when the opening failed.
-    """
-    calls = deps.calls
-    task = asyncio.current_task()
-    assert task is not None
-    live = calls[call_id] = LiveCall(call_id, ws, task, control)
-    try:
-        call = await opening()
-        if call is None:
-            return None
-        settings = deps.settings
-        session = CallSession(
-            call.info,
-            openai=settings.openai,
-            call=settings.call,
-            path=call.door.path,
-            commands=call.door.commands,
-            tools=deps.tools.declarations(),
-        )
-        started_at = datetime.now(UTC)
-        adopted = warm.take(call_id) if warm is not None else None
-        summary: CallSummary | None = None
-        try:
-            summary = await run_call(
-                ws,
-                session,
-                call.door,
-                http=deps.http,
-                openai=settings.openai,
-                control=control,
-                tools=deps.tools,
-                tool_ctx=call.tool_ctx,
-                live=live,
-                warm=adopted,
-            )
-        finally:  # run_call closed both sockets: off the audio path
-            await write_call_record(
-                deps.store,
-                session,
-                front_door=call.door.name,
-                direction=call.direction,
-                started_at=started_at,
-                end_reason=(
-                    summary.end_reason
-                    if summary is not None
-                    else live.ending or "call handler stopped"
-                ),
-                duration_s=summary.duration_s if summary is not None else None,
-            )
-        return summary
-    finally:
-        calls.pop(call_id, None)

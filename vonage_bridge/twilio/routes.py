@@ -11,7 +11,7 @@ Twilio's ``<Stream url>`` takes no query string, so the per-call media token tra
 without a valid token is closed (1008) before any Realtime session is opened.
 
 Audio is 8 kHz mu-law both ways, passed through to OpenAI as ``audio/pcmu`` (no resampling);
-the call runs on the shared engine (``bridge.serve_media_call``), so barge-in, DTMF, tools,
+the call runs on the shared engine (``media_call.serve_media_call``), so barge-in, DTMF, tools,
 transcripts and records are the same as Vonage's. Transfers replace the call's TwiML with
 ``<Dial>`` (``TwilioHangUp.transfer``).
 
@@ -31,7 +31,6 @@ from multidict import MultiDictProxy
 
 from ..audio.formats import PCMU_8K
 from ..audio.path import PassthroughPath
-from ..bridge import MediaCall, serve_media_call
 from ..calls import SocketOpening, close_socket, known_call
 from ..core.call_data import CallInfo
 from ..core.events import StreamConnected, StreamStarted
@@ -39,6 +38,7 @@ from ..core.frontdoor import FrontDoor
 from ..core.replay import SeenIds
 from ..errors import Forbidden, InvalidRequest
 from ..logs import call_context
+from ..media_call import MediaCall, serve_media_call
 from ..store import FRONT_DOOR_TWILIO
 from ..web.answer import AnswerWebhook, admit_call
 from ..web.keys import (
@@ -143,7 +143,7 @@ async def incoming_call(request: web.Request) -> web.Response:
     call_sid = token.call_uuid
     with call_context(call_sid):
         # Verified (signed, or under the unsigned limit): open the call's Realtime session
-        # while the greeting plays; the media stream adopts it (bridge.serve_media_call).
+        # while the greeting plays; the media stream adopts it (media_call.serve_media_call).
         request.app[WARM_SESSIONS].start(
             CallInfo(call_sid, caller=parameters.get("from"), called=parameters.get("to")),
             PCMU_8K,  # twilio_door's Realtime side: mu-law passed through

@@ -9,7 +9,7 @@ without it. Unsigned, the answer URLs mint at most ``UNSIGNED_CALLS_PER_MINUTE``
 tokens a minute (429). A repeated query parameter is refused (400 ``repeated_parameter``).
 The media socket's per-call token is checked either way.
 
-The media socket's call runs on the shared engine (``bridge.serve_media_call``); this module
+The media socket's call runs on the shared engine (``media_call.serve_media_call``); this module
 keeps what is Vonage's: the NCCO answer, the handshake checks, ``websocket:connected``.
 
 Sources: webhooks (https://developer.vonage.com/en/voice/voice-api/webhook-reference), signed
@@ -30,7 +30,6 @@ from aiohttp import WSCloseCode, web
 
 from ..audio.formats import PCM16_24K
 from ..audio.path import ResamplingPath
-from ..bridge import MediaCall, serve_media_call
 from ..calls import SocketOpening, close_socket, known_call
 from ..core.call_data import CallInfo
 from ..core.events import CallerConnected
@@ -38,6 +37,7 @@ from ..core.frontdoor import FrontDoor
 from ..core.jsonbody import loads_object
 from ..errors import Forbidden, InvalidRequest, Unauthorized
 from ..logs import call_context
+from ..media_call import MediaCall, serve_media_call
 from ..phone import bounded_headers
 from ..store import FRONT_DOOR_VONAGE
 from ..tools import ToolContext
@@ -188,7 +188,7 @@ async def answer(request: web.Request) -> web.Response:
     call_uuid = token.call_uuid
     with call_context(call_uuid):
         # Verified (signed, or under the unsigned limit): open the call's Realtime session
-        # while the greeting plays; the media socket adopts it (bridge.serve_media_call).
+        # while the greeting plays; the media socket adopts it (media_call.serve_media_call).
         request.app[WARM_SESSIONS].start(
             CallInfo(
                 call_uuid,
