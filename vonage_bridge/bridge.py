@@ -16,7 +16,8 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
     that is ready when the call starts is adopted before any caller frame is read, so nothing
     is held;
   - playout pump: session's playout -> caller socket, paced to absolute deadlines with a
-    bounded look-ahead (``audio.playout``);
+    bounded look-ahead (``audio.playout``); each batch, with a playback marker after every
+    100 ms of it, goes out in one transport write (``wsbatch``: one ``send()`` a batch);
   - end pump: ends the call once a call-ending tool ran and its reply has been heard;
   - stall watch: ends the call when Realtime sends nothing for ``REALTIME_STALL_TIMEOUT_S``
     while a reply is expected (a response is active, or the caller's turn ended or we sent

@@ -40,6 +40,19 @@ DEEP = "[" * 3000 + "]" * 3000
 NOT_DEFLATE = b"this body is not deflate data"
 
 
+class LogEvent(logging.Handler):
+    """Sets ``event`` once a record whose message contains ``text`` is logged."""
+
+    def __init__(self, text: str, event: asyncio.Event) -> None:
+        super().__init__()
+        self.text = text
+        self.event = event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.event.set()
+
+
 def all_doors(**extra: str) -> dict[str, str]:
     """Settings with every front door and ``POST /connect`` on (their upstreams unreachable:
     nothing here may get that far)."""
@@ -410,16 +423,26 @@ async def test_thousands_of_unknown_caller_events_make_one_warning_and_a_count(
     caller, rt = await connected(call)
     ws = caller._ws
     assert ws is not None
+    # The speech below must reach the bridge at real time: wait until it has read the probes
+    # (the last one is logged), or a backlog read in a burst would be policed as too fast.
+    read_all = asyncio.Event()
+    seen = LogEvent("text message is not JSON", read_all)
     caplog.clear()
-    with caplog.at_level(logging.INFO):
-        for i in range(2000):
-            await ws.send_str(json.dumps({"event": f"websocket:probe-{i}"}))
-        await ws.send_str("not json")
-        await caller.stream_audio(speech(800), realtime=True)
-        await caller.stream_silence(900, realtime=False)
-        await rt.wait_responses_done(1, timeout=10 * SECOND)
-        await caller.hang_up()
-        await no_live_calls(call)
+    logging.getLogger().addHandler(seen)
+    try:
+        with caplog.at_level(logging.INFO):
+            for i in range(2000):
+                await ws.send_str(json.dumps({"event": f"websocket:probe-{i}"}))
+            await ws.send_str("not json")
+            async with asyncio.timeout(5 * SECOND):
+                await read_all.wait()
+            await caller.stream_audio(speech(800), realtime=True)
+            await caller.stream_silence(900, realtime=False)
+            await rt.wait_responses_done(1, timeout=10 * SECOND)
+            await caller.hang_up()
+            await no_live_calls(call)
+    finally:
+        logging.getLogger().removeHandler(seen)
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert warnings == [
         "ignoring caller event 'websocket:probe-0' (and any other unknown event: counted)",

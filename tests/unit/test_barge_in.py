@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from vonage_bridge.bridge import MARK_FRAMES
 from vonage_bridge.core.events import (
     AudioDelta,
@@ -80,6 +82,28 @@ def test_barge_in_truncates_at_the_acknowledged_ms_and_clears(
     assert session.drain_caller() == ['{"action":"clear"}']
     assert session.playout.buffered_bytes == 0
     assert session.stats.barge_ins == 1
+
+
+@pytest.mark.parametrize("lookahead_ms", ["100", "240", "300", "600"])
+def test_deeper_lookahead_keeps_markers_and_truncate_at_100_ms_grain(
+    new_session: Callable[..., CallSession], sent: Sent, lookahead_ms: str
+) -> None:
+    """How far ahead the pump sends does not change what the caller is known to have heard:
+    a marker every 100-120 ms of audio however large the batch (at 100 ms, as before: the
+    2-frame refills put them 120 ms apart), and the truncate at the last acknowledged one."""
+    session = new_session(env={"PLAYOUT_LOOKAHEAD_MS": lookahead_ms})
+    reply(session, 2000)
+    markers = play(session, 30, 0.0)  # 600 ms handed over
+    ms = [m["ms"] for m in markers]
+    assert ms[0] == 100
+    assert all(100 <= b - a <= 120 for a, b in zip(ms, ms[1:], strict=False)), ms
+    assert ms[-1] >= 600 - 120
+    heard = ms[1]
+    session.caller_event(PlaybackMarked("item_1", heard))
+    session.realtime_event(SpeechStarted("user_2", 5000))
+    (event,) = sent(session)
+    assert event["type"] == "conversation.item.truncate"
+    assert event["audio_end_ms"] == heard
 
 
 def test_barge_in_before_any_acknowledgement_truncates_at_zero(
