@@ -8,8 +8,8 @@
     │   ├── Unauthorized     401   missing credentials
     │   ├── Forbidden        403   wrong credentials, bad media token
     │   ├── InvalidRequest   400   malformed body or field
-    │   ├── TooManyRequests  429   over a rate limit (unsigned calls a minute)
     │   │   └── JsonTooDeep  400   JSON nested too deep to parse (also a ValueError)
+    │   ├── TooManyRequests  429   over a rate limit (unsigned calls a minute)
     │   └── WebhookRejected  400   an OpenAI webhook failed its signature check or is unusable
     ├── ProtocolError              a wire format was broken
     │   ├── RemoteProtocolError    Vonage/OpenAI sent something invalid -> close 1003/1007 + log
