@@ -250,6 +250,23 @@ class TwilioSettings(_Group):
         return self.auth_token is not None
 
 
+class OutboundSettings(_Group):
+    """Outbound calls beyond dialling (``POST /connect``): ``callback_secret`` signs the
+    ``status_url`` callbacks (Standard Webhooks, ``whsec_`` + base64; required by any call
+    that sets ``status_url``), ``twilio_from`` is the caller id of ``"via": "twilio"`` calls
+    without ``from`` (E.164 digits). Source: https://www.standardwebhooks.com/"""
+
+    callback_secret: Annotated[
+        SecretStr | None,
+        cv.check(
+            lambda v: v.startswith("whsec_") and cv.is_webhook_secret(v),
+            "must be whsec_ followed by base64 (e.g. whsec_ + 32 random bytes in base64)",
+            None,
+        ),
+    ] = Field(None, alias="CALLBACK_SECRET", repr=False)
+    twilio_from: cv.Phone = Field(None, alias="TWILIO_OUTBOUND_FROM")
+
+
 class StoreSettings(_Group):
     """Where call records go: ``sqlite:///<path>`` (relative to the working directory;
     ``sqlite:////abs/path`` for an absolute one) or ``postgresql://...``; out of ``repr``."""
@@ -287,6 +304,7 @@ class Settings(BaseSettings):
     sip: SipSettings = SipSettings.model_validate({})
     twilio: TwilioSettings = TwilioSettings.model_validate({})
     webhooks: WebhookSettings = WebhookSettings.model_validate({})
+    outbound: OutboundSettings = OutboundSettings.model_validate({})
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -330,5 +348,6 @@ class Settings(BaseSettings):
 
 _GROUPS: tuple[type[_Group], ...] = (ServerSettings, OpenAISettings, CallSettings, LogSettings)
 _GROUPS += (VonageSettings, StoreSettings, SipSettings, TwilioSettings, WebhookSettings)
+_GROUPS += (OutboundSettings,)
 _FIELDS = {f.alias: f for g in _GROUPS for f in g.model_fields.values() if f.alias}
 """Every variable the settings read, and its field."""

@@ -18,6 +18,7 @@ from pydantic_core import ErrorDetails
 SECRETS = frozenset(
     ("OPENAI_API_KEY", "MEDIA_TOKEN_SECRET", "VONAGE_PRIVATE_KEY", "CONNECT_API_KEY")
     + ("VONAGE_SIGNATURE_SECRET", "TWILIO_AUTH_TOKEN", "OPENAI_WEBHOOK_SECRET")
+    + ("CALLBACK_SECRET",)
 )
 """Variables whose value a :class:`~vonage_bridge.errors.ConfigError` shows as ``***``."""
 _REASONS = {

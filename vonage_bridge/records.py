@@ -160,13 +160,21 @@ async def write_call_record(
         end_reason=end_reason,
         transcript=tuple(session.stats.transcript),
     )
+    await store_record(store, record)
+
+
+async def store_record(store: CallStore, record: CallRecord) -> bool:
+    """Add ``record`` within :data:`RECORD_WRITE_TIMEOUT_S`: True if it was written; a
+    failure is logged (ERROR: the call id and the error's class, nothing of the record) and
+    gives False, never raised."""
     try:
         async with asyncio.timeout(RECORD_WRITE_TIMEOUT_S):
-            await store.add(record)
+            return await store.add(record)
     except Exception as exc:
         # The error class only: a database error's text quotes the statement and its
         # parameters, the caller's number among them.
-        log.error("call record of %s not written: %s", info.call_uuid, type(exc).__name__)
+        log.error("call record of %s not written: %s", record.call_uuid, type(exc).__name__)
+        return False
 
 
 def log_notes(session: CallSession) -> None:

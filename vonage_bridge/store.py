@@ -8,7 +8,9 @@ one code path, the dialect picked from ``DATABASE_URL``. Tables are created on s
 by hand on open: a ``calls`` table of the previous version (no ``front_door`` column) gets
 ``front_door VARCHAR(16) NOT NULL DEFAULT 'vonage'`` added, the same DDL on SQLite and
 PostgreSQL (``IF NOT EXISTS`` on PostgreSQL, where several instances may open at once); its
-old rows, all Vonage calls, read back as ``vonage``.
+old rows, all Vonage calls, read back as ``vonage``. The outbound columns ``call_metadata``
+(the ``POST /connect`` metadata as JSON text) and ``amd`` (``human`` / ``machine``) are added
+the same way, nullable.
 
 Timestamps are stored as naive UTC with microseconds (``TIMESTAMP WITHOUT TIME ZONE`` on
 PostgreSQL, ISO text on SQLite) and come back as aware UTC ``datetime``s.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,6 +75,9 @@ class CallRecord:
         front_door: which front door the call came through, one of :data:`FRONT_DOORS`
             (default ``vonage``); :meth:`SqlCallStore.add` refuses anything else.
         transcript: entries in the order they happened.
+        metadata: the JSON object ``POST /connect`` was given for the call, or None.
+        amd: what answering machine detection said of an outbound call: ``human``,
+            ``machine``, or None (not asked, or no answer yet).
     """
 
     call_uuid: str
@@ -85,6 +91,8 @@ class CallRecord:
     from_number: str | None = None
     to_number: str | None = None
     transcript: tuple[TranscriptEntry, ...] = field(default=())
+    metadata: dict[str, object] | None = None
+    amd: str | None = None
 
     def to_json(self, *, with_transcript: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -98,6 +106,8 @@ class CallRecord:
             "duration_s": self.duration_s,
             "end_reason": self.end_reason,
             "front_door": self.front_door,
+            "metadata": self.metadata,
+            "amd": self.amd,
         }
         if with_transcript:
             body["transcript"] = [e.to_json() for e in self.transcript]
@@ -193,6 +203,9 @@ calls_table = sa.Table(
         nullable=False,
         server_default=sa.text(f"'{FRONT_DOOR_VONAGE}'"),
     ),
+    # outbound calls (POST /connect): the caller's metadata as JSON text, and AMD's verdict
+    sa.Column("call_metadata", sa.Text, nullable=True),
+    sa.Column("amd", sa.String(16), nullable=True),
     sa.Index("ix_calls_started_at", "started_at"),
 )
 
@@ -288,6 +301,8 @@ class SqlCallStore:
                     duration_s=record.duration_s,
                     end_reason=record.end_reason,
                     front_door=record.front_door,
+                    call_metadata=_metadata_text(record.metadata),
+                    amd=record.amd,
                 )
             )
             if inserted.rowcount != 1:
@@ -386,7 +401,31 @@ def _record(row: sa.Row[Any], transcript: tuple[TranscriptEntry, ...]) -> CallRe
         end_reason=row.end_reason,
         front_door=row.front_door,
         transcript=transcript,
+        metadata=_metadata_value(row.call_metadata),
+        amd=row.amd,
     )
+
+
+def _metadata_text(metadata: dict[str, object] | None) -> str | None:
+    return None if metadata is None else json.dumps(metadata, separators=(",", ":"))
+
+
+def _metadata_value(text: str | None) -> dict[str, object] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+_ADDED_COLUMNS = {
+    "front_door": f"VARCHAR(16) NOT NULL DEFAULT '{FRONT_DOOR_VONAGE}'",
+    "call_metadata": "TEXT",
+    "amd": "VARCHAR(16)",
+}
+"""Columns a previous version's ``calls`` table may lack, and their DDL type."""
 
 
 def _add_missing_columns(conn: sa.Connection) -> list[str]:
@@ -397,13 +436,11 @@ def _add_missing_columns(conn: sa.Connection) -> list[str]:
     PostgreSQL (11+ adds it without rewriting the table).
     """
     present = {c["name"] for c in sa.inspect(conn).get_columns(calls_table.name)}
-    if "front_door" in present:
-        return []
     maybe = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
-    conn.execute(
-        sa.text(
-            f"ALTER TABLE {calls_table.name} ADD COLUMN {maybe}front_door VARCHAR(16) "
-            f"NOT NULL DEFAULT '{FRONT_DOOR_VONAGE}'"
-        )
-    )
-    return ["front_door"]
+    added = []
+    for name, ddl in _ADDED_COLUMNS.items():
+        if name in present:
+            continue
+        conn.execute(sa.text(f"ALTER TABLE {calls_table.name} ADD COLUMN {maybe}{name} {ddl}"))
+        added.append(name)
+    return added

@@ -175,7 +175,8 @@ async def test_outbound_callee_is_bridged_like_an_inbound_caller(
     ("body", "field", "code"),
     [
         ({"to": "08012345678"}, "to", "invalid_number"),
-        ({"to": "+81 80 1234 5678"}, "to", "invalid_number"),
+        ({"to": "+81 80"}, "to", "invalid_number"),
+        ({"to": "+81 80 1234 5678 9012 3456"}, "to", "invalid_number"),
         ({"to": 818012345678}, "to", "invalid_number"),
         ({"to": TO, "from": "Vonage"}, "from", "invalid_number"),
         ({"to": TO, "from": "+0123"}, "from", "invalid_number"),

@@ -1,7 +1,8 @@
-"""Twilio REST API, Call resource: hang up (``Status=completed``) and transfer (new
+"""Twilio REST API, Call resource: place an outbound call (``POST .../Calls.json`` with
+our TwiML URL and status callback), hang up (``Status=completed``) and transfer (new
 ``Twiml``) a live call. Shell: does I/O.
 
-Both are ``POST {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json``
+The updates are ``POST {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json``
 with a form body and HTTP Basic auth ``AccountSid:AuthToken``, through
 :func:`..rest.request_json` on the app's shared ``aiohttp.ClientSession``. The configurable
 base URL keeps the tests and the simulation on a plain-http loopback fake
@@ -19,8 +20,10 @@ Errors::
                             Twilio's error code (20003 bad credentials, 20404 not found)
     UpstreamTimeout    504  no answer within TWILIO_API_TIMEOUT_S
 
-Source: Twilio Call resource (https://www.twilio.com/docs/voice/api/call-resource, "Update a
-Call": ``Status``, ``Twiml``); TwiML ``<Stream>`` (https://www.twilio.com/docs/voice/twiml/stream)
+Source: Twilio Call resource (https://www.twilio.com/docs/voice/api/call-resource, "Create a
+Call": ``Url``, ``StatusCallback``, ``StatusCallbackEvent``, ``MachineDetection``; "Update a
+Call": ``Status``, ``Twiml``); answering machine detection
+(https://www.twilio.com/docs/voice/answering-machine-detection); TwiML ``<Stream>`` (https://www.twilio.com/docs/voice/twiml/stream)
 for what ends the media stream on a ``<Dial>`` transfer.
 """
 
@@ -28,9 +31,11 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from multidict import MultiDict
 
 from ..calls import RestHangUp
 from ..config import TwilioSettings
@@ -40,6 +45,8 @@ from .twiml import dial_twiml
 
 __all__ = [
     "API_VERSION",
+    "STATUS_EVENTS",
+    "TwilioCreatedCall",
     "ALREADY_ENDED_CODES",
     "CALL_SID_RE",
     "TwilioApi",
@@ -53,6 +60,20 @@ CALL_SID_RE = re.compile(r"CA[0-9a-fA-F]{32}")
 
 ALREADY_ENDED_CODES = TwilioApiError.ALREADY_ENDED_CODES
 """Twilio error codes meaning the call is gone (20404, 21220): see :class:`TwilioApiError`."""
+
+
+STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
+"""``StatusCallbackEvent`` values asked for: every step Twilio reports (failures come as the
+``completed`` event with ``CallStatus`` busy, no-answer, failed or canceled)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioCreatedCall:
+    """Twilio's 201 answer to ``POST .../Calls.json``: the call SID and its status
+    (``queued``)."""
+
+    sid: str
+    status: str
 
 
 def check_call_sid(call_sid: str) -> str:
@@ -91,6 +112,60 @@ class TwilioApi:
             ),
         }
         self._calls_url = f"{settings.api_url}/{API_VERSION}/Accounts/{settings.account_sid}/Calls"
+
+    async def create_call(
+        self,
+        *,
+        to: str,
+        from_: str,
+        url: str,
+        status_callback: str,
+        machine_detection: bool = False,
+    ) -> TwilioCreatedCall:
+        """Place an outbound call; Twilio fetches ``url`` (POST) for its TwiML when it is
+        answered and posts each step to ``status_callback``.
+
+        Args:
+            to: callee, E.164 with ``+``.
+            from_: caller id, E.164 with ``+``, one of the account's numbers.
+            url: our Voice webhook, so the callee is bridged like an inbound caller.
+            status_callback: our status callback URL (POST, :data:`STATUS_EVENTS`).
+            machine_detection: ``MachineDetection=Enable`` with ``AsyncAmd``: the verdict
+                (``AnsweredBy``) is posted to ``status_callback`` too.
+        Returns:
+            The created call.
+        Raises:
+            TwilioApiError: Twilio refused (its code and message), failed, sent no SID, or
+                could not be reached.
+            UpstreamTimeout: no answer within ``TWILIO_API_TIMEOUT_S``.
+        """
+        form: MultiDict[str] = MultiDict(
+            To=to,
+            From=from_,
+            Url=url,
+            Method="POST",
+            StatusCallback=status_callback,
+            StatusCallbackMethod="POST",
+        )
+        for event in STATUS_EVENTS:
+            form.add("StatusCallbackEvent", event)
+        if machine_detection:
+            form.update(
+                MachineDetection="Enable",
+                AsyncAmd="true",
+                AsyncAmdStatusCallback=status_callback,
+                AsyncAmdStatusCallbackMethod="POST",
+            )
+        reply = await self._api.request(
+            "POST", f"{self._calls_url}.json", "create call", headers=self._headers, form=form
+        )
+        data = reply.data
+        sid = data.get("sid") if isinstance(data, dict) else None
+        if not isinstance(sid, str) or not CALL_SID_RE.fullmatch(sid):
+            raise TwilioApiError(
+                f"Twilio create call: unexpected answer (HTTP {reply.status})", status=reply.status
+            )
+        return TwilioCreatedCall(sid=sid, status=str(data.get("status", "")))
 
     async def hang_up(self, call_sid: str) -> bool:
         """End a live call: ``Status=completed`` (200 with the call resource).

@@ -39,6 +39,7 @@ from ..core.replay import SeenIds
 from ..errors import Forbidden, InvalidRequest
 from ..logs import call_context
 from ..media_call import MediaCall, serve_media_call
+from ..outbound import OUTBOUND
 from ..store import FRONT_DOOR_TWILIO
 from ..web.answer import AnswerWebhook, admit_call
 from ..web.keys import (
@@ -148,7 +149,7 @@ async def incoming_call(request: web.Request) -> web.Response:
             CallInfo(call_sid, caller=parameters.get("from"), called=parameters.get("to")),
             PCMU_8K,  # twilio_door's Realtime side: mu-law passed through
             http=request.app[HTTP],
-            settings=settings,
+            settings=request.app[OUTBOUND].settings_for(call_sid, settings),
             tools=request.app[TOOLS].declarations(),
         )
     parameters["exp"] = str(token.exp)
@@ -242,8 +243,9 @@ async def _bridge(request: web.Request, ws: web.WebSocketResponse, start: Stream
     async def opening() -> MediaCall:
         return call  # connected and start were read before the token check
 
+    deps = app[OUTBOUND].deps_for(call_sid, call_deps(app))
     await serve_media_call(
-        ws, call_sid, opening, deps=call_deps(app), control=control, warm=app[WARM_SESSIONS]
+        ws, call_sid, opening, deps=deps, control=control, warm=app[WARM_SESSIONS]
     )
 
 

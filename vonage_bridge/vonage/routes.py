@@ -38,6 +38,7 @@ from ..core.jsonbody import loads_object
 from ..errors import Forbidden, InvalidRequest, Unauthorized
 from ..logs import call_context
 from ..media_call import MediaCall, serve_media_call
+from ..outbound import OUTBOUND, note_vonage_event
 from ..phone import bounded_headers
 from ..store import FRONT_DOOR_VONAGE
 from ..tools import ToolContext
@@ -198,7 +199,7 @@ async def answer(request: web.Request) -> web.Response:
             ),
             PCM16_24K,  # vonage_door's Realtime side, whatever the caller's rate
             http=request.app[HTTP],
-            settings=settings,
+            settings=request.app[OUTBOUND].settings_for(call_uuid, settings),
             tools=request.app[TOOLS].declarations(),
         )
     params = {"call_uuid": call_uuid, "exp": token.exp, "token": token.token}
@@ -235,6 +236,7 @@ async def event(request: web.Request) -> web.Response:
             _text(fields.get("direction")) or "?",
             _text(fields.get("to")) or "?",
         )
+        note_vonage_event(request.app, fields)  # an outbound call's outcome, if it is one
     return web.Response(status=204)
 
 
@@ -309,8 +311,9 @@ async def media(request: web.Request) -> web.StreamResponse:
             door = vonage_door(connected.sample_rate_hz, settings.call.resample_quality)
             return MediaCall(door, info, direction, ctx)
 
+        deps = app[OUTBOUND].deps_for(call_uuid, call_deps(app))
         await serve_media_call(
-            ws, call_uuid, opening, deps=call_deps(app), control=control, warm=app[WARM_SESSIONS]
+            ws, call_uuid, opening, deps=deps, control=control, warm=app[WARM_SESSIONS]
         )
         return ws
 

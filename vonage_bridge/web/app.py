@@ -22,6 +22,7 @@ from ..config import Settings
 from ..core.media_token import MediaTokenSigner
 from ..errors import ConfigError
 from ..openai_sip.routes import setup_sip
+from ..outbound import setup_outbound
 from ..realtime.prewarm import WarmSessions
 from ..store import CallStore, SqlCallStore
 from ..tools import ToolRegistry, build_registry
@@ -327,6 +328,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     if settings.sip.webhook_secret:
         setup_sip(app, settings)
     app.cleanup_ctx.append(_http_client)
+    setup_outbound(app)  # after the HTTP client: its callbacks use it
     if store is not None:
         app[STORE] = store
     else:

@@ -1,0 +1,461 @@
+"""The outbound calls of one app, from ``POST /connect`` to their last outcome. Shell.
+
+``POST /connect`` registers each call it placed (:meth:`OutboundCalls.add`), keyed by the
+carrier's call id (Vonage call UUID, Twilio call SID), with its
+:class:`~.core.call_context.CallContext`, ``status_url`` and voicemail handling. Then:
+
+- the answer URL and the media socket take the call's settings from here
+  (:meth:`OutboundCalls.settings_for`, :meth:`OutboundCalls.deps_for`): the persona with the
+  per-call instructions and variables, and a store that writes the call's ``metadata`` and
+  ``amd`` into its record;
+- the carrier's status webhooks (Vonage event URL, Twilio status callback) come here
+  (:func:`note_vonage_event`, :meth:`OutboundCalls.note`): each outcome is posted once to
+  ``status_url`` (:mod:`.callbacks`), a machine is hung up on or left a message, and a call that
+  ends without a record of its own (never answered, or answered but never bridged) gets one;
+- an entry ends with its call's last outcome (``completed`` or a failure), or after
+  :data:`ENTRY_TTL_S`; at most :data:`MAX_ENTRIES` are kept (the oldest go first).
+
+A call's ``completed`` waits (in the background) for its media call to finish, so it carries
+the record's ``end_reason`` and ``duration_s``; nothing here blocks a webhook or a call. Every
+background task is tracked and cancelled at shutdown.
+
+Sources: https://developer.vonage.com/en/voice/voice-api/webhook-reference#event-webhook,
+https://www.twilio.com/docs/voice/api/call-resource#statuscallback,
+https://developer.vonage.com/en/voice/voice-api/ncco-reference (``talk``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from .callbacks import CallbackSender
+from .calls import CallDeps
+from .config import Settings
+from .core.call_context import CallContext, MachineDetection
+from .core.outcomes import (
+    ANSWERED,
+    COMPLETED,
+    FAILURES,
+    HUMAN,
+    MACHINE,
+    outcome_payload,
+    twilio_amd,
+    twilio_outcome,
+    vonage_outcome,
+)
+from .errors import BridgeError
+from .logs import call_context
+from .records import store_record
+from .store import FRONT_DOOR_TWILIO, CallPage, CallRecord, CallStore
+from .web.keys import CALLS, HTTP, SETTINGS, STORE, TWILIO_API, VOICE_API
+
+log = logging.getLogger(__name__)
+
+ENTRY_TTL_S = 6 * 3600.0
+"""An outbound call is forgotten this long (s) after ``POST /connect`` placed it, if no last
+outcome came before."""
+MAX_ENTRIES = 10_000
+"""Outbound calls remembered at most per instance; past this the oldest is forgotten."""
+MEDIA_WAIT_S = 30.0
+"""``completed`` waits at most this long (s) for the call's media socket to finish."""
+BEEP_START = "beep_start"
+
+
+@dataclass(slots=True)
+class OutboundCall:
+    """One call ``POST /connect`` placed, and what is known of it so far.
+
+    Attributes:
+        call_id: the carrier's call id.
+        front_door: ``vonage`` or ``twilio`` (``store.FRONT_DOORS``).
+        to_number / from_number: as the carrier writes them (Vonage digits, Twilio ``+``).
+        context: the per-call context.
+        status_url: where outcomes go, or None.
+        machine_detection: voicemail handling, or None.
+        placed_at: when ``/connect`` placed it (aware UTC); placed_mono: the same, monotonic.
+        reported: the outcomes already posted (each at most once).
+        answered: the carrier said it was answered.
+        amd: ``human``, ``machine`` or None.
+        left_message: the voicemail message was started (at most once).
+        recorded: ``(end_reason, duration_s)`` of the record its media call wrote, if any.
+        finished: its last outcome came; nothing more is done for it.
+    """
+
+    call_id: str
+    front_door: str
+    to_number: str
+    from_number: str
+    context: CallContext
+    status_url: str | None = None
+    machine_detection: MachineDetection | None = None
+    placed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    placed_mono: float = field(default_factory=time.monotonic)
+    reported: set[str] = field(default_factory=set)
+    answered: bool = False
+    amd: str | None = None
+    left_message: bool = False
+    recorded: tuple[str, float] | None = None
+    finished: bool = False
+    last_callback: asyncio.Task[bool] | None = None
+
+
+class RecordExtras:
+    """A :class:`~.store.CallStore` for one outbound call's media call: adds its
+    ``metadata`` and ``amd`` to the record and notes the end reason and duration for the
+    ``completed`` callback, then writes through to the app's store (None: records off)."""
+
+    def __init__(self, inner: CallStore | None, call: OutboundCall) -> None:
+        self._inner = inner
+        self._call = call
+
+    async def add(self, record: CallRecord) -> bool:
+        call = self._call
+        call.recorded = (record.end_reason, record.duration_s)
+        if self._inner is None:
+            return False
+        extra = dataclasses.replace(record, metadata=call.context.metadata, amd=call.amd)
+        return await self._inner.add(extra)
+
+    async def get(self, call_uuid: str) -> CallRecord | None:
+        return None if self._inner is None else await self._inner.get(call_uuid)
+
+    async def page(self, *, limit: int, offset: int, front_door: str | None = None) -> CallPage:
+        if self._inner is None:
+            return CallPage([], offset, limit, None)
+        return await self._inner.page(limit=limit, offset=offset, front_door=front_door)
+
+    async def close(self) -> None:
+        """Nothing: the app owns the store."""
+
+
+class OutboundCalls:
+    """The outbound calls of one app (``OUTBOUND``).
+
+    Args:
+        app: the application (its settings, store, live calls and REST clients are read
+            when needed).
+    Attributes:
+        sender: the callback sender, from start-up on, when ``CALLBACK_SECRET`` is set.
+    """
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        self._calls: dict[str, OutboundCall] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.sender: CallbackSender | None = None
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def get(self, call_id: str) -> OutboundCall | None:
+        """The outbound call ``call_id`` while it is remembered."""
+        return self._calls.get(call_id)
+
+    def add(self, call: OutboundCall) -> None:
+        """Remember a call ``/connect`` placed; forgets expired ones and, past
+        :data:`MAX_ENTRIES`, the oldest."""
+        now = time.monotonic()
+        calls = self._calls
+        while calls:
+            oldest = next(iter(calls.values()))
+            if oldest.placed_mono > now - ENTRY_TTL_S and len(calls) < MAX_ENTRIES:
+                break
+            del calls[oldest.call_id]
+        calls[call.call_id] = call
+
+    # --- the call's settings ---------------------------------------------------------------
+
+    def settings_for(self, call_id: str, settings: Settings) -> Settings:
+        """``settings`` with the call's persona (:meth:`CallContext.persona`) when it is an
+        outbound call whose context changes it; else ``settings`` itself."""
+        call = self._calls.get(call_id)
+        if call is None or not call.context.changes_persona:
+            return settings
+        persona = call.context.persona(settings.call.system_message)
+        return settings.model_copy(
+            update={"call": settings.call.model_copy(update={"system_message": persona})}
+        )
+
+    def deps_for(self, call_id: str, deps: CallDeps) -> CallDeps:
+        """``deps`` for the media call ``call_id``: its settings (:meth:`settings_for`) and a
+        store adding its metadata and ``amd`` (:class:`RecordExtras`); ``deps`` itself for an
+        inbound call."""
+        call = self._calls.get(call_id)
+        if call is None:
+            return deps
+        return dataclasses.replace(
+            deps,
+            settings=self.settings_for(call_id, deps.settings),
+            store=RecordExtras(deps.store, call),
+        )
+
+    # --- outcomes ------------------------------------------------------------------------------
+
+    def note(
+        self,
+        call_id: str,
+        outcome: str | None,
+        *,
+        amd: str | None = None,
+        sub_state: str | None = None,
+        detail: str | None = None,
+        duration_s: float | None = None,
+    ) -> None:
+        """What a carrier said of ``call_id``: an ``outcome`` (``core.outcomes.OUTCOMES``), or
+        only an AMD verdict (``amd``: ``human`` / ``machine``). Acts in the background;
+        unknown calls and anything after the last outcome are ignored."""
+        call = self._calls.get(call_id)
+        if call is None or call.finished:
+            return
+        with call_context(call_id[:64]):
+            if amd is not None and call.amd != MACHINE:
+                call.amd = amd
+            if outcome == MACHINE or amd == MACHINE:
+                call.amd = MACHINE
+                self._report(call, MACHINE)
+                self._on_machine(call, sub_state)
+            if outcome is None or outcome == MACHINE:
+                return
+            if outcome in FAILURES:
+                if call.answered:
+                    log.info("outbound call: %s after it was answered (ignored)", outcome)
+                    return
+                self._finish(call, outcome, detail, None)
+            elif outcome == COMPLETED:
+                self._finish(call, outcome, detail, duration_s)
+            else:
+                if outcome == ANSWERED:
+                    call.answered = True
+                self._report(call, outcome)
+
+    def _report(self, call: OutboundCall, outcome: str, **completed: Any) -> None:
+        """Post ``outcome`` to the call's ``status_url`` (once per outcome)."""
+        if outcome in call.reported:
+            return
+        call.reported.add(outcome)
+        log.info("outbound call outcome: %s", outcome)
+        if call.status_url is None or self.sender is None:
+            return
+        payload = outcome_payload(
+            call.call_id, outcome, datetime.now(UTC), call.context.metadata, **completed
+        )
+        call.last_callback = self.sender.send(
+            call.call_id, call.status_url, payload, after=call.last_callback
+        )
+
+    def _finish(
+        self, call: OutboundCall, outcome: str, detail: str | None, duration_s: float | None
+    ) -> None:
+        """The last outcome: the record (if the call has none) and the callback, once the
+        media call (if any) has finished; then the call is forgotten."""
+        call.finished = True
+        self._spawn(self._close(call, outcome, detail, duration_s), call.call_id)
+
+    async def _close(
+        self, call: OutboundCall, outcome: str, detail: str | None, duration_s: float | None
+    ) -> None:
+        with call_context(call.call_id[:64]):
+            live = self._app[CALLS].get(call.call_id)
+            if live is not None:  # its record is written when it ends
+                await asyncio.wait({live.task}, timeout=MEDIA_WAIT_S)
+            store = self._app.get(STORE)
+            if call.recorded is None:
+                reason = outcome if detail is None else f"{outcome} ({detail})"
+                if call.amd == MACHINE and outcome == COMPLETED:
+                    reason = "machine"
+                written = store is not None and await store_record(
+                    store, self._record(call, reason)
+                )
+                end_reason, duration = reason, 0.0 if outcome != COMPLETED else duration_s
+            else:
+                written = store is not None
+                end_reason, duration = call.recorded
+            if outcome == COMPLETED:
+                base = self._app[SETTINGS].server.public_url.http
+                record_url = f"{base}/calls/{call.call_id}" if written else None
+                self._report(
+                    call,
+                    outcome,
+                    duration_s=duration,
+                    end_reason=end_reason,
+                    record_url=record_url,
+                )
+            else:
+                self._report(call, outcome)
+            self._calls.pop(call.call_id, None)
+
+    def _record(self, call: OutboundCall, end_reason: str) -> CallRecord:
+        ended = datetime.now(UTC)
+        return CallRecord(
+            call_uuid=call.call_id,
+            direction="outbound",
+            started_at=call.placed_at,
+            ended_at=ended,
+            duration_s=0.0,
+            end_reason=end_reason,
+            front_door=call.front_door,
+            from_number=call.from_number,
+            to_number=call.to_number,
+            metadata=call.context.metadata,
+            amd=call.amd,
+        )
+
+    def _on_machine(self, call: OutboundCall, sub_state: str | None) -> None:
+        """A machine answered: hang up at once, or speak the message at the beep."""
+        md = call.machine_detection
+        if md is None:
+            return
+        if md.on_machine == "hangup":
+            if not call.left_message:
+                call.left_message = True  # one hang-up
+                self._spawn(self._hang_up(call), call.call_id)
+        elif sub_state == BEEP_START and not call.left_message and md.message:
+            call.left_message = True
+            self._spawn(self._leave_message(call, md.message), call.call_id)
+
+    async def _hang_up(self, call: OutboundCall) -> None:
+        with call_context(call.call_id[:64]):
+            try:
+                if call.front_door == FRONT_DOOR_TWILIO:
+                    twilio = self._app.get(TWILIO_API)
+                    if twilio is not None:
+                        await twilio.hang_up(call.call_id)
+                else:
+                    vonage = self._app.get(VOICE_API)
+                    if vonage is not None:
+                        await vonage.hang_up(call.call_id)
+                log.info("voicemail: hung up on the machine")
+            except BridgeError as exc:
+                log.warning("voicemail: hang-up failed: %s", exc.message)
+
+    async def _leave_message(self, call: OutboundCall, message: str) -> None:
+        """Vonage: transfer the call to an NCCO that speaks ``message`` (``talk``); the
+        call ends when it has been said, and our media socket closes now."""
+        vonage = self._app.get(VOICE_API)
+        if vonage is None:
+            return
+        language = self._app[SETTINGS].call.greeting_language
+        ncco = [{"action": "talk", "text": message, "language": language}]
+        with call_context(call.call_id[:64]):
+            try:
+                await vonage.transfer(call.call_id, ncco)
+                log.info("voicemail: leaving the message after the beep")
+            except BridgeError as exc:
+                log.warning("voicemail: leaving the message failed: %s", exc.message)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], call_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"outbound-{call_id[:64]}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for the background work started so far (tests)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def close(self) -> None:
+        """Shutdown: cancel the background work, then the pending callbacks."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        if self.sender is not None:
+            await self.sender.close()
+
+
+OUTBOUND = web.AppKey("outbound_calls", OutboundCalls)
+"""The app's :class:`OutboundCalls`."""
+
+
+def note_vonage_event(app: web.Application, fields: dict[str, Any]) -> None:
+    """A verified Vonage event URL request, for the outbound call it names (``uuid``, or
+    ``call_uuid`` for ``machine`` / ``human``); nothing for other calls."""
+    calls = app.get(OUTBOUND)
+    if calls is None:
+        return
+    call_id = fields.get("uuid") or fields.get("call_uuid")
+    if not isinstance(call_id, str) or calls.get(call_id) is None:
+        return
+    status = fields.get("status")
+    detail = fields.get("detail") or fields.get("reason")
+    sub_state = fields.get("sub_state")
+    calls.note(
+        call_id,
+        vonage_outcome(status),
+        amd=HUMAN if status == HUMAN else None,
+        sub_state=sub_state if isinstance(sub_state, str) else None,
+        detail=detail[:64] if isinstance(detail, str) else None,
+        duration_s=_seconds(fields.get("duration")),
+    )
+
+
+def note_twilio_status(app: web.Application, fields: dict[str, str]) -> None:
+    """A verified Twilio status callback (``CallStatus``) or asynchronous AMD callback
+    (``AnsweredBy``), for the outbound call it names (``CallSid``)."""
+    calls = app.get(OUTBOUND)
+    call_id = fields.get("CallSid")
+    if calls is None or call_id is None or calls.get(call_id) is None:
+        return
+    outcome = twilio_outcome(fields.get("CallStatus"))
+    amd = twilio_amd(fields.get("AnsweredBy"))
+    if "AnsweredBy" in fields:
+        outcome = None  # the AMD callback repeats CallStatus: in-progress
+    calls.note(
+        call_id,
+        outcome,
+        amd=amd,
+        detail=fields.get("SipResponseCode"),
+        duration_s=_seconds(fields.get("CallDuration")),
+    )
+
+
+def _seconds(value: object) -> float | None:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def setup_outbound(app: web.Application) -> None:
+    """Keep the app's :class:`OutboundCalls` and mount the Twilio status callback (with
+    ``TWILIO_ACCOUNT_SID``). Call after the HTTP client's cleanup context is appended: the
+    callback sender uses it, and is closed before it."""
+    from .twilio import status  # the route imports this module
+
+    calls = app[OUTBOUND] = OutboundCalls(app)
+    if app[SETTINGS].twilio.enabled:
+        app.router.add_routes(status.routes)
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        secret = app[SETTINGS].outbound.callback_secret
+        if secret is not None:
+            calls.sender = CallbackSender(app[HTTP], secret.get_secret_value())
+        yield
+        await calls.close()
+
+    app.cleanup_ctx.append(lifetime)
+
+
+__all__ = [
+    "OUTBOUND",
+    "OutboundCall",
+    "OutboundCalls",
+    "RecordExtras",
+    "note_twilio_status",
+    "note_vonage_event",
+    "setup_outbound",
+]
