@@ -1,6 +1,15 @@
-"""Fake Twilio REST API (the Call resource's update) on aiohttp, bound to 127.0.0.1.
+"""Fake Twilio REST API (the Call resource's create and update) on aiohttp, bound to
+127.0.0.1.
 
 Entry ring (I/O): used by the integration tests and the simulation, never by the core.
+
+- ``POST /2010-04-01/Accounts/{AccountSid}/Calls.json`` (Basic auth, a form with ``To``,
+  ``From`` and ``Url``) records the request (:attr:`FakeTwilioApi.created`), registers the
+  call as ``queued`` and answers 201 with its resource; :meth:`FakeTwilioApi.post_status`
+  then posts its status callbacks (``CallStatus`` ringing, in-progress, completed, busy,
+  no-answer, failed, canceled) to its ``StatusCallback``, and :meth:`FakeTwilioApi.post_amd`
+  the asynchronous AMD verdict (``AnsweredBy``) to its ``AsyncAmdStatusCallback``, both signed
+  with ``X-Twilio-Signature`` as Twilio signs webhooks.
 
 - ``POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`` checks HTTP Basic auth
   (``AccountSid:AuthToken``) and a form body (``application/x-www-form-urlencoded``) with
@@ -12,8 +21,11 @@ Entry ring (I/O): used by the integration tests and the simulation, never by the
 - Knobs (:class:`FakeTwilioApiOptions`) inject an error status or a delay (timeouts), or
   accept any well-formed call SID as a live call.
 
-Source: Twilio Call resource "Update a Call" and its error shape
-(https://www.twilio.com/docs/voice/api/call-resource, /docs/errors/20003, /20404, /21220).
+Source: Twilio Call resource "Create a Call", "Update a Call", the status callback and its
+error shape (https://www.twilio.com/docs/voice/api/call-resource, /docs/errors/20003, /20404,
+/21220); answering machine detection
+(https://www.twilio.com/docs/voice/answering-machine-detection); webhook signatures
+(https://www.twilio.com/docs/usage/webhooks/webhooks-security).
 """
 
 from __future__ import annotations
@@ -27,7 +39,9 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from twilio.request_validator import RequestValidator
 
 from .server import LoopbackServer
 
@@ -103,6 +117,10 @@ class FakeTwilioApi(LoopbackServer):
             arrival order, whatever the answer (404 and injected errors included).
         refused: one reason string per request refused for its credentials.
         calls: call SID -> status (``in-progress``, ``completed``, ``canceled``).
+        created: call SID -> the form fields of the ``Calls.json`` request that created it
+            (a repeated field, ``StatusCallbackEvent``, as a list).
+        callbacks: ``(call SID, form fields, HTTP status of the bridge's answer)`` per
+            status or AMD callback posted.
     """
 
     account_sid: str
@@ -111,9 +129,15 @@ class FakeTwilioApi(LoopbackServer):
     requests: list[TwilioApiRequest] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     calls: dict[str, str] = field(default_factory=dict)
+    created: dict[str, dict[str, Any]] = field(default_factory=dict)
+    callbacks: list[tuple[str, dict[str, str], int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._init_server()
+        self._http: aiohttp.ClientSession | None = None
+        self.app.router.add_post(
+            f"/{API_VERSION}/Accounts/{{account_sid}}/Calls.json", self._create
+        )
         self.app.router.add_post(
             f"/{API_VERSION}/Accounts/{{account_sid}}/Calls/{{call_file}}", self._update
         )
@@ -159,7 +183,94 @@ class FakeTwilioApi(LoopbackServer):
             lambda: next((r for r in self.requests if match(r)), None), timeout
         )
 
-    # --- handler -----------------------------------------------------------------------------
+    async def post_status(self, call_sid: str, call_status: str, *, duration_s: int = 0) -> int:
+        """Post a status callback of the created call ``call_sid`` to its ``StatusCallback``
+        (signed); returns the HTTP status the bridge answered.
+
+        Args:
+            call_status: ``ringing``, ``in-progress``, ``completed``, ``busy``,
+                ``no-answer``, ``failed`` or ``canceled``.
+            duration_s: ``CallDuration`` (sent on ``completed``).
+        Raises:
+            KeyError: no such call was created.
+        """
+        sent = self.created[call_sid]
+        fields = self._callback_fields(call_sid, sent)
+        fields["CallStatus"] = call_status
+        fields["CallbackSource"] = "call-progress-events"
+        if call_status == "completed":
+            fields["CallDuration"] = str(duration_s)
+        self.calls[call_sid] = call_status
+        return await self._post_callback(call_sid, sent["StatusCallback"], fields)
+
+    async def post_amd(self, call_sid: str, answered_by: str) -> int:
+        """Post the asynchronous AMD verdict (``AnsweredBy``: ``human``,
+        ``machine_start``, ``machine_end_beep``, ``fax``, ``unknown``...) of the created call
+        ``call_sid`` to its ``AsyncAmdStatusCallback`` (signed); the bridge's HTTP status.
+
+        Raises:
+            KeyError: no such call was created, or it did not ask for AMD.
+        """
+        sent = self.created[call_sid]
+        fields = self._callback_fields(call_sid, sent)
+        fields.update(AnsweredBy=answered_by, MachineDetectionDuration="2100")
+        return await self._post_callback(call_sid, sent["AsyncAmdStatusCallback"], fields)
+
+    def _callback_fields(self, call_sid: str, sent: dict[str, Any]) -> dict[str, str]:
+        return {
+            "AccountSid": self.account_sid,
+            "ApiVersion": API_VERSION,
+            "CallSid": call_sid,
+            "CallStatus": self.calls.get(call_sid, "queued"),
+            "Direction": "outbound-api",
+            "From": sent["From"],
+            "To": sent["To"],
+            "Called": sent["To"],
+            "Caller": sent["From"],
+            "Timestamp": formatdate(usegmt=True),
+        }
+
+    async def _post_callback(self, call_sid: str, url: str, fields: dict[str, str]) -> int:
+        signature = RequestValidator(self.auth_token).compute_signature(url, fields)
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        headers = {"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"}
+        async with self._http.post(url, data=fields, headers=headers) as resp:
+            status = resp.status
+        self.callbacks.append((call_sid, fields, status))
+        return status
+
+    async def _before_cleanup(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    # --- handlers ----------------------------------------------------------------------------
+
+    async def _create(self, request: web.Request) -> web.Response:
+        if (
+            not self._authenticated(request)
+            or request.match_info["account_sid"] != self.account_sid
+        ):
+            return _json(twilio_error(401, 20003, "Authenticate"), 401, auth_challenge=True)
+        if request.content_type != "application/x-www-form-urlencoded":
+            return _json(twilio_error(400, 20001, "Expected a form-encoded body"), 400)
+        form = await request.post()
+        fields: dict[str, Any] = {k: str(v) for k, v in form.items()}
+        fields["StatusCallbackEvent"] = [str(v) for v in form.getall("StatusCallbackEvent", [])]
+        await self._delay(self.options.update_delay_s)
+        if self.options.update_status is not None:
+            status = self.options.update_status
+            return _json(twilio_error(status, 20500, "Internal Server Error (injected)"), status)
+        for required in ("To", "From", "Url"):
+            if not fields.get(required):
+                return _json(twilio_error(400, 21201, f"Missing parameter {required}"), 400)
+        call_sid = new_call_sid()
+        self.calls[call_sid] = "queued"
+        await self._record(lambda: self.created.__setitem__(call_sid, fields))
+        body = self._call_resource(call_sid)
+        body.update(direction="outbound-api", to=fields["To"], **{"from": fields["From"]})
+        return _json(body, 201)
 
     async def _update(self, request: web.Request) -> web.Response:
         path_account = request.match_info["account_sid"]

@@ -12,6 +12,11 @@ Entry ring (I/O): used by the integration tests, never by the core.
   ``{"type", "title", "detail", "instance"}``.
 - Knobs (:class:`FakeVoiceApiOptions`) inject an error status and body, or a delay (to
   exercise timeouts), for either request.
+- :meth:`FakeVoiceApi.post_event` posts a call status event to the event URL a created call
+  gave, as Vonage does (JSON, POST; ``uuid``, or ``call_uuid`` for ``machine`` / ``human``
+  from Advanced Machine Detection, with ``sub_state: beep_start`` when the beep is heard;
+  ``duration`` and friends on ``completed``), signed like a real one when the fake has the
+  signature secret.
 
 :func:`sign_webhook` builds the HS256 JWT Vonage puts on signed webhooks and on the media
 socket's handshake (``authorization: {"type": "vonage"}``).
@@ -20,7 +25,8 @@ Sources: the Voice API reference (https://developer.vonage.com/en/api/voice; its
 definition ``definitions/voice.yml`` in https://github.com/Nexmo/api-specification); the
 application JWT's claims (https://developer.vonage.com/en/getting-started/concepts/authentication);
 signed webhooks (https://developer.vonage.com/en/voice/voice-api/guides/signed-webhooks) and
-their ``payload_hash`` (https://api.support.vonage.com/hc/en-us/articles/19033783342876).
+their ``payload_hash``; the event webhook
+(https://developer.vonage.com/en/voice/voice-api/webhook-reference#event-webhook) and its (https://api.support.vonage.com/hc/en-us/articles/19033783342876).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -99,23 +106,31 @@ class FakeVoiceApi(LoopbackServer):
         public_key: the application's public key (verifies the RS256 JWTs).
         application_id: the application id the JWT's ``application_id`` must equal.
         options: knobs; ``FakeVoiceApiOptions()`` by default.
+        signature_secret: signs the events :meth:`post_event` sends (as Vonage signs
+            webhooks); None sends them unsigned.
 
     Attributes:
         created: one record per accepted or refused ``POST /v1/calls`` that passed the JWT
-            check: ``{"body", "claims", "uuid"}`` (``uuid`` None when an error was injected).
+            check: ``{"body", "claims", "uuid", "conversation_uuid"}`` (``uuid`` None and no
+            ``conversation_uuid`` when an error was injected).
         hangups: ``(call uuid, body)`` per ``PUT /v1/calls/{uuid}`` that passed the JWT check.
         refused: one reason string per request refused for its JWT.
+        events: ``(call uuid, event body, HTTP status of the bridge's answer)`` per event
+            :meth:`post_event` sent.
     """
 
     public_key: RSAPublicKey
     application_id: str
     options: FakeVoiceApiOptions = field(default_factory=FakeVoiceApiOptions)
+    signature_secret: str | None = None
     created: list[dict[str, Any]] = field(default_factory=list)
     hangups: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any], int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._init_server()
+        self._http: aiohttp.ClientSession | None = None
         self.app.router.add_post("/v1/calls", self._create)
         self.app.router.add_put("/v1/calls/{uuid}", self._modify)
 
@@ -128,6 +143,81 @@ class FakeVoiceApi(LoopbackServer):
         return await self._wait_recorded(
             lambda: next((body for u, body in self.hangups if u == call_uuid), None), timeout
         )
+
+    def created_call(self, call_uuid: str) -> dict[str, Any]:
+        """The record of the created call ``call_uuid`` (see :attr:`created`).
+
+        Raises:
+            KeyError: no such call was created.
+        """
+        for record in self.created:
+            if record["uuid"] == call_uuid:
+                return record
+        raise KeyError(call_uuid)
+
+    async def post_event(
+        self,
+        call_uuid: str,
+        status: str,
+        *,
+        sub_state: str | None = None,
+        detail: str | None = None,
+        duration_s: int = 0,
+    ) -> int:
+        """Post the event ``status`` of the created call ``call_uuid`` to its event URL, as
+        Vonage does; returns the HTTP status the bridge answered.
+
+        Args:
+            status: ``started``, ``ringing``, ``answered``, ``machine``, ``human``,
+                ``busy``, ``timeout``, ``unanswered``, ``rejected``, ``failed``,
+                ``cancelled``, ``completed``...
+            sub_state: ``beep_start`` on the ``machine`` event sent when the beep is heard.
+            detail: the failure's ``detail`` (``unavailable``, ``declined``...).
+            duration_s: ``duration`` of ``completed``.
+        Raises:
+            KeyError: no such call was created.
+        """
+        record = self.created_call(call_uuid)
+        sent = record["body"]
+        url = sent["event_url"][0]
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        body: dict[str, Any] = {
+            "from": sent["from"]["number"],
+            "to": sent["to"][0]["number"],
+            "conversation_uuid": record["conversation_uuid"],
+            "status": status,
+            "direction": "outbound",
+            "timestamp": now,
+        }
+        body["call_uuid" if status in ("machine", "human") else "uuid"] = call_uuid
+        if sub_state is not None:
+            body["sub_state"] = sub_state
+        if detail is not None:
+            body["detail"] = detail
+        if status == "completed":
+            body.update(
+                duration=str(duration_s),
+                start_time=now,
+                end_time=now,
+                rate="0.00",
+                price="0.00",
+                network="44123",
+            )
+        raw = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.signature_secret is not None:
+            headers["Authorization"] = sign_webhook(self.signature_secret, raw)
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        async with self._http.post(url, data=raw, headers=headers) as resp:
+            answered = resp.status
+        self.events.append((call_uuid, body, answered))
+        return answered
+
+    async def _before_cleanup(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     # --- handlers ----------------------------------------------------------------------------
 
@@ -143,13 +233,14 @@ class FakeVoiceApi(LoopbackServer):
             error = self.options.create_error or vonage_error(status, "Error", "injected")
             return web.json_response(error, status=status)
         record["uuid"] = call_uuid = str(uuid.uuid4())
+        record["conversation_uuid"] = conversation_uuid = f"CON-{uuid.uuid4()}"
         await self._record(lambda: self.created.append(record))
         return web.json_response(
             {
                 "uuid": call_uuid,
                 "status": "started",
                 "direction": "outbound",
-                "conversation_uuid": f"CON-{uuid.uuid4()}",
+                "conversation_uuid": conversation_uuid,
             },
             status=201,
         )
