@@ -432,8 +432,9 @@ def _seconds(value: object) -> float | None:
 
 def setup_outbound(app: web.Application) -> None:
     """Keep the app's :class:`OutboundCalls` and mount the Twilio status callback (with
-    ``TWILIO_ACCOUNT_SID``). Call after the HTTP client's cleanup context is appended: the
-    callback sender uses it, and is closed before it."""
+    ``TWILIO_ACCOUNT_SID``). Call after the HTTP client's and the store's cleanup contexts are
+    appended: the callbacks and the records of failed calls use them, and the background work
+    is cancelled before they close."""
     from .twilio import status  # the route imports this module
 
     calls = app[OUTBOUND] = OutboundCalls(app)

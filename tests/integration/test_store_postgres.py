@@ -210,3 +210,32 @@ async def test_postgres_previous_version_table_gets_the_front_door_column(pg_url
     finally:
         await first.close()
         await second.close()
+
+
+OUTBOUND_SCHEMA = "vb_outbound_test"
+"""This branch's own schema, so parallel runs on the shared server do not collide."""
+
+
+async def test_outbound_metadata_and_amd_round_trip_on_postgresql(pg_url: str) -> None:
+    engine = create_async_engine(async_url(pg_url))
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {OUTBOUND_SCHEMA} CASCADE"))
+        await conn.execute(sa.text(f"CREATE SCHEMA {OUTBOUND_SCHEMA}"))
+    scoped = engine.execution_options(schema_translate_map={None: OUTBOUND_SCHEMA})
+    try:
+        async with scoped.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        store = SqlCallStore(scoped)
+        meta: dict[str, object] = {"crm_id": 42, "tags": ["vip", "é"]}
+        await store.add(record(1, metadata=meta, amd="machine"))
+        await store.add(record(2))
+        got = await store.get("pg-1")
+        assert got is not None and (got.metadata, got.amd) == (meta, "machine")
+        plain = await store.get("pg-2")
+        assert plain is not None and (plain.metadata, plain.amd) == (None, None)
+        page = await store.page(limit=10, offset=0)
+        assert {r.call_uuid: r.amd for r in page.records} == {"pg-1": "machine", "pg-2": None}
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {OUTBOUND_SCHEMA} CASCADE"))
+        await engine.dispose()

@@ -549,3 +549,34 @@ def test_missing_faq_kb_file_stays_an_error_with_a_missing_persona(
     with pytest.raises(ConfigError) as info:
         Settings.from_env({**env, "FAQ_KB_PATH": kb})
     assert info.value.problems == [f"FAQ_KB_PATH={kb!r}: file not found"]
+
+
+# --- outbound: CALLBACK_SECRET and TWILIO_OUTBOUND_FROM ----------------------------------------
+
+
+def test_outbound_settings_are_optional(env: dict[str, str]) -> None:
+    outbound = Settings.from_env(env).outbound
+    assert outbound.callback_secret is None and outbound.twilio_from is None
+
+
+def test_outbound_settings_are_read_and_the_secret_stays_out_of_repr(env: dict[str, str]) -> None:
+    secret = "whsec_" + "Y2FsbGJhY2stc2VjcmV0LWJ5dGVz"
+    settings = Settings.from_env(
+        {**env, "CALLBACK_SECRET": secret, "TWILIO_OUTBOUND_FROM": "+14155550100"}
+    )
+    assert settings.outbound.callback_secret is not None
+    assert settings.outbound.callback_secret.get_secret_value() == secret
+    assert settings.outbound.twilio_from == "14155550100"
+    assert secret not in repr(settings)
+
+
+@pytest.mark.parametrize("secret", ["Y2FsbGJhY2stc2VjcmV0LWJ5dGVz", "whsec_!!not-base64", "whsec_"])
+def test_bad_callback_secret_is_a_config_error_naming_it_without_its_value(
+    env: dict[str, str], secret: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**env, "CALLBACK_SECRET": secret, "TWILIO_OUTBOUND_FROM": "Twilio"})
+    assert problem_names(info.value) == ["CALLBACK_SECRET", "TWILIO_OUTBOUND_FROM"]
+    assert "CALLBACK_SECRET=***: must be whsec_" in info.value.message
+    if len(secret) > len("whsec_"):
+        assert secret not in info.value.message

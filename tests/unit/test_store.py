@@ -289,3 +289,44 @@ async def test_previous_version_database_gets_the_front_door_column(
     with contextlib.closing(sqlite3.connect(path)) as db:
         columns = {row[1]: row for row in db.execute("PRAGMA table_info(calls)")}
     assert columns["front_door"][2:5] == ("VARCHAR(16)", 1, "'vonage'")  # type, NOT NULL, default
+
+
+# --- outbound columns: metadata and amd ----------------------------------------------------
+
+
+async def test_metadata_and_amd_round_trip_and_are_in_the_json(store: SqlCallStore) -> None:
+    meta: dict[str, object] = {"crm_id": 42, "tags": ["vip", "é"], "nested": {"a": None}}
+    await store.add(record(1, metadata=meta, amd="machine"))
+    await store.add(record(2))
+    got = await store.get("uuid-1")
+    assert got is not None and got.metadata == meta and got.amd == "machine"
+    plain = await store.get("uuid-2")
+    assert plain is not None and plain.metadata is None and plain.amd is None
+    page = await store.page(limit=10, offset=0)
+    listed = {r.call_uuid: r.to_json(with_transcript=False) for r in page.records}
+    assert listed["uuid-1"]["metadata"] == meta and listed["uuid-1"]["amd"] == "machine"
+    assert listed["uuid-2"]["metadata"] is None and listed["uuid-2"]["amd"] is None
+
+
+async def test_a_front_door_era_database_gets_the_outbound_columns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "front-door-era.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(OLD_SQLITE_SCHEMA)
+        db.execute("ALTER TABLE calls ADD COLUMN front_door VARCHAR(16) NOT NULL DEFAULT 'vonage'")
+        db.commit()
+    caplog.set_level(logging.INFO, logger="vonage_bridge.store")
+    store = await SqlCallStore.open(f"sqlite:///{path}")
+    try:
+        old = await store.get("old-1")
+        assert old is not None and old.metadata is None and old.amd is None
+        await store.add(record(1, metadata={"k": "v"}, amd="human"))
+        new = await store.get("uuid-1")
+        assert new is not None and (new.metadata, new.amd) == ({"k": "v"}, "human")
+    finally:
+        await store.close()
+    added = sorted(
+        r.getMessage().rsplit(".", 1)[1] for r in caplog.records if "added column" in r.getMessage()
+    )
+    assert added == ["amd", "call_metadata"]

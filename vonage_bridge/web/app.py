@@ -328,11 +328,11 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     if settings.sip.webhook_secret:
         setup_sip(app, settings)
     app.cleanup_ctx.append(_http_client)
-    setup_outbound(app)  # after the HTTP client: its callbacks use it
     if store is not None:
         app[STORE] = store
     else:
         app.cleanup_ctx.append(_call_store)
+    setup_outbound(app)  # after the HTTP client and the store: closed before both
     app.on_shutdown.append(_close_warm_sessions)
     app.on_shutdown.append(_close_calls)
     _startup_report(settings, app[TOOLS])
