@@ -385,6 +385,12 @@ async def test_machine_with_hangup_is_hung_up_at_once(
     record = await record_of(call, uuid)
     assert record.amd == "machine" and record.end_reason == "machine"
     assert len(voice_api.hangups) == 1
+    # as Vonage sends them: machine events name the call with call_uuid, not uuid
+    machine = [body for _, body, _ in voice_api.events if body["status"] == "machine"]
+    assert all("call_uuid" in b and "uuid" not in b for b in machine)
+    assert machine[-1]["sub_state"] == "beep_start"
+    completed = voice_api.events[-1][1]
+    assert completed["uuid"] == uuid and completed["duration"] == "0"
 
 
 async def test_machine_with_leave_message_speaks_it_at_the_beep(

@@ -91,9 +91,10 @@ class FakeTwilioApiOptions:
     """Knobs for the fake.
 
     Attributes:
-        update_status: answer every authenticated update with this status (and a generic
-            Twilio error body) instead of applying it; None applies it.
-        update_delay_s: wait this long (s) before answering an update.
+        update_status: answer every authenticated update, and every ``Calls.json`` create,
+            with this status (and a generic Twilio error body) instead of applying it; None
+            applies it.
+        update_delay_s: wait this long (s) before answering an update or a create.
         accept_any_call: treat any well-formed, unregistered call SID as a live call instead
             of answering 404.
     """
