@@ -8,7 +8,8 @@
     │   ├── Unauthorized     401   missing credentials
     │   ├── Forbidden        403   wrong credentials, bad media token
     │   ├── InvalidRequest   400   malformed body or field
-    │   │   └── JsonTooDeep  400   JSON nested too deep to parse (also a ValueError)
+    │   │   ├── JsonTooDeep  400   JSON nested too deep to parse (also a ValueError)
+    │   │   └── InvalidField 400   one field of a request body is bad; .field names it
     │   ├── TooManyRequests  429   over a rate limit (unsigned calls a minute)
     │   └── WebhookRejected  400   an OpenAI webhook failed its signature check or is unusable
     ├── ProtocolError              a wire format was broken
@@ -81,6 +82,19 @@ class Forbidden(RequestError):
 class InvalidRequest(RequestError):
     code = "invalid_request"
     http_status = 400
+
+
+class InvalidField(InvalidRequest):
+    """One field of a request body is bad (``POST /connect``): 400 with ``code`` and
+    ``field``; the message starts with ``"{field}: "``.
+
+    Attributes:
+        field: the field's name (``to``, ``variables``...; ``body`` for unknown fields).
+    """
+
+    def __init__(self, field: str, message: str, *, code: str = "invalid_field") -> None:
+        super().__init__(f"{field}: {message}", code=code)
+        self.field = field
 
 
 class TooManyRequests(RequestError):

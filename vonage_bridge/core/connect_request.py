@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
-from ..errors import InvalidRequest
+from ..errors import InvalidField
 from .call_context import RESERVED_VARIABLES, CallContext, MachineDetection
 
 __all__ = [
@@ -63,18 +63,6 @@ _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _ASSISTANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _REGION = re.compile(r"[A-Za-z]{2}")
 _LOOPBACK_NAMES = frozenset({"localhost"})
-
-
-class InvalidField(InvalidRequest):
-    """One field of a request body is bad: 400 with ``code`` and ``field``.
-
-    Attributes:
-        field: the field's name (``to``, ``variables``...; ``body`` for unknown fields).
-    """
-
-    def __init__(self, field: str, message: str, *, code: str = "invalid_field") -> None:
-        super().__init__(f"{field}: {message}", code=code)
-        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
