@@ -272,10 +272,11 @@ class OutboundCalls:
                 reason = outcome if detail is None else f"{outcome} ({detail})"
                 if call.amd == MACHINE and outcome == COMPLETED:
                     reason = "machine"
+                duration = (duration_s or 0.0) if outcome == COMPLETED else 0.0
                 written = store is not None and await store_record(
-                    store, self._record(call, reason)
+                    store, self._record(call, reason, duration)
                 )
-                end_reason, duration = reason, 0.0 if outcome != COMPLETED else duration_s
+                end_reason = reason
             else:
                 written = store is not None
                 end_reason, duration = call.recorded
@@ -293,14 +294,16 @@ class OutboundCalls:
                 self._report(call, outcome)
             self._calls.pop(call.call_id, None)
 
-    def _record(self, call: OutboundCall, end_reason: str) -> CallRecord:
+    def _record(self, call: OutboundCall, end_reason: str, duration_s: float) -> CallRecord:
+        """The record of a call whose media never came: ``duration_s`` is the carrier's
+        (0 for a call never answered)."""
         ended = datetime.now(UTC)
         return CallRecord(
             call_uuid=call.call_id,
             direction="outbound",
             started_at=call.placed_at,
             ended_at=ended,
-            duration_s=0.0,
+            duration_s=duration_s,
             end_reason=end_reason,
             front_door=call.front_door,
             from_number=call.from_number,

@@ -378,19 +378,20 @@ async def test_machine_with_hangup_is_hung_up_at_once(
     await voice_api.post_event(uuid, "machine")
     assert await voice_api.wait_hangup(uuid, timeout=5 * SECOND) == {"action": "hangup"}
     await voice_api.post_event(uuid, "machine", sub_state="beep_start")  # no second hang-up
-    await voice_api.post_event(uuid, "completed")
+    await voice_api.post_event(uuid, "completed", duration_s=6)
     outcomes = await receiver.statuses(3)
     assert [o["status"] for o in outcomes] == ["answered", "machine", "completed"]
-    assert outcomes[-1]["end_reason"] == "machine"
+    assert (outcomes[-1]["end_reason"], outcomes[-1]["duration_s"]) == ("machine", 6.0)
     record = await record_of(call, uuid)
     assert record.amd == "machine" and record.end_reason == "machine"
+    assert record.duration_s == 6.0 and record.metadata is None
     assert len(voice_api.hangups) == 1
     # as Vonage sends them: machine events name the call with call_uuid, not uuid
     machine = [body for _, body, _ in voice_api.events if body["status"] == "machine"]
     assert all("call_uuid" in b and "uuid" not in b for b in machine)
     assert machine[-1]["sub_state"] == "beep_start"
     completed = voice_api.events[-1][1]
-    assert completed["uuid"] == uuid and completed["duration"] == "0"
+    assert completed["uuid"] == uuid and completed["duration"] == "6"
 
 
 async def test_machine_with_leave_message_speaks_it_at_the_beep(
