@@ -272,6 +272,19 @@ class LogSettings(_Group):
     format: Annotated[str, cv.choice("auto", "text", "json")] = Field("auto", alias="LOG_FORMAT")
 
 
+class MetricsSettings(_Group):
+    """Prometheus metrics (``metrics``), served at ``/metrics`` on a port of their own
+    (``METRICS_PORT``, on ``HOST``), off the public service; ``0`` serves nothing.
+    Source: https://prometheus.io/docs/instrumenting/exposition_formats/"""
+
+    port: int = Field(9091, alias="METRICS_PORT", ge=0, le=65535)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether ``/metrics`` is served (``METRICS_PORT`` is not 0)."""
+        return self.port != 0
+
+
 class Settings(BaseSettings):
     """Every setting of the service; build with :meth:`from_env`. ``warnings``: what does not
     stop start-up but the start-up log must say (a missing persona file)."""
@@ -287,6 +300,7 @@ class Settings(BaseSettings):
     sip: SipSettings = SipSettings.model_validate({})
     twilio: TwilioSettings = TwilioSettings.model_validate({})
     webhooks: WebhookSettings = WebhookSettings.model_validate({})
+    metrics: MetricsSettings = MetricsSettings.model_validate({})
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -330,5 +344,6 @@ class Settings(BaseSettings):
 
 _GROUPS: tuple[type[_Group], ...] = (ServerSettings, OpenAISettings, CallSettings, LogSettings)
 _GROUPS += (VonageSettings, StoreSettings, SipSettings, TwilioSettings, WebhookSettings)
+_GROUPS += (MetricsSettings,)
 _FIELDS = {f.alias: f for g in _GROUPS for f in g.model_fields.values() if f.alias}
 """Every variable the settings read, and its field."""

@@ -40,6 +40,7 @@ from ..errors import (
     RemoteProtocolError,
     UpstreamError,
 )
+from ..metrics import METRICS
 from ..realtime.connection import open_realtime
 from ..realtime.protocol import client_event, parse_server_event
 from ..records import log_notes, log_summary, summarize, write_call_record
@@ -226,6 +227,7 @@ async def serve_sideband(
     loop = asyncio.get_running_loop()
     began = loop.time()
     reason = "sideband not opened"
+    METRICS.call_started(FRONT_DOOR_OPENAI_SIP)
     try:
         ws = await open_realtime(deps.http, settings.openai, call_id=info.call_uuid)
         reason = await _Sideband(ws, session, sip, tools, ctx).run(greeting)
@@ -246,6 +248,10 @@ async def serve_sideband(
             end_reason=f"{FRONT_DOOR_OPENAI_SIP}: {reason}",
         )
         log_summary(summary)
+        METRICS.call_finished(FRONT_DOOR_OPENAI_SIP)
+        METRICS.call_ended(
+            FRONT_DOOR_OPENAI_SIP, "inbound", summary.end_reason, summary, session.stats
+        )
         await write_call_record(
             deps.store,
             session,

@@ -51,7 +51,7 @@ from ..web.keys import (
     WARM_SESSIONS,
     call_deps,
 )
-from ..web.middleware import claim_call
+from ..web.middleware import claim_call, count_rejection
 from .rest import TwilioHangUp
 from .signature import candidate_urls, signature_algorithm, verify_twilio_signature
 from .twiml import answer_twiml, bounded_parameters
@@ -192,15 +192,18 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
             signer.verify(call_sid, exp, token, now)
         except Forbidden as exc:
             log.warning("Twilio stream refused: %s", exc.message)
+            count_rejection(request, Forbidden(exc.message, code="media_token_invalid"))
             await close_socket(ws, WSCloseCode.POLICY_VIOLATION, "invalid media token")
             return ws
         if call_sid in app[CALLS]:
             log.warning("Twilio stream refused: a media socket is already open for this call")
+            count_rejection(request, Forbidden("media socket open", code="media_busy"))
             await close_socket(ws, WSCloseCode.POLICY_VIOLATION, "a media socket is already open")
             return ws
         started = app[STREAMS_STARTED]
         if started.seen(call_sid, now):
             log.warning("Twilio stream refused: a stream for this call already started")
+            count_rejection(request, Forbidden("stream started", code="media_busy"))
             await close_socket(
                 ws, WSCloseCode.POLICY_VIOLATION, "a stream for this call already started"
             )

@@ -45,6 +45,7 @@ from .keys import (
     VOICE_API,
     WARM_SESSIONS,
 )
+from .metrics_site import metrics_site
 from .middleware import json_errors
 
 log = logging.getLogger(__name__)
@@ -326,6 +327,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
         twilio.setup_twilio(app)
     if settings.sip.webhook_secret:
         setup_sip(app, settings)
+    app.cleanup_ctx.append(metrics_site)  # first in, last out: scraped until the end
     app.cleanup_ctx.append(_http_client)
     if store is not None:
         app[STORE] = store
