@@ -499,7 +499,8 @@ async def run_call(
             the call ends first); None opens a new one.
     Returns:
         The call's summary (also logged as one INFO line, and the end as ERROR when we ended
-        it by fault).
+        it by fault). Meanwhile each reply's latency and the Realtime connect time went to
+        ``metrics``; the call's own counters are moved by the caller of this, at its end.
     """
     info = session.info
     ctx = tool_ctx or ToolContext(

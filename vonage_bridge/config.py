@@ -337,6 +337,11 @@ class Settings(BaseSettings):
             settings = cls(**values)
         except ValidationError as exc:
             raise ConfigError([describe(e, _FIELDS) for e in exc.errors()] + problems) from None
+        if settings.metrics.port == settings.server.port:
+            problems.append(
+                f"METRICS_PORT={settings.metrics.port}: the same as PORT; the metrics need a "
+                "port of their own (or 0: off)"
+            )
         if problems:
             raise ConfigError(problems)
         return settings

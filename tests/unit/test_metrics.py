@@ -8,8 +8,10 @@ from prometheus_client import CollectorRegistry
 
 from vonage_bridge.bridge import TOO_FAST_REASON
 from vonage_bridge.calls import SHUTDOWN_REASON
+from vonage_bridge.config import Settings
 from vonage_bridge.core.call_data import CallStats
 from vonage_bridge.errors import (
+    ConfigError,
     Forbidden,
     InvalidRequest,
     JsonTooDeep,
@@ -179,3 +181,16 @@ def test_rejections_count_on_webhook_routes_only() -> None:
         s.labels["route"] for f in m.registry.collect() for s in f.samples if "route" in s.labels
     }
     assert routes == {"/twilio/incoming-call"}
+
+
+def test_metrics_port_must_not_be_the_service_port() -> None:
+    env = {"OPENAI_API_KEY": "sk-x", "SERVER_URL": "http://x", "ALLOW_UNSIGNED_WEBHOOKS": "true"}
+    assert Settings.from_env(env).metrics.port == 9091
+    assert Settings.from_env({**env, "METRICS_PORT": "0"}).metrics.enabled is False
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**env, "PORT": "3000", "METRICS_PORT": "3000"})
+    (problem,) = info.value.problems
+    assert problem.startswith("METRICS_PORT=3000: the same as PORT")
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({**env, "METRICS_PORT": "nine"})
+    assert "METRICS_PORT='nine'" in info.value.problems[0]

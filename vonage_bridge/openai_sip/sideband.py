@@ -196,8 +196,9 @@ async def serve_sideband(
     greeting: dict[str, Any],
     started_at: datetime,
 ) -> None:
-    """Run an accepted SIP call's sideband to its end, then log its summary and write its
-    record (``front_door="openai-sip"``, end reason ``openai-sip: <why>``).
+    """Run an accepted SIP call's sideband to its end, then log its summary, count it
+    (``metrics``) and write its record (``front_door="openai-sip"``, end reason
+    ``openai-sip: <why>``).
 
     Args:
         deps: the application's parts (``calls`` is not used: SIP calls have no media socket).
