@@ -34,7 +34,8 @@ def metrics_app(registry: CollectorRegistry) -> web.Application:
     (``text/plain; version=0.0.4``); nothing else is served (404)."""
 
     async def scrape(request: web.Request) -> web.Response:
-        # ~1 ms of the loop's time per scrape (every 15 s or so): not worth a thread.
+        # A few ms of the loop's time per scrape (every 15 s or so); a thread would not
+        # help: the library's text rendering holds the GIL.
         return web.Response(
             body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
