@@ -14,11 +14,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import test_outbound
 import test_sip_call
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from support import SECOND, StartCall
 from test_barge_in_call import BYTES_PER_MS
+from test_outbound import vonage_env
 from test_sip_call import StartSip, post_call
 from test_tools_call import function_call
 from test_vonage_call import connected, speech
@@ -26,9 +28,11 @@ from test_vonage_call import connected, speech
 from vonage_bridge.errors import ConfigError
 from vonage_bridge.sim.harness import RunningBridge, sim_env
 from vonage_bridge.sim.realtime import FakeRealtimeOptions
+from vonage_bridge.sim.vonage_api import FakeVoiceApi
 from vonage_bridge.web.keys import CALLS, SIP, WARM_SESSIONS
 
-start_sip = test_sip_call.start_sip  # the SIP fixture, shared
+start_sip = test_sip_call.start_sip  # the fixtures, shared
+voice_api = test_outbound.voice_api
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 SECRET = "vonage-signature-secret-for-tests-0123456789"
@@ -170,6 +174,31 @@ async def test_a_sip_call_is_counted_under_its_front_door(start_sip: StartSip) -
     assert moved(before, after, "vonage_bridge_calls_active", front_door="openai-sip") == 0
     count = "vonage_bridge_call_duration_seconds_count"
     assert moved(before, after, count, front_door="openai-sip") == 1
+
+
+async def test_a_transferred_call_is_counted_as_a_transfer(
+    start_call: StartCall, voice_api: FakeVoiceApi
+) -> None:
+    port = free_port()
+    env = vonage_env(voice_api, TRANSFER_NUMBER="447700900123", **metrics_env(port))
+    call = await start_call(**env)
+    http = call.http
+    before = await values(http, port)
+    caller, rt = await connected(call)
+    live = call.bridge.app[CALLS][caller.call_uuid]
+    await rt.wait_for_event("session.update", timeout=5 * SECOND)
+    function_call(rt, "call_1", "transfer_call", {"reason": "wants a human"})
+    await voice_api.wait_hangup(caller.call_uuid, timeout=5 * SECOND)  # the REST transfer
+    await rt.wait_for_event("conversation.item.create", timeout=5 * SECOND)  # its result
+    await caller.hang_up()  # Vonage moves the caller: our leg's socket closes
+    done, _ = await asyncio.wait({live.task}, timeout=10 * SECOND)
+    assert done
+    after = await values(http, port)
+    call_end = {"front_door": "vonage", "direction": "inbound"}
+    assert moved(before, after, "vonage_bridge_calls_total", **call_end, end="transfer") == 1
+    assert moved(before, after, "vonage_bridge_calls_total", **call_end, end="caller") == 0
+    tools = "vonage_bridge_tool_calls_total"
+    assert moved(before, after, tools, tool="transfer_call", outcome="ok") == 1
 
 
 async def test_rejected_webhooks_are_counted_by_route_and_reason(start_call: StartCall) -> None:
