@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import socket
@@ -16,6 +17,7 @@ import aiohttp
 import pytest
 import test_outbound
 import test_sip_call
+import test_twilio_call
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from support import SECOND, StartCall
@@ -23,16 +25,20 @@ from test_barge_in_call import BYTES_PER_MS
 from test_outbound import vonage_env
 from test_sip_call import StartSip, post_call
 from test_tools_call import function_call
+from test_twilio_call import AUTH_TOKEN, StartTwilio
 from test_vonage_call import connected, speech
 
 from vonage_bridge.errors import ConfigError
 from vonage_bridge.sim.harness import RunningBridge, sim_env
 from vonage_bridge.sim.realtime import FakeRealtimeOptions
 from vonage_bridge.sim.vonage_api import FakeVoiceApi
+from vonage_bridge.twilio.signature import sign_request
 from vonage_bridge.web.keys import CALLS, SIP, WARM_SESSIONS
 
 start_sip = test_sip_call.start_sip  # the fixtures, shared
 voice_api = test_outbound.voice_api
+twilio_api = test_twilio_call.twilio_api
+start_twilio = test_twilio_call.start_twilio
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 SECRET = "vonage-signature-secret-for-tests-0123456789"
@@ -40,6 +46,22 @@ UUID_RE = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 )
 NUMBER_RE = re.compile(r"\+?[0-9][0-9 .:-]*")
+STREAM_START = json.dumps(
+    {
+        "event": "start",
+        "sequenceNumber": "1",
+        "streamSid": "MZ" + "1" * 32,
+        "start": {
+            "streamSid": "MZ" + "1" * 32,
+            "accountSid": test_twilio_call.ACCOUNT_SID,
+            "callSid": "CA" + "2" * 32,
+            "tracks": ["inbound"],
+            "customParameters": {"call_sid": "CA" + "2" * 32, "exp": "9999999999"},
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        },
+    }
+)
+"""A Twilio stream's ``start`` whose parameters carry no media token."""
 
 
 def free_port() -> int:
@@ -224,6 +246,29 @@ async def test_rejected_webhooks_are_counted_by_route_and_reason(start_call: Sta
     assert moved(before, after, rejected, route="/event", reason="bad_input") == 1
     assert moved(before, after, rejected, route="/vonage/ws", reason="bad_token") == 2
     assert not [k for k in after if k[0] == rejected and ("route", "/connect") in k[1]]
+
+
+async def test_refused_twilio_webhooks_and_streams_are_counted(
+    start_twilio: StartTwilio,
+) -> None:
+    port = free_port()
+    tw = await start_twilio(**metrics_env(port))
+    http, url = tw.call.http, tw.call.bridge.url
+    before = await values(http, port)
+    form = {"CallSid": "CA" + "2" * 32, "From": "+447700900000", "To": "+447700900555"}
+    async with http.post(f"{url}/twilio/incoming-call", data=form) as resp:
+        assert resp.status == 403  # no X-Twilio-Signature
+    stream_url = url.replace("http", "ws") + "/twilio/media-stream"
+    headers = {"X-Twilio-Signature": sign_request(AUTH_TOKEN, stream_url)}
+    async with http.ws_connect(stream_url, headers=headers) as ws:
+        await ws.send_str(STREAM_START)
+        msg = await ws.receive(timeout=5 * SECOND)
+        assert msg.type is aiohttp.WSMsgType.CLOSE and ws.close_code == 1008  # no token
+    after = await values(http, port)
+    rejected = "vonage_bridge_webhooks_rejected_total"
+    hook = {"route": "/twilio/incoming-call", "reason": "bad_signature"}
+    assert moved(before, after, rejected, **hook) == 1
+    assert moved(before, after, rejected, route="/twilio/media-stream", reason="bad_token") == 1
 
 
 def listening_ports() -> set[int]:

@@ -29,9 +29,9 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ..errors import BridgeError, InvalidRequest
+from ..errors import BridgeError
 from ..logs import call_context, client_error_reason
-from ..metrics import METRICS, reject_reason
+from ..metrics import METRICS, REJECT_INPUT, reject_reason
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,18 @@ _NOT_COPIED = frozenset({"content-type", "content-length", "content-encoding"})
 """Headers of an ``HTTPException`` that describe its own body, which the JSON one replaces."""
 
 
-def count_rejection(request: web.Request, exc: BridgeError) -> None:
-    """Count ``request``'s refusal with ``exc`` (a 4xx) in
-    ``vonage_bridge_webhooks_rejected_total``, labelled by its route's path (only the front
-    doors' routes count) and the kind of refusal (``metrics.reject_reason``)."""
+def count_refusal(request: web.Request, reason: str) -> None:
+    """Count ``request``'s refusal in ``vonage_bridge_webhooks_rejected_total``, labelled by
+    its route's path (only the front doors' routes count) and ``reason`` (one of
+    ``metrics.REJECT_REASONS``)."""
     route = request.match_info.route.resource
-    METRICS.webhook_rejected(route.canonical if route is not None else None, reject_reason(exc))
+    METRICS.webhook_rejected(route.canonical if route is not None else None, reason)
+
+
+def count_rejection(request: web.Request, exc: BridgeError) -> None:
+    """:func:`count_refusal` for a refusal with ``exc`` (a 4xx), its reason from its code
+    (``metrics.reject_reason``)."""
+    count_refusal(request, reject_reason(exc))
 
 
 def error_response(status: int, code: str, message: str) -> web.Response:
@@ -86,7 +92,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(status, exc.code, exc.message)
     except web.RequestPayloadError as exc:
         reason = client_error_reason(exc)
-        count_rejection(request, InvalidRequest(reason, code="unreadable_body"))
+        count_refusal(request, REJECT_INPUT)
         log.info("%s %s -> 400 unreadable_body: %s", request.method, request.path, reason)
         return error_response(400, "unreadable_body", f"request body could not be read: {reason}")
     except web.HTTPException as exc:
@@ -94,7 +100,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         code = exc.reason.lower().replace(" ", "_")
         if exc.status < 500:
-            count_rejection(request, InvalidRequest(exc.reason, code=code))
+            count_refusal(request, REJECT_INPUT)
             log.info("%s %s -> %d %s", request.method, request.path, exc.status, code)
         else:
             log.error("%s %s -> %d %s", request.method, request.path, exc.status, code)
