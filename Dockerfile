@@ -30,6 +30,8 @@ COPY system-message.txt ./
 
 USER bridge
 EXPOSE 3000
+# Prometheus metrics (METRICS_PORT; README "Metrics"): for a scraper, never the public.
+EXPOSE 9091
 
 # slim has no curl: ask GET /health with the standard library (non-2xx or no answer -> 1).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \

@@ -301,6 +301,7 @@ async def start_bridge(
         # The fake Vonage callers do not sign; hundreds of calls a minute are the point here.
         "ALLOW_UNSIGNED_WEBHOOKS": "true",
         "UNSIGNED_CALLS_PER_MINUTE": "100000",
+        "METRICS_PORT": "0",  # off unless asked: --bridge-env METRICS_PORT=<a free port>
     }
     if twilio is not None:  # the Twilio front door, signatures checked as in production
         env["TWILIO_ACCOUNT_SID"] = twilio.account_sid

@@ -58,12 +58,19 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from .audio.formats import FRAME_MS
 from .calls import CallControl, LiveCall, close_socket
 from .config import OpenAISettings
-from .core.events import ResponseCreated, SpeechStarted, SpeechStopped, StreamStopped
+from .core.events import (
+    ResponseCreated,
+    SessionUpdated,
+    SpeechStarted,
+    SpeechStopped,
+    StreamStopped,
+)
 from .core.frontdoor import FrontDoor
 from .core.ledger import NOTIFY_EVERY_MS
 from .core.ratelimit import TokenBucket
 from .core.session import CallSession, Phase
 from .errors import RealtimeConnectError, RemoteProtocolError
+from .metrics import METRICS
 from .realtime.connection import open_realtime
 from .realtime.prewarm import UNUSED_REASON, WarmSession
 from .realtime.protocol import client_event, parse_server_event
@@ -120,6 +127,8 @@ class _CallBridge:
         self.loop = asyncio.get_running_loop()
         self.stopped_at: float | None = None
         self.reply_latency_ms: list[float] = []
+        self.reply_latency = METRICS.reply_latency_for(door.name)  # observed once a reply
+        self.connect_began: float | None = None  # loop time the Realtime upgrade began
         self.warned: set[str] = set()
         self.rt_close_sent: int | None = None  # set when we closed the Realtime socket
         # caller audio policed at real time (hot path: one take() per frame)
@@ -236,6 +245,9 @@ class _CallBridge:
                     self.reply_awaited = True  # the caller's turn ended (create_response)
                 elif isinstance(event, ResponseCreated | SpeechStarted):
                     self.reply_awaited = False  # it started, or the caller speaks again
+                elif isinstance(event, SessionUpdated) and self.connect_began is not None:
+                    METRICS.realtime_connected(self.rt_heard_at - self.connect_began)
+                    self.connect_began = None
                 if session.has_output:
                     await self.flush()
             elif msg.type is WSMsgType.BINARY:
@@ -265,7 +277,9 @@ class _CallBridge:
             frames = playout.take(loop.time())
             if frames:
                 if self.stopped_at is not None:
-                    self.reply_latency_ms.append((loop.time() - self.stopped_at) * 1000.0)
+                    latency_s = loop.time() - self.stopped_at
+                    self.reply_latency_ms.append(latency_s * 1000.0)
+                    self.reply_latency.observe(latency_s)
                     self.stopped_at = None
                 if sender.ready:  # nothing yields from here to the write: no barge-in between
                     for i in range(0, len(frames), MARK_FRAMES):
@@ -359,6 +373,7 @@ class _CallBridge:
         if warm is not None:
             rt = await warm.socket()  # cancelled here: close() discards it
             if rt is not None:
+                self.connect_began = warm.started_at  # waited for: session.updated is live
                 self.adopted(warm, rt)
                 update = session.realtime_opened()
                 if update != warm.update:  # never expected: same builder, same call info
@@ -366,6 +381,7 @@ class _CallBridge:
                     await rt.send_str(update)
                 return
             self.warm = None
+        self.connect_began = self.clock()
         rt = self.rt = await open_realtime(self.http, self.openai)
         await rt.send_str(session.realtime_opened())
 
@@ -483,7 +499,8 @@ async def run_call(
             the call ends first); None opens a new one.
     Returns:
         The call's summary (also logged as one INFO line, and the end as ERROR when we ended
-        it by fault).
+        it by fault). Meanwhile each reply's latency and the Realtime connect time went to
+        ``metrics``; the call's own counters are moved by the caller of this, at its end.
     """
     info = session.info
     ctx = tool_ctx or ToolContext(

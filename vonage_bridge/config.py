@@ -289,6 +289,19 @@ class LogSettings(_Group):
     format: Annotated[str, cv.choice("auto", "text", "json")] = Field("auto", alias="LOG_FORMAT")
 
 
+class MetricsSettings(_Group):
+    """Prometheus metrics (``metrics``), served at ``/metrics`` on a port of their own
+    (``METRICS_PORT``, on ``HOST``), off the public service; ``0`` serves nothing.
+    Source: https://prometheus.io/docs/instrumenting/exposition_formats/"""
+
+    port: int = Field(9091, alias="METRICS_PORT", ge=0, le=65535)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether ``/metrics`` is served (``METRICS_PORT`` is not 0)."""
+        return self.port != 0
+
+
 class Settings(BaseSettings):
     """Every setting of the service; build with :meth:`from_env`. ``warnings``: what does not
     stop start-up but the start-up log must say (a missing persona file)."""
@@ -305,6 +318,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = TwilioSettings.model_validate({})
     webhooks: WebhookSettings = WebhookSettings.model_validate({})
     outbound: OutboundSettings = OutboundSettings.model_validate({})
+    metrics: MetricsSettings = MetricsSettings.model_validate({})
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -341,6 +355,11 @@ class Settings(BaseSettings):
             settings = cls(**values)
         except ValidationError as exc:
             raise ConfigError([describe(e, _FIELDS) for e in exc.errors()] + problems) from None
+        if settings.metrics.port == settings.server.port:
+            problems.append(
+                f"METRICS_PORT={settings.metrics.port}: the same as PORT; the metrics need a "
+                "port of their own (or 0: off)"
+            )
         if problems:
             raise ConfigError(problems)
         return settings
@@ -349,5 +368,6 @@ class Settings(BaseSettings):
 _GROUPS: tuple[type[_Group], ...] = (ServerSettings, OpenAISettings, CallSettings, LogSettings)
 _GROUPS += (VonageSettings, StoreSettings, SipSettings, TwilioSettings, WebhookSettings)
 _GROUPS += (OutboundSettings,)
+_GROUPS += (MetricsSettings,)
 _FIELDS = {f.alias: f for g in _GROUPS for f in g.model_fields.values() if f.alias}
 """Every variable the settings read, and its field."""

@@ -2,7 +2,8 @@
 
 :func:`serve_media_call`: register the :class:`~.calls.LiveCall` -> read the door's opening
 messages -> build the session (adopting the call's warm Realtime session, if any) ->
-:func:`~.bridge.run_call` -> write the record -> unregister, in ``finally``.
+:func:`~.bridge.run_call` -> write the record and count the call (``metrics``) -> unregister,
+in ``finally``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .calls import CallControl, CallDeps, LiveCall
 from .core.call_data import CallInfo
 from .core.frontdoor import FrontDoor
 from .core.session import CallSession
+from .metrics import METRICS
 from .realtime.prewarm import WarmSessions
 from .records import CallSummary, write_call_record
 from .tools import ToolContext
@@ -90,6 +92,7 @@ async def serve_media_call(
         started_at = datetime.now(UTC)
         adopted = warm.take(call_id) if warm is not None else None
         summary: CallSummary | None = None
+        METRICS.call_started(call.door.name)
         try:
             summary = await run_call(
                 ws,
@@ -104,17 +107,18 @@ async def serve_media_call(
                 warm=adopted,
             )
         finally:  # run_call closed both sockets: off the audio path
+            METRICS.call_finished(call.door.name)
+            end_reason = (
+                summary.end_reason if summary is not None else live.ending or "call handler stopped"
+            )
+            METRICS.call_ended(call.door.name, call.direction, end_reason, summary, session.stats)
             await write_call_record(
                 deps.store,
                 session,
                 front_door=call.door.name,
                 direction=call.direction,
                 started_at=started_at,
-                end_reason=(
-                    summary.end_reason
-                    if summary is not None
-                    else live.ending or "call handler stopped"
-                ),
+                end_reason=end_reason,
                 duration_s=summary.duration_s if summary is not None else None,
             )
         return summary

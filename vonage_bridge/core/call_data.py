@@ -66,3 +66,8 @@ class CallStats:
     dropped_deltas: int = 0
     transcript: list[TranscriptEntry] = field(default_factory=list)
     """Entries in order, stamped with :attr:`.session.CallSession.now`."""
+    realtime_error_codes: dict[str | None, int] = field(default_factory=dict)
+    """The errors ``realtime_errors`` counts, by their ``error.code`` (None: none given)."""
+    transferred: bool = False
+    """A tool transferred the call (set by the shell's tool runner): the carrier then ends
+    our leg, which looks like the caller hanging up."""

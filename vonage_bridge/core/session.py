@@ -418,6 +418,8 @@ class CallSession:
                 self._note(NoteLevel.DEBUG, f"Realtime: {event.message}")
             case RealtimeError():
                 self.stats.realtime_errors += 1
+                codes = self.stats.realtime_error_codes
+                codes[event.code] = codes.get(event.code, 0) + 1
                 self._note(
                     NoteLevel.WARNING,
                     f"Realtime error {event.type}/{event.code}: {event.message}"

@@ -40,6 +40,7 @@ from ..errors import (
     RemoteProtocolError,
     UpstreamError,
 )
+from ..metrics import METRICS
 from ..realtime.connection import open_realtime
 from ..realtime.protocol import client_event, parse_server_event
 from ..records import log_notes, log_summary, summarize, write_call_record
@@ -195,8 +196,9 @@ async def serve_sideband(
     greeting: dict[str, Any],
     started_at: datetime,
 ) -> None:
-    """Run an accepted SIP call's sideband to its end, then log its summary and write its
-    record (``front_door="openai-sip"``, end reason ``openai-sip: <why>``).
+    """Run an accepted SIP call's sideband to its end, then log its summary, count it
+    (``metrics``) and write its record (``front_door="openai-sip"``, end reason
+    ``openai-sip: <why>``).
 
     Args:
         deps: the application's parts (``calls`` is not used: SIP calls have no media socket).
@@ -226,6 +228,7 @@ async def serve_sideband(
     loop = asyncio.get_running_loop()
     began = loop.time()
     reason = "sideband not opened"
+    METRICS.call_started(FRONT_DOOR_OPENAI_SIP)
     try:
         ws = await open_realtime(deps.http, settings.openai, call_id=info.call_uuid)
         reason = await _Sideband(ws, session, sip, tools, ctx).run(greeting)
@@ -246,6 +249,10 @@ async def serve_sideband(
             end_reason=f"{FRONT_DOOR_OPENAI_SIP}: {reason}",
         )
         log_summary(summary)
+        METRICS.call_finished(FRONT_DOOR_OPENAI_SIP)
+        METRICS.call_ended(
+            FRONT_DOOR_OPENAI_SIP, "inbound", summary.end_reason, summary, session.stats
+        )
         await write_call_record(
             deps.store,
             session,

@@ -57,7 +57,8 @@ class RunningBridge(ClosedOnExit):
 def sim_env(openai_base_url: str, **overrides: str) -> dict[str, str]:
     """Settings for a local run against the fake Realtime server (no accounts): the fake
     callers do not sign, so this opts out of webhook verification (``ALLOW_UNSIGNED_WEBHOOKS``;
-    override it with ``"false"`` to run signed)."""
+    override it with ``"false"`` to run signed). Metrics are off (``METRICS_PORT=0``: several
+    bridges run at once here; give a free port to scrape them)."""
     env = {
         "OPENAI_API_KEY": "sk-sim",
         "OPENAI_BASE_URL": openai_base_url,
@@ -67,6 +68,7 @@ def sim_env(openai_base_url: str, **overrides: str) -> dict[str, str]:
         "LOG_FORMAT": "text",
         "DATABASE_URL": "sqlite:///:memory:",  # call records kept in memory, no file left behind
         "ALLOW_UNSIGNED_WEBHOOKS": "true",  # the fake Vonage caller does not sign
+        "METRICS_PORT": "0",
     }
     env.update(overrides)
     return env

@@ -39,6 +39,7 @@ from ..core.replay import SeenIds
 from ..errors import Forbidden, InvalidRequest
 from ..logs import call_context
 from ..media_call import MediaCall, serve_media_call
+from ..metrics import REJECT_TOKEN
 from ..outbound import OUTBOUND
 from ..store import FRONT_DOOR_TWILIO
 from ..web.answer import AnswerWebhook, admit_call
@@ -52,7 +53,7 @@ from ..web.keys import (
     WARM_SESSIONS,
     call_deps,
 )
-from ..web.middleware import claim_call
+from ..web.middleware import claim_call, count_refusal
 from .rest import TwilioHangUp
 from .signature import candidate_urls, signature_algorithm, verify_twilio_signature
 from .twiml import answer_twiml, bounded_parameters
@@ -193,15 +194,18 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
             signer.verify(call_sid, exp, token, now)
         except Forbidden as exc:
             log.warning("Twilio stream refused: %s", exc.message)
+            count_refusal(request, REJECT_TOKEN)
             await close_socket(ws, WSCloseCode.POLICY_VIOLATION, "invalid media token")
             return ws
         if call_sid in app[CALLS]:
             log.warning("Twilio stream refused: a media socket is already open for this call")
+            count_refusal(request, REJECT_TOKEN)
             await close_socket(ws, WSCloseCode.POLICY_VIOLATION, "a media socket is already open")
             return ws
         started = app[STREAMS_STARTED]
         if started.seen(call_sid, now):
             log.warning("Twilio stream refused: a stream for this call already started")
+            count_refusal(request, REJECT_TOKEN)
             await close_socket(
                 ws, WSCloseCode.POLICY_VIOLATION, "a stream for this call already started"
             )

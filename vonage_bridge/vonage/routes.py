@@ -54,7 +54,7 @@ from ..web.keys import (
     WARM_SESSIONS,
     call_deps,
 )
-from ..web.middleware import CALL_ID, claim_call, error_response
+from ..web.middleware import CALL_ID, claim_call, count_rejection, error_response
 from .ncco import answer_ncco, connect_from_number
 from .signing import query_payload, single_values, verify_signed_request
 from .voice_api import CallHangUp
@@ -269,11 +269,12 @@ async def media(request: web.Request) -> web.StreamResponse:
         try:
             signer.verify(call_uuid, exp, token, time.time())
         except Forbidden as exc:
-            return _refused(exc)
+            return _refused(request, exc)
         await check_signature(request, handshake=True)
         if call_uuid in app[CALLS]:
             return _refused(
-                Forbidden("a media socket is already open for this call", code="media_busy")
+                request,
+                Forbidden("a media socket is already open for this call", code="media_busy"),
             )
         ws = web.WebSocketResponse(max_msg_size=MAX_CALLER_MESSAGE_BYTES, heartbeat=30.0)
         if not ws.can_prepare(request).ok:
@@ -281,7 +282,7 @@ async def media(request: web.Request) -> web.StreamResponse:
         try:  # spent now, before the upgrade: a second socket with it is refused above
             signer.redeem(call_uuid, exp, token, time.time())
         except Forbidden as exc:  # another upgrade spent it while we checked the signature
-            return _refused(exc)
+            return _refused(request, exc)
         await ws.prepare(request)
         api = app.get(VOICE_API)
         # A call whose answer URL had no uuid cannot be hung up over REST.
@@ -318,9 +319,10 @@ async def media(request: web.Request) -> web.StreamResponse:
         return ws
 
 
-def _refused(exc: Forbidden) -> web.Response:
-    """The media upgrade refused: one WARNING line (in the call's log context, no token) and
-    the 403 JSON body naming the problem."""
+def _refused(request: web.Request, exc: Forbidden) -> web.Response:
+    """The media upgrade refused: one WARNING line (in the call's log context, no token),
+    counted as a rejected webhook, and the 403 JSON body naming the problem."""
+    count_rejection(request, exc)
     log.warning("media socket refused: %s", exc.message)
     return error_response(exc.http_status, exc.code, exc.message)
 

@@ -25,7 +25,7 @@ from ..calls import UNKNOWN_CALL_PREFIX
 from ..core.media_token import MediaToken
 from ..logs import call_context
 from .keys import GUARDS, SIGNER
-from .middleware import error_response
+from .middleware import count_rejection, error_response
 
 __all__ = ["AnswerWebhook", "admit_call"]
 
@@ -81,6 +81,7 @@ def admit_call(
         if not signed:
             refused = request.app[GUARDS].refuse_unsigned_call(time.monotonic())
             if refused is not None:
+                count_rejection(request, refused)
                 return error_response(refused.http_status, refused.code, refused.message)
         if not named:
             door.log.warning("%s; using %s", door.missing, call_id)

@@ -46,6 +46,7 @@ from .keys import (
     VOICE_API,
     WARM_SESSIONS,
 )
+from .metrics_site import metrics_site
 from .middleware import json_errors
 
 log = logging.getLogger(__name__)
@@ -301,8 +302,9 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     the Twilio Voice webhook ``POST /twilio/incoming-call`` and Media Streams socket
     ``/twilio/media-stream``; ``POST /connect`` (outbound
     calls; answers 503 while its settings are missing); ``GET /calls`` and
-    ``GET /calls/{uuid}`` (call records). ``store`` replaces the store ``DATABASE_URL``
-    names (the caller then owns it and closes it).
+    ``GET /calls/{uuid}`` (call records). With ``METRICS_PORT`` (not 0), ``GET /metrics`` on
+    that port, a site of its own (``metrics_site``). ``store`` replaces the store
+    ``DATABASE_URL`` names (the caller then owns it and closes it).
     """
     app = web.Application(middlewares=[json_errors])
     app[SETTINGS] = settings
@@ -327,6 +329,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
         twilio.setup_twilio(app)
     if settings.sip.webhook_secret:
         setup_sip(app, settings)
+    app.cleanup_ctx.append(metrics_site)  # first in, last out: scraped until the end
     app.cleanup_ctx.append(_http_client)
     if store is not None:
         app[STORE] = store

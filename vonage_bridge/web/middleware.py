@@ -13,6 +13,10 @@ handler set one):
 - anything else is our bug: 500 ``internal_error`` saying nothing about it, and the traceback
   in the log only (ERROR).
 
+Every 4xx answered on a front door's webhook or media route is also counted in
+``vonage_bridge_webhooks_rejected_total`` (:func:`count_rejection`; the routes that answer a
+refusal without raising count theirs with it too).
+
 Sources: aiohttp middlewares and exceptions
 (https://docs.aiohttp.org/en/stable/web_advanced.html#middlewares,
 https://docs.aiohttp.org/en/stable/web_exceptions.html); RFC 9110 section 15.5.1 (400).
@@ -27,6 +31,7 @@ from aiohttp.typedefs import Handler
 
 from ..errors import BridgeError
 from ..logs import call_context, client_error_reason
+from ..metrics import METRICS, REJECT_INPUT, reject_reason
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,20 @@ _NOT_COPIED = frozenset({"content-type", "content-length", "content-encoding"})
 """Headers of an ``HTTPException`` that describe its own body, which the JSON one replaces."""
 
 
+def count_refusal(request: web.Request, reason: str) -> None:
+    """Count ``request``'s refusal in ``vonage_bridge_webhooks_rejected_total``, labelled by
+    its route's path (only the front doors' routes count) and ``reason`` (one of
+    ``metrics.REJECT_REASONS``)."""
+    route = request.match_info.route.resource
+    METRICS.webhook_rejected(route.canonical if route is not None else None, reason)
+
+
+def count_rejection(request: web.Request, exc: BridgeError) -> None:
+    """:func:`count_refusal` for a refusal with ``exc`` (a 4xx), its reason from its code
+    (``metrics.reject_reason``)."""
+    count_refusal(request, reject_reason(exc))
+
+
 def error_response(status: int, code: str, message: str) -> web.Response:
     """A JSON error body with ``status``."""
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
@@ -58,6 +77,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except BridgeError as exc:
         status = exc.http_status
         level = logging.ERROR if status >= 500 else logging.INFO
+        if status < 500:
+            count_rejection(request, exc)
         with call_context(request.get(CALL_ID, "-")):
             log.log(
                 level,
@@ -71,6 +92,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(status, exc.code, exc.message)
     except web.RequestPayloadError as exc:
         reason = client_error_reason(exc)
+        count_refusal(request, REJECT_INPUT)
         log.info("%s %s -> 400 unreadable_body: %s", request.method, request.path, reason)
         return error_response(400, "unreadable_body", f"request body could not be read: {reason}")
     except web.HTTPException as exc:
@@ -78,6 +100,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         code = exc.reason.lower().replace(" ", "_")
         if exc.status < 500:
+            count_refusal(request, REJECT_INPUT)
             log.info("%s %s -> %d %s", request.method, request.path, exc.status, code)
         else:
             log.error("%s %s -> %d %s", request.method, request.path, exc.status, code)
