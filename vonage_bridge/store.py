@@ -4,11 +4,12 @@
 needs; :class:`SqlCallStore` implements it for SQLite (``aiosqlite``, the default, a file next
 to the app) and PostgreSQL (``asyncpg``, for several instances) with SQLAlchemy 2 Core async:
 one code path, the dialect picked from ``DATABASE_URL``. Tables are created on start-up
-(``metadata.create_all``); there is no migration framework yet. The one upgrade so far is done
-by hand on open: a ``calls`` table of the previous version (no ``front_door`` column) gets
-``front_door VARCHAR(16) NOT NULL DEFAULT 'vonage'`` added, the same DDL on SQLite and
-PostgreSQL (``IF NOT EXISTS`` on PostgreSQL, where several instances may open at once); its
-old rows, all Vonage calls, read back as ``vonage``.
+(``metadata.create_all``); there is no migration framework yet. The upgrades so far are done
+by hand on open: a ``calls`` table of a previous version gets the columns it lacks, the same
+DDL on SQLite and PostgreSQL (``IF NOT EXISTS`` on PostgreSQL, where several instances may
+open at once): ``front_door VARCHAR(16) NOT NULL DEFAULT 'vonage'`` (old rows, all Vonage
+calls, read back as ``vonage``), ``assistant VARCHAR(64)`` and ``assistant_version INTEGER``
+(NULL on old rows).
 
 Timestamps are stored as naive UTC with microseconds (``TIMESTAMP WITHOUT TIME ZONE`` on
 PostgreSQL, ISO text on SQLite) and come back as aware UTC ``datetime``s.
@@ -72,6 +73,8 @@ class CallRecord:
         front_door: which front door the call came through, one of :data:`FRONT_DOORS`
             (default ``vonage``); :meth:`SqlCallStore.add` refuses anything else.
         transcript: entries in the order they happened.
+        assistant / assistant_version: the assistant that answered and its version (0: the
+            built-in default); None on records written before assistants.
     """
 
     call_uuid: str
@@ -85,6 +88,8 @@ class CallRecord:
     from_number: str | None = None
     to_number: str | None = None
     transcript: tuple[TranscriptEntry, ...] = field(default=())
+    assistant: str | None = None
+    assistant_version: int | None = None
 
     def to_json(self, *, with_transcript: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -98,6 +103,8 @@ class CallRecord:
             "duration_s": self.duration_s,
             "end_reason": self.end_reason,
             "front_door": self.front_door,
+            "assistant": self.assistant,
+            "assistant_version": self.assistant_version,
         }
         if with_transcript:
             body["transcript"] = [e.to_json() for e in self.transcript]
@@ -193,6 +200,8 @@ calls_table = sa.Table(
         nullable=False,
         server_default=sa.text(f"'{FRONT_DOOR_VONAGE}'"),
     ),
+    sa.Column("assistant", sa.String(64), nullable=True),
+    sa.Column("assistant_version", sa.Integer, nullable=True),
     sa.Index("ix_calls_started_at", "started_at"),
 )
 
@@ -270,6 +279,12 @@ class SqlCallStore:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def turns(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """The turn-taking of this store's database (a lock on SQLite, nothing on
+        PostgreSQL), for another store on the same engine (``assistants.store``)."""
+        return self._turns
+
     async def add(self, record: CallRecord) -> bool:
         if record.front_door not in FRONT_DOORS:
             raise ValueError(f"front_door must be one of {FRONT_DOORS}, not {record.front_door!r}")
@@ -288,6 +303,8 @@ class SqlCallStore:
                     duration_s=record.duration_s,
                     end_reason=record.end_reason,
                     front_door=record.front_door,
+                    assistant=record.assistant,
+                    assistant_version=record.assistant_version,
                 )
             )
             if inserted.rowcount != 1:
@@ -386,7 +403,17 @@ def _record(row: sa.Row[Any], transcript: tuple[TranscriptEntry, ...]) -> CallRe
         end_reason=row.end_reason,
         front_door=row.front_door,
         transcript=transcript,
+        assistant=row.assistant,
+        assistant_version=row.assistant_version,
     )
+
+
+_ADDED_COLUMNS = (
+    ("front_door", f"VARCHAR(16) NOT NULL DEFAULT '{FRONT_DOOR_VONAGE}'"),
+    ("assistant", "VARCHAR(64)"),
+    ("assistant_version", "INTEGER"),
+)
+"""Columns added to ``calls`` since its first version, with their DDL, in order."""
 
 
 def _add_missing_columns(conn: sa.Connection) -> list[str]:
@@ -397,13 +424,11 @@ def _add_missing_columns(conn: sa.Connection) -> list[str]:
     PostgreSQL (11+ adds it without rewriting the table).
     """
     present = {c["name"] for c in sa.inspect(conn).get_columns(calls_table.name)}
-    if "front_door" in present:
-        return []
     maybe = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
-    conn.execute(
-        sa.text(
-            f"ALTER TABLE {calls_table.name} ADD COLUMN {maybe}front_door VARCHAR(16) "
-            f"NOT NULL DEFAULT '{FRONT_DOOR_VONAGE}'"
-        )
-    )
-    return ["front_door"]
+    added = []
+    for name, ddl in _ADDED_COLUMNS:
+        if name in present:
+            continue
+        conn.execute(sa.text(f"ALTER TABLE {calls_table.name} ADD COLUMN {maybe}{name} {ddl}"))
+        added.append(name)
+    return added

@@ -17,8 +17,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from .. import __version__
+from ..assistants import routes as assistants_api
+from ..assistants.book import Assistants
+from ..assistants.startup import assistants_ctx
 from ..calls import SHUTDOWN_REASON, LiveCall, close_socket
 from ..config import Settings
+from ..core.assistant import default_assistant
 from ..core.media_token import MediaTokenSigner
 from ..errors import ConfigError
 from ..openai_sip.routes import setup_sip
@@ -33,6 +37,7 @@ from ..vonage.voice_api import VoiceApi
 from . import calls_api
 from .guards import WebhookGuards
 from .keys import (
+    ASSISTANTS,
     CALLS,
     GUARDS,
     HTTP,
@@ -322,6 +327,16 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     app.router.add_routes(vonage.routes)
     app.router.add_routes(dial.routes)
     app.router.add_routes(calls_api.routes)
+    app.router.add_routes(assistants_api.routes)
+    limits = settings.assistants
+    app[ASSISTANTS] = Assistants(
+        default_assistant(
+            settings.openai,
+            settings.call,
+            max_call_s=limits.max_call_s,
+            inactivity_timeout_s=limits.inactivity_timeout_s,
+        )
+    )
     if settings.twilio.enabled:
         twilio.setup_twilio(app)
     if settings.sip.webhook_secret:
@@ -331,6 +346,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
         app[STORE] = store
     else:
         app.cleanup_ctx.append(_call_store)
+    app.cleanup_ctx.append(assistants_ctx)  # after the store: its tables go beside the calls
     app.on_shutdown.append(_close_warm_sessions)
     app.on_shutdown.append(_close_calls)
     _startup_report(settings, app[TOOLS])
