@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from support import SECOND, Call, StartCall
 from test_call_records import call_finished, get_json
-from aiohttp import web
 from test_twilio_call import StartTwilio, start_twilio, twilio_api
 
 from vonage_bridge.config import Settings
