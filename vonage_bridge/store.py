@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .core.events import TranscriptEntry
 from .errors import StoreUnavailable
@@ -47,6 +47,20 @@ FRONT_DOOR_OPENAI_SIP = "openai-sip"
 """OpenAI's SIP connector: ``realtime.call.incoming`` webhook + sideband socket."""
 FRONT_DOORS = (FRONT_DOOR_VONAGE, FRONT_DOOR_TWILIO, FRONT_DOOR_OPENAI_SIP)
 """Every value of ``CallRecord.front_door`` (at most 16 characters: the column's width)."""
+
+
+SCHEMA_LOCK_KEY = 0x76622D7363686D61
+"""PostgreSQL advisory lock taken while creating or upgrading tables, so that instances
+starting at once on one database take turns (``CREATE TABLE`` races on the catalog
+otherwise). Source: https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS
+"""
+
+
+async def lock_schema(conn: AsyncConnection) -> None:
+    """On PostgreSQL, wait for :data:`SCHEMA_LOCK_KEY` until the transaction ends; nothing on
+    SQLite (one writer at a time anyway)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})"))
 
 
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
@@ -266,6 +280,7 @@ class SqlCallStore:
         store = cls(engine)
         try:
             async with engine.begin() as conn:
+                await lock_schema(conn)
                 await conn.run_sync(metadata.create_all)
                 added = await conn.run_sync(_add_missing_columns)
         except BaseException:

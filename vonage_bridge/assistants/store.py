@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..core.assistant import Assistant
 from ..errors import Conflict, StoreUnavailable
-from ..store import UtcDateTime, metadata
+from ..store import UtcDateTime, lock_schema, metadata
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class SqlAssistantStore:
         """
         store = cls(engine, turns)
         async with store._turns, engine.begin() as conn:
+            await lock_schema(conn)
             await conn.run_sync(metadata.create_all, tables=list(TABLES))
         return store
 
