@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -115,11 +116,15 @@ async def test_a_bad_body_is_a_400_naming_each_bad_field(start_call: StartCall) 
     assert (await request(call, "GET", "/assistants/sales"))[0] == 404  # nothing stored
 
 
-async def test_a_number_bound_to_another_assistant_is_a_409(start_call: StartCall) -> None:
+async def test_a_number_bound_to_another_assistant_is_a_409(
+    start_call: StartCall, caplog: pytest.LogCaptureFixture
+) -> None:
     call = await start_call(CONNECT_API_KEY=API_KEY)
     assert (await request(call, "PUT", "/assistants/sales", SALES))[0] == 201
     other = {"numbers": ["+1 415 555 0100", "+44 7700 900001"], "instructions": "Support."}
-    status, body = await request(call, "PUT", "/assistants/support", other)
+    with caplog.at_level(logging.INFO):
+        status, body = await request(call, "PUT", "/assistants/support", other)
+    assert not [r for r in caplog.records if "447700900001" in r.getMessage()]  # not logged
     assert status == 409
     assert body["error"]["code"] == "number_taken"
     assert "+447700900001" in body["error"]["message"] and "sales" in body["error"]["message"]

@@ -82,10 +82,10 @@ class Assistants:
             return self.default
         return stored_default or self.default
 
-    async def context(self, to_number: str | None, name: str | None = None) -> CallContext:
-        """A call's context with only its assistant (:meth:`resolve`): what inbound calls
-        use. The same exceptions."""
-        return CallContext(await self.resolve(name, to_number))
+    async def context(self, our_number: str | None) -> CallContext:
+        """The context of a call without one of its own: the assistant bound to
+        ``our_number`` (the number dialled, inbound), else the default; never raises."""
+        return CallContext(await self.resolve(None, our_number))
 
     @staticmethod
     async def _lookup(query: Coroutine[Any, Any, Assistant | None]) -> Assistant | None:

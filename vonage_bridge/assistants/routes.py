@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from ..core.assistant import DEFAULT_NAME, NAME_PATTERN, Assistant, field_problems
 from ..core.jsonbody import JsonTooDeep, loads_bounded
-from ..errors import FeatureDisabled, InvalidRequest, NotFound
+from ..errors import Conflict, FeatureDisabled, InvalidRequest, NotFound
 from ..web.auth import require_api_key
 from ..web.keys import ASSISTANTS, SETTINGS, TOOLS
 from .book import Assistants
@@ -94,7 +94,8 @@ def validate(body: dict[str, Any], name: str, tools: set[str]) -> Assistant | li
 
 def _refusal(problems: list[tuple[str, str]]) -> web.Response:
     message = "; ".join(f"{f}: {p}" for f, p in problems)
-    log.info("assistant refused (400): %s", message[:500])
+    # the fields only: a problem may quote a phone number (never logged in full)
+    log.info("assistant refused (400): bad %s", ", ".join(f for f, _ in problems)[:300])
     return web.json_response(
         {
             "error": {
@@ -156,7 +157,13 @@ async def put_assistant(request: web.Request) -> web.Response:
     checked = validate(body, name, known_tools(request.app))
     if not isinstance(checked, Assistant):
         return _refusal(checked)
-    stored, created = await store.put(checked)
+    try:
+        stored, created = await store.put(checked)
+    except Conflict as exc:  # answered here: the message names a number, kept out of the log
+        log.info("PUT /assistants/%s -> 409 %s", name, exc.code)
+        return web.json_response(
+            {"error": {"code": exc.code, "message": exc.message}}, status=exc.http_status
+        )
     log.info(
         "assistant %s %s (version %d, %d number(s))",
         name,
