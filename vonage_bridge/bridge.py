@@ -91,8 +91,9 @@ CALLER_EXCESS_LIMIT_S = 5.0
 the call ends: caller socket closed with 1008 (:data:`TOO_FAST_REASON`), hung up over REST."""
 TOO_FAST_REASON = "audio faster than real time"
 STALL_TICK_S = 1.0
-"""The stall watch looks at the time of the last Realtime event this often (at most; a
-quarter of the stall timeout when that is shorter): one timer per call, nothing per event."""
+"""The watch (stall check, call limits) runs this often at most (a quarter of the stall
+timeout or of the shortest call limit when that is shorter): one timer per call, nothing per
+event."""
 _RESPONSE_CREATE = client_event({"type": "response.create"})
 MARK_FRAMES = max(1, NOTIFY_EVERY_MS // FRAME_MS)
 """Frames between two playback markers inside a batch (100 ms): a deep look-ahead sends

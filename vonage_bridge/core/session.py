@@ -33,6 +33,12 @@ the ms received), the playout emptied, and late deltas of that item dropped. No
 the server cancels the active response itself on ``speech_started``, and a second cancel would
 race it (``response_cancel_not_active``, logged at debug if it ever happens).
 
+The call's assistant (``context``, a :class:`~.core.assistant.CallContext`; the default one
+built from the settings without it) makes the ``session.update``. The call limits (run by the
+shell's timer, ``core.limits``) speak through :meth:`prompt` (a ``response.create`` with
+instructions) and :meth:`tell` (a system message); :attr:`caller_speaking` is the server
+VAD's view of the caller.
+
 DTMF goes to the transcript and, with ``DTMF_TO_MODEL``, to the model as user text. Tools:
 each completed ``function_call`` (once per ``call_id``) becomes a :class:`RunTool` for the
 shell (:meth:`drain_tool_calls`); :meth:`tool_result` sends the output back.
