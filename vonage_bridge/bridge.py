@@ -19,9 +19,13 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
     bounded look-ahead (``audio.playout``); each batch, with a playback marker after every
     100 ms of it, goes out in one transport write (``wsbatch``: one ``send()`` a batch);
   - end pump: ends the call once a call-ending tool ran and its reply has been heard;
-  - stall watch: ends the call when Realtime sends nothing for ``REALTIME_STALL_TIMEOUT_S``
-    while a reply is expected (a response is active, or the caller's turn ended or we sent
-    ``response.create``, and no ``response.created`` came yet);
+  - watch (the call's one timer): ends the call when Realtime sends nothing for
+    ``REALTIME_STALL_TIMEOUT_S`` while a reply is expected (a response is active, or the
+    caller's turn ended or we sent ``response.create``, and no ``response.created`` came
+    yet); and applies the assistant's call limits (``core.limits``): told to wrap up before
+    ``max_call_s``, a goodbye and the end at it (``max_duration``); after
+    ``inactivity_timeout_s`` of silence a "still there?", after the same again a goodbye and
+    the end (``inactivity``);
 
 - :class:`ToolRunner`: the model's tool calls as tasks of the call, results back through
   the session (media calls and the OpenAI SIP sideband alike);
@@ -67,6 +71,7 @@ from .core.events import (
 )
 from .core.frontdoor import FrontDoor
 from .core.ledger import NOTIFY_EVERY_MS
+from .core.limits import GOODBYE_TIMEOUT_S, CallLimits, LimitAction
 from .core.ratelimit import TokenBucket
 from .core.session import CallSession, Phase
 from .errors import RealtimeConnectError, RemoteProtocolError
@@ -93,8 +98,9 @@ CALLER_EXCESS_LIMIT_S = 5.0
 the call ends: caller socket closed with 1008 (:data:`TOO_FAST_REASON`), hung up over REST."""
 TOO_FAST_REASON = "audio faster than real time"
 STALL_TICK_S = 1.0
-"""The stall watch looks at the time of the last Realtime event this often (at most; a
-quarter of the stall timeout when that is shorter): one timer per call, nothing per event."""
+"""The watch (stall check, call limits) runs this often at most (a quarter of the stall
+timeout or of the shortest call limit when that is shorter): one timer per call, nothing per
+event."""
 _RESPONSE_CREATE = client_event({"type": "response.create"})
 MARK_FRAMES = max(1, NOTIFY_EVERY_MS // FRAME_MS)
 """Frames between two playback markers inside a batch (100 ms): a deep look-ahead sends
@@ -142,6 +148,8 @@ class _CallBridge:
         # whether a reply is awaited that no response.created has started yet
         self.rt_heard_at = self.clock()
         self.reply_awaited = False
+        assistant = session.context.assistant
+        self.limits = CallLimits(assistant.max_call_s, assistant.inactivity_timeout_s, self.clock())
 
     # -------------------------------------------------------------- pumps
 
@@ -333,21 +341,52 @@ class _CallBridge:
             else:
                 await asyncio.sleep(0.05)  # the goodbye is still streaming (rare path)
 
-    async def stall_watch(self) -> CallEnd:
-        """Ends the call when Realtime stays silent for ``stall_timeout_s`` while a reply is
-        expected: the socket is alive but the caller would hear nothing until they hang up."""
+    async def watch(self) -> CallEnd:
+        """The call's one timer, every second at most (a quarter of the shortest timeout
+        when that is shorter): the stall check and the call limits. Nothing per frame."""
         timeout = self.openai.stall_timeout_s
-        tick = min(STALL_TICK_S, timeout / 4)
-        session, clock = self.session, self.clock
+        limits = self.limits
+        tick = min(STALL_TICK_S, timeout / 4, limits.tick_s())
+        session, clock, stats = self.session, self.clock, self.session.stats
+        heard = (stats.speech_started, stats.dtmf)
+        goodbye_at: float | None = None
+        responses_before = 0
         while True:
             await asyncio.sleep(tick)
+            now = clock()
             expected = self.reply_awaited or session.active_response is not None
-            if expected and clock() - self.rt_heard_at >= timeout:
+            if expected and now - self.rt_heard_at >= timeout:
                 return CallEnd(
                     f"Realtime stalled: no event for {timeout:g} s",
                     WSCloseCode.INTERNAL_ERROR,
                     True,
                 )
+            if goodbye_at is not None:  # a limit's goodbye: end once it has been heard
+                said = stats.responses > responses_before and session.reply_finished
+                heard_out = said and session.playout.ahead_s(now) <= 0
+                if heard_out or now - goodbye_at >= GOODBYE_TIMEOUT_S:
+                    if heard_out:
+                        await asyncio.sleep(END_MARGIN_S)
+                    return CallEnd(limits.ending or "limit", WSCloseCode.GOING_AWAY)
+                continue
+            now_heard = (stats.speech_started, stats.dtmf)
+            playing = session.playout.buffered_bytes or session.playout.ahead_s(now) > 0
+            busy = session.caller_speaking or expected or bool(playing)
+            action = limits.check(now, busy=busy, caller_heard=now_heard != heard)
+            heard = now_heard
+            if action is None:
+                continue
+            log.info("call limit: %s (%.0f s into the call)", action.value, now - limits.started_at)
+            if action is LimitAction.WRAP_UP:
+                session.tell(limits.prompt(action))
+            else:
+                session.prompt(limits.prompt(action))
+                self.reply_awaited = True  # the stall check covers it too
+                self.rt_heard_at = now
+            if action.ends_call:
+                goodbye_at = now
+                responses_before = stats.responses
+            await self.flush()
 
     # -------------------------------------------------------------- opening Realtime
 
@@ -420,7 +459,7 @@ class _CallBridge:
             asyncio.create_task(self.realtime_pump(), name="realtime-pump"),
             asyncio.create_task(self.playout_pump(), name="playout-pump"),
             asyncio.create_task(self.end_pump(), name="end-pump"),
-            asyncio.create_task(self.stall_watch(), name="stall-watch"),
+            asyncio.create_task(self.watch(), name="watch"),
         ]
         try:
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

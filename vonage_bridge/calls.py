@@ -24,6 +24,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .assistants.book import Assistants
 from .config import Settings
 from .errors import BridgeError, RemoteProtocolError
 from .logs import call_context
@@ -170,6 +171,8 @@ class CallDeps:
         tools: the tools the model may call.
         store: the call-record store; None when records are off.
         calls: the live media calls by call id (shutdown closes them).
+        assistants: which assistant answers a call; None: the default built from
+            ``settings`` for every call.
     """
 
     settings: Settings
@@ -177,6 +180,7 @@ class CallDeps:
     tools: ToolRegistry
     store: CallStore | None
     calls: dict[str, LiveCall]
+    assistants: Assistants | None = None
 
 
 # ------------------------------------------------------------------ closing sockets

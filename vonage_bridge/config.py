@@ -280,6 +280,41 @@ class StoreSettings(_Group):
         return self.database_url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 
 
+# ------------------------------------------------------------------ assistants and call limits
+
+
+def _assistants_file(path: str) -> tuple[Any, ...]:
+    """The assistants of ``ASSISTANTS_FILE`` (``.toml``: TOML, else JSON), parsed here so that
+    a bad file stops start-up with one line naming the file and the field.
+
+    Raises:
+        ValueError: the file is missing, unreadable, or holds a bad assistant.
+    """
+    from .core.assistant import parse_assistants  # core.assistant imports realtime -> config
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError("file not found")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot be read ({exc})") from exc
+    return parse_assistants(text, toml=p.suffix.lower() == ".toml")
+
+
+class AssistantSettings(_Group):
+    """Assistants and call limits. ``assistants``: those of ``ASSISTANTS_FILE`` (TOML or
+    JSON), upserted into the database at start-up; ``max_call_s`` and
+    ``inactivity_timeout_s`` (0: off) are the default assistant's limits, s."""
+
+    assistants: Annotated[tuple[Any, ...], cv.parse(_assistants_file, ())] = Field(
+        (), alias="ASSISTANTS_FILE", repr=False
+    )
+    assistants_file: cv.OptText = Field(None, alias="ASSISTANTS_FILE")
+    max_call_s: float = Field(1800.0, alias="MAX_CALL_S", ge=0.1, le=86_400.0)
+    inactivity_timeout_s: float = Field(60.0, alias="INACTIVITY_TIMEOUT_S", ge=0.0, le=86_400.0)
+
+
 class LogSettings(_Group):
     """Log level name and format (``auto``: text on a terminal, else ``json``; or ``text``)."""
 
@@ -319,6 +354,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings.model_validate({})
     outbound: OutboundSettings = OutboundSettings.model_validate({})
     metrics: MetricsSettings = MetricsSettings.model_validate({})
+    assistants: AssistantSettings = AssistantSettings.model_validate({})
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -369,5 +405,6 @@ _GROUPS: tuple[type[_Group], ...] = (ServerSettings, OpenAISettings, CallSetting
 _GROUPS += (VonageSettings, StoreSettings, SipSettings, TwilioSettings, WebhookSettings)
 _GROUPS += (OutboundSettings,)
 _GROUPS += (MetricsSettings,)
+_GROUPS += (AssistantSettings,)
 _FIELDS = {f.alias: f for g in _GROUPS for f in g.model_fields.values() if f.alias}
 """Every variable the settings read, and its field."""

@@ -10,6 +10,8 @@
     │   ├── InvalidRequest   400   malformed body or field
     │   │   ├── JsonTooDeep  400   JSON nested too deep to parse (also a ValueError)
     │   │   └── InvalidField 400   one field of a request body is bad; .field names it
+    │   ├── NotFound         404   no such thing (an assistant)
+    │   ├── Conflict         409   clashes with what is stored (a number bound elsewhere)
     │   ├── TooManyRequests  429   over a rate limit (unsigned calls a minute)
     │   └── WebhookRejected  400   an OpenAI webhook failed its signature check or is unusable
     ├── ProtocolError              a wire format was broken
@@ -95,6 +97,21 @@ class InvalidField(InvalidRequest):
     def __init__(self, field: str, message: str, *, code: str = "invalid_field") -> None:
         super().__init__(f"{field}: {message}", code=code)
         self.field = field
+
+
+class NotFound(RequestError):
+    """What the request names does not exist (``GET /assistants/{name}``)."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(RequestError):
+    """The request clashes with what is stored: a phone number already bound to another
+    assistant (RFC 9110 section 15.5.10)."""
+
+    code = "conflict"
+    http_status = 409
 
 
 class TooManyRequests(RequestError):

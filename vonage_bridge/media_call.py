@@ -1,8 +1,10 @@
 """A media socket's whole call, for every WebSocket front door (Vonage, Twilio). Shell.
 
 :func:`serve_media_call`: register the :class:`~.calls.LiveCall` -> read the door's opening
-messages -> build the session (adopting the call's warm Realtime session, if any) ->
-:func:`~.bridge.run_call` -> write the record and count the call (``metrics``) -> unregister,
+messages -> take the call's warm Realtime session, if any -> the call's assistant (the one the
+warm session was opened for; else the call's own context; else the one bound to the number
+dialled) -> build the session -> :func:`~.bridge.run_call` -> write the record and count the
+call (``metrics``) -> unregister,
 in ``finally``.
 """
 
@@ -18,13 +20,14 @@ from aiohttp import web
 
 from .bridge import run_call
 from .calls import CallControl, CallDeps, LiveCall
+from .core.assistant import Assistant, CallContext, default_assistant
 from .core.call_data import CallInfo
 from .core.frontdoor import FrontDoor
 from .core.session import CallSession
 from .metrics import METRICS
 from .realtime.prewarm import WarmSessions
 from .records import CallSummary, write_call_record
-from .tools import ToolContext
+from .tools import ToolContext, ToolRegistry
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +41,45 @@ class MediaCall:
         info: who and what the call is.
         direction: ``inbound`` or ``outbound`` (for the record).
         tool_ctx: what tools see of the call; None: :func:`run_call`'s default.
+        context: the call's assistant and what the call adds to it (an outbound call's
+            ``POST /connect`` fields); None: the assistant bound to ``info.called``.
     """
 
     door: FrontDoor
     info: CallInfo
     direction: str = "inbound"
     tool_ctx: ToolContext | None = None
+    context: CallContext | None = None
+
+
+async def call_context_for(deps: CallDeps, info: CallInfo, direction: str) -> CallContext:
+    """A call's context without one of its own: the assistant bound to our number (the
+    number dialled, inbound; the number we call from, outbound), else the default (never an
+    error: a database that is down gives the built-in default)."""
+    if deps.assistants is None:
+        return CallContext(_default(deps))
+    ours = info.caller if direction == "outbound" else info.called
+    return await deps.assistants.context(ours)
+
+
+def _default(deps: CallDeps) -> Assistant:
+    s = deps.settings
+    limits = s.assistants
+    return default_assistant(
+        s.openai,
+        s.call,
+        max_call_s=limits.max_call_s,
+        inactivity_timeout_s=limits.inactivity_timeout_s,
+    )
+
+
+def tools_for(registry: ToolRegistry, context: CallContext) -> ToolRegistry:
+    """The tools of ``registry`` that the call's assistant may use (all when its ``tools``
+    is null)."""
+    allowed = context.assistant.tool_names
+    if allowed is None:
+        return registry
+    return ToolRegistry(t for n in registry.names if n in allowed and (t := registry.get(n)))
 
 
 async def serve_media_call(
@@ -81,16 +117,23 @@ async def serve_media_call(
         if call is None:
             return None
         settings = deps.settings
+        adopted = warm.take(call_id) if warm is not None else None
+        # The call's own context (outbound), else the one its warm session was opened
+        # with at the answer URL (the same assistant and version), else the number's.
+        context = call.context or (adopted.context if adopted is not None else None)
+        if context is None:
+            context = await call_context_for(deps, call.info, call.direction)
+        tools = tools_for(deps.tools, context)
         session = CallSession(
             call.info,
             openai=settings.openai,
             call=settings.call,
             path=call.door.path,
             commands=call.door.commands,
-            tools=deps.tools.declarations(),
+            tools=tools.declarations(),
+            context=context,
         )
         started_at = datetime.now(UTC)
-        adopted = warm.take(call_id) if warm is not None else None
         summary: CallSummary | None = None
         METRICS.call_started(call.door.name)
         try:
@@ -101,7 +144,7 @@ async def serve_media_call(
                 http=deps.http,
                 openai=settings.openai,
                 control=control,
-                tools=deps.tools,
+                tools=tools,
                 tool_ctx=call.tool_ctx,
                 live=live,
                 warm=adopted,

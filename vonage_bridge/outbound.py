@@ -2,10 +2,10 @@
 
 ``POST /connect`` registers each call it placed (:meth:`OutboundCalls.add`), keyed by the
 carrier's call id (Vonage call UUID, Twilio call SID), with its
-:class:`~.core.call_context.CallContext`, ``status_url`` and voicemail handling. Then:
+:class:`~.core.call_context.ConnectContext`, ``status_url`` and voicemail handling. Then:
 
-- the answer URL and the media socket take the call's settings from here
-  (:meth:`OutboundCalls.settings_for`, :meth:`OutboundCalls.deps_for`): the persona with the
+- the answer URL and the media socket take the call's context and parts from here
+  (:meth:`OutboundCalls.context_for`, :meth:`OutboundCalls.deps_for`): its assistant with the
   per-call instructions and variables, and a store that writes the call's ``metadata`` and
   ``amd`` into its record;
 - the carrier's status webhooks (Vonage event URL, Twilio status callback) come here
@@ -33,14 +33,14 @@ import time
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .callbacks import CallbackSender
 from .calls import CallDeps
-from .config import Settings
-from .core.call_context import CallContext, MachineDetection
+from .core.assistant import CallContext
+from .core.call_context import ConnectContext, MachineDetection
 from .core.outcomes import (
     ANSWERED,
     COMPLETED,
@@ -52,11 +52,14 @@ from .core.outcomes import (
     twilio_outcome,
     vonage_outcome,
 )
-from .errors import BridgeError
+from .errors import BridgeError, NotFound, StoreUnavailable
 from .logs import call_context
 from .records import store_record
 from .store import FRONT_DOOR_TWILIO, CallPage, CallRecord, CallStore
 from .web.keys import CALLS, HTTP, SETTINGS, STORE, TWILIO_API, VOICE_API
+
+if TYPE_CHECKING:
+    from .assistants.book import Assistants
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +97,7 @@ class OutboundCall:
     front_door: str
     to_number: str
     from_number: str
-    context: CallContext
+    context: ConnectContext
     status_url: str | None = None
     machine_detection: MachineDetection | None = None
     placed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -174,29 +177,37 @@ class OutboundCalls:
 
     # --- the call's settings ---------------------------------------------------------------
 
-    def settings_for(self, call_id: str, settings: Settings) -> Settings:
-        """``settings`` with the call's persona (:meth:`CallContext.persona`) when it is an
-        outbound call whose context changes it; else ``settings`` itself."""
+    async def context_for(
+        self, call_id: str, assistants: Assistants, our_number: str | None
+    ) -> CallContext:
+        """The call's assistant and what ``POST /connect`` added to it (instructions,
+        variables, metadata); for a call not placed here, the assistant bound to
+        ``our_number``. An assistant named at ``/connect`` that is gone by now, or a database
+        that is down, gives the call the assistant of ``our_number`` (one WARNING line), never
+        an error: the callee has already answered."""
         call = self._calls.get(call_id)
-        if call is None or not call.context.changes_persona:
-            return settings
-        persona = call.context.persona(settings.call.system_message)
-        return settings.model_copy(
-            update={"call": settings.call.model_copy(update={"system_message": persona})}
+        if call is None:
+            return await assistants.context(our_number)
+        asked = call.context
+        try:
+            assistant = await assistants.resolve(asked.assistant, our_number)
+        except (NotFound, StoreUnavailable) as exc:
+            log.warning("assistant %s not available (%s): using our number's", asked.assistant, exc)
+            assistant = (await assistants.context(our_number)).assistant
+        return CallContext(
+            assistant,
+            instructions=asked.instructions,
+            variables=asked.variables,
+            metadata=asked.metadata or {},
         )
 
     def deps_for(self, call_id: str, deps: CallDeps) -> CallDeps:
-        """``deps`` for the media call ``call_id``: its settings (:meth:`settings_for`) and a
-        store adding its metadata and ``amd`` (:class:`RecordExtras`); ``deps`` itself for an
-        inbound call."""
+        """``deps`` for the media call ``call_id``: a store adding its metadata and ``amd``
+        (:class:`RecordExtras`); ``deps`` itself for an inbound call."""
         call = self._calls.get(call_id)
         if call is None:
             return deps
-        return dataclasses.replace(
-            deps,
-            settings=self.settings_for(call_id, deps.settings),
-            store=RecordExtras(deps.store, call),
-        )
+        return dataclasses.replace(deps, store=RecordExtras(deps.store, call))
 
     # --- outcomes ------------------------------------------------------------------------------
 

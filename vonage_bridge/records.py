@@ -70,6 +70,10 @@ class CallSummary:
     """Caller frames dropped for coming faster than real time (``bridge.CALLER_BURST_S``)."""
     caller_close_code: int | None = None
     realtime_close_code: int | None = None
+    assistant: str | None = None
+    """The assistant that answered (``core.assistant``), and its version (0: the built-in
+    default)."""
+    assistant_version: int | None = None
     transcript: list[TranscriptEntry] = field(default_factory=list)
 
 
@@ -86,6 +90,7 @@ def summarize(
 ) -> CallSummary:
     """The summary of a call from its session's counters (any door)."""
     stats = session.stats
+    assistant = session.context.assistant
     return CallSummary(
         call_uuid=session.info.call_uuid,
         front_door=front_door,
@@ -106,6 +111,8 @@ def summarize(
         fast_frames_dropped=fast_frames_dropped,
         caller_close_code=caller_close_code,
         realtime_close_code=realtime_close_code,
+        assistant=assistant.name,
+        assistant_version=assistant.version,
         transcript=list(stats.transcript),
     )
 
@@ -159,6 +166,8 @@ async def write_call_record(
         duration_s=duration_s,
         end_reason=end_reason,
         transcript=tuple(session.stats.transcript),
+        assistant=session.context.assistant.name,
+        assistant_version=session.context.assistant.version,
     )
     await store_record(store, record)
 

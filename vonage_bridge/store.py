@@ -4,13 +4,13 @@
 needs; :class:`SqlCallStore` implements it for SQLite (``aiosqlite``, the default, a file next
 to the app) and PostgreSQL (``asyncpg``, for several instances) with SQLAlchemy 2 Core async:
 one code path, the dialect picked from ``DATABASE_URL``. Tables are created on start-up
-(``metadata.create_all``); there is no migration framework yet. The one upgrade so far is done
-by hand on open: a ``calls`` table of the previous version (no ``front_door`` column) gets
-``front_door VARCHAR(16) NOT NULL DEFAULT 'vonage'`` added, the same DDL on SQLite and
-PostgreSQL (``IF NOT EXISTS`` on PostgreSQL, where several instances may open at once); its
-old rows, all Vonage calls, read back as ``vonage``. The outbound columns ``call_metadata``
-(the ``POST /connect`` metadata as JSON text) and ``amd`` (``human`` / ``machine``) are added
-the same way, nullable.
+(``metadata.create_all``); there is no migration framework yet. The upgrades so far are done
+by hand on open: a ``calls`` table of a previous version gets the columns it lacks, the same
+DDL on SQLite and PostgreSQL (``IF NOT EXISTS`` on PostgreSQL, where several instances may
+open at once): ``front_door VARCHAR(16) NOT NULL DEFAULT 'vonage'`` (old rows, all Vonage
+calls, read back as ``vonage``), ``assistant VARCHAR(64)`` and ``assistant_version INTEGER``
+(NULL on old rows); the outbound columns ``call_metadata`` (the ``POST
+/connect`` metadata as JSON text) and ``amd`` (``human`` / ``machine``), nullable.
 
 Timestamps are stored as naive UTC with microseconds (``TIMESTAMP WITHOUT TIME ZONE`` on
 PostgreSQL, ISO text on SQLite) and come back as aware UTC ``datetime``s.
@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .core.events import TranscriptEntry
 from .errors import StoreUnavailable
@@ -49,6 +49,20 @@ FRONT_DOOR_OPENAI_SIP = "openai-sip"
 """OpenAI's SIP connector: ``realtime.call.incoming`` webhook + sideband socket."""
 FRONT_DOORS = (FRONT_DOOR_VONAGE, FRONT_DOOR_TWILIO, FRONT_DOOR_OPENAI_SIP)
 """Every value of ``CallRecord.front_door`` (at most 16 characters: the column's width)."""
+
+
+SCHEMA_LOCK_KEY = 0x76622D7363686D61
+"""PostgreSQL advisory lock taken while creating or upgrading tables, so that instances
+starting at once on one database take turns (``CREATE TABLE`` races on the catalog
+otherwise). Source: https://www.postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS
+"""
+
+
+async def lock_schema(conn: AsyncConnection) -> None:
+    """On PostgreSQL, wait for :data:`SCHEMA_LOCK_KEY` until the transaction ends; nothing on
+    SQLite (one writer at a time anyway)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})"))
 
 
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
@@ -78,6 +92,8 @@ class CallRecord:
         metadata: the JSON object ``POST /connect`` was given for the call, or None.
         amd: what answering machine detection said of an outbound call: ``human``,
             ``machine``, or None (not asked, or no answer yet).
+        assistant / assistant_version: the assistant that answered and its version (0: the
+            built-in default); None on records written before assistants.
     """
 
     call_uuid: str
@@ -93,6 +109,8 @@ class CallRecord:
     transcript: tuple[TranscriptEntry, ...] = field(default=())
     metadata: dict[str, object] | None = None
     amd: str | None = None
+    assistant: str | None = None
+    assistant_version: int | None = None
 
     def to_json(self, *, with_transcript: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -108,6 +126,8 @@ class CallRecord:
             "front_door": self.front_door,
             "metadata": self.metadata,
             "amd": self.amd,
+            "assistant": self.assistant,
+            "assistant_version": self.assistant_version,
         }
         if with_transcript:
             body["transcript"] = [e.to_json() for e in self.transcript]
@@ -206,6 +226,8 @@ calls_table = sa.Table(
     # outbound calls (POST /connect): the caller's metadata as JSON text, and AMD's verdict
     sa.Column("call_metadata", sa.Text, nullable=True),
     sa.Column("amd", sa.String(16), nullable=True),
+    sa.Column("assistant", sa.String(64), nullable=True),
+    sa.Column("assistant_version", sa.Integer, nullable=True),
     sa.Index("ix_calls_started_at", "started_at"),
 )
 
@@ -270,6 +292,7 @@ class SqlCallStore:
         store = cls(engine)
         try:
             async with engine.begin() as conn:
+                await lock_schema(conn)
                 await conn.run_sync(metadata.create_all)
                 added = await conn.run_sync(_add_missing_columns)
         except BaseException:
@@ -282,6 +305,12 @@ class SqlCallStore:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def turns(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """The turn-taking of this store's database (a lock on SQLite, nothing on
+        PostgreSQL), for another store on the same engine (``assistants.store``)."""
+        return self._turns
 
     async def add(self, record: CallRecord) -> bool:
         if record.front_door not in FRONT_DOORS:
@@ -303,6 +332,8 @@ class SqlCallStore:
                     front_door=record.front_door,
                     call_metadata=_metadata_text(record.metadata),
                     amd=record.amd,
+                    assistant=record.assistant,
+                    assistant_version=record.assistant_version,
                 )
             )
             if inserted.rowcount != 1:
@@ -403,6 +434,8 @@ def _record(row: sa.Row[Any], transcript: tuple[TranscriptEntry, ...]) -> CallRe
         transcript=transcript,
         metadata=_metadata_value(row.call_metadata),
         amd=row.amd,
+        assistant=row.assistant,
+        assistant_version=row.assistant_version,
     )
 
 
@@ -420,12 +453,14 @@ def _metadata_value(text: str | None) -> dict[str, object] | None:
     return value if isinstance(value, dict) else None
 
 
-_ADDED_COLUMNS = {
-    "front_door": f"VARCHAR(16) NOT NULL DEFAULT '{FRONT_DOOR_VONAGE}'",
-    "call_metadata": "TEXT",
-    "amd": "VARCHAR(16)",
-}
-"""Columns a previous version's ``calls`` table may lack, and their DDL type."""
+_ADDED_COLUMNS = (
+    ("front_door", f"VARCHAR(16) NOT NULL DEFAULT '{FRONT_DOOR_VONAGE}'"),
+    ("call_metadata", "TEXT"),
+    ("amd", "VARCHAR(16)"),
+    ("assistant", "VARCHAR(64)"),
+    ("assistant_version", "INTEGER"),
+)
+"""Columns added to ``calls`` since its first version, with their DDL, in order."""
 
 
 def _add_missing_columns(conn: sa.Connection) -> list[str]:
@@ -438,7 +473,7 @@ def _add_missing_columns(conn: sa.Connection) -> list[str]:
     present = {c["name"] for c in sa.inspect(conn).get_columns(calls_table.name)}
     maybe = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
     added = []
-    for name, ddl in _ADDED_COLUMNS.items():
+    for name, ddl in _ADDED_COLUMNS:
         if name in present:
             continue
         conn.execute(sa.text(f"ALTER TABLE {calls_table.name} ADD COLUMN {maybe}{name} {ddl}"))

@@ -116,6 +116,12 @@ async def get_json(call: Call, path: str) -> Any:
         return await r.json()
 
 
+async def put_assistant(call: Call, name: str, body: dict[str, Any]) -> None:
+    url = f"{call.bridge.url}/assistants/{name}"
+    async with call.http.put(url, headers={"X-API-Key": API_KEY}, json=body) as r:
+        assert r.status in (200, 201), await r.text()
+
+
 # --- per-call context --------------------------------------------------------------------------
 
 
@@ -123,6 +129,7 @@ async def test_instructions_and_variables_reach_the_session_and_metadata_the_rec
     start_call: StartCall, voice_api: FakeVoiceApi, receiver: CallbackReceiver
 ) -> None:
     call = await start_vonage(start_call, voice_api)
+    await put_assistant(call, "sales", {"instructions": "You sell boats to {name}."})
     status, body = await post_connect(
         call,
         {
@@ -149,6 +156,7 @@ async def test_instructions_and_variables_reach_the_session_and_metadata_the_rec
     rt = await call.fake.wait_for_session(timeout=5 * SECOND)
     update = await rt.wait_for_event("session.update")
     instructions = update["session"]["instructions"]
+    assert instructions.startswith("You sell boats to Ann.")  # the named assistant's
     assert "Remind Ann of the visit on Monday. Keep {unknown}." in instructions
     await caller.hang_up()
     await no_live_calls(call)
@@ -171,6 +179,17 @@ async def test_instructions_and_variables_reach_the_session_and_metadata_the_rec
     assert listed["calls"][0]["metadata"] == {"crm_id": 42, "tags": ["vip"]}
     assert (await get_json(call, f"/calls/{uuid}"))["metadata"]["crm_id"] == 42
     assert call.bridge.app[OUTBOUND].get(uuid) is None  # forgotten after its last outcome
+
+
+async def test_an_unknown_assistant_is_400_and_nothing_is_dialled(
+    start_call: StartCall, voice_api: FakeVoiceApi
+) -> None:
+    call = await start_vonage(start_call, voice_api)
+    status, body = await post_connect(call, {"to": TO, "assistant": "nobody"})
+    assert status == 400, body
+    assert body["error"]["code"] == "assistant_not_found"
+    assert "assistant" in body["error"]["message"]
+    assert voice_api.created == []
 
 
 async def test_inbound_calls_keep_the_plain_persona(

@@ -1,4 +1,4 @@
-"""The outbound registry's own rules (``outbound.OutboundCalls``): the per-call persona, the
+"""The outbound registry's own rules (``outbound.OutboundCalls``): the per-call context, the
 bound and expiry of what it remembers, and what it ignores."""
 
 from __future__ import annotations
@@ -9,27 +9,36 @@ import pytest
 from support import StartCall
 
 from vonage_bridge import outbound
-from vonage_bridge.core.call_context import CallContext
+from vonage_bridge.core.assistant import call_instructions_for
+from vonage_bridge.core.call_context import ConnectContext
 from vonage_bridge.outbound import OUTBOUND, OutboundCall, OutboundCalls
+from vonage_bridge.web.keys import ASSISTANTS
 
 
 def entry(call_id: str, **kwargs: Any) -> OutboundCall:
-    return OutboundCall(call_id, "vonage", "818012345678", "815031023332", CallContext(), **kwargs)
+    return OutboundCall(
+        call_id, "vonage", "818012345678", "815031023332", ConnectContext(), **kwargs
+    )
 
 
-async def test_settings_for_changes_only_the_persona_of_that_call(start_call: StartCall) -> None:
+async def test_context_for_adds_only_that_calls_fields(start_call: StartCall) -> None:
     call = await start_call()
     calls = call.bridge.app[OUTBOUND]
-    settings = call.bridge.settings
+    book = call.bridge.app[ASSISTANTS]
     calls.add(entry("plain"))
-    ctx = CallContext(instructions="Ask about {topic}.", variables={"topic": "billing"})
-    calls.add(OutboundCall("ctx", "vonage", "1", "2", ctx))
-    assert calls.settings_for("plain", settings) is settings
-    assert calls.settings_for("inbound", settings) is settings
-    changed = calls.settings_for("ctx", settings)
-    assert changed.call.system_message.endswith("\n\nAsk about billing.")
-    assert changed.call.system_message.startswith(settings.call.system_message.rstrip())
-    assert changed.openai == settings.openai and changed.vonage == settings.vonage
+    asked = ConnectContext(
+        instructions="Ask about {topic}.", variables={"topic": "billing"}, metadata={"k": 1}
+    )
+    calls.add(OutboundCall("ctx", "vonage", "1", "2", asked))
+    inbound = await calls.context_for("inbound", book, None)
+    assert (inbound.instructions, dict(inbound.variables)) == (None, {})
+    plain = await calls.context_for("plain", book, None)
+    assert plain.assistant == inbound.assistant and plain.instructions is None
+    ctx = await calls.context_for("ctx", book, None)
+    assert ctx.assistant == inbound.assistant  # no name given: our number's (the default)
+    assert ctx.instructions == "Ask about {topic}." and dict(ctx.metadata) == {"k": 1}
+    text = call_instructions_for(ctx, caller=None, called=None)
+    assert text.endswith("\n\nAsk about billing.")
 
 
 async def test_entries_are_bounded_and_expire(

@@ -50,3 +50,24 @@ def test_twilio_simulation_caller_hears_its_own_mulaw_speech_back(tmp_path: Path
 def test_simulation_refuses_an_unknown_front_door() -> None:
     with pytest.raises(SystemExit):
         main(["--front-door", "plivo"])
+
+
+def test_simulation_is_answered_by_the_assistant_asked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--assistant`` binds the dialled number; from ``--assistants-file`` it keeps its
+    fields (and the file is loaded at start-up: version 1)."""
+    path = tmp_path / "assistants.toml"
+    path.write_text('[[assistants]]\nname = "sales"\nvoice = "ash"\n', encoding="utf-8")
+    out = tmp_path / "heard.wav"
+    argv = ["--quiet", "--out", str(out), "--assistant", "sales", "--assistants-file", str(path)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "assistant                          sales (version 2)" in printed  # + the number
+
+
+def test_simulation_refuses_an_assistant_it_cannot_bind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--quiet", "--out", str(tmp_path / "x.wav"), "--assistant", "Bad Name"]) == 1
+    assert "assistant 'Bad Name'" in capsys.readouterr().err

@@ -4,9 +4,11 @@ against the fake in ``vonage_bridge/sim/openai_sip.py``."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -431,3 +433,41 @@ async def test_sip_call_has_the_shared_summary_line_and_ignores_audio_events(
     assert fields["end_reason"].startswith("openai-sip: sideband closed")
     audio_warnings = [r for r in caplog.records if "ignoring audio events" in r.getMessage()]
     assert len(audio_warnings) == 1
+
+
+async def test_sip_call_gets_its_numbers_assistant_and_is_hung_up_when_silent(
+    start_sip: StartSip, tmp_path: Path
+) -> None:
+    path = tmp_path / "assistants.json"
+    jp = {
+        "name": "jp",
+        "numbers": ["+815031023332"],  # the To of incoming_call_body
+        "voice": "sage",
+        "greeting": {"text": "Moshi moshi"},
+        "inactivity_timeout_s": 0.4,
+    }
+    path.write_text(json.dumps([jp]), encoding="utf-8")
+    bridge, fake, http = await start_sip(ASSISTANTS_FILE=str(path))
+    await post_call(bridge, http, "rtc_quiet")
+    accept = await fake.next_request(5 * SECOND)
+    assert accept.body is not None and accept.body["audio"]["output"] == {"voice": "sage"}
+    sideband = await fake.wait_for_sideband(5 * SECOND)
+    greeting = await sideband.next_event(5 * SECOND)
+    assert "Moshi moshi" in greeting["response"]["instructions"]
+    # nothing is said: the question, then the goodbye
+    asked = await sideband.next_event(5 * SECOND)
+    assert "still there" in asked["response"]["instructions"]
+    goodbye = await sideband.next_event(5 * SECOND)
+    assert "goodbye" in goodbye["response"]["instructions"]
+    assert [r.action for r in fake.requests] == ["accept"]  # not before the goodbye is said
+    await sideband.send({"type": "response.created", "response": {"id": "resp_9"}})
+    await sideband.send(
+        {"type": "response.done", "response": {"id": "resp_9", "status": "completed"}}
+    )
+    hangup = await fake.next_request(5 * SECOND)
+    assert (hangup.action, hangup.call_id) == ("hangup", "rtc_quiet")
+    await wait_task(bridge, "rtc_quiet")
+    record = await bridge.app[STORE].get("rtc_quiet")
+    assert record is not None
+    assert record.end_reason == "inactivity"
+    assert (record.assistant, record.assistant_version) == ("jp", 1)

@@ -19,7 +19,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[2] / PACKAGE
 # ``voice_api``, ``rest``, ``control``... do I/O).
 PURE_FOLDERS = {"core", "audio"}
 ENTRY_FOLDERS = {"web", "sim"}
-PROVIDER_FOLDERS = {"vonage", "twilio", "openai_sip", "realtime"}
+PROVIDER_FOLDERS = {"vonage", "twilio", "openai_sip", "realtime", "assistants"}
 PURE_ROLES = {
     "__init__",
     "wire",

@@ -9,6 +9,7 @@ import pytest
 from test_layering import PACKAGE_DIR, forbidden_imports, imported_names
 
 from vonage_bridge.config import Settings, SipSettings
+from vonage_bridge.core.assistant import default_assistant
 from vonage_bridge.errors import ConfigError, WebhookRejected
 from vonage_bridge.openai_sip.webhook import (
     accept_session,
@@ -197,7 +198,7 @@ def test_screen(caller: str | None, sip: SipSettings, live: int, status: int | N
 def test_accept_session_is_ga_without_audio_formats() -> None:
     settings = Settings.from_env(BASE_ENV)
     tools = [{"type": "function", "name": "end_call", "description": "x", "parameters": {}}]
-    session = accept_session(settings.openai, "be nice", tools)
+    session = accept_session(default_assistant(settings.openai, settings.call), "be nice", tools)
     assert session["type"] == "realtime"
     assert session["model"] == "gpt-realtime"
     assert session["instructions"] == "be nice"

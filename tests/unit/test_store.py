@@ -329,4 +329,26 @@ async def test_a_front_door_era_database_gets_the_outbound_columns(
     added = sorted(
         r.getMessage().rsplit(".", 1)[1] for r in caplog.records if "added column" in r.getMessage()
     )
-    assert added == ["amd", "call_metadata"]
+    assert added == ["amd", "assistant", "assistant_version", "call_metadata"]
+
+
+async def test_previous_version_database_gets_the_assistant_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(OLD_SQLITE_SCHEMA)
+        db.commit()
+    store = await SqlCallStore.open(f"sqlite:///{path}")
+    try:
+        old = await store.get("old-1")
+        assert old is not None and (old.assistant, old.assistant_version) == (None, None)
+        new = record(1, assistant="sales", assistant_version=3)
+        await store.add(new)
+        assert await store.get("uuid-1") == new
+        body = new.to_json()
+        assert (body["assistant"], body["assistant_version"]) == ("sales", 3)
+    finally:
+        await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        columns = {row[1]: row for row in db.execute("PRAGMA table_info(calls)")}
+    assert columns["assistant"][2:4] == ("VARCHAR(64)", 0)  # type, nullable
+    assert columns["assistant_version"][2:4] == ("INTEGER", 0)

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from ..errors import InvalidField
-from .call_context import RESERVED_VARIABLES, CallContext, MachineDetection
+from .call_context import RESERVED_VARIABLES, ConnectContext, MachineDetection
 
 __all__ = [
     "FIELDS",
@@ -81,7 +81,7 @@ class ConnectRequest:
     to: str
     from_: str | None
     via: Literal["vonage", "twilio"]
-    context: CallContext
+    context: ConnectContext
     status_url: str | None = None
     machine_detection: MachineDetection | None = None
 
@@ -141,7 +141,7 @@ def parse_connect(body: dict[str, Any], *, allow_insecure_urls: bool = False) ->
     via = body.get("via", "vonage")
     if via not in VIAS:
         raise InvalidField("via", f"must be one of {', '.join(VIAS)}")
-    context = CallContext(
+    context = ConnectContext(
         assistant=_assistant(body.get("assistant")),
         instructions=_text(body.get("instructions"), "instructions", MAX_INSTRUCTIONS_CHARS),
         variables=_variables(body.get("variables")),

@@ -33,6 +33,12 @@ the ms received), the playout emptied, and late deltas of that item dropped. No
 the server cancels the active response itself on ``speech_started``, and a second cancel would
 race it (``response_cancel_not_active``, logged at debug if it ever happens).
 
+The call's assistant (``context``, a :class:`~.core.assistant.CallContext`; the default one
+built from the settings without it) makes the ``session.update``. The call limits (run by the
+shell's timer, ``core.limits``) speak through :meth:`prompt` (a ``response.create`` with
+instructions) and :meth:`tell` (a system message); :attr:`caller_speaking` is the server
+VAD's view of the caller.
+
 DTMF goes to the transcript and, with ``DTMF_TO_MODEL``, to the model as user text. Tools:
 each completed ``function_call`` (once per ``call_id``) becomes a :class:`RunTool` for the
 shell (:meth:`drain_tool_calls`); :meth:`tool_result` sends the output back.
@@ -53,8 +59,8 @@ from ..audio.formats import FRAME_MS, realtime_format_json
 from ..audio.path import AudioPath, ResamplingPath
 from ..audio.playout import Playout
 from ..config import CallSettings, OpenAISettings
-from ..realtime.instructions import call_instructions, session_update
 from ..realtime.protocol import client_event, function_call_output, input_audio_append
+from .assistant import CallContext, call_instructions_for, default_assistant, session_update
 from .call_data import CallInfo, CallStats, Note, NoteLevel
 from .events import (
     AudioDelta,
@@ -113,7 +119,10 @@ class CallSession:
             ``ResamplingPath`` (a later ``websocket:connected`` may still change its rate
             before any audio), Twilio a ``PassthroughPath`` (mu-law as ``audio/pcmu``).
         commands: the front door's ``clear`` and playback markers (``FrontDoor.commands``).
-        tools: the ``session.tools`` declarations (``tools.ToolRegistry.declarations``).
+        tools: the ``session.tools`` declarations (``tools.ToolRegistry.declarations``);
+            only those the assistant may use are declared.
+        context: the call's assistant, extra instructions and variables; None: the default
+            assistant built from ``openai`` and ``call`` (``assistant.default_assistant``).
     """
 
     def __init__(
@@ -125,8 +134,14 @@ class CallSession:
         path: AudioPath,
         commands: PlaybackCommands,
         tools: list[dict[str, Any]] | None = None,
+        context: CallContext | None = None,
     ) -> None:
         self.info = info
+        self.context = context or CallContext(default_assistant(openai, call))
+        """Who answers the call (``context.assistant``) and what the call adds to it."""
+        self.caller_speaking = False
+        """Between ``speech_started`` and ``speech_stopped``: the server VAD hears the caller
+        (the call limits' idea of caller speech)."""
         self._tools = tools or []
         self._tool_calls: list[RunTool] = []
         self._seen_calls: set[str] = set()  # call_ids already dispatched (never twice)
@@ -151,6 +166,7 @@ class CallSession:
         self._out_pending = False  # deltas resampled since the last drain
         self._caller_out: list[str] = []  # text commands for the caller socket
         self._response_wanted = False  # a response.create waits for the active one to end
+        self._wanted_instructions: str | None = None  # ... with these instructions (limits)
         self._interrupted: str | None = None  # response cut by speech: its audio is dropped
         self._commands = commands
         self._resampled = isinstance(path, ResamplingPath)  # websocket:connected may change it
@@ -282,6 +298,30 @@ class CallSession:
         else:
             self._response_wanted = True
 
+    def prompt(self, instructions: str) -> None:
+        """Ask the model to say something now (the call limits: wrap up, still there,
+        goodbye): a ``response.create`` whose ``response.instructions`` say what, sent at once
+        or when the active response ends (the latest prompt wins).
+        Source: https://platform.openai.com/docs/api-reference/realtime-client-events/response/create
+        """
+        if self.active_response is None:
+            self._rt_out.append(_response_with(instructions))
+        else:
+            self._response_wanted = True
+            self._wanted_instructions = instructions
+
+    def tell(self, text: str) -> None:
+        """Give the model a system message for its next replies, without a reply now (the
+        call limits' "wrap up"): a ``conversation.item.create`` of role ``system``.
+        Source: https://platform.openai.com/docs/api-reference/realtime-client-events/conversation/item/create
+        """
+        item = {
+            "type": "message",
+            "role": "system",
+            "content": [{"type": "input_text", "text": text}],
+        }
+        self._rt_out.append(client_event({"type": "conversation.item.create", "item": item}))
+
     # ------------------------------------------------------------ playback and barge-in
 
     @property
@@ -349,12 +389,12 @@ class CallSession:
     def realtime_opened(self) -> str:
         """The Realtime socket is open: returns the ``session.update`` to send first."""
         self.phase = Phase.OPENING
-        instructions = call_instructions(
-            self._call.system_message, caller=self.info.caller, called=self.info.called
+        instructions = call_instructions_for(
+            self.context, caller=self.info.caller, called=self.info.called
         )
         fmt = realtime_format_json(self.realtime_format)
         return client_event(
-            session_update(self._openai, instructions, self._tools, audio_format=fmt)
+            session_update(self.context.assistant, instructions, self._tools, audio_format=fmt)
         )
 
     def flush_held(self) -> list[str]:
@@ -407,6 +447,7 @@ class CallSession:
                 self._transcript("assistant", event.transcript)
             case SpeechStarted():
                 self.stats.speech_started += 1
+                self.caller_speaking = True
                 if self.active_response is not None:
                     # interrupt_response: the server is cancelling it; drop its late audio
                     self._interrupted = self.active_response
@@ -429,7 +470,9 @@ class CallSession:
                 self._warn_once(
                     f"rt:{event.type}", f"ignoring unknown Realtime event {event.type!r}"
                 )
-            case SessionCreated() | SessionUpdated() | SpeechStopped() | OtherServerEvent():
+            case SpeechStopped():
+                self.caller_speaking = False
+            case SessionCreated() | SessionUpdated() | OtherServerEvent():
                 pass  # nothing to do (known events we do not use)
 
     def _response_done(self, event: ResponseDone) -> None:
@@ -440,7 +483,12 @@ class CallSession:
             self._function_call(call)
         if self._response_wanted and self.active_response is None:
             self._response_wanted = False
-            self._rt_out.append(client_event({"type": "response.create"}))
+            wanted, self._wanted_instructions = self._wanted_instructions, None
+            self._rt_out.append(
+                client_event({"type": "response.create"})
+                if wanted is None
+                else _response_with(wanted)
+            )
         if event.status not in ("completed", "cancelled"):
             self._note(NoteLevel.WARNING, f"response {event.response_id} ended {event.status}")
 
@@ -537,3 +585,7 @@ class CallSession:
         if key not in self._warned:
             self._warned.add(key)
             self._note(NoteLevel.WARNING, message)
+
+
+def _response_with(instructions: str) -> str:
+    return client_event({"type": "response.create", "response": {"instructions": instructions}})

@@ -24,11 +24,12 @@ from typing import Any
 from aiohttp import web
 
 from ..config import Settings
+from ..core.assistant import call_instructions_for
 from ..core.call_data import CallInfo
 from ..core.replay import SeenIds
 from ..errors import CallGone, InvalidRequest, Unauthorized, UpstreamError, WebhookRejected
 from ..logs import call_context
-from ..realtime.instructions import call_instructions
+from ..media_call import call_context_for, tools_for
 from ..tools import ToolRegistry, transfer_tool
 from ..web.keys import HTTP, SETTINGS, SIP, TOOLS, SipState, call_deps
 from .control import SipControl
@@ -160,12 +161,16 @@ async def _reject(app: web.Application, call: IncomingCall, status: int) -> None
 async def _handle_call(app: web.Application, call: IncomingCall) -> None:
     settings = app[SETTINGS]
     control = SipControl(app[HTTP], settings.openai)
-    tools = sip_tools(app[TOOLS], settings.call.transfer_number)
     with call_context(call.call_id):
-        instructions = call_instructions(
-            settings.call.system_message, caller=call.caller, called=call.called
-        )
-        session = accept_session(settings.openai, instructions, tools.declarations())
+        deps = call_deps(app)
+        # The assistant of the number dialled (the SIP To / Request-URI), else the default.
+        called = CallInfo(call.call_id, caller=call.caller, called=call.called)
+        context = await call_context_for(deps, called, "inbound")
+        assistant = context.assistant
+        log.info("answered by assistant %s (version %d)", assistant.name, assistant.version)
+        tools = tools_for(sip_tools(app[TOOLS], settings.call.transfer_number), context)
+        instructions = call_instructions_for(context, caller=call.caller, called=call.called)
+        session = accept_session(assistant, instructions, tools.declarations())
         try:
             await control.accept(call.call_id, session)
         except CallGone:
@@ -183,10 +188,11 @@ async def _handle_call(app: web.Application, call: IncomingCall) -> None:
             called=call.called or (call.sip_headers.get("to", "")[:64] or None),
         )
         await serve_sideband(
-            call_deps(app),
+            deps,
             info,
             control,
             tools,
-            greeting=greeting_event(settings.call.greeting_text),
+            greeting=greeting_event(assistant.greeting.text),
             started_at=started_at,
+            context=context,
         )

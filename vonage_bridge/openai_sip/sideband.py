@@ -10,7 +10,11 @@ opened by ``realtime.connection.open_realtime`` with the call's ``call_id`` (so
 What is the sideband's own: we send the greeting as ``response.create``; ``end_call`` hangs
 the call up (REST ``hangup``) once the goodbye has played (``output_audio_buffer.stopped``)
 or after :data:`HANGUP_GRACE_S`; ``transfer_call`` refers the caller to ``TRANSFER_NUMBER``
-(:class:`SipCallControl`). The call ends when the socket closes.
+(:class:`SipCallControl`). The call ends when the socket closes, or when the assistant's call
+limits end it (``core.limits``, checked by one timer: "wrap up" before ``max_call_s``, a
+goodbye and a hang-up at it; after ``inactivity_timeout_s`` with no caller speech as the
+server VAD reports it and no assistant audio (``output_audio_buffer.started`` to
+``stopped``), "still there?", then a goodbye and a hang-up).
 
 Sources: OpenAI Realtime SIP guide (https://platform.openai.com/docs/guides/realtime-sip),
 Realtime server events (https://platform.openai.com/docs/api-reference/realtime-server-events).
@@ -30,8 +34,16 @@ from aiohttp import WSMsgType
 
 from ..audio.path import PassthroughPath
 from ..calls import CallDeps
+from ..core.assistant import CallContext
 from ..core.call_data import CallInfo
 from ..core.events import AudioDelta, AudioDone, OtherServerEvent
+from ..core.limits import (
+    END_INACTIVITY,
+    END_MAX_DURATION,
+    GOODBYE_TIMEOUT_S,
+    CallLimits,
+    LimitAction,
+)
 from ..core.session import CallSession
 from ..errors import (
     CallGone,
@@ -54,6 +66,7 @@ log = logging.getLogger(__name__)
 HANGUP_GRACE_S = 8.0
 """After ``end_call``, hang up when the goodbye has played (``output_audio_buffer.stopped``)
 or after this long, whichever is first."""
+LIMIT_REASONS = (END_MAX_DURATION, END_INACTIVITY)
 SHUTDOWN_HANGUP_S = 3.0
 """Bound on hanging the call up at OpenAI when the server shuts down."""
 
@@ -127,11 +140,17 @@ class _Sideband:
         self.audio_stopped.set()  # nothing is playing yet
         self.end_reason: str | None = None  # set when our side ended the call
         self.warned_audio = False
+        assistant = session.context.assistant
+        self.loop = asyncio.get_running_loop()
+        self.limits = CallLimits(
+            assistant.max_call_s, assistant.inactivity_timeout_s, self.loop.time()
+        )
 
     async def run(self, greeting: dict[str, Any]) -> str:
         """Send the greeting, then handle events until the socket closes; the end reason."""
         ws = self.ws
         ender = asyncio.create_task(self.end_after_goodbye(), name="sip-end")
+        watch = asyncio.create_task(self.watch(), name="sip-watch")
         try:
             await ws.send_str(client_event(greeting))
             async for msg in ws:
@@ -144,7 +163,8 @@ class _Sideband:
             )
         finally:
             ender.cancel()
-            await asyncio.gather(ender, self.runner.stop(), return_exceptions=True)
+            watch.cancel()
+            await asyncio.gather(ender, watch, self.runner.stop(), return_exceptions=True)
             log_notes(self.session)
             await ws.close()
 
@@ -186,6 +206,45 @@ class _Sideband:
                 await self.audio_stopped.wait()
         await self.control.hang_up(self.end_reason)
 
+    async def watch(self) -> None:
+        """The call limits, on one timer: what to tell the model, and the hang-up after a
+        limit's goodbye has played (``output_audio_buffer.stopped``) or after
+        :data:`GOODBYE_TIMEOUT_S`."""
+        limits, session, clock = self.limits, self.session, self.loop.time
+        stats = session.stats
+        tick = limits.tick_s()
+        heard = (stats.speech_started, stats.dtmf)
+        while True:
+            await asyncio.sleep(tick)
+            now = clock()
+            now_heard = (stats.speech_started, stats.dtmf)
+            busy = (
+                session.caller_speaking
+                or session.active_response is not None
+                or not self.audio_stopped.is_set()
+            )
+            action = limits.check(now, busy=busy, caller_heard=now_heard != heard)
+            heard = now_heard
+            if action is None:
+                continue
+            log.info("call limit: %s (%.0f s into the call)", action.value, now - limits.started_at)
+            if action is LimitAction.WRAP_UP:
+                session.tell(limits.prompt(action))
+            else:
+                session.prompt(limits.prompt(action))
+            await self.flush()
+            if action.ends_call:
+                break
+        responses = stats.responses
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(GOODBYE_TIMEOUT_S):
+                while stats.responses <= responses or not (
+                    session.active_response is None and self.audio_stopped.is_set()
+                ):
+                    await asyncio.sleep(tick)
+        self.end_reason = limits.ending
+        await self.control.hang_up(limits.ending or "limit")
+
 
 async def serve_sideband(
     deps: CallDeps,
@@ -195,6 +254,7 @@ async def serve_sideband(
     *,
     greeting: dict[str, Any],
     started_at: datetime,
+    context: CallContext | None = None,
 ) -> None:
     """Run an accepted SIP call's sideband to its end, then log its summary, count it
     (``metrics``) and write its record (``front_door="openai-sip"``, end reason
@@ -207,6 +267,7 @@ async def serve_sideband(
         tools: the tools of SIP calls (``transfer_call`` refers).
         greeting: the ``response.create`` sent first.
         started_at: when the call was accepted (aware UTC).
+        context: the call's assistant (its limits apply); None: the default.
     Raises:
         asyncio.CancelledError: the server is shutting down (the call is hung up at OpenAI,
             bounded by :data:`SHUTDOWN_HANGUP_S`, and recorded first).
@@ -219,6 +280,7 @@ async def serve_sideband(
         path=PassthroughPath(),  # never used: no audio reaches the sideband
         commands=_NoPlayback(),
         tools=tools.declarations(),
+        context=context,
     )
     session.flush_held()  # nothing held: straight to BRIDGING (the session was set on accept)
     sip = SipCallControl(control, info.call_uuid)
@@ -246,7 +308,10 @@ async def serve_sideband(
             session,
             front_door=FRONT_DOOR_OPENAI_SIP,
             duration_s=loop.time() - began,
-            end_reason=f"{FRONT_DOOR_OPENAI_SIP}: {reason}",
+            # the limits' reasons are the same on every door; the others say the door
+            end_reason=(
+                reason if reason in LIMIT_REASONS else f"{FRONT_DOOR_OPENAI_SIP}: {reason}"
+            ),
         )
         log_summary(summary)
         METRICS.call_finished(FRONT_DOOR_OPENAI_SIP)

@@ -17,10 +17,10 @@ from typing import Any
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from ..config import OpenAISettings, SipSettings
+from ..config import SipSettings
+from ..core.assistant import Assistant, session_config
 from ..core.jsonbody import loads_object
 from ..errors import WebhookRejected
-from ..realtime.instructions import session_config
 
 INCOMING_CALL = "realtime.call.incoming"
 MAX_HEADERS = 64
@@ -164,12 +164,13 @@ def screen(caller: str | None, sip: SipSettings, live_calls: int) -> int | None:
 
 
 def accept_session(
-    openai: OpenAISettings, instructions: str, tools: list[dict[str, Any]]
+    assistant: Assistant, instructions: str, tools: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The ``/accept`` body: a GA session config. The audio formats are OpenAI's business on
-    SIP, so only voice, transcription and turn detection are set
+    """The ``/accept`` body: the call's assistant as a GA session config (its tools only).
+    The audio formats are OpenAI's business on SIP, so only voice, transcription, turn
+    detection and noise reduction are set
     (https://platform.openai.com/docs/guides/realtime-sip)."""
-    return session_config(openai, instructions, tools)
+    return session_config(assistant, instructions, tools)
 
 
 def greeting_event(greeting_text: str) -> dict[str, Any]:

@@ -42,11 +42,11 @@ from aiohttp import WSCloseCode
 from ..audio.formats import AudioFormat, realtime_format_json
 from ..calls import close_socket
 from ..config import Settings
+from ..core.assistant import CallContext, call_instructions_for, default_assistant, session_update
 from ..core.call_data import CallInfo
 from ..errors import RealtimeConnectError
 from ..logs import call_context
 from .connection import open_realtime
-from .instructions import call_instructions, session_update
 from .protocol import client_event
 
 log = logging.getLogger(__name__)
@@ -67,27 +67,31 @@ def session_update_for(
     settings: Settings,
     tools: list[dict[str, Any]],
     realtime_format: AudioFormat,
+    context: CallContext | None = None,
 ) -> str:
     """The ``session.update`` a call with ``info`` sends first, as JSON text.
 
-    Built as ``CallSession.realtime_opened`` builds it (persona with the caller's number,
-    voice, VAD, transcription, ``tools``, ``realtime_format`` both ways), so an adopted
-    session is configured exactly as one the call opened itself.
+    Built as ``CallSession.realtime_opened`` builds it (the assistant's instructions with the
+    caller's number and the call's variables, voice, turn detection, transcription, its
+    ``tools``, ``realtime_format`` both ways), so an adopted session is configured exactly as
+    one the call opened itself.
 
     Args:
         info: the call (``caller`` and ``called`` already bounded by the answer URL).
-        settings: the app's settings (``openai``, ``call.system_message``).
-        tools: the ``session.tools`` declarations (``ToolRegistry.declarations``).
+        settings: the app's settings (the default assistant when ``context`` is None).
+        tools: the ``session.tools`` declarations (``ToolRegistry.declarations``); only the
+            assistant's are kept.
         realtime_format: the door's Realtime audio format (Vonage: PCM16 at 24 kHz; Twilio:
             mu-law at 8 kHz).
+        context: the call's assistant and additions (``assistants.book``).
     Raises:
         ValueError: ``realtime_format`` has no Realtime equivalent.
     """
-    instructions = call_instructions(
-        settings.call.system_message, caller=info.caller, called=info.called
-    )
+    if context is None:
+        context = CallContext(default_assistant(settings.openai, settings.call))
+    instructions = call_instructions_for(context, caller=info.caller, called=info.called)
     fmt = realtime_format_json(realtime_format)
-    return client_event(session_update(settings.openai, instructions, tools, audio_format=fmt))
+    return client_event(session_update(context.assistant, instructions, tools, audio_format=fmt))
 
 
 class WarmSession:
@@ -97,9 +101,11 @@ class WarmSession:
         call_id: the front door's call id (Vonage call UUID, Twilio call SID).
         update: the ``session.update`` sent on it (JSON text).
         started_at: loop time (s) its opening began.
+        context: the assistant it was configured for (the call adopting it keeps it, even
+            if the assistant changed meanwhile); None: the default.
     """
 
-    __slots__ = ("call_id", "update", "started_at", "_task", "_expiry")
+    __slots__ = ("call_id", "update", "started_at", "context", "_task", "_expiry")
 
     def __init__(
         self,
@@ -107,9 +113,11 @@ class WarmSession:
         update: str,
         task: asyncio.Task[aiohttp.ClientWebSocketResponse],
         started_at: float,
+        context: CallContext | None = None,
     ) -> None:
         self.call_id = call_id
         self.update = update
+        self.context = context
         self.started_at = started_at
         self._task = task
         self._expiry: asyncio.TimerHandle | None = None
@@ -198,6 +206,7 @@ class WarmSessions:
         http: aiohttp.ClientSession,
         settings: Settings,
         tools: list[dict[str, Any]],
+        context: CallContext | None = None,
     ) -> bool:
         """Start opening the Realtime session of the call ``info`` in the background (socket,
         then its ``session.update``, :func:`session_update_for`). Call it only for a verified
@@ -209,6 +218,8 @@ class WarmSessions:
             http: the app's shared client session.
             settings: the app's settings (Realtime URL, key, connect timeout, persona).
             tools: the ``session.tools`` declarations.
+            context: the call's assistant (selected by the answer URL from the number
+                dialled), kept on the session for the media socket.
         Returns:
             True if it started; False (nothing opened) when pre-warm is off, the app is
             shutting down, the call already has one, or :attr:`extra` more sessions than
@@ -220,12 +231,12 @@ class WarmSessions:
         if len(self._warm) >= self._live_calls() + self.extra:
             log.info("no warm Realtime session: %d already warm (the bound)", len(self._warm))
             return False
-        update = session_update_for(info, settings, tools, realtime_format)
+        update = session_update_for(info, settings, tools, realtime_format, context)
         loop = asyncio.get_running_loop()
         task = loop.create_task(
             _open_warm(http, settings, update), name=f"warm-realtime-{call_id[:64]}"
         )
-        warm = self._warm[call_id] = WarmSession(call_id, update, task, loop.time())
+        warm = self._warm[call_id] = WarmSession(call_id, update, task, loop.time(), context)
         warm._expiry = loop.call_later(self.ttl_s, self._expire, call_id)
         return True
 

@@ -9,6 +9,10 @@ caller's words back). Writes what the caller heard to a WAV and prints the figur
 to answer ``session.update``; the report's "first reply" line says how much of the caller's
 speech was held waiting for it (none when the answer URL's warm session was ready before
 the greeting ended; ``--no-prewarm`` shows the media socket opening it instead).
+
+``--assistant NAME`` has the call answered by that assistant: the number the fake caller dials
+is bound to it (one made from the default when none of that name exists; with
+``--assistants-file FILE`` the bridge loads FILE as ``ASSISTANTS_FILE`` first).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..logs import setup_logging
 from .audio import CALLER_WAV
 from .call import FRONT_DOORS, simulate_call
@@ -62,6 +67,18 @@ def main(argv: list[str] | None = None) -> int:
         help="open the Realtime session when the media socket arrives, not at the answer URL",
     )
     parser.add_argument(
+        "--assistant",
+        metavar="NAME",
+        help="the assistant that answers (bound to the dialled number; made from the default "
+        "if the bridge has none of that name)",
+    )
+    parser.add_argument(
+        "--assistants-file",
+        type=Path,
+        metavar="FILE",
+        help="TOML or JSON assistants loaded at start-up (ASSISTANTS_FILE)",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="show only the call's transcript and summary lines"
     )
     args = parser.parse_args(argv)
@@ -79,8 +96,15 @@ def main(argv: list[str] | None = None) -> int:
                 realtime_options=options,
                 greeting_ms=args.greeting_ms,
                 prewarm=not args.no_prewarm,
+                assistant=args.assistant,
+                env_overrides=(
+                    {"ASSISTANTS_FILE": str(args.assistants_file)} if args.assistants_file else None
+                ),
             )
         )
+    except ConfigError as exc:
+        print(f"simulation failed: {exc.message}", file=sys.stderr)
+        return 1
     except (ValueError, TimeoutError, OSError) as exc:
         print(f"simulation failed: {exc!r}", file=sys.stderr)
         return 1

@@ -7,7 +7,9 @@ Used by ``python -m vonage_bridge.sim`` and by the integration tests. Measures w
 on the line would notice: frames each way, underruns, time from the end of the caller's speech
 to the first reply frame, the delay the bridge adds in each direction, and how much of the
 caller's first words was held waiting for the Realtime session (the answer URL opens it while
-the carrier plays the greeting: ``realtime.prewarm``).
+the carrier plays the greeting: ``realtime.prewarm``). With ``assistant``, the number the fake
+caller dials is bound to that assistant first (created from the default when the bridge has
+none of that name, e.g. from ``ASSISTANTS_FILE``), so it answers the call.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from pydantic import ValidationError
 
-from ..web.keys import WARM_SESSIONS
+from ..assistants.book import Assistants, e164
+from ..core.assistant import DEFAULT_NAME, Assistant
+from ..errors import BridgeError
+from ..web.keys import ASSISTANTS, WARM_SESSIONS
 from .audio import CALLER_WAV, pcm16_to_mulaw, read_wav_pcm16, write_wav_mulaw, write_wav_pcm16
 from .harness import RunningBridge, sim_env
 from .realtime import FakeRealtimeOptions, FakeRealtimeServer
@@ -91,6 +97,8 @@ class SimReport:
             " (first reply delta to first frame at the caller)",
             f"greeting (media socket opens after) {self.greeting_ms:.0f} ms",
             f"first reply: caller audio held waiting for Realtime: {self.held_ms:.0f} ms",
+            f"assistant                          {s.get('assistant', '?')} "
+            f"(version {s.get('assistant_version', '?')})",
             f"bridge summary                     end_reason={s.get('end_reason', '?')!r}",
         ]
 
@@ -112,6 +120,26 @@ class _SummaryCatcher(logging.Handler):
         if isinstance(summary, dict):
             self.summaries.append(summary)
             self.logged.set()
+
+
+async def _bind(book: Assistants, name: str, to_number: str) -> None:
+    """Bind ``to_number`` to the assistant ``name`` (made from the default if missing).
+
+    Raises:
+        ValueError: see :func:`simulate_call`.
+    """
+    number = e164(to_number)
+    if book.store is None or number is None:
+        raise ValueError("assistants need the call-record database")
+    try:
+        found = await book.store.get(name)
+        base = found or book.default.model_copy(update={"name": name, "numbers": ()})
+        numbers = base.numbers if number in base.numbers else (*base.numbers, number)
+        await book.store.put(Assistant.model_validate({**base.public_json(), "numbers": numbers}))
+    except BridgeError as exc:
+        raise ValueError(f"assistant {name!r}: {exc.message}") from None
+    except ValidationError as exc:
+        raise ValueError(f"assistant {name!r}: {exc.errors()[0]['msg']}") from None
 
 
 def _inbound_delay_ms(
@@ -144,6 +172,7 @@ async def simulate_call(
     front_door: str = "vonage",
     greeting_ms: float = 0.0,
     prewarm: bool = True,
+    assistant: str | None = None,
 ) -> SimReport:
     """Run one call end to end on loopback and measure it.
 
@@ -160,8 +189,12 @@ async def simulate_call(
             the NCCO ``talk`` / TwiML ``<Say>`` greeting (real time passes).
         prewarm: False: the answer URL opens no Realtime session, the media socket opens
             it (as before pre-warm), to compare.
+        assistant: the assistant that answers (bound to the number the caller dials); None:
+            whichever the bridge picks (the default).
     Raises:
-        ValueError: if ``wav`` is not 16 kHz mono PCM16, or ``front_door`` is unknown.
+        ValueError: if ``wav`` is not 16 kHz mono PCM16, ``front_door`` is unknown, or the
+            assistant cannot be bound (no database, its name is invalid, the number is
+            another assistant's).
         TimeoutError: if the reply does not come back in time.
     """
     if front_door not in FRONT_DOORS:
@@ -206,6 +239,8 @@ async def simulate_call(
                         account_sid=account_sid,
                     )
                     twilio_api.add_call(caller.call_sid)
+                if assistant is not None and assistant != DEFAULT_NAME:
+                    await _bind(bridge.app[ASSISTANTS], assistant, caller.to_number)
                 await caller.answer()
                 if greeting_ms > 0:  # the carrier says the greeting, then opens the socket
                     await asyncio.sleep(greeting_ms / 1000.0)

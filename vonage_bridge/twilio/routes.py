@@ -44,6 +44,7 @@ from ..outbound import OUTBOUND
 from ..store import FRONT_DOOR_TWILIO
 from ..web.answer import AnswerWebhook, admit_call
 from ..web.keys import (
+    ASSISTANTS,
     CALLS,
     HTTP,
     SETTINGS,
@@ -143,23 +144,30 @@ async def incoming_call(request: web.Request) -> web.Response:
     if isinstance(token, web.Response):  # 429: over UNSIGNED_CALLS_PER_MINUTE
         return token
     call_sid = token.call_uuid
+    outbound = parameters.get("direction", "").startswith("outbound")
     with call_context(call_sid):
+        # The assistant of our number: the one dialled (inbound), or called from (outbound).
+        ours = parameters.get("from") if outbound else parameters.get("to")
+        context = await request.app[OUTBOUND].context_for(call_sid, request.app[ASSISTANTS], ours)
+        assistant = context.assistant
+        log.info("answered by assistant %s (version %d)", assistant.name, assistant.version)
         # Verified (signed, or under the unsigned limit): open the call's Realtime session
         # while the greeting plays; the media stream adopts it (media_call.serve_media_call).
         request.app[WARM_SESSIONS].start(
             CallInfo(call_sid, caller=parameters.get("from"), called=parameters.get("to")),
             PCMU_8K,  # twilio_door's Realtime side: mu-law passed through
             http=request.app[HTTP],
-            settings=request.app[OUTBOUND].settings_for(call_sid, settings),
+            settings=settings,
             tools=request.app[TOOLS].declarations(),
+            context=context,
         )
     parameters["exp"] = str(token.exp)
     parameters["token"] = token.token
     twiml = answer_twiml(
         stream_url=f"{settings.server.public_url.ws}{MEDIA_PATH}",
         parameters=parameters,
-        greeting_text=settings.call.greeting_text,
-        greeting_language=settings.call.greeting_language,
+        greeting_text=assistant.greeting.text,
+        greeting_language=assistant.greeting.language,
     )
     return web.Response(text=twiml, content_type="text/xml")
 

@@ -47,12 +47,12 @@ from aiohttp import web
 from ..config import Settings
 from ..core.connect_request import ConnectRequest, InvalidField, parse_connect
 from ..core.jsonbody import JsonTooDeep, loads_bounded
-from ..errors import FeatureDisabled, InvalidRequest, TwilioApiError, VonageApiError
+from ..errors import FeatureDisabled, InvalidRequest, NotFound, TwilioApiError, VonageApiError
 from ..logs import call_context
 from ..outbound import OUTBOUND, OutboundCall
 from ..store import FRONT_DOOR_TWILIO, FRONT_DOOR_VONAGE
 from ..web.auth import require_api_key
-from ..web.keys import SETTINGS, TWILIO_API, VOICE_API
+from ..web.keys import ASSISTANTS, SETTINGS, TWILIO_API, VOICE_API
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -74,11 +74,25 @@ async def connect(request: web.Request) -> web.Response:
     body = await _json_object(request)
     try:
         req = parse_connect(body, allow_insecure_urls=settings.webhooks.allow_unsigned)
+        await _check_assistant(request, req)
         if req.via == "twilio":
             return await _via_twilio(request, settings, req)
         return await _via_vonage(request, settings, req)
     except InvalidField as exc:
         return _field_error(exc.field, exc.message, exc.code)
+
+
+async def _check_assistant(request: web.Request, req: ConnectRequest) -> None:
+    """An ``assistant`` named at ``/connect`` must exist now (400 ``assistant_not_found``),
+    so a typo is refused before the callee's phone rings; a database that is down is a 503
+    (``StoreUnavailable``)."""
+    name = req.context.assistant
+    if name is None:
+        return
+    try:
+        await request.app[ASSISTANTS].resolve(name, None)
+    except NotFound as exc:
+        raise InvalidField("assistant", exc.message, code="assistant_not_found") from None
 
 
 def _check_callbacks(settings: Settings, req: ConnectRequest) -> None:

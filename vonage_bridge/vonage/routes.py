@@ -44,6 +44,7 @@ from ..store import FRONT_DOOR_VONAGE
 from ..tools import ToolContext
 from ..web.answer import AnswerWebhook, admit_call
 from ..web.keys import (
+    ASSISTANTS,
     CALLS,
     GUARDS,
     HTTP,
@@ -187,7 +188,13 @@ async def answer(request: web.Request) -> web.Response:
     if isinstance(token, web.Response):  # 429: over UNSIGNED_CALLS_PER_MINUTE
         return token
     call_uuid = token.call_uuid
+    outbound = request.path == OUTBOUND_ANSWER_PATH
     with call_context(call_uuid):
+        # The assistant of our number: the one dialled (inbound), or called from (outbound).
+        ours = headers.get("from") if outbound else headers.get("to")
+        context = await request.app[OUTBOUND].context_for(call_uuid, request.app[ASSISTANTS], ours)
+        assistant = context.assistant
+        log.info("answered by assistant %s (version %d)", assistant.name, assistant.version)
         # Verified (signed, or under the unsigned limit): open the call's Realtime session
         # while the greeting plays; the media socket adopts it (media_call.serve_media_call).
         request.app[WARM_SESSIONS].start(
@@ -199,18 +206,19 @@ async def answer(request: web.Request) -> web.Response:
             ),
             PCM16_24K,  # vonage_door's Realtime side, whatever the caller's rate
             http=request.app[HTTP],
-            settings=request.app[OUTBOUND].settings_for(call_uuid, settings),
+            settings=settings,
             tools=request.app[TOOLS].declarations(),
+            context=context,
         )
     params = {"call_uuid": call_uuid, "exp": token.exp, "token": token.token}
-    if request.path == OUTBOUND_ANSWER_PATH:
+    if outbound:
         params["direction"] = "outbound"  # for the call record only; not a credential
     query = urlencode(params)
     ncco = answer_ncco(
         websocket_uri=f"{settings.server.public_url.ws}{MEDIA_PATH}?{query}",
         headers=headers,
-        greeting_text=settings.call.greeting_text,
-        greeting_language=settings.call.greeting_language,
+        greeting_text=assistant.greeting.text,
+        greeting_language=assistant.greeting.language,
         from_number=connect_from_number(headers.get("to")),
         sample_rate_hz=CALLER_RATE_HZ,
         signed_handshake=settings.vonage.signature_secret is not None,

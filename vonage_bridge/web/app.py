@@ -17,8 +17,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from .. import __version__
+from ..assistants import routes as assistants_api
+from ..assistants.book import Assistants
+from ..assistants.startup import assistants_ctx
 from ..calls import SHUTDOWN_REASON, LiveCall, close_socket
 from ..config import Settings
+from ..core.assistant import default_assistant
 from ..core.media_token import MediaTokenSigner
 from ..errors import ConfigError
 from ..openai_sip.routes import setup_sip
@@ -34,6 +38,7 @@ from ..vonage.voice_api import VoiceApi
 from . import calls_api
 from .guards import WebhookGuards
 from .keys import (
+    ASSISTANTS,
     CALLS,
     GUARDS,
     HTTP,
@@ -302,8 +307,9 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     the Twilio Voice webhook ``POST /twilio/incoming-call`` and Media Streams socket
     ``/twilio/media-stream``; ``POST /connect`` (outbound
     calls; answers 503 while its settings are missing); ``GET /calls`` and
-    ``GET /calls/{uuid}`` (call records). With ``METRICS_PORT`` (not 0), ``GET /metrics`` on
-    that port, a site of its own (``metrics_site``). ``store`` replaces the store
+    ``GET /calls/{uuid}`` (call records); ``GET /assistants``, ``GET/PUT/DELETE
+    /assistants/{name}`` (``assistants.routes``). With ``METRICS_PORT`` (not 0), ``GET
+    /metrics`` on that port, a site of its own (``metrics_site``). ``store`` replaces the store
     ``DATABASE_URL`` names (the caller then owns it and closes it).
     """
     app = web.Application(middlewares=[json_errors])
@@ -325,6 +331,16 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     app.router.add_routes(vonage.routes)
     app.router.add_routes(dial.routes)
     app.router.add_routes(calls_api.routes)
+    app.router.add_routes(assistants_api.routes)
+    limits = settings.assistants
+    app[ASSISTANTS] = Assistants(
+        default_assistant(
+            settings.openai,
+            settings.call,
+            max_call_s=limits.max_call_s,
+            inactivity_timeout_s=limits.inactivity_timeout_s,
+        )
+    )
     if settings.twilio.enabled:
         twilio.setup_twilio(app)
     if settings.sip.webhook_secret:
@@ -336,6 +352,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     else:
         app.cleanup_ctx.append(_call_store)
     setup_outbound(app)  # after the HTTP client and the store: closed before both
+    app.cleanup_ctx.append(assistants_ctx)  # after the store: its tables go beside the calls
     app.on_shutdown.append(_close_warm_sessions)
     app.on_shutdown.append(_close_calls)
     _startup_report(settings, app[TOOLS])

@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 from standardwebhooks import Webhook
 
+from ..assistants.book import Assistants
 from ..calls import CallDeps, LiveCall
 from ..config import Settings
 from ..core.media_token import MediaTokenSigner
@@ -38,6 +39,9 @@ GUARDS = web.AppKey("webhook_guards", WebhookGuards)
 """Replay memory of the signed webhooks and the unsigned-call limit, per instance."""
 WARM_SESSIONS = web.AppKey("warm_sessions", WarmSessions)
 """Realtime sessions opened by the answer URLs, waiting for their media sockets."""
+ASSISTANTS = web.AppKey("assistants", Assistants)
+"""Which assistant answers a call (the default, and the stored ones once the database is
+open)."""
 
 
 @dataclass(slots=True)
@@ -69,4 +73,5 @@ def call_deps(app: web.Application) -> CallDeps:
         tools=app[TOOLS],
         store=app.get(STORE),
         calls=app[CALLS],
+        assistants=app[ASSISTANTS],
     )
