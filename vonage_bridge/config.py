@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from . import config_values as cv
 from .config_problems import describe, env_problems
+from .config_sanity import sanity_problems, transfer_problem
 from .errors import ConfigError
 from .persona import DEFAULT_SYSTEM_MESSAGE as DEFAULT_SYSTEM_MESSAGE
 from .persona import read_faq_kb, read_system_message, with_faq_kb
@@ -272,6 +273,17 @@ class LogSettings(_Group):
     format: Annotated[str, cv.choice("auto", "text", "json")] = Field("auto", alias="LOG_FORMAT")
 
 
+class SetupSettings(_Group):
+    """Start-up checks and the set-up tools (``vonage-bridge doctor``, ``change_url.py
+    twilio``): ``model_check`` off lets ``OPENAI_MODEL`` be a name the Realtime check does
+    not know (``config_sanity``); ``twilio_phone_number`` (E.164 digits) is the Twilio number
+    whose Voice URL they check and set.
+    Source: https://www.twilio.com/docs/phone-numbers/api/incomingphonenumber-resource"""
+
+    model_check: bool = Field(True, alias="OPENAI_MODEL_CHECK")
+    twilio_phone_number: cv.Phone = Field(None, alias="TWILIO_PHONE_NUMBER")
+
+
 class Settings(BaseSettings):
     """Every setting of the service; build with :meth:`from_env`. ``warnings``: what does not
     stop start-up but the start-up log must say (a missing persona file)."""
@@ -287,6 +299,7 @@ class Settings(BaseSettings):
     sip: SipSettings = SipSettings.model_validate({})
     twilio: TwilioSettings = TwilioSettings.model_validate({})
     webhooks: WebhookSettings = WebhookSettings.model_validate({})
+    setup: SetupSettings = SetupSettings.model_validate({})
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -310,6 +323,8 @@ class Settings(BaseSettings):
         """
         given = {k: v for k, v in env.items() if k in _FIELDS and (v or k == "GREETING_TEXT")}
         problems = env_problems(given)
+        sanity, guesses = sanity_problems(given)
+        problems += sanity
         values: dict[str, Any] = {name: given for name in cls.model_fields if name != "warnings"}
         if "MEDIA_TOKEN_SECRET" not in given:
             random = {"media_token_secret": secrets.token_bytes(32)}
@@ -319,10 +334,19 @@ class Settings(BaseSettings):
             values["warnings"] = (
                 f"SYSTEM_MESSAGE_PATH={persona!r}: no such file, using the built-in persona",
             )
+        if guesses:
+            values["warnings"] = (*values.get("warnings", ()), *guesses)
         try:
             settings = cls(**values)
         except ValidationError as exc:
             raise ConfigError([describe(e, _FIELDS) for e in exc.errors()] + problems) from None
+        transfer = transfer_problem(
+            settings.call.transfer_number,
+            vonage_rest=not settings.vonage.missing_for_rest,
+            twilio_rest=settings.twilio.enabled and settings.twilio.verify,
+            sip=settings.sip.webhook_secret is not None,
+        )
+        problems += [transfer] if transfer else []
         if problems:
             raise ConfigError(problems)
         return settings
@@ -330,5 +354,6 @@ class Settings(BaseSettings):
 
 _GROUPS: tuple[type[_Group], ...] = (ServerSettings, OpenAISettings, CallSettings, LogSettings)
 _GROUPS += (VonageSettings, StoreSettings, SipSettings, TwilioSettings, WebhookSettings)
+_GROUPS += (SetupSettings,)
 _FIELDS = {f.alias: f for g in _GROUPS for f in g.model_fields.values() if f.alias}
 """Every variable the settings read, and its field."""

@@ -32,7 +32,8 @@ PURE_ROLES = {
     "protocol",
     "instructions",
 }
-PURE_TOP = {"__init__", "config", "config_problems", "config_values", "errors", "persona", "phone"}
+PURE_TOP = {"__init__", "config", "config_problems", "config_values", "config_sanity", "errors"}
+PURE_TOP |= {"persona", "phone"}
 ENTRY_TOP = {"__main__"}
 FRONT_DOORS = {"vonage", "twilio", "openai_sip"}
 
