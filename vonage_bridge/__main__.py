@@ -42,6 +42,8 @@ from typing import Any
 from aiohttp import web
 from dotenv import load_dotenv
 
+from . import __version__
+from .cli_help import variables_help
 from .config import Settings
 from .errors import ConfigError
 from .logs import setup_logging
@@ -192,11 +194,21 @@ async def serve(app: web.Application, host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the service; the exit status (see the module docstring)."""
+    """Run the service (or ``doctor``); the exit status (see the module docstring)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["doctor"]:
+        from .doctor import main as doctor
+
+        return doctor(argv[1:])
     parser = argparse.ArgumentParser(
-        prog="vonage-bridge", description="Vonage Voice <-> OpenAI Realtime bridge."
+        prog="vonage-bridge",
+        description="Vonage Voice <-> OpenAI Realtime bridge. "
+        "`vonage-bridge doctor --help`: check a set-up before the first call.",
+        epilog=variables_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--env-file", default=".env", help="dotenv file to load (default .env)")
+    parser.add_argument("--version", action="version", version=f"vonage-bridge {__version__}")
     args = parser.parse_args(argv)
     try:
         load_dotenv(args.env_file, override=False)  # the real environment wins

@@ -34,7 +34,7 @@ PURE_ROLES = {
 }
 PURE_TOP = {"__init__", "config", "config_problems", "config_values", "config_sanity", "errors"}
 PURE_TOP |= {"persona", "phone"}
-ENTRY_TOP = {"__main__"}
+ENTRY_TOP = {"__main__", "doctor"}
 FRONT_DOORS = {"vonage", "twilio", "openai_sip"}
 
 # Forbidden absolute module prefixes for pure modules, besides every I/O and entry module of
