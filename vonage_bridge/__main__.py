@@ -1,5 +1,9 @@
 """``python -m vonage_bridge``: load ``.env``, read settings, log, serve until SIGINT/SIGTERM.
 
+``--version`` prints the version; ``--help`` lists every variable with its default, from the
+settings model (``cli_help``); ``vonage-bridge doctor ...`` checks a set-up instead of
+serving (``doctor``, its own exit statuses).
+
 A start-up failure ends the process with ONE line on stderr, never a traceback (at
 ``LOG_LEVEL=DEBUG`` the traceback is also logged, to stdout with the other log lines):
 

@@ -304,7 +304,11 @@ async def _public_url(report: Report, settings: Settings, http: aiohttp.ClientSe
     health = server.public_url.http + "/health"
     token = secrets.token_hex(16)
     probe = web.Application()
-    probe.router.add_get("/health", lambda _: _probe_answer(token))
+
+    async def answer(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "doctor": token})
+
+    probe.router.add_get("/health", answer)
     runner = web.AppRunner(probe, access_log=None)
     await runner.setup()
     own = True
@@ -345,10 +349,6 @@ async def _public_url(report: Report, settings: Settings, http: aiohttp.ClientSe
             f"GET {health} answered HTTP {status} but not from this server (PORT "
             f"{server.port}); does SERVER_URL or the tunnel point at another machine or port?",
         )
-
-
-async def _probe_answer(token: str) -> web.Response:
-    return web.json_response({"status": "ok", "doctor": token})
 
 
 async def _json_or_none(resp: aiohttp.ClientResponse) -> Any:
