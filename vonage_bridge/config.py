@@ -6,7 +6,10 @@ Each group declares its variables as field aliases with their defaults, bounds a
 only source: never ``os.environ`` itself nor a ``.env`` file (python-dotenv runs in
 ``__main__``). It raises one :class:`ConfigError` with a line per problem naming the variable
 and its value (``config_problems``: secrets as ``***``, URL passwords masked). Secrets are
-``SecretStr``/``SecretBytes`` or out of ``repr``. Source: the README's variables table; https://docs.pydantic.dev/latest/concepts/pydantic_settings/
+``SecretStr``/``SecretBytes`` or out of ``repr``. The obvious mistakes of a first set-up
+(``.env.example`` placeholders, a model that is not a Realtime one...) are refused with the
+rest, and its guesses become ``warnings`` (``config_sanity``).
+Source: the README's variables table; https://docs.pydantic.dev/latest/concepts/pydantic_settings/
 """
 
 from __future__ import annotations

@@ -18,8 +18,9 @@ wins) and checks, in order, printing each line as it is known:
 5. **database**: ``DATABASE_URL`` opens (tables created as at start-up);
 6. **public URL**: ``GET SERVER_URL/health`` reaches this server. When nothing listens on
    ``HOST:PORT`` the doctor listens there itself for the check, answering a random token,
-   so a tunnel pointing at another machine or port is caught; when the service is already
-   running, its own ``/health`` must answer through ``SERVER_URL``.
+   so a tunnel pointing at another machine or port is caught (only a warning when what
+   answers is a vonage-bridge: a deployed server checked from elsewhere); when the service
+   is already running, its own ``/health`` must answer through ``SERVER_URL``.
 
 Verdicts: ``ok``, ``warn`` (works, but check it), ``skip`` (not checkable with these
 variables), ``FAIL``. Exit status: 0 when a real call would work (no failure and at least one
@@ -192,8 +193,8 @@ async def _vonage(
     report: Report, settings: Settings, env: Mapping[str, str], http: aiohttp.ClientSession
 ) -> None:
     name = "Vonage application"
-    missing = [n for n in ("VONAGE_API_KEY", "VONAGE_API_SECRET", "VONAGE_APPLICATION_ID")]
-    missing = [n for n in missing if not env.get(n, "").strip()]
+    needed = ("VONAGE_API_KEY", "VONAGE_API_SECRET", "VONAGE_APPLICATION_ID")
+    missing = [n for n in needed if not env.get(n, "").strip()]
     if missing:
         report.add(SKIP, name, f"not checked: {', '.join(missing)} not set")
         return
@@ -340,8 +341,15 @@ async def _public_url(report: Report, settings: Settings, http: aiohttp.ClientSe
         await runner.cleanup()
     if own and isinstance(body, dict) and body.get("doctor") == token:
         report.add(OK, name, f"GET {health} reaches this machine's PORT {server.port}")
-    elif not own and status == 200 and isinstance(body, dict) and body.get("status") == "ok":
+    elif not own and _is_bridge_health(status, body):
         report.add(OK, name, f"GET {health} reaches the running service (PORT {server.port})")
+    elif _is_bridge_health(status, body):
+        report.add(
+            WARN,
+            name,
+            f"GET {health} reaches a vonage-bridge, but not one on this machine's PORT "
+            f"{server.port} (fine when checking a deployed server from elsewhere)",
+        )
     else:
         report.add(
             FAIL,
@@ -349,6 +357,12 @@ async def _public_url(report: Report, settings: Settings, http: aiohttp.ClientSe
             f"GET {health} answered HTTP {status} but not from this server (PORT "
             f"{server.port}); does SERVER_URL or the tunnel point at another machine or port?",
         )
+
+
+def _is_bridge_health(status: int, body: Any) -> bool:
+    """Whether an answer is a vonage-bridge's ``GET /health``."""
+    keys = ("status", "version", "calls")
+    return status == 200 and isinstance(body, dict) and all(k in body for k in keys)
 
 
 async def _json_or_none(resp: aiohttp.ClientResponse) -> Any:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from support import SECOND
 
-from vonage_bridge.doctor import FAIL, OK, Report, diagnose
+from vonage_bridge.doctor import FAIL, OK, WARN, Report, diagnose
 from vonage_bridge.sim.realtime import FakeRealtimeServer
 from vonage_bridge.sim.twilio_api import FakeTwilioApi, new_account_sid
 from vonage_bridge.sim.vonage_app_api import FakeVonageApplicationApi
@@ -136,6 +137,30 @@ async def test_a_public_url_answered_by_another_server_is_named(fakes: Fakes) ->
     fakes.point_vonage_at(other)
     report = await diagnose(fakes.env(SERVER_URL=other), allow_local=True)
     assert "not from this server" in failed(report)["public URL"]
+
+
+async def test_another_bridge_answering_is_only_a_warning(fakes: Fakes) -> None:
+    """A deployed server checked from a laptop: what answers is a vonage-bridge, elsewhere."""
+    app = web.Application()
+
+    async def health(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "version": "0.1.0", "calls": 0})
+
+    app.router.add_get("/health", health)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    other_port = unused_port()
+    await web.TCPSite(runner, "127.0.0.1", other_port).start()
+    try:
+        other = f"http://127.0.0.1:{other_port}"
+        fakes.point_vonage_at(other)
+        report = await diagnose(fakes.env(SERVER_URL=other), allow_local=True)
+    finally:
+        await runner.cleanup()
+    assert failed(report) == {} and report.ready
+    public = [c for c in report.checks if c.name == "public URL"]
+    assert [c.verdict for c in public] == [WARN]
+    assert "not one on this machine's PORT" in public[0].detail
 
 
 async def test_a_loopback_server_url_fails_without_allow_local(fakes: Fakes) -> None:
