@@ -156,3 +156,17 @@ def test_transfer_number_with_a_way_to_transfer_starts(
 ) -> None:
     settings = Settings.from_env({**env, "TRANSFER_NUMBER": "+14155550100", **extra})
     assert settings.call.transfer_number == "14155550100"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("OPENAI_MODEL_CHECK", "maybe", "must be true or false"),
+        ("TWILIO_PHONE_NUMBER", "12", "is not an E.164 phone number"),
+    ],
+)
+def test_the_new_settings_name_an_invalid_value(
+    env: dict[str, str], name: str, value: str, reason: str
+) -> None:
+    found = problems({**env, name: value})
+    assert any(p.startswith(f"{name}={value!r}: {reason}") for p in found), found
