@@ -4,7 +4,9 @@ README commands stop at once with one line naming the version found and the one 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,28 @@ def test_a_missing_python_is_named(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "no-python" in done.stderr and ">= 3.11" in done.stderr
+
+
+def test_a_venv_left_by_an_older_python_is_named(tmp_path: Path) -> None:
+    """A .venv made by Python 3.10 (a first try) is not reused: the line says what to do."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "bootstrap.sh", tmp_path / "scripts")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    old = tmp_path / ".venv" / "bin" / "python"
+    old.parent.mkdir(parents=True)
+    old.write_text('#!/bin/sh\necho "Python 3.10.12"\n', encoding="utf-8")
+    old.chmod(0o755)
+    env = {**os.environ, "PYTHON": sys.executable}
+    done = subprocess.run(
+        ["bash", "scripts/bootstrap.sh"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "bootstrap: .venv/bin/python is Python 3.10.12 (made by an older Python); "
+        "remove it (rm -rf .venv) and run this again"
+    ]
