@@ -16,9 +16,22 @@ async def test_root_is_a_json_index_linking_health_and_the_readme(start_call: St
         body = await resp.json()
     assert (body["service"], body["version"]) == ("vonage-bridge", __version__)
     assert body["links"]["health"] == "/health"
-    assert body["links"]["readme"]["Quick start"] == "README.md#quick-start"
+    assert body["links"]["readme"]["Quick start"] == "/README.md#quick-start"
     async with call.http.get(call.bridge.url + body["links"]["health"]) as resp:
         assert resp.status == 200
+    async with call.http.get(call.bridge.url + "/README.md") as resp:
+        assert resp.status == 200
+        readme = await resp.text()
+    for link in body["links"]["readme"].values():  # each section exists in the README
+        anchor = link.split("#", 1)[1]
+        headings = [
+            "".join(
+                c for c in line.lstrip("#").strip().lower() if c.isalnum() or c in " -"
+            ).replace(" ", "-")
+            for line in readme.splitlines()
+            if line.startswith("#")
+        ]
+        assert anchor in headings, anchor
 
 
 async def test_root_is_html_for_a_browser(start_call: StartCall) -> None:
@@ -28,7 +41,7 @@ async def test_root_is_html_for_a_browser(start_call: StartCall) -> None:
         assert resp.status == 200
         assert resp.content_type == "text/html"
         page = await resp.text()
-    assert '<a href="/health">' in page and "README.md#quick-start" in page
+    assert '<a href="/health">' in page and '<a href="/README.md#quick-start">' in page
 
 
 async def test_calls_names_an_unknown_query_parameter(start_call: StartCall) -> None:
