@@ -1,5 +1,9 @@
 """``python -m vonage_bridge``: load ``.env``, read settings, log, serve until SIGINT/SIGTERM.
 
+``--version`` prints the version; ``--help`` lists every variable with its default, from the
+settings model (``cli_help``); ``vonage-bridge doctor ...`` checks a set-up instead of
+serving (``doctor``, its own exit statuses).
+
 A start-up failure ends the process with ONE line on stderr, never a traceback (at
 ``LOG_LEVEL=DEBUG`` the traceback is also logged, to stdout with the other log lines):
 
@@ -42,6 +46,8 @@ from typing import Any
 from aiohttp import web
 from dotenv import load_dotenv
 
+from . import __version__
+from .cli_help import variables_help
 from .config import Settings
 from .errors import ConfigError
 from .logs import setup_logging
@@ -192,11 +198,21 @@ async def serve(app: web.Application, host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the service; the exit status (see the module docstring)."""
+    """Run the service (or ``doctor``); the exit status (see the module docstring)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["doctor"]:
+        from .doctor import main as doctor
+
+        return doctor(argv[1:])
     parser = argparse.ArgumentParser(
-        prog="vonage-bridge", description="Vonage Voice <-> OpenAI Realtime bridge."
+        prog="vonage-bridge",
+        description="Vonage Voice <-> OpenAI Realtime bridge. "
+        "`vonage-bridge doctor --help`: check a set-up before the first call.",
+        epilog=variables_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--env-file", default=".env", help="dotenv file to load (default .env)")
+    parser.add_argument("--version", action="version", version=f"vonage-bridge {__version__}")
     args = parser.parse_args(argv)
     try:
         load_dotenv(args.env_file, override=False)  # the real environment wins

@@ -6,7 +6,10 @@ Each group declares its variables as field aliases with their defaults, bounds a
 only source: never ``os.environ`` itself nor a ``.env`` file (python-dotenv runs in
 ``__main__``). It raises one :class:`ConfigError` with a line per problem naming the variable
 and its value (``config_problems``: secrets as ``***``, URL passwords masked). Secrets are
-``SecretStr``/``SecretBytes`` or out of ``repr``. Source: the README's variables table; https://docs.pydantic.dev/latest/concepts/pydantic_settings/
+``SecretStr``/``SecretBytes`` or out of ``repr``. The obvious mistakes of a first set-up
+(``.env.example`` placeholders, a model that is not a Realtime one...) are refused with the
+rest, and its guesses become ``warnings`` (``config_sanity``).
+Source: the README's variables table; https://docs.pydantic.dev/latest/concepts/pydantic_settings/
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from . import config_values as cv
 from .config_problems import describe, env_problems
+from .config_sanity import sanity_problems, transfer_problem
 from .errors import ConfigError
 from .persona import DEFAULT_SYSTEM_MESSAGE as DEFAULT_SYSTEM_MESSAGE
 from .persona import read_faq_kb, read_system_message, with_faq_kb
@@ -337,6 +341,17 @@ class MetricsSettings(_Group):
         return self.port != 0
 
 
+class SetupSettings(_Group):
+    """Start-up checks and the set-up tools (``vonage-bridge doctor``, ``change_url.py
+    twilio``): ``model_check`` off lets ``OPENAI_MODEL`` be a name the Realtime check does
+    not know (``config_sanity``); ``twilio_phone_number`` (E.164 digits) is the Twilio number
+    whose Voice URL they check and set.
+    Source: https://www.twilio.com/docs/phone-numbers/api/incomingphonenumber-resource"""
+
+    model_check: bool = Field(True, alias="OPENAI_MODEL_CHECK")
+    twilio_phone_number: cv.Phone = Field(None, alias="TWILIO_PHONE_NUMBER")
+
+
 class Settings(BaseSettings):
     """Every setting of the service; build with :meth:`from_env`. ``warnings``: what does not
     stop start-up but the start-up log must say (a missing persona file)."""
@@ -355,6 +370,7 @@ class Settings(BaseSettings):
     outbound: OutboundSettings = OutboundSettings.model_validate({})
     metrics: MetricsSettings = MetricsSettings.model_validate({})
     assistants: AssistantSettings = AssistantSettings.model_validate({})
+    setup: SetupSettings = SetupSettings.model_validate({})
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -378,6 +394,8 @@ class Settings(BaseSettings):
         """
         given = {k: v for k, v in env.items() if k in _FIELDS and (v or k == "GREETING_TEXT")}
         problems = env_problems(given)
+        sanity, guesses = sanity_problems(given)
+        problems += sanity
         values: dict[str, Any] = {name: given for name in cls.model_fields if name != "warnings"}
         if "MEDIA_TOKEN_SECRET" not in given:
             random = {"media_token_secret": secrets.token_bytes(32)}
@@ -387,6 +405,8 @@ class Settings(BaseSettings):
             values["warnings"] = (
                 f"SYSTEM_MESSAGE_PATH={persona!r}: no such file, using the built-in persona",
             )
+        if guesses:
+            values["warnings"] = (*values.get("warnings", ()), *guesses)
         try:
             settings = cls(**values)
         except ValidationError as exc:
@@ -396,6 +416,13 @@ class Settings(BaseSettings):
                 f"METRICS_PORT={settings.metrics.port}: the same as PORT; the metrics need a "
                 "port of their own (or 0: off)"
             )
+        transfer = transfer_problem(
+            settings.call.transfer_number,
+            vonage_rest=not settings.vonage.missing_for_rest,
+            twilio_rest=settings.twilio.enabled and settings.twilio.verify,
+            sip=settings.sip.webhook_secret is not None,
+        )
+        problems += [transfer] if transfer else []
         if problems:
             raise ConfigError(problems)
         return settings
@@ -406,5 +433,6 @@ _GROUPS += (VonageSettings, StoreSettings, SipSettings, TwilioSettings, WebhookS
 _GROUPS += (OutboundSettings,)
 _GROUPS += (MetricsSettings,)
 _GROUPS += (AssistantSettings,)
+_GROUPS += (SetupSettings,)
 _FIELDS = {f.alias: f for g in _GROUPS for f in g.model_fields.values() if f.alias}
 """Every variable the settings read, and its field."""

@@ -27,6 +27,10 @@ from .vonage.app_jwt import load_private_key
 
 RESAMPLE_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
+_HOST_RE = re.compile(
+    r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?|[0-9a-f:.]+"
+)
+"""A DNS name (labels of letters, digits, ``-``; ``_`` tolerated) or an IPv4/IPv6 address."""
 TWILIO_ACCOUNT_SID_RE = re.compile(r"AC[0-9a-fA-F]{32}")
 """A Twilio account SID: ``AC`` then 32 hex digits."""
 
@@ -92,15 +96,25 @@ def public_url(value: str) -> tuple[str, str]:
     with a scheme is taken as given (``http://127.0.0.1:3000`` gives ``ws://127.0.0.1:3000``).
 
     Raises:
-        ValueError: if the value has an unknown scheme, no host, a query or a fragment.
+        ValueError: if the value has white space inside, an unknown scheme, no host, a host
+            that is not a DNS name or an IP address, a port that is not a number, a query or
+            a fragment.
     """
     raw = value.strip()
+    if any(c.isspace() for c in raw):
+        raise ValueError("is not a URL: it contains white space")
     parts = urlsplit(raw if "://" in raw else "https://" + raw)
     ws_scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
     if ws_scheme is None:
         raise ValueError(f"scheme {parts.scheme!r} is not http, https, ws or wss")
     if not parts.hostname:
         raise ValueError("has no host")
+    if not _HOST_RE.fullmatch(parts.hostname):
+        raise ValueError(f"is not a URL: host {parts.hostname!r} is not a DNS name or IP address")
+    try:
+        parts.port  # noqa: B018 (raises for a port that is not a number)
+    except ValueError:
+        raise ValueError("is not a URL: its port is not a number from 0 to 65535") from None
     if parts.query or parts.fragment:
         raise ValueError("must not have a query or fragment")
     http_scheme, path = "https" if ws_scheme == "wss" else "http", parts.path.rstrip("/")

@@ -144,7 +144,7 @@ async def test_change_url_dry_run_sends_no_put(
 ) -> None:
     set_env(monkeypatch, good_env(api, SERVER_URL="http://127.0.0.1:3000/"))
 
-    assert await run_main("local", "--dry-run") == 0
+    assert await run_main("local", "--dry-run", "--force") == 0  # --force: a loopback host
 
     assert [r.method for r in api.requests] == ["GET"]
     assert api.puts == []

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from vonage_bridge.core.call_context import CallContext, MachineDetection, fill_placeholders
+from vonage_bridge.core.assistant import Assistant, CallContext, call_instructions_for
+from vonage_bridge.core.call_context import ConnectContext, MachineDetection
 from vonage_bridge.core.connect_request import (
     MAX_METADATA_BYTES,
     MAX_VARIABLES,
@@ -67,7 +68,7 @@ def test_national_number_with_region_through_the_body() -> None:
 def test_minimal_body_has_defaults() -> None:
     req = parse_connect({"to": TO})
     assert req.to == TO and req.from_ is None and req.via == "vonage"
-    assert req.context == CallContext()
+    assert req.context == ConnectContext()
     assert req.status_url is None and req.machine_detection is None
 
 
@@ -86,7 +87,7 @@ def test_every_field_is_read() -> None:
         }
     )
     assert req.via == "twilio"
-    assert req.context == CallContext(
+    assert req.context == ConnectContext(
         assistant="sales",
         instructions="Remind {name}.",
         variables={"name": "Ann", "date_1": "Monday"},
@@ -165,28 +166,35 @@ def test_missing_and_bad_numbers_keep_their_codes() -> None:
     assert (problem.code, problem.field) == ("invalid_number", "from")
 
 
-# --- the per-call persona -----------------------------------------------------------------------
+# --- the per-call instructions ------------------------------------------------------------------
+
+
+def _assistant(instructions: str) -> Assistant:
+    return Assistant.model_validate({"name": "t", "instructions": instructions})
 
 
 def test_instructions_are_appended_and_variables_filled() -> None:
     ctx = CallContext(
+        _assistant("You are {company}'s assistant."),
         instructions="Remind {name} of {date}. Say {unknown}.",
         variables={"name": "Ann", "date": "Monday"},
     )
-    persona = ctx.persona("You are {company}'s assistant. Caller: {caller}.\n")
-    assert persona == (
-        "You are {company}'s assistant. Caller: {caller}.\n\nRemind Ann of Monday. Say {unknown}."
+    text = call_instructions_for(ctx, caller=None, called=None)
+    assert text == "You are {company}'s assistant.\n\nRemind Ann of Monday. Say {unknown}."
+
+
+def test_variables_fill_the_instructions_too_and_values_are_not_expanded_again() -> None:
+    ctx = CallContext(
+        _assistant("{company} and {name}"), variables={"company": "{name}", "name": "Ann"}
     )
-    assert ctx.changes_persona
+    assert call_instructions_for(ctx, caller=None, called=None) == "{name} and Ann"
 
 
-def test_variables_fill_the_persona_too_and_values_are_not_expanded_again() -> None:
-    ctx = CallContext(variables={"company": "{name}", "name": "Ann"})
-    assert ctx.persona("{company} and {name}") == "{name} and Ann"
-
-
-def test_empty_context_leaves_the_persona_alone() -> None:
-    ctx = CallContext(metadata={"a": 1}, assistant="sales")
-    assert not ctx.changes_persona
-    assert ctx.persona("Hello {caller}") == "Hello {caller}"
-    assert fill_placeholders("{x}", {}) == "{x}"
+def test_a_context_without_fields_leaves_the_instructions_alone() -> None:
+    asked = parse_connect(
+        {"to": "+447700900123", "metadata": {"a": 1}, "assistant": "sales"}
+    ).context
+    ctx = CallContext(
+        _assistant("Hello {x}"), instructions=asked.instructions, variables=asked.variables
+    )
+    assert call_instructions_for(ctx, caller=None, called=None) == "Hello {x}"

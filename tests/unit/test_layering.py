@@ -32,8 +32,9 @@ PURE_ROLES = {
     "protocol",
     "instructions",
 }
-PURE_TOP = {"__init__", "config", "config_problems", "config_values", "errors", "persona", "phone"}
-ENTRY_TOP = {"__main__"}
+PURE_TOP = {"__init__", "config", "config_problems", "config_values", "config_sanity", "errors"}
+PURE_TOP |= {"persona", "phone"}
+ENTRY_TOP = {"__main__", "doctor"}
 FRONT_DOORS = {"vonage", "twilio", "openai_sip"}
 
 # Forbidden absolute module prefixes for pure modules, besides every I/O and entry module of

@@ -1,5 +1,8 @@
 """``python -m vonage_bridge.sim``: a whole call on 127.0.0.1 with no accounts.
 
+``vonage-bridge-sim serve`` runs the fakes alone, by hand, and ``vonage-bridge-sim call
+--url ...`` places a call against a running bridge (``serve.py``).
+
 Starts the bridge, a fake OpenAI Realtime server and a fake Vonage caller (or, with
 ``--front-door twilio``, a fake Twilio caller and Twilio REST API); the caller dials in, speaks
 a real recording in real time, and hears the assistant's reply (the fake Realtime plays the
@@ -27,6 +30,7 @@ from ..logs import setup_logging
 from .audio import CALLER_WAV
 from .call import FRONT_DOORS, simulate_call
 from .realtime import FakeRealtimeOptions
+from .serve import call_main, serve_main
 
 GREETING_MS = 3000.0
 """The default greeting ("Hello! You are connected to our assistant. Please go ahead.") takes
@@ -34,8 +38,15 @@ about this long to say."""
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:
+        return serve_main(argv[1:])
+    if argv[:1] == ["call"]:
+        return call_main(argv[1:])
     parser = argparse.ArgumentParser(
-        prog="vonage-bridge-sim", description="Simulate one phone call through the bridge."
+        prog="vonage-bridge-sim",
+        description="Simulate one phone call through the bridge. Also: `vonage-bridge-sim "
+        "serve` (the fakes alone) and `vonage-bridge-sim call --url ...`.",
     )
     parser.add_argument(
         "--front-door",

@@ -4,7 +4,7 @@ Entry ring (I/O): used by the integration tests and by the local simulation, nev
 It follows the GA Realtime API [Realtime guide] (connecting, session configuration), [client
 events] and [server events], including the real API's refusals: a bad key gets HTTP 401, a missing
 ``model`` gets 400, and an ``OpenAI-Beta`` header gets ``beta_api_shape_disabled`` then close
-code 4000.
+code 4000. ``GET /v1/models/{model}`` answers too (``vonage-bridge doctor`` asks it).
 
 What it does with a call:
 
@@ -72,6 +72,7 @@ JsonObject = dict[str, Any]
 Int16Array = npt.NDArray[np.int16]
 
 REALTIME_PATH: Final = "/v1/realtime"
+MODELS_PATH: Final = "/v1/models/"
 VAD_WINDOW_MS: Final = 20
 SPEECH_START_MS: Final = 60  # consecutive loud audio needed before speech_started
 DEFAULT_PREFIX_PADDING_MS: Final = 300  # [openai-python] realtime_audio_input_turn_detection.py
@@ -1391,6 +1392,8 @@ class FakeRealtimeServer(LoopbackServer):
             status = options.reject_status
             code = REJECT_CODES.get(status, "simulated_rejection")
             return self._refuse(record, status, code, f"Simulated rejection (HTTP {status}).")
+        if request.method == "GET" and request.path.startswith(MODELS_PATH):
+            return self._model(request, record)
         if request.path != REALTIME_PATH:
             return self._refuse(
                 record, 404, "unknown_url", f"Invalid URL ({request.method} {request.path})"
@@ -1438,6 +1441,21 @@ class FakeRealtimeServer(LoopbackServer):
         finally:
             self._live.discard(session)
         return ws
+
+    def _model(self, request: web.Request, record: JsonObject) -> web.Response:
+        """``GET /v1/models/{model}`` (what ``vonage-bridge doctor`` asks): 401 for a bad key,
+        404 ``model_not_found`` for a name without ``realtime`` in it, else the model object
+        ``{"id", "object": "model", "created", "owned_by"}`` [openai-openapi] (retrieveModel).
+        """
+        if not self._authorized(request):
+            return self._refuse(record, 401, "invalid_api_key", "Incorrect API key provided.")
+        model = request.path.removeprefix(MODELS_PATH)
+        if "realtime" not in model or "/" in model:
+            message = f"The model '{model}' does not exist or you do not have access to it."
+            return self._refuse(record, 404, "model_not_found", message)
+        record["status"] = 200
+        body = {"id": model, "object": "model", "created": 1756339200, "owned_by": "system"}
+        return web.json_response(body)
 
     def _authorized(self, request: web.Request) -> bool:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")

@@ -18,6 +18,10 @@ Entry ring (I/O): used by the integration tests and the simulation, never by the
 - Bad or missing credentials get 401 ``{"code": 20003, "message": "Authenticate", ...}``;
   a call SID that was never registered (:meth:`FakeTwilioApi.add_call`) gets 404
   ``{"code": 20404, ...}``; new TwiML for a call that has ended gets 400 ``{"code": 21220}``.
+- ``GET .../IncomingPhoneNumbers.json?PhoneNumber=+E164`` lists the account's numbers (those
+  added with :meth:`FakeTwilioApi.add_number`), filtered by the exact number when given;
+  ``POST .../IncomingPhoneNumbers/{Sid}.json`` with ``VoiceUrl``/``VoiceMethod`` updates one
+  (404 ``20404`` for another SID); both with the same Basic auth.
 - Knobs (:class:`FakeTwilioApiOptions`) inject an error status or a delay (timeouts), or
   accept any well-formed call SID as a live call.
 
@@ -25,7 +29,9 @@ Source: Twilio Call resource "Create a Call", "Update a Call", the status callba
 error shape (https://www.twilio.com/docs/voice/api/call-resource, /docs/errors/20003, /20404,
 /21220); answering machine detection
 (https://www.twilio.com/docs/voice/answering-machine-detection); webhook signatures
-(https://www.twilio.com/docs/usage/webhooks/webhooks-security).
+(https://www.twilio.com/docs/usage/webhooks/webhooks-security);
+IncomingPhoneNumber resource
+(https://www.twilio.com/docs/phone-numbers/api/incomingphonenumber-resource).
 """
 
 from __future__ import annotations
@@ -132,6 +138,7 @@ class FakeTwilioApi(LoopbackServer):
     calls: dict[str, str] = field(default_factory=dict)
     created: dict[str, dict[str, Any]] = field(default_factory=dict)
     callbacks: list[tuple[str, dict[str, str], int]] = field(default_factory=list)
+    numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._init_server()
@@ -142,6 +149,51 @@ class FakeTwilioApi(LoopbackServer):
         self.app.router.add_post(
             f"/{API_VERSION}/Accounts/{{account_sid}}/Calls/{{call_file}}", self._update
         )
+        numbers = f"/{API_VERSION}/Accounts/{{account_sid}}/IncomingPhoneNumbers"
+        self.app.router.add_get(numbers + ".json", self._list_numbers)
+        self.app.router.add_post(numbers + "/{number_file}", self._update_number)
+
+    def add_number(self, phone_number: str, voice_url: str | None = None) -> str:
+        """Give the account the number ``phone_number`` (``+E164``) with a Voice URL (None:
+        unset); returns its SID (``PN`` + 32 hex)."""
+        sid = "PN" + secrets.token_hex(16)
+        self.numbers[sid] = {
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "phone_number": phone_number,
+            "friendly_name": phone_number,
+            "voice_url": voice_url,
+            "voice_method": "POST",
+            "uri": f"/{API_VERSION}/Accounts/{self.account_sid}/IncomingPhoneNumbers/{sid}.json",
+        }
+        return sid
+
+    async def _list_numbers(self, request: web.Request) -> web.Response:
+        if (
+            not self._authenticated(request)
+            or request.match_info["account_sid"] != self.account_sid
+        ):
+            return _json(twilio_error(401, 20003, "Authenticate"), 401, auth_challenge=True)
+        wanted = request.query.get("PhoneNumber")
+        found = [n for n in self.numbers.values() if wanted is None or n["phone_number"] == wanted]
+        return _json({"incoming_phone_numbers": found, "page": 0, "page_size": 50}, 200)
+
+    async def _update_number(self, request: web.Request) -> web.Response:
+        if (
+            not self._authenticated(request)
+            or request.match_info["account_sid"] != self.account_sid
+        ):
+            return _json(twilio_error(401, 20003, "Authenticate"), 401, auth_challenge=True)
+        sid = request.match_info["number_file"].removesuffix(".json")
+        if sid not in self.numbers:
+            return _json(_not_found(request.path), 404)
+        form = await request.post()
+        number = self.numbers[sid]
+        if "VoiceUrl" in form:
+            number["voice_url"] = str(form["VoiceUrl"])
+        if "VoiceMethod" in form:
+            number["voice_method"] = str(form["VoiceMethod"])
+        return _json(number, 200)
 
     # --- test helpers ------------------------------------------------------------------------
 

@@ -279,6 +279,8 @@ class UrlChange:
     new_event_url: WebhookUrl
     applied: bool
     body: JsonObject = field(repr=False)
+    unchanged: bool = False
+    """The application already pointed there: nothing was (or would be) sent."""
 
 
 async def get_application(
@@ -330,7 +332,9 @@ async def update_urls(
         dry_run: GET only; report the change without sending the PUT.
         http: a session to use; by default one is opened and closed here.
     Returns:
-        The old and new URLs and the PUT body (sent, or that would be sent).
+        The old and new URLs and the PUT body (sent, or that would be sent). When the
+        application already points there (same addresses, both POST) no PUT is sent and
+        ``unchanged`` is True.
     Raises:
         ApplicationApiError, UpstreamTimeout: see :func:`get_application` and
             :func:`put_application`.
@@ -341,7 +345,8 @@ async def update_urls(
 
     current = await get_application(http, settings)
     body = put_body(with_voice_urls(current, settings.answer_url, settings.event_url))
-    result = body if dry_run else await put_application(http, settings, body)
+    unchanged = voice_urls(body) == voice_urls(current)
+    result = body if dry_run or unchanged else await put_application(http, settings, body)
     old_answer, old_event = voice_urls(current)
     new_answer, new_event = voice_urls(result)
     return UrlChange(
@@ -351,13 +356,24 @@ async def update_urls(
         old_event_url=old_event,
         new_answer_url=new_answer,
         new_event_url=new_event,
-        applied=not dry_run,
+        applied=not dry_run and not unchanged,
         body=body,
+        unchanged=unchanged,
     )
 
 
 def describe(change: UrlChange) -> str:
-    """A few lines for a person: application, old and new URLs, and whether it was sent."""
+    """A few lines for a person: application, old and new URLs, and whether it was sent
+    (``unchanged`` when it already pointed there)."""
+    if change.unchanged:
+        return "\n".join(
+            [
+                f"application {change.application_id} ({change.name}): unchanged, already "
+                "points there",
+                f"  answer_url: {change.old_answer_url}",
+                f"  event_url:  {change.old_event_url}",
+            ]
+        )
     verb = "updated" if change.applied else "dry run, nothing sent; would update"
     return "\n".join(
         [

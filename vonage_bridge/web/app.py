@@ -35,7 +35,7 @@ from ..twilio.rest import TwilioApi
 from ..vonage import dial
 from ..vonage import routes as vonage
 from ..vonage.voice_api import VoiceApi
-from . import calls_api
+from . import calls_api, index
 from .guards import WebhookGuards
 from .keys import (
     ASSISTANTS,
@@ -302,8 +302,9 @@ def _twilio_report(settings: Settings) -> None:
 def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Application:
     """Build the aiohttp application for ``settings``.
 
-    Routes: ``GET /health``; answer URL ``/incoming-call`` and ``/answer`` (GET, POST); event
-    URL ``/event`` (GET, POST); media WebSocket ``/vonage/ws``; with ``TWILIO_ACCOUNT_SID``,
+    Routes: ``GET /health``; ``GET /`` (an index, ``web/index.py``); answer URL
+    ``/incoming-call`` and ``/answer`` (GET, POST); event URL ``/event`` (GET, POST); media
+    WebSocket ``/vonage/ws``; with ``TWILIO_ACCOUNT_SID``,
     the Twilio Voice webhook ``POST /twilio/incoming-call`` and Media Streams socket
     ``/twilio/media-stream``; ``POST /connect`` (outbound
     calls; answers 503 while its settings are missing); ``GET /calls`` and
@@ -328,6 +329,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
         tools_module=settings.call.tools_module,
     )
     app.router.add_get("/health", health)
+    app.router.add_routes(index.routes)
     app.router.add_routes(vonage.routes)
     app.router.add_routes(dial.routes)
     app.router.add_routes(calls_api.routes)

@@ -8,7 +8,9 @@ constant time). Responses:
   page. ``limit`` is 1-100 (default 20), ``offset`` 0-1000000 (default 0); anything else is a
   400 ``invalid_paging`` naming the parameter. ``front_door=vonage|twilio|openai-sip`` keeps
   only the calls that came through that front door (paging counts only those); any other
-  value is a 400 ``invalid_filter`` naming the parameter.
+  value is a 400 ``invalid_filter`` naming the parameter. Any other query parameter
+  (``?from=...``) is a 400 ``unknown_parameter`` naming it and the known ones, rather than
+  a page that silently ignores the filter.
 - ``GET /calls/{call_uuid}``: 200 with the record and its transcript, 404 ``call_not_found``.
 - Every record says ``front_door``: ``vonage``, ``twilio`` or ``openai-sip``.
 - 401 ``api_key_missing``, 403 ``api_key_invalid``, 503 ``calls_api_disabled``
@@ -30,6 +32,17 @@ routes = web.RouteTableDef()
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_OFFSET = 1_000_000
+LIST_PARAMETERS = ("limit", "offset", "front_door")
+"""The query parameters ``GET /calls`` knows."""
+
+
+def _known_params(request: web.Request, known: tuple[str, ...]) -> None:
+    """Raises :class:`InvalidRequest` (400 ``unknown_parameter``) naming the first query
+    parameter not in ``known``."""
+    for name in request.query:
+        if name not in known:
+            msg = f"unknown query parameter {name[:32]!r}; known: {', '.join(known)}"
+            raise InvalidRequest(msg, code="unknown_parameter")
 
 
 def _authorised_store(request: web.Request) -> CallStore:
@@ -77,6 +90,7 @@ def _front_door_param(request: web.Request) -> str | None:
 async def list_calls(request: web.Request) -> web.Response:
     """A page of call records, newest first."""
     store = _authorised_store(request)
+    _known_params(request, LIST_PARAMETERS)
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     front_door = _front_door_param(request)
