@@ -85,6 +85,11 @@ _END_PREFIXES: Final[tuple[tuple[str, str], ...]] = (
     ("the assistant ended the call", END_ASSISTANT),
     ("server shutting down", END_SHUTDOWN),
     ("Realtime stalled", END_TIMEOUT),
+    # call limits (core.limits), on every front door
+    ("max_duration", END_TIMEOUT),
+    ("inactivity", END_TIMEOUT),
+    ("openai-sip: max_duration", END_TIMEOUT),
+    ("openai-sip: inactivity", END_TIMEOUT),
     # OpenAI SIP calls (openai_sip.sideband: "openai-sip: <why>")
     ("openai-sip: transferred", END_TRANSFER),
     ("openai-sip: server shutting down", END_SHUTDOWN),
@@ -108,7 +113,8 @@ def end_label(end_reason: str, *, transferred: bool = False) -> str:
     ``server shutting down`` (media and SIP)                ``shutdown``
     SIP ``transferred``; or the caller's side closing       ``transfer``
     after a successful transfer (``transferred``)
-    ``Realtime stalled: no event for N s``                  ``timeout``
+    ``Realtime stalled: no event for N s``; the call        ``timeout``
+    limits ``max_duration`` and ``inactivity``
     anything else: Realtime refused, failed or closed,      ``error``
     internal errors, audio faster than real time, a
     cancelled call task, a SIP sideband that failed
