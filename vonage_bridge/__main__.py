@@ -193,11 +193,16 @@ async def serve(app: web.Application, host: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the service; the exit status (see the module docstring)."""
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["operator"]:  # console accounts: vonage_bridge/console/cli.py
+        from .console.cli import main as operator_main
+
+        return operator_main(args_in[1:])
     parser = argparse.ArgumentParser(
         prog="vonage-bridge", description="Vonage Voice <-> OpenAI Realtime bridge."
     )
     parser.add_argument("--env-file", default=".env", help="dotenv file to load (default .env)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     try:
         load_dotenv(args.env_file, override=False)  # the real environment wins
         settings = Settings.from_env(os.environ)

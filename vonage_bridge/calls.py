@@ -26,6 +26,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .config import Settings
 from .errors import BridgeError, RemoteProtocolError
+from .hub import CallHub
 from .logs import call_context
 from .store import CallStore
 from .tools import ToolRegistry
@@ -170,6 +171,8 @@ class CallDeps:
         tools: the tools the model may call.
         store: the call-record store; None when records are off.
         calls: the live media calls by call id (shutdown closes them).
+        hub: where the call publishes its start, transcript lines and end (the operator
+            console's live page); None publishes nothing.
     """
 
     settings: Settings
@@ -177,6 +180,7 @@ class CallDeps:
     tools: ToolRegistry
     store: CallStore | None
     calls: dict[str, LiveCall]
+    hub: CallHub | None = None
 
 
 # ------------------------------------------------------------------ closing sockets

@@ -272,6 +272,17 @@ class LogSettings(_Group):
     format: Annotated[str, cv.choice("auto", "text", "json")] = Field("auto", alias="LOG_FORMAT")
 
 
+# ------------------------------------------------------------------ operator console
+
+
+class ConsoleSettings(_Group):
+    """The operator console (``/console``): how long a login lasts, in hours (default 12;
+    0.05 to 720). Operators themselves are accounts in the database (``vonage-bridge
+    operator add``), not settings."""
+
+    session_hours: float = Field(12.0, alias="CONSOLE_SESSION_HOURS", ge=0.05, le=720.0)
+
+
 class Settings(BaseSettings):
     """Every setting of the service; build with :meth:`from_env`. ``warnings``: what does not
     stop start-up but the start-up log must say (a missing persona file)."""
@@ -287,6 +298,7 @@ class Settings(BaseSettings):
     sip: SipSettings = SipSettings.model_validate({})
     twilio: TwilioSettings = TwilioSettings.model_validate({})
     webhooks: WebhookSettings = WebhookSettings.model_validate({})
+    console: ConsoleSettings = ConsoleSettings.model_validate({})
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -330,5 +342,6 @@ class Settings(BaseSettings):
 
 _GROUPS: tuple[type[_Group], ...] = (ServerSettings, OpenAISettings, CallSettings, LogSettings)
 _GROUPS += (VonageSettings, StoreSettings, SipSettings, TwilioSettings, WebhookSettings)
+_GROUPS += (ConsoleSettings,)
 _FIELDS = {f.alias: f for g in _GROUPS for f in g.model_fields.values() if f.alias}
 """Every variable the settings read, and its field."""

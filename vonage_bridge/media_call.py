@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from aiohttp import web
 
@@ -20,6 +21,7 @@ from .calls import CallControl, CallDeps, LiveCall
 from .core.call_data import CallInfo
 from .core.frontdoor import FrontDoor
 from .core.session import CallSession
+from .hub import LiveView
 from .realtime.prewarm import WarmSessions
 from .records import CallSummary, write_call_record
 from .tools import ToolContext
@@ -74,6 +76,7 @@ async def serve_media_call(
     task = asyncio.current_task()
     assert task is not None
     live = calls[call_id] = LiveCall(call_id, ws, task, control)
+    end_reason = "call handler stopped"
     try:
         call = await opening()
         if call is None:
@@ -90,6 +93,10 @@ async def serve_media_call(
         started_at = datetime.now(UTC)
         adopted = warm.take(call_id) if warm is not None else None
         summary: CallSummary | None = None
+        hub = deps.hub
+        if hub is not None:
+            hub.started(_view(call_id, call, started_at, session))
+            session.on_transcript = partial(hub.line, call_id)
         try:
             summary = await run_call(
                 ws,
@@ -104,19 +111,33 @@ async def serve_media_call(
                 warm=adopted,
             )
         finally:  # run_call closed both sockets: off the audio path
+            end_reason = (
+                summary.end_reason if summary is not None else live.ending or "call handler stopped"
+            )
             await write_call_record(
                 deps.store,
                 session,
                 front_door=call.door.name,
                 direction=call.direction,
                 started_at=started_at,
-                end_reason=(
-                    summary.end_reason
-                    if summary is not None
-                    else live.ending or "call handler stopped"
-                ),
+                end_reason=end_reason,
                 duration_s=summary.duration_s if summary is not None else None,
             )
         return summary
     finally:
         calls.pop(call_id, None)
+        if deps.hub is not None:
+            deps.hub.ended(call_id, end_reason)
+
+
+def _view(call_id: str, call: MediaCall, started_at: datetime, session: CallSession) -> LiveView:
+    """The call as the live page shows it (its transcript list shared with the session)."""
+    return LiveView(
+        call_id,
+        call.door.name,
+        call.direction,
+        call.info.caller,
+        call.info.called,
+        started_at,
+        transcript=session.stats.transcript,
+    )

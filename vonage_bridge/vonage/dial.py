@@ -24,6 +24,7 @@ outbound call"); answer webhook (https://developer.vonage.com/en/voice/voice-api
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -45,10 +46,26 @@ MAX_BODY_BYTES = 4096
 @routes.post(CONNECT_PATH)
 async def connect(request: web.Request) -> web.Response:
     """Dial ``to`` from ``from`` and bridge the call to a Realtime session when answered."""
-    settings = request.app[SETTINGS]
-    vonage = settings.vonage
     require_api_key(request, feature="POST /connect", disabled_code="connect_disabled")
-    api = request.app.get(VOICE_API)
+    return await place_call(request.app, lambda: _json_object(request))
+
+
+async def place_call(
+    app: web.Application, read_body: Callable[[], Awaitable[dict[str, Any]]]
+) -> web.Response:
+    """What ``POST /connect`` does once its caller is authorised (the operator console's
+    Dial form calls it too): the responses of the module docstring, except 401/403.
+
+    Args:
+        app: the application (settings, Vonage REST client).
+        read_body: the request body as a JSON object; raises ``InvalidRequest``.
+    Raises:
+        FeatureDisabled: Vonage REST credentials missing (503 ``vonage_not_configured``).
+        InvalidRequest: from ``read_body`` (400 ``invalid_json``).
+    """
+    settings = app[SETTINGS]
+    vonage = settings.vonage
+    api = app.get(VOICE_API)
     if api is None:
         missing = " and ".join(vonage.missing_for_rest)
         raise FeatureDisabled(
@@ -56,7 +73,7 @@ async def connect(request: web.Request) -> web.Response:
             code="vonage_not_configured",
         )
 
-    body = await _json_object(request)
+    body = await read_body()
     to = _number(body, "to", None)
     from_ = _number(body, "from", vonage.outbound_from)
     if isinstance(to, web.Response):

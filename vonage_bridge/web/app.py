@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from .. import __version__
 from ..calls import SHUTDOWN_REASON, LiveCall, close_socket
 from ..config import Settings
+from ..console import setup_console
 from ..core.media_token import MediaTokenSigner
 from ..errors import ConfigError
 from ..openai_sip.routes import setup_sip
@@ -326,6 +327,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
         twilio.setup_twilio(app)
     if settings.sip.webhook_secret:
         setup_sip(app, settings)
+    setup_console(app)  # /console: operator console and browser phone
     app.cleanup_ctx.append(_http_client)
     if store is not None:
         app[STORE] = store

@@ -14,6 +14,7 @@ from ..calls import CallDeps, LiveCall
 from ..config import Settings
 from ..core.media_token import MediaTokenSigner
 from ..core.replay import SeenIds
+from ..hub import CallHub
 from ..realtime.prewarm import WarmSessions
 from ..store import CallStore
 from ..tools import ToolRegistry
@@ -38,6 +39,8 @@ GUARDS = web.AppKey("webhook_guards", WebhookGuards)
 """Replay memory of the signed webhooks and the unsigned-call limit, per instance."""
 WARM_SESSIONS = web.AppKey("warm_sessions", WarmSessions)
 """Realtime sessions opened by the answer URLs, waiting for their media sockets."""
+HUB = web.AppKey("call_hub", CallHub)
+"""Live calls publish here; the operator console's live page subscribes."""
 
 
 @dataclass(slots=True)
@@ -69,4 +72,5 @@ def call_deps(app: web.Application) -> CallDeps:
         tools=app[TOOLS],
         store=app.get(STORE),
         calls=app[CALLS],
+        hub=app.get(HUB),
     )
