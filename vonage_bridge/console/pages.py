@@ -38,8 +38,10 @@ from ..hub import LOST, CallHub
 from ..store import DIRECTIONS, FRONT_DOORS, CallFilter, CallRecord, CallStore
 from ..vonage.dial import place_call
 from ..web.keys import CALLS, HUB, SETTINGS, STORE
+from .accounts import ConsoleSession
 from .auth import (
     PREFIX,
+    SESSION,
     check_csrf,
     current_session,
     require_api,
@@ -85,7 +87,7 @@ BYE: dict[str, Any] = {"type": "bye"}
 def render(request: web.Request, template: str, *, status: int = 200, **ctx: Any) -> web.Response:
     """``template`` rendered with ``ctx`` (autoescaped), as an HTML response that no cache
     keeps and no other site frames."""
-    session = request.get("console_session")
+    session = request.get(SESSION)
     html = _env.get_template(template).render(session=session, path=request.path, **ctx)
     return web.Response(
         text=html,
@@ -102,10 +104,9 @@ def render(request: web.Request, template: str, *, status: int = 200, **ctx: Any
     )
 
 
-async def _page_session(request: web.Request) -> Any:
-    session = await require_page(request)
-    request["console_session"] = session
-    return session
+async def _page_session(request: web.Request) -> ConsoleSession:
+    """The page's session (kept on the request for the template), or 303 to the login."""
+    return await require_page(request)
 
 
 # ------------------------------------------------------------------ live calls

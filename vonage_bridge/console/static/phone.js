@@ -74,9 +74,14 @@
 
   function finish(text) {
     if (stream) stream.getTracks().forEach((t) => t.stop());
-    if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, "hung up by the operator");
+    if (ws) {
+      ws.onclose = null; // ended here: keep this status, not the close's
+      if (ws.readyState <= WebSocket.OPEN) ws.close(1000, "hung up by the operator");
+    }
+    if (ctx) ctx.close();
     stream = null;
     ws = null;
+    ctx = null;
     stop.disabled = true;
     start.disabled = false;
     setState("ended", text);
