@@ -9,6 +9,9 @@ caller's words back). Writes what the caller heard to a WAV and prints the figur
 to answer ``session.update``; the report's "first reply" line says how much of the caller's
 speech was held waiting for it (none when the answer URL's warm session was ready before
 the greeting ended; ``--no-prewarm`` shows the media socket opening it instead).
+
+``--console`` then keeps the bridge running with its operator console and prints the URL
+and a one-time operator password, until Ctrl-C (``sim/console.py``).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import tempfile
 from pathlib import Path
 
 from ..logs import setup_logging
 from .audio import CALLER_WAV
 from .call import FRONT_DOORS, simulate_call
+from .console import serve_console
 from .realtime import FakeRealtimeOptions
 
 GREETING_MS = 3000.0
@@ -64,12 +69,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quiet", action="store_true", help="show only the call's transcript and summary lines"
     )
+    parser.add_argument(
+        "--console",
+        action="store_true",
+        help="then keep the server running with its operator console (sim/console.py)",
+    )
+    parser.add_argument(
+        "--console-port", type=int, default=8080, metavar="PORT", help="default 8080"
+    )
     args = parser.parse_args(argv)
     if args.slow_realtime_ms < 0 or args.greeting_ms < 0:
         parser.error("--slow-realtime-ms and --greeting-ms must be >= 0")
     setup_logging("WARNING" if args.quiet else "INFO", "text")
     slow_s = args.slow_realtime_ms / 1000.0
     options = FakeRealtimeOptions(handshake_delay_s=slow_s, session_updated_delay_s=slow_s)
+    with tempfile.TemporaryDirectory(prefix="vonage-bridge-sim-") as tmp:
+        database_url = f"sqlite:///{Path(tmp) / 'calls.db'}" if args.console else None
+        status = _simulate(args, options, database_url)
+        if status == 0 and database_url is not None:
+            try:
+                asyncio.run(serve_console(database_url, args.console_port))
+            except OSError as exc:
+                print(f"console failed: {exc!r}", file=sys.stderr)
+                return 1
+        return status
+
+
+def _simulate(
+    args: argparse.Namespace, options: FakeRealtimeOptions, database_url: str | None
+) -> int:
+    """Run the simulated call and print its report; the exit status."""
+    env = {"DATABASE_URL": database_url} if database_url is not None else None
     try:
         report = asyncio.run(
             simulate_call(
@@ -79,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 realtime_options=options,
                 greeting_ms=args.greeting_ms,
                 prewarm=not args.no_prewarm,
+                env_overrides=env,
             )
         )
     except (ValueError, TimeoutError, OSError) as exc:
