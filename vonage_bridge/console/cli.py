@@ -12,8 +12,8 @@ database is ``DATABASE_URL`` (the environment, after ``--env-file``, default ``.
 one the service writes call records to; its tables are created if missing. The password is
 never printed or logged.
 
-Exit status: 0 done; 1 the operator exists (``add``) or does not (``passwd``, ``remove``);
-2 bad usage, a bad name or password, or a bad ``DATABASE_URL``.
+Exit status: 0 done; 1 the operator exists (``add``) or does not (``passwd``, ``remove``),
+or the database cannot be used; 2 bad usage, a bad name or password, or a bad ``DATABASE_URL``.
 """
 
 from __future__ import annotations
@@ -37,10 +37,6 @@ EXIT_NOT_DONE = 1
 EXIT_USAGE = 2
 
 
-class UsageError(Exception):
-    """Bad input, phrased for the operator (exit 2)."""
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vonage-bridge operator", description="Operator console accounts."
@@ -61,16 +57,16 @@ def read_password(from_stdin: bool, stdin: TextIO) -> str:
     """The new password: the first line of ``stdin``, or asked twice on the terminal.
 
     Raises:
-        UsageError: empty stdin, or the two typed passwords differ.
+        ValueError: empty stdin, or the two typed passwords differ.
     """
     if from_stdin:
         line = stdin.readline()
         if not line:
-            raise UsageError("--password-stdin: nothing on stdin")
+            raise ValueError("--password-stdin: nothing on stdin")
         return line.rstrip("\r\n")
     first = getpass.getpass("Password: ")
     if getpass.getpass("Again: ") != first:
-        raise UsageError("the passwords differ")
+        raise ValueError("the passwords differ")
     return first
 
 
@@ -78,41 +74,35 @@ async def run(args: argparse.Namespace, database_url: str, stdin: TextIO, out: T
     """Carry out one parsed command; the exit status.
 
     Raises:
-        UsageError: a bad name or password.
+        ValueError: a bad name or password.
     """
     password = None
     if args.command in ("add", "passwd"):
-        try:
-            check_name(args.name)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        check_name(args.name)
         password = read_password(args.password_stdin, stdin)
     store = await SqlCallStore.open(database_url)
     try:
         accounts = Accounts(store)
-        try:
-            if args.command == "add":
-                assert password is not None
-                if not await accounts.add(args.name, password):
-                    print(f"operator {args.name} exists already", file=out)
-                    return EXIT_NOT_DONE
-                print(f"operator {args.name} added", file=out)
-            elif args.command == "passwd":
-                assert password is not None
-                if not await accounts.set_password(args.name, password):
-                    print(f"no operator {args.name}", file=out)
-                    return EXIT_NOT_DONE
-                print(f"password of {args.name} changed; its sessions ended", file=out)
-            elif args.command == "remove":
-                if not await accounts.remove(args.name):
-                    print(f"no operator {args.name}", file=out)
-                    return EXIT_NOT_DONE
-                print(f"operator {args.name} removed", file=out)
-            else:
-                for op in await accounts.list():
-                    print(f"{op.name}\tcreated {op.created_at:%Y-%m-%d %H:%M} UTC", file=out)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        if args.command == "add":
+            assert password is not None
+            if not await accounts.add(args.name, password):
+                print(f"operator {args.name} exists already", file=out)
+                return EXIT_NOT_DONE
+            print(f"operator {args.name} added", file=out)
+        elif args.command == "passwd":
+            assert password is not None
+            if not await accounts.set_password(args.name, password):
+                print(f"no operator {args.name}", file=out)
+                return EXIT_NOT_DONE
+            print(f"password of {args.name} changed; its sessions ended", file=out)
+        elif args.command == "remove":
+            if not await accounts.remove(args.name):
+                print(f"no operator {args.name}", file=out)
+                return EXIT_NOT_DONE
+            print(f"operator {args.name} removed", file=out)
+        else:
+            for op in await accounts.list():
+                print(f"{op.name}\tcreated {op.created_at:%Y-%m-%d %H:%M} UTC", file=out)
     finally:
         await store.close()
     return EXIT_OK
@@ -135,6 +125,9 @@ def main(argv: list[str], stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -
         return EXIT_USAGE
     try:
         return asyncio.run(run(args, store_settings.database_url, stdin, out))
-    except UsageError as exc:
+    except ValueError as exc:
         print(f"vonage-bridge operator: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:  # the database cannot be opened or used: one line, no traceback
+        print(f"vonage-bridge operator: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return EXIT_NOT_DONE

@@ -326,6 +326,13 @@ class CallSession:
         if cut is None:
             return
         self.stats.barge_ins += 1
+        heard_ms = ", ".join(f"{t.audio_end_ms} ms" for t in cut.truncates)
+        said = (
+            f"the caller spoke over the reply (heard {heard_ms})"
+            if heard_ms
+            else "the caller spoke"
+        )
+        self._entry(TranscriptEntry.stamped("barge_in", said, self.now))
         self._caller_out.append(self._commands.clear())
         for item_id, audio_end_ms in cut.truncates:
             self._rt_out.append(
