@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,8 @@ class LiveView:
         started_at: aware UTC.
         assistant: the assistant's name, once the assistants feature names one.
         transcript: the session's own list (shared, not copied: the session appends to it).
+        hang_up: ends a call that has no media socket here (OpenAI SIP: REST ``hangup``),
+            ``reason`` for the log; None for media calls (the console closes their socket).
     """
 
     call_uuid: str
@@ -55,6 +58,7 @@ class LiveView:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     assistant: str | None = None
     transcript: list[TranscriptEntry] = field(default_factory=list)
+    hang_up: Callable[[str], Awaitable[object]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

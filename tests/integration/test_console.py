@@ -1,11 +1,12 @@
 """The operator console in a real browser: Playwright driving Debian's Chromium.
 
 The bridge runs with the fakes (``start_call``); Chromium gets a fake microphone fed the
-simulation's speech recording. Screenshots of each page go to ``$VB_SCREENSHOTS`` (the
+simulation's speech recording. The tests without a browser (sessions, CSRF, a SIP call on the
+live feed) use an HTTP client. Screenshots of each page go to ``$VB_SCREENSHOTS`` (the
 README's are made with ``VB_SCREENSHOTS=docs``) or the test's temporary directory.
 
-Without a Chromium binary the tests skip with the reason, except in CI (``CI`` set), where
-they must run: ``.ci/run`` installs Chromium first.
+Without a Chromium binary the browser tests skip with the reason, except in CI (``CI`` set),
+where they must run (they fail instead): ``.ci/run`` installs Chromium first.
 """
 
 from __future__ import annotations
@@ -21,21 +22,24 @@ from typing import Any
 
 import aiohttp
 import pytest
+from playwright.async_api import async_playwright, expect
 from support import SECOND, Call, StartCall
 from test_vonage_call import speech
 
 from vonage_bridge.console.accounts import Accounts
 from vonage_bridge.console.auth import MAX_FAILURES
+from vonage_bridge.sim.harness import RunningBridge, sim_env
+from vonage_bridge.sim.openai_sip import (
+    TEST_WEBHOOK_SECRET,
+    FakeOpenAISip,
+    incoming_call_body,
+    send_webhook,
+    signed_headers,
+)
 from vonage_bridge.store import FRONT_DOOR_BROWSER, SqlCallStore
 from vonage_bridge.web.keys import CALLS, HUB, STORE
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if CHROMIUM is None and not os.environ.get("CI"):
-    pytest.skip(
-        "no chromium binary (apt-get install chromium); CI runs these tests",
-        allow_module_level=True,
-    )
-playwright_api = pytest.importorskip("playwright.async_api")
 
 OPERATOR = "alice"
 PASSWORD = "correct horse battery"
@@ -65,9 +69,13 @@ def speech_then_silence(path: Path) -> Path:
 
 @pytest.fixture
 async def browser(tmp_path: Path) -> AsyncIterator[Any]:
-    assert CHROMIUM is not None, "CI is set but there is no chromium binary"
+    """Chromium driven by Playwright; skips (outside CI only) when there is no Chromium."""
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but there is no chromium binary: .ci/run installs it")
+        pytest.skip("no chromium binary (apt-get install chromium); CI runs these tests")
     microphone = speech_then_silence(tmp_path / "microphone.wav")
-    async with playwright_api.async_playwright() as pw:
+    async with async_playwright() as pw:
         b = await pw.chromium.launch(
             executable_path=CHROMIUM,
             args=[
@@ -213,7 +221,6 @@ async def test_browser_phone_sends_the_microphone_and_plays_the_reply(
     await page.get_by_role("button", name="Start talking").click()
     rt = await call.fake.wait_for_session(timeout=10 * SECOND)
     phone = page.locator("#phone")
-    expect = playwright_api.expect
     await expect(phone).to_have_attribute("data-frames-sent", AT_LEAST_100, timeout=10 * MS)
     # The fake Realtime server hears the microphone (the WAV, looped by Chromium) ...
     await rt.wait_responses_done(1, timeout=15 * SECOND)
@@ -310,3 +317,57 @@ async def test_a_post_without_the_csrf_token_is_refused(start_call: StartCall) -
             assert resp.status == 303
         async with http.get(f"{base}/console/live", allow_redirects=False) as resp:
             assert resp.status == 303
+
+
+async def test_a_sip_call_is_live_with_its_transcript_and_the_console_hangs_it_up() -> None:
+    fake = await FakeOpenAISip().start()
+    bridge = await RunningBridge(
+        sim_env(fake.base_url, OPENAI_WEBHOOK_SECRET=TEST_WEBHOOK_SECRET)
+    ).start()
+    jar = aiohttp.CookieJar(unsafe=True)
+    try:
+        store = bridge.app[STORE]
+        assert isinstance(store, SqlCallStore)
+        assert await Accounts(store).add(OPERATOR, PASSWORD)
+        hub = bridge.app[HUB]
+        events = hub.subscribe()
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            body = incoming_call_body("rtc_console")
+            headers = signed_headers(TEST_WEBHOOK_SECRET, body)
+            await send_webhook(http, f"{bridge.url}/openai/webhook", body, headers)
+            sideband = await fake.wait_for_sideband(5 * SECOND)
+            await sideband.next_event(5 * SECOND)  # the greeting
+            async with asyncio.timeout(5 * SECOND):
+                start = await events.get()
+            assert start["type"] == "start" and start["call"]["front_door"] == "openai-sip"
+            await sideband.send(
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": "item_1",
+                    "content_index": 0,
+                    "transcript": "Where is my parcel?",
+                }
+            )
+            async with asyncio.timeout(5 * SECOND):
+                line = await events.get()
+            assert line["entry"]["text"] == "Where is my parcel?"
+
+            csrf = await _logged_in(http, bridge.url)
+            async with http.post(
+                f"{bridge.url}/console/calls/rtc_console/hangup",
+                data={"csrf": csrf},
+                allow_redirects=False,
+            ) as resp:
+                assert resp.status == 303
+            requests = [await fake.next_request(5 * SECOND) for _ in range(2)]
+            assert [(r.action, r.call_id) for r in requests] == [
+                ("accept", "rtc_console"),
+                ("hangup", "rtc_console"),
+            ]
+            async with asyncio.timeout(5 * SECOND):
+                end = await events.get()
+            assert end["type"] == "end" and end["call_uuid"] == "rtc_console"
+            assert hub.calls == {}
+    finally:
+        await bridge.close()
+        await fake.close()

@@ -22,6 +22,7 @@ Server-sent events: https://html.spec.whatwg.org/multipage/server-sent-events.ht
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from datetime import UTC, datetime, time, timedelta
@@ -166,13 +167,20 @@ async def hang_up(request: web.Request) -> web.Response:
     session = await require_page(request)
     check_csrf(request, session, await request.post())
     call_id = request.match_info["call_id"]
+    reason = f"hung up from the console by {session.operator}"
     live_call = request.app[CALLS].get(call_id)
+    view = request.app[HUB].calls.get(call_id)
     if live_call is not None:
-        reason = f"hung up from the console by {session.operator}"
         live_call.ending = reason
         await live_call.hang_up_within(reason, HANGUP_REST_S)
         await close_socket(live_call.ws, WSCloseCode.OK, reason)
-        log.info("console: operator %r hung up call %s", session.operator, call_id[:64])
+    elif view is not None and view.hang_up is not None:  # OpenAI SIP: no socket of ours
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HANGUP_REST_S):
+                await view.hang_up(reason)
+    else:
+        raise web.HTTPSeeOther(f"{PREFIX}/live")
+    log.info("console: operator %r hung up call %s", session.operator, call_id[:64])
     raise web.HTTPSeeOther(f"{PREFIX}/live")
 
 
