@@ -50,6 +50,10 @@ FRONT_DOORS = (FRONT_DOOR_VONAGE, FRONT_DOOR_TWILIO, FRONT_DOOR_OPENAI_SIP, FRON
 """Every value of ``CallRecord.front_door`` (at most 16 characters: the column's width)."""
 
 
+SCHEMA_LOCK_KEY = 0x76625F736368  # "vb_sch"
+"""PostgreSQL advisory lock held while the tables are created or upgraded at start-up.
+Source: https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS"""
+
 _UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
 """Errors of a database that is down or unusable, as opposed to bugs (which propagate)."""
 
@@ -288,6 +292,12 @@ class SqlCallStore:
         store = cls(engine)
         try:
             async with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Instances starting at once take turns: two CREATE TABLE of one missing
+                    # table would make the second fail (a duplicate type in pg_type).
+                    await conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY}
+                    )
                 await conn.run_sync(metadata.create_all)
                 added = await conn.run_sync(_add_missing_columns)
         except BaseException:

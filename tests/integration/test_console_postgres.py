@@ -45,8 +45,14 @@ async def store() -> AsyncIterator[SqlCallStore]:
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     s = SqlCallStore(engine)
-    yield s
-    await s.close()
+    try:
+        yield s
+    finally:
+        await s.close()
+        admin = create_async_engine(async_url(url))
+        async with admin.begin() as conn:  # leave no second "calls" table behind
+            await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        await admin.dispose()
 
 
 async def test_postgres_operators_sessions_and_history_filters(store: SqlCallStore) -> None:

@@ -202,6 +202,7 @@ async def test_postgres_previous_version_table_gets_the_front_door_column(pg_url
                         "SELECT data_type, character_maximum_length, is_nullable, column_default"
                         " FROM information_schema.columns"
                         " WHERE table_name = 'calls' AND column_name = 'front_door'"
+                        " AND table_schema = current_schema()"
                     )
                 )
             ).one()
