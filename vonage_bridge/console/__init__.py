@@ -14,13 +14,14 @@ from aiohttp import web
 from ..hub import CallHub
 from ..web.keys import HUB
 from . import auth, pages, phone
+from .render import PREFIX
 
 
 def setup_console(app: web.Application) -> None:
     """Mount the console's routes and its shutdown hook; give the app its live-call hub."""
     app[HUB] = CallHub()
     app[auth.LOGIN_GUARD] = auth.LoginGuard()
-    p = auth.PREFIX
+    p = PREFIX
     r = app.router
     r.add_get(p, pages.index)
     r.add_get(f"{p}/", pages.index)

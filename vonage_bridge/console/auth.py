@@ -41,10 +41,10 @@ from aiohttp import web
 from ..store import SqlCallStore
 from ..web.keys import SETTINGS, STORE
 from .accounts import Accounts, ConsoleSession
+from .render import PREFIX, SESSION, render
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/console"
 LOGIN_PATH = f"{PREFIX}/login"
 SESSION_COOKIE = "vb_console"
 LOGIN_CSRF_COOKIE = "vb_console_login"
@@ -54,7 +54,6 @@ MAX_TRACKED = 10_000
 """Names and addresses the limiter remembers at most (the oldest are forgotten first)."""
 MAX_FIELD = 1024
 """Longest login field read (name or password), characters."""
-SESSION = web.RequestKey("console_session", ConsoleSession)
 
 
 class FailureLimit:
@@ -190,8 +189,6 @@ def safe_next(value: object) -> str:
 
 
 def _render(request: web.Request, template: str, status: int = 200, **ctx: Any) -> web.Response:
-    from .pages import render  # the one Jinja2 environment
-
     return render(request, template, status=status, **ctx)
 
 

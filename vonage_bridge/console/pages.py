@@ -30,7 +30,6 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from aiohttp import WSCloseCode, web
 
 from ..calls import close_socket
@@ -41,19 +40,20 @@ from ..vonage.dial import place_call
 from ..web.keys import CALLS, HUB, SETTINGS, STORE
 from .accounts import ConsoleSession
 from .auth import (
-    PREFIX,
-    SESSION,
     check_csrf,
     current_session,
     require_api,
     require_page,
 )
+from .render import PREFIX, ROLE_LABELS, render
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 25
 HANGUP_REST_S = 5.0
 """Bound on the REST hang-up from the console before the socket is closed anyway."""
+BYE: dict[str, Any] = {"type": "bye"}
+"""Ends the SSE streams at shutdown."""
 KEEPALIVE_S = 15.0
 """An SSE comment this often keeps proxies from closing an idle stream."""
 PUBLIC_ASSETS = frozenset({"console.css"})
@@ -65,44 +65,6 @@ ASSETS = {
     "capture-worklet.js": "text/javascript",
     "player-worklet.js": "text/javascript",
 }
-ROLE_LABELS = {
-    "caller": "Caller",
-    "assistant": "Assistant",
-    "dtmf": "Key press",
-    "tool_call": "Tool call",
-    "tool_result": "Tool result",
-    "barge_in": "Barge-in",
-}
-
-_env = jinja2.Environment(
-    loader=jinja2.PackageLoader("vonage_bridge.console", "templates"),
-    autoescape=jinja2.select_autoescape(["html"]),
-    undefined=jinja2.StrictUndefined,
-)
-_env.globals["ROLE_LABELS"] = ROLE_LABELS
-_env.globals["PREFIX"] = PREFIX
-BYE: dict[str, Any] = {"type": "bye"}
-"""Ends the SSE streams at shutdown."""
-
-
-def render(request: web.Request, template: str, *, status: int = 200, **ctx: Any) -> web.Response:
-    """``template`` rendered with ``ctx`` (autoescaped), as an HTML response that no cache
-    keeps and no other site frames."""
-    session = request.get(SESSION)
-    html = _env.get_template(template).render(session=session, path=request.path, **ctx)
-    return web.Response(
-        text=html,
-        status=status,
-        content_type="text/html",
-        headers={
-            "Cache-Control": "no-store",
-            "X-Frame-Options": "DENY",
-            "Referrer-Policy": "same-origin",
-            "Content-Security-Policy": (
-                "default-src 'self'; media-src 'self' blob:; frame-ancestors 'none'"
-            ),
-        },
-    )
 
 
 async def _page_session(request: web.Request) -> ConsoleSession:
@@ -130,15 +92,15 @@ async def events(request: web.Request) -> web.StreamResponse:
     """``text/event-stream``: a ``snapshot`` event, then every hub event as it happens."""
     await require_api(request)
     hub: CallHub = request.app[HUB]
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
     queue = hub.subscribe()
     try:
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-store",
-                "X-Accel-Buffering": "no",
-            }
-        )
         await response.prepare(request)
         snapshot = {"type": "snapshot", "calls": [v.to_json() for v in hub.calls.values()]}
         await response.write(_sse(snapshot))
@@ -151,11 +113,11 @@ async def events(request: web.Request) -> web.StreamResponse:
             if event is BYE or event is LOST:
                 break
             await response.write(_sse(event))
-        return response
     except ConnectionResetError:
-        return web.Response(status=204)  # the page went away
+        pass  # the page went away
     finally:
         hub.unsubscribe(queue)
+    return response
 
 
 def _sse(event: dict[str, Any]) -> bytes:
