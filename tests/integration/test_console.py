@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 from playwright.async_api import async_playwright, expect
 from support import SECOND, Call, StartCall
+from test_outbound import APP_ID, FROM, TO, vonage_env
 from test_vonage_call import speech
 
 from vonage_bridge.console.accounts import Accounts
@@ -36,6 +37,7 @@ from vonage_bridge.sim.openai_sip import (
     send_webhook,
     signed_headers,
 )
+from vonage_bridge.sim.vonage_api import FakeVoiceApi, application_test_key
 from vonage_bridge.store import FRONT_DOOR_BROWSER, SqlCallStore
 from vonage_bridge.web.keys import CALLS, HUB, STORE
 
@@ -371,3 +373,34 @@ async def test_a_sip_call_is_live_with_its_transcript_and_the_console_hangs_it_u
     finally:
         await bridge.close()
         await fake.close()
+
+
+async def test_the_dial_form_places_the_call_through_connects_code(start_call: StartCall) -> None:
+    api = FakeVoiceApi(application_test_key().public_key(), APP_ID)
+    await api.start()
+    try:
+        call = await start_call(**vonage_env(api))
+        store = call.bridge.app[STORE]
+        assert isinstance(store, SqlCallStore)
+        assert await Accounts(store).add(OPERATOR, PASSWORD)
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            base = call.bridge.url
+            csrf = await _logged_in(http, base)
+            form = {"csrf": csrf, "to": "not a number"}
+            async with http.post(f"{base}/console/dial", data=form) as resp:
+                assert resp.status == 400  # as POST /connect answers it
+                assert "to:" in await resp.text()
+            assert api.created == []
+            form = {"csrf": csrf, "to": TO}
+            async with http.post(f"{base}/console/dial", data=form) as resp:
+                assert resp.status == 200
+                page = await resp.text()
+            (created,) = api.created
+            assert f"Call placed: <code>{created['uuid']}</code>" in page
+            sent = created["body"]
+            assert sent["to"] == [{"type": "phone", "number": TO.lstrip("+")}]
+            assert sent["from"] == {"type": "phone", "number": FROM.lstrip("+")}  # the default
+            assert sent["answer_url"] == [f"{base}/answer"]
+    finally:
+        await api.close()
