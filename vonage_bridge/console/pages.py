@@ -35,10 +35,10 @@ from aiohttp import WSCloseCode, web
 from ..calls import close_socket
 from ..errors import BridgeError, InvalidRequest
 from ..hub import LOST, CallHub
+from ..logs import call_context
 from ..store import DIRECTIONS, FRONT_DOORS, CallFilter, CallRecord, CallStore
 from ..vonage.dial import place_call
 from ..web.keys import CALLS, HUB, SETTINGS, STORE
-from .accounts import ConsoleSession
 from .auth import (
     check_csrf,
     current_session,
@@ -60,16 +60,10 @@ PUBLIC_ASSETS = frozenset({"console.css"})
 ASSETS = {
     "console.css": "text/css",
     "live.js": "text/javascript",
-    "history.js": "text/javascript",
     "phone.js": "text/javascript",
     "capture-worklet.js": "text/javascript",
     "player-worklet.js": "text/javascript",
 }
-
-
-async def _page_session(request: web.Request) -> ConsoleSession:
-    """The page's session (kept on the request for the template), or 303 to the login."""
-    return await require_page(request)
 
 
 # ------------------------------------------------------------------ live calls
@@ -82,7 +76,7 @@ async def index(request: web.Request) -> web.Response:
 
 async def live(request: web.Request) -> web.Response:
     """The live calls, rendered now; ``live.js`` keeps them current over SSE."""
-    await _page_session(request)
+    await require_page(request)
     hub = request.app[HUB]
     calls = sorted(hub.calls.values(), key=lambda v: v.started_at)
     return render(request, "live.html", calls=calls, now=datetime.now(UTC))
@@ -142,7 +136,8 @@ async def hang_up(request: web.Request) -> web.Response:
                 await view.hang_up(reason)
     else:
         raise web.HTTPSeeOther(f"{PREFIX}/live")
-    log.info("console: operator %r hung up call %s", session.operator, call_id[:64])
+    with call_context(call_id[:64]):
+        log.info("hung up from the console by operator %r", session.operator)
     raise web.HTTPSeeOther(f"{PREFIX}/live")
 
 
@@ -208,7 +203,7 @@ def parse_filter(query: Any) -> tuple[str | None, CallFilter]:
 
 
 async def history(request: web.Request) -> web.Response:
-    await _page_session(request)
+    await require_page(request)
     store = _records(request)
     query = request.query
     try:
@@ -259,7 +254,7 @@ def figures(record: CallRecord) -> dict[str, Any]:
 
 
 async def detail(request: web.Request) -> web.Response:
-    await _page_session(request)
+    await require_page(request)
     record = await _records(request).get(request.match_info["call_id"])
     if record is None:
         return render(request, "not_found.html", status=404)
@@ -270,13 +265,13 @@ async def detail(request: web.Request) -> web.Response:
 
 
 async def dial_form(request: web.Request) -> web.Response:
-    session = await _page_session(request)
+    session = await require_page(request)
     return render(request, "dial.html", csrf=session.csrf, result=None, error=None, form={})
 
 
 async def dial(request: web.Request) -> web.Response:
     """The Dial form: ``to`` and ``from``, through ``POST /connect``'s own code."""
-    session = await _page_session(request)
+    session = await require_page(request)
     form = await request.post()
     check_csrf(request, session, form)
     body = {k: str(form[k]).strip() for k in ("to", "from") if str(form.get(k) or "").strip()}
@@ -309,7 +304,8 @@ async def dial(request: web.Request) -> web.Response:
             error=error,
             form=body,
         )
-    log.info("console: operator %r placed an outbound call %s", session.operator, doc.get("uuid"))
+    with call_context(str(doc.get("uuid"))[:64]):
+        log.info("outbound call placed from the console by operator %r", session.operator)
     return render(request, "dial.html", csrf=session.csrf, result=doc, error=None, form={})
 
 
@@ -317,7 +313,7 @@ async def dial(request: web.Request) -> web.Response:
 
 
 async def phone(request: web.Request) -> web.Response:
-    session = await _page_session(request)
+    session = await require_page(request)
     return render(
         request, "phone.html", csrf=session.csrf, model=request.app[SETTINGS].openai.model
     )
