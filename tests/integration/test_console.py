@@ -48,6 +48,7 @@ PASSWORD = "correct horse battery"
 MS = 1000 * SECOND  # Playwright timeouts are in ms
 AT_LEAST_100 = re.compile(r"^[1-9][0-9]{2,}$")
 AT_LEAST_10 = re.compile(r"^[1-9][0-9]+$")
+AT_LEAST_1 = re.compile(r"^[1-9][0-9]*$")
 
 
 @pytest.fixture
@@ -57,26 +58,33 @@ def shots(tmp_path: Path) -> Path:
     return where
 
 
-def speech_then_silence(path: Path) -> Path:
-    """The simulation's speech recording, its first 1.2 s then 2 s of silence, as a WAV:
-    Chromium loops the fake microphone's file, and the Realtime VAD needs the pause to end
-    the caller's turn."""
+def speech_then_silence(path: Path, silence_ms: int = 2000) -> Path:
+    """The simulation's speech recording, its first 1.2 s then ``silence_ms`` of silence, as
+    a WAV: Chromium loops the fake microphone's file, and the Realtime VAD needs the pause to
+    end the caller's turn."""
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(16_000)
-        out.writeframes(speech(1200) + bytes(2 * 16_000 * 2))
+        out.writeframes(speech(1200) + bytes(silence_ms * 32))
     return path
 
 
 @pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Any]:
+def microphone(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """The fake microphone's file: speech, then a pause (ms: the indirect parameter; 2000 by
+    default, long enough for the whole reply)."""
+    silence_ms = getattr(request, "param", 2000)
+    return speech_then_silence(tmp_path / "microphone.wav", silence_ms)
+
+
+@pytest.fixture
+async def browser(microphone: Path) -> AsyncIterator[Any]:
     """Chromium driven by Playwright; skips (outside CI only) when there is no Chromium."""
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("CI is set but there is no chromium binary: .ci/run installs it")
         pytest.skip("no chromium binary (apt-get install chromium); CI runs these tests")
-    microphone = speech_then_silence(tmp_path / "microphone.wav")
     async with async_playwright() as pw:
         b = await pw.chromium.launch(
             executable_path=CHROMIUM,
@@ -404,3 +412,24 @@ async def test_the_dial_form_places_the_call_through_connects_code(start_call: S
             assert sent["answer_url"] == [f"{base}/answer"]
     finally:
         await api.close()
+
+
+@pytest.mark.parametrize("microphone", [pytest.param(800, id="speech-every-2s")], indirect=True)
+async def test_browser_phone_barge_in_clears_the_pages_playback(
+    start_call: StartCall, browser: Any
+) -> None:
+    """The caller's next words (the looped file, 0.8 s after the last) come while the 1.2 s
+    reply plays: the bridge truncates the reply and the page drops its queued audio."""
+    call = await console_call(start_call)
+    page = await new_page(browser, call)
+    await log_in(page)
+    await page.goto("/console/phone")
+    await page.get_by_role("button", name="Start talking").click()
+    rt = await call.fake.wait_for_session(timeout=10 * SECOND)
+    phone = page.locator("#phone")
+    await expect(phone).to_have_attribute("data-clears", AT_LEAST_1, timeout=15 * MS)
+    truncate = await rt.wait_for_event("conversation.item.truncate", timeout=5 * SECOND)
+    assert truncate["audio_end_ms"] >= 0
+    (view,) = call.bridge.app[HUB].calls.values()
+    assert "barge_in" in [e.role for e in view.transcript]
+    await page.get_by_role("button", name="Hang up").click()

@@ -1,7 +1,8 @@
 // "Talk to the assistant": microphone -> capture worklet -> WebSocket (binary L16 16 kHz,
 // 20 ms frames); WebSocket -> player worklet -> speakers. Text messages follow
 // vonage_bridge/browser/wire.py: {"event":"clear"} / {"event":"mark"} in, "cleared" and the
-// mark echoes out. The page's #phone element counts frames sent and played (data attributes).
+// mark echoes out. The page's #phone element counts frames sent and played, and the clears
+// (barge-ins) received, in data attributes.
 "use strict";
 (function () {
   const box = document.getElementById("phone");
@@ -11,7 +12,7 @@
   const sentOut = document.getElementById("sent");
   const playedOut = document.getElementById("played");
   const prefix = "/console/static/";
-  let ctx = null, ws = null, stream = null, sent = 0;
+  let ctx = null, ws = null, stream = null, sent = 0, clears = 0;
 
   function setState(state, text) { box.dataset.state = state; status.textContent = text; }
 
@@ -66,7 +67,11 @@
         return;
       }
       const m = JSON.parse(e.data);
-      if (m.event === "clear") player.port.postMessage({ clear: true });
+      if (m.event === "clear") {
+        player.port.postMessage({ clear: true });
+        clears += 1;
+        box.dataset.clears = String(clears);
+      }
       else if (m.event === "mark") player.port.postMessage({ mark: { item: m.item, ms: m.ms } });
     };
     ws.onclose = (e) => { finish("Call ended" + (e.reason ? ": " + e.reason : ".")); };
