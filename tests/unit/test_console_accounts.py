@@ -9,7 +9,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
+from vonage_bridge.config import Settings
 from vonage_bridge.console import cli
 from vonage_bridge.console.accounts import (
     Accounts,
@@ -18,8 +21,10 @@ from vonage_bridge.console.accounts import (
     token_hash,
     verify_password,
 )
-from vonage_bridge.console.auth import FailureLimit, safe_next
+from vonage_bridge.console.auth import FailureLimit, safe_next, secure_cookies
+from vonage_bridge.errors import ConfigError
 from vonage_bridge.store import SqlCallStore
+from vonage_bridge.web.keys import SETTINGS
 
 
 def test_a_password_hash_is_salted_scrypt_and_verifies_only_its_password() -> None:
@@ -132,3 +137,33 @@ def test_operator_commands(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> 
     assert _cli(tmp_path, "list") == (0, "")
     assert _cli(tmp_path, "frobnicate")[0] == 2
     assert "s3cret" not in caplog.text  # never logged
+
+
+# ------------------------------------------------------------------ settings and cookies
+
+BASE_ENV = {
+    "OPENAI_API_KEY": "sk-test",
+    "ALLOW_UNSIGNED_WEBHOOKS": "true",
+    "SYSTEM_MESSAGE_PATH": "system-message.txt",
+}
+
+
+def test_console_session_hours_defaults_to_12_and_bad_values_name_the_variable() -> None:
+    settings = Settings.from_env({**BASE_ENV, "SERVER_URL": "abc.ngrok.app"})
+    assert settings.console.session_hours == 12.0
+    env = {**BASE_ENV, "SERVER_URL": "abc.ngrok.app", "CONSOLE_SESSION_HOURS": "1.5"}
+    assert Settings.from_env(env).console.session_hours == 1.5
+    for bad in ("soon", "0", "1000"):
+        with pytest.raises(ConfigError) as info:
+            Settings.from_env({**env, "CONSOLE_SESSION_HOURS": bad})
+        assert [p.split("=")[0] for p in info.value.problems] == ["CONSOLE_SESSION_HOURS"]
+
+
+@pytest.mark.parametrize(
+    ("server_url", "secure"),
+    [("abc.ngrok.app", True), ("https://x.example", True), ("http://127.0.0.1:3000", False)],
+)
+def test_session_cookies_are_secure_when_server_url_is_https(server_url: str, secure: bool) -> None:
+    app = web.Application()
+    app[SETTINGS] = Settings.from_env({**BASE_ENV, "SERVER_URL": server_url})
+    assert secure_cookies(make_mocked_request("GET", "/console/login", app=app)) is secure
