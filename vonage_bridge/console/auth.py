@@ -94,6 +94,10 @@ class LoginGuard:
     addresses: FailureLimit = field(default_factory=FailureLimit)
 
 
+LOGIN_GUARD = web.AppKey("console_login_guard", LoginGuard)
+"""Failed logins of this instance (in memory)."""
+
+
 def accounts(request: web.Request) -> Accounts:
     """The operator accounts on the call store.
 
@@ -188,14 +192,10 @@ def safe_next(value: object) -> str:
 # ------------------------------------------------------------------ handlers
 
 
-def _render(request: web.Request, template: str, status: int = 200, **ctx: Any) -> web.Response:
-    return render(request, template, status=status, **ctx)
-
-
 async def login_form(request: web.Request) -> web.Response:
     """``GET /console/login``."""
     if await accounts(request).count() == 0:
-        return _render(request, "no_operators.html")
+        return render(request, "no_operators.html")
     if await current_session(request) is not None:
         raise web.HTTPSeeOther(safe_next(request.query.get("next")))
     return _login_page(request, next_path=safe_next(request.query.get("next")))
@@ -210,7 +210,7 @@ def _login_page(
     name: str = "",
 ) -> web.Response:
     token = secrets.token_urlsafe(24)
-    response = _render(
+    response = render(
         request, "login.html", status=status, csrf=token, next=next_path, error=error, name=name
     )
     response.set_cookie(LOGIN_CSRF_COOKIE, token, **_cookie_args(request))
@@ -269,6 +269,3 @@ async def logout(request: web.Request) -> web.Response:
     response = web.HTTPSeeOther(LOGIN_PATH)
     response.del_cookie(SESSION_COOKIE, path=PREFIX)
     raise response
-
-
-LOGIN_GUARD = web.AppKey("console_login_guard", LoginGuard)
