@@ -2,7 +2,9 @@
 
 :func:`serve_media_call`: register the :class:`~.calls.LiveCall` -> read the door's opening
 messages -> build the session (adopting the call's warm Realtime session, if any) ->
-:func:`~.bridge.run_call` -> write the record -> unregister, in ``finally``.
+:func:`~.bridge.run_call` -> write the record -> unregister, in ``finally``. With a hub
+(``CallDeps.hub``: the operator console's live page) the call is published there from its
+start to its end, with each transcript entry as the session adds it.
 """
 
 from __future__ import annotations

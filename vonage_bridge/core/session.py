@@ -141,7 +141,7 @@ class CallSession:
         the session never reads a clock itself."""
         self.on_transcript: Callable[[TranscriptEntry], None] | None = None
         """Called with each transcript entry as it is added (the operator console's live
-        view); never on the audio path: only caller/assistant transcripts, DTMF and tools."""
+        view); never per audio frame: caller/assistant transcripts, DTMF, tools, barge-ins."""
         self.active_response: str | None = None
         self._held = bytearray()
         # Live caller audio goes up in appends of REALTIME_APPEND_MS: frames are gathered
