@@ -301,7 +301,8 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     the Twilio Voice webhook ``POST /twilio/incoming-call`` and Media Streams socket
     ``/twilio/media-stream``; ``POST /connect`` (outbound
     calls; answers 503 while its settings are missing); ``GET /calls`` and
-    ``GET /calls/{uuid}`` (call records). ``store`` replaces the store ``DATABASE_URL``
+    ``GET /calls/{uuid}`` (call records); the operator console under ``/console`` (its
+    own module, ``console``). ``store`` replaces the store ``DATABASE_URL``
     names (the caller then owns it and closes it).
     """
     app = web.Application(middlewares=[json_errors])
