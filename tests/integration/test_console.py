@@ -184,6 +184,9 @@ async def test_live_call_transcript_hang_up_history_and_detail(
     assert caller.call_uuid in call.bridge.app[CALLS]
     assert not caller.closed.is_set()
     await page.screenshot(path=shots / "console-live.png", full_page=True)
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    await page.screenshot(path=shots / "console-live-phone.png", full_page=True)
+    await page.set_viewport_size({"width": 900, "height": 900})
 
     await card.get_by_role("button", name="Hang up").click()
     await caller.wait_closed(timeout=10 * SECOND)
