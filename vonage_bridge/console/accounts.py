@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -114,9 +115,11 @@ def hash_password(password: str) -> str:
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(key)}"
 
 
-DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
-"""Checked against when the operator does not exist, so that an unknown name takes as long
-as a wrong password."""
+@functools.cache
+def dummy_hash() -> str:
+    """Checked against when the operator does not exist, so that an unknown name takes as long
+    as a wrong password (made once, on first use)."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -232,7 +235,7 @@ class Accounts:
             stored = await conn.scalar(
                 sa.select(operators_table.c.password_hash).where(operators_table.c.name == name)
             )
-        ok = await asyncio.to_thread(verify_password, password, stored or DUMMY_HASH)
+        ok = await asyncio.to_thread(verify_password, password, stored or dummy_hash())
         return ok and stored is not None
 
     # ---------------------------------------------------------------- sessions
