@@ -135,6 +135,11 @@ def verify_password(password: str, stored: str) -> bool:
         return False
 
 
+def _check(password: str, stored: str | None) -> bool:
+    """:func:`verify_password` against ``stored``, or the dummy hash (then False)."""
+    return verify_password(password, stored or dummy_hash()) and stored is not None
+
+
 def token_hash(token: str) -> str:
     """The stored form of a session token: SHA-256, hex."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -235,8 +240,8 @@ class Accounts:
             stored = await conn.scalar(
                 sa.select(operators_table.c.password_hash).where(operators_table.c.name == name)
             )
-        ok = await asyncio.to_thread(verify_password, password, stored or dummy_hash())
-        return ok and stored is not None
+        ok = await asyncio.to_thread(_check, password, stored)
+        return ok
 
     # ---------------------------------------------------------------- sessions
 
