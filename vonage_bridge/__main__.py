@@ -198,12 +198,17 @@ async def serve(app: web.Application, host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the service (or ``doctor``); the exit status (see the module docstring)."""
+    """Run the service (or ``doctor``, ``operator``); the exit status (see the module
+    docstring)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["doctor"]:
         from .doctor import main as doctor
 
         return doctor(argv[1:])
+    if argv[:1] == ["operator"]:  # console accounts: vonage_bridge/console/cli.py
+        from .console.cli import main as operator_main
+
+        return operator_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="vonage-bridge",
         description="Vonage Voice <-> OpenAI Realtime bridge. "

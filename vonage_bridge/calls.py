@@ -27,6 +27,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from .assistants.book import Assistants
 from .config import Settings
 from .errors import BridgeError, RemoteProtocolError
+from .hub import CallHub
 from .logs import call_context
 from .store import CallStore
 from .tools import ToolRegistry
@@ -173,6 +174,8 @@ class CallDeps:
         calls: the live media calls by call id (shutdown closes them).
         assistants: which assistant answers a call; None: the default built from
             ``settings`` for every call.
+        hub: where the call publishes its start, transcript lines and end (the operator
+            console's live page); None publishes nothing.
     """
 
     settings: Settings
@@ -181,6 +184,7 @@ class CallDeps:
     store: CallStore | None
     calls: dict[str, LiveCall]
     assistants: Assistants | None = None
+    hub: CallHub | None = None
 
 
 # ------------------------------------------------------------------ closing sockets

@@ -352,6 +352,17 @@ class SetupSettings(_Group):
     twilio_phone_number: cv.Phone = Field(None, alias="TWILIO_PHONE_NUMBER")
 
 
+# ------------------------------------------------------------------ operator console
+
+
+class ConsoleSettings(_Group):
+    """The operator console (``/console``): how long a login lasts, in hours (default 12;
+    0.05 to 720). Operators themselves are accounts in the database (``vonage-bridge
+    operator add``), not settings."""
+
+    session_hours: float = Field(12.0, alias="CONSOLE_SESSION_HOURS", ge=0.05, le=720.0)
+
+
 class Settings(BaseSettings):
     """Every setting of the service; build with :meth:`from_env`. ``warnings``: what does not
     stop start-up but the start-up log must say (a missing persona file)."""
@@ -371,6 +382,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = MetricsSettings.model_validate({})
     assistants: AssistantSettings = AssistantSettings.model_validate({})
     setup: SetupSettings = SetupSettings.model_validate({})
+    console: ConsoleSettings = ConsoleSettings.model_validate({})
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -434,5 +446,6 @@ _GROUPS += (OutboundSettings,)
 _GROUPS += (MetricsSettings,)
 _GROUPS += (AssistantSettings,)
 _GROUPS += (SetupSettings,)
+_GROUPS += (ConsoleSettings,)
 _FIELDS = {f.alias: f for g in _GROUPS for f in g.model_fields.values() if f.alias}
 """Every variable the settings read, and its field."""

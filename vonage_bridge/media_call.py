@@ -5,7 +5,9 @@ messages -> take the call's warm Realtime session, if any -> the call's assistan
 warm session was opened for; else the call's own context; else the one bound to the number
 dialled) -> build the session -> :func:`~.bridge.run_call` -> write the record and count the
 call (``metrics``) -> unregister,
-in ``finally``.
+in ``finally``. With a hub
+(``CallDeps.hub``: the operator console's live page) the call is published there from its
+start to its end, with each transcript entry as the session adds it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from aiohttp import web
 
@@ -24,6 +27,7 @@ from .core.assistant import Assistant, CallContext, default_assistant
 from .core.call_data import CallInfo
 from .core.frontdoor import FrontDoor
 from .core.session import CallSession
+from .hub import LiveView
 from .metrics import METRICS
 from .realtime.prewarm import WarmSessions
 from .records import CallSummary, write_call_record
@@ -112,6 +116,7 @@ async def serve_media_call(
     task = asyncio.current_task()
     assert task is not None
     live = calls[call_id] = LiveCall(call_id, ws, task, control)
+    end_reason = "call handler stopped"
     try:
         call = await opening()
         if call is None:
@@ -136,6 +141,10 @@ async def serve_media_call(
         started_at = datetime.now(UTC)
         summary: CallSummary | None = None
         METRICS.call_started(call.door.name)
+        hub = deps.hub
+        if hub is not None:
+            hub.started(_view(call_id, call, started_at, session))
+            session.on_transcript = partial(hub.line, call_id)
         try:
             summary = await run_call(
                 ws,
@@ -167,3 +176,18 @@ async def serve_media_call(
         return summary
     finally:
         calls.pop(call_id, None)
+        if deps.hub is not None:
+            deps.hub.ended(call_id, end_reason)
+
+
+def _view(call_id: str, call: MediaCall, started_at: datetime, session: CallSession) -> LiveView:
+    """The call as the live page shows it (its transcript list shared with the session)."""
+    return LiveView(
+        call_id,
+        call.door.name,
+        call.direction,
+        call.info.caller,
+        call.info.called,
+        started_at,
+        transcript=session.stats.transcript,
+    )

@@ -55,7 +55,7 @@ from .core.outcomes import (
 from .errors import BridgeError, NotFound, StoreUnavailable
 from .logs import call_context
 from .records import store_record
-from .store import FRONT_DOOR_TWILIO, CallPage, CallRecord, CallStore
+from .store import FRONT_DOOR_TWILIO, CallFilter, CallPage, CallRecord, CallStore
 from .web.keys import CALLS, HTTP, SETTINGS, STORE, TWILIO_API, VOICE_API
 
 if TYPE_CHECKING:
@@ -131,10 +131,19 @@ class RecordExtras:
     async def get(self, call_uuid: str) -> CallRecord | None:
         return None if self._inner is None else await self._inner.get(call_uuid)
 
-    async def page(self, *, limit: int, offset: int, front_door: str | None = None) -> CallPage:
+    async def page(
+        self,
+        *,
+        limit: int,
+        offset: int,
+        front_door: str | None = None,
+        where: CallFilter | None = None,
+    ) -> CallPage:
         if self._inner is None:
             return CallPage([], offset, limit, None)
-        return await self._inner.page(limit=limit, offset=offset, front_door=front_door)
+        return await self._inner.page(
+            limit=limit, offset=offset, front_door=front_door, where=where
+        )
 
     async def close(self) -> None:
         """Nothing: the app owns the store."""

@@ -47,7 +47,9 @@ FRONT_DOOR_TWILIO = "twilio"
 """Twilio Programmable Voice: TwiML answer + Media Streams socket."""
 FRONT_DOOR_OPENAI_SIP = "openai-sip"
 """OpenAI's SIP connector: ``realtime.call.incoming`` webhook + sideband socket."""
-FRONT_DOORS = (FRONT_DOOR_VONAGE, FRONT_DOOR_TWILIO, FRONT_DOOR_OPENAI_SIP)
+FRONT_DOOR_BROWSER = "browser"
+"""The operator console's browser phone: ``/console/phone/ws`` (L16 16 kHz from the mic)."""
+FRONT_DOORS = (FRONT_DOOR_VONAGE, FRONT_DOOR_TWILIO, FRONT_DOOR_OPENAI_SIP, FRONT_DOOR_BROWSER)
 """Every value of ``CallRecord.front_door`` (at most 16 characters: the column's width)."""
 
 
@@ -135,6 +137,27 @@ class CallRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class CallFilter:
+    """What :meth:`CallStore.page` keeps (every given condition must hold; None: any).
+
+    Attributes:
+        direction: ``inbound`` or ``outbound``.
+        number: part of the caller's or the called number (a substring, as typed).
+        since / until: ``started_at >= since`` and ``started_at < until`` (aware datetimes).
+        end_reason: part of the end reason, case-insensitive (``caller``, ``shutdown``...).
+        words: every word must occur in one of the call's transcript entries,
+            case-insensitive (a substring match, not a full-text index).
+    """
+
+    direction: str | None = None
+    number: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    end_reason: str | None = None
+    words: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class CallPage:
     """A page of records, newest first (without transcripts); ``next_offset`` is None on the
     last page."""
@@ -171,9 +194,17 @@ class CallStore(Protocol):
             StoreUnavailable: the database is down or unusable (503).
         """
 
-    async def page(self, *, limit: int, offset: int, front_door: str | None = None) -> CallPage:
+    async def page(
+        self,
+        *,
+        limit: int,
+        offset: int,
+        front_door: str | None = None,
+        where: CallFilter | None = None,
+    ) -> CallPage:
         """Records newest first (by ``started_at``), without transcripts; only those of
-        ``front_door`` (one of :data:`FRONT_DOORS`) when it is given.
+        ``front_door`` (one of :data:`FRONT_DOORS`) when it is given, and only those
+        ``where`` keeps (:class:`CallFilter`).
 
         Raises:
             StoreUnavailable: the database is down or unusable (503).
@@ -379,13 +410,22 @@ class SqlCallStore:
             entries = tuple(TranscriptEntry(r.role, r.text, r.at) for r in lines)
         return _record(row, entries)
 
-    async def page(self, *, limit: int, offset: int, front_door: str | None = None) -> CallPage:
+    async def page(
+        self,
+        *,
+        limit: int,
+        offset: int,
+        front_door: str | None = None,
+        where: CallFilter | None = None,
+    ) -> CallPage:
         try:
-            return await self._page(limit=limit, offset=offset, front_door=front_door)
+            return await self._page(limit=limit, offset=offset, front_door=front_door, where=where)
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"call records unavailable: {exc.__class__.__name__}") from exc
 
-    async def _page(self, *, limit: int, offset: int, front_door: str | None) -> CallPage:
+    async def _page(
+        self, *, limit: int, offset: int, front_door: str | None, where: CallFilter | None
+    ) -> CallPage:
         query = (
             calls_table.select()
             .order_by(calls_table.c.started_at.desc(), calls_table.c.call_uuid.desc())
@@ -394,6 +434,8 @@ class SqlCallStore:
         )
         if front_door is not None:
             query = query.where(calls_table.c.front_door == front_door)
+        if where is not None:
+            query = query.where(*_conditions(where))
         async with self._turns, self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         more = len(rows) > limit
@@ -406,6 +448,34 @@ class SqlCallStore:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def _contains(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement[bool]:
+    """``column`` contains ``text``, case-insensitive, with ``%`` and ``_`` taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.func.lower(column).like(f"%{escaped.lower()}%", escape="\\")
+
+
+def _conditions(where: CallFilter) -> list[sa.ColumnElement[bool]]:
+    """The SQL conditions of ``where`` (the same on SQLite and PostgreSQL)."""
+    c = calls_table.c
+    out: list[sa.ColumnElement[bool]] = []
+    if where.direction is not None:
+        out.append(c.direction == where.direction)
+    if where.number:
+        out.append(
+            sa.or_(_contains(c.from_number, where.number), _contains(c.to_number, where.number))
+        )
+    if where.since is not None:
+        out.append(c.started_at >= where.since)
+    if where.until is not None:
+        out.append(c.started_at < where.until)
+    if where.end_reason:
+        out.append(_contains(c.end_reason, where.end_reason))
+    t = transcript_table.c
+    for word in where.words:
+        out.append(sa.exists().where(t.call_uuid == c.call_uuid, _contains(t.text, word)))
+    return out
 
 
 def _insert_once(dialect: str) -> sa.Insert:

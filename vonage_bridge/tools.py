@@ -54,7 +54,8 @@ class ToolContext:
         caller: the caller's number, if known (untrusted).
         transfer: connects this call to an E.164 number (digits) over its front door's
             REST API; None when that is not configured.
-        front_door: ``"vonage"`` or ``"twilio"``.
+        front_door: one of ``store.FRONT_DOORS`` (``"vonage"``, ``"twilio"``,
+            ``"browser"``...).
         called: the number the caller dialled (ours), if known; the caller id a Vonage
             transfer shows to its target.
     """

@@ -17,6 +17,7 @@ from vonage_bridge.core.events import (
     ResponseCreated,
     ResponseDone,
     SpeechStarted,
+    TranscriptEntry,
 )
 from vonage_bridge.core.session import CallSession
 
@@ -82,6 +83,18 @@ def test_barge_in_truncates_at_the_acknowledged_ms_and_clears(
     assert session.drain_caller() == ['{"action":"clear"}']
     assert session.playout.buffered_bytes == 0
     assert session.stats.barge_ins == 1
+
+
+def test_barge_in_is_a_transcript_entry_and_reaches_the_listener(session: CallSession) -> None:
+    seen: list[TranscriptEntry] = []
+    session.on_transcript = seen.append
+    reply(session, 2000)
+    markers = play(session, 30, 0.0)
+    session.caller_event(PlaybackMarked(markers[1]["item"], markers[1]["ms"]))
+    session.realtime_event(SpeechStarted("user_2", 5000))
+    (entry,) = [e for e in session.stats.transcript if e.role == "barge_in"]
+    assert entry.text == f"the caller spoke over the reply (heard {markers[1]['ms']} ms)"
+    assert seen == session.stats.transcript  # every entry, as it was added
 
 
 @pytest.mark.parametrize("lookahead_ms", ["100", "240", "300", "600"])

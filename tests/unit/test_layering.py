@@ -18,8 +18,8 @@ PACKAGE_DIR = Path(__file__).resolve().parents[2] / PACKAGE
 # role says its ring (``wire``, ``ncco``, ``twiml``, ``signing``... are pure; ``routes``,
 # ``voice_api``, ``rest``, ``control``... do I/O).
 PURE_FOLDERS = {"core", "audio"}
-ENTRY_FOLDERS = {"web", "sim"}
-PROVIDER_FOLDERS = {"vonage", "twilio", "openai_sip", "realtime", "assistants"}
+ENTRY_FOLDERS = {"web", "sim", "console"}
+PROVIDER_FOLDERS = {"vonage", "twilio", "openai_sip", "realtime", "assistants", "browser"}
 PURE_ROLES = {
     "__init__",
     "wire",
@@ -35,7 +35,7 @@ PURE_ROLES = {
 PURE_TOP = {"__init__", "config", "config_problems", "config_values", "config_sanity", "errors"}
 PURE_TOP |= {"persona", "phone"}
 ENTRY_TOP = {"__main__", "doctor"}
-FRONT_DOORS = {"vonage", "twilio", "openai_sip"}
+FRONT_DOORS = {"vonage", "twilio", "openai_sip", "browser"}
 
 # Forbidden absolute module prefixes for pure modules, besides every I/O and entry module of
 # the package itself: a module is forbidden if it equals one of these or starts with
@@ -140,6 +140,8 @@ def test_layering_every_module_has_a_ring_and_pure_modules_exist() -> None:
     assert rings[f"{PACKAGE}.vonage.ncco"] == "pure"
     assert rings[f"{PACKAGE}.vonage.routes"] == "shell"
     assert rings[f"{PACKAGE}.web.app"] == "entry"
+    assert rings[f"{PACKAGE}.browser.wire"] == "pure"
+    assert rings[f"{PACKAGE}.console.phone"] == "entry"
     assert f"{PACKAGE}.audio.resampler" in rings
 
 

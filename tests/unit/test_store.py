@@ -19,6 +19,7 @@ from vonage_bridge.store import (
     FRONT_DOOR_TWILIO,
     FRONT_DOOR_VONAGE,
     FRONT_DOORS,
+    CallFilter,
     CallRecord,
     SqlCallStore,
     TranscriptEntry,
@@ -175,7 +176,7 @@ def test_database_url_errors_name_the_variable_and_hide_passwords(tmp_path: Path
 
 
 def test_front_door_defaults_to_vonage_and_is_in_the_json() -> None:
-    assert FRONT_DOORS == ("vonage", "twilio", "openai-sip")
+    assert FRONT_DOORS == ("vonage", "twilio", "openai-sip", "browser")
     assert all(len(door) <= 16 for door in FRONT_DOORS)  # the column's width
     assert record(0).front_door == FRONT_DOOR_VONAGE
     body = record(0, front_door=FRONT_DOOR_TWILIO).to_json(with_transcript=False)
@@ -189,7 +190,7 @@ async def test_front_door_round_trips(store: SqlCallStore) -> None:
         await store.add(original)
         assert await store.get(f"uuid-{n}") == original
     page = await store.page(limit=10, offset=0)
-    assert [r.front_door for r in page.records] == ["openai-sip", "twilio", "vonage"]
+    assert [r.front_door for r in page.records] == ["browser", "openai-sip", "twilio", "vonage"]
 
 
 async def test_page_filters_by_front_door_and_pages_only_those(store: SqlCallStore) -> None:
@@ -352,3 +353,41 @@ async def test_previous_version_database_gets_the_assistant_columns(tmp_path: Pa
         columns = {row[1]: row for row in db.execute("PRAGMA table_info(calls)")}
     assert columns["assistant"][2:4] == ("VARCHAR(64)", 0)  # type, nullable
     assert columns["assistant_version"][2:4] == ("INTEGER", 0)
+
+
+# ------------------------------------------------------------------ filters (console history)
+
+
+async def _filtered(store: SqlCallStore, **kw: object) -> list[str]:
+    page = await store.page(limit=10, offset=0, where=CallFilter(**kw))  # type: ignore[arg-type]
+    return [r.call_uuid for r in page.records]
+
+
+async def test_page_filters_by_direction_number_dates_reason_and_words(
+    store: SqlCallStore,
+) -> None:
+    await store.add(record(0, transcript=(TranscriptEntry("caller", "My PARCEL is late", T0),)))
+    await store.add(
+        record(
+            1,
+            direction="outbound",
+            from_number="14155550100",
+            end_reason="server shutting down",
+            started_at=T0 + timedelta(days=2),
+            transcript=(TranscriptEntry("assistant", "100% sure_thing", T0),),
+        )
+    )
+    assert await _filtered(store) == ["uuid-1", "uuid-0"]
+    assert await _filtered(store, direction="outbound") == ["uuid-1"]
+    assert await _filtered(store, number="5550100") == ["uuid-1"]
+    assert await _filtered(store, number="900001") == ["uuid-1", "uuid-0"]  # the to number
+    assert await _filtered(store, since=T0 + timedelta(days=1)) == ["uuid-1"]
+    assert await _filtered(store, until=T0 + timedelta(days=1)) == ["uuid-0"]
+    assert await _filtered(store, end_reason="SHUTTING") == ["uuid-1"]
+    assert await _filtered(store, words=("parcel", "late")) == ["uuid-0"]
+    assert await _filtered(store, words=("parcel", "early")) == []
+    # LIKE wildcards are taken literally
+    assert await _filtered(store, words=("100%",)) == ["uuid-1"]
+    assert await _filtered(store, words=("l_t",)) == []  # "_" would match "lat" in "late"
+    assert await _filtered(store, words=("e_t",)) == ["uuid-1"]
+    assert await _filtered(store, words=("%",)) == ["uuid-1"]

@@ -278,8 +278,9 @@ class TranscriptEntry:
     """One line of a call's transcript, the same on every front door.
 
     Attributes:
-        role: ``caller`` (input transcription), ``assistant``, ``dtmf``, ``tool_call`` or
-            ``tool_result``.
+        role: ``caller`` (input transcription), ``assistant``, ``dtmf``, ``tool_call``,
+            ``tool_result`` or ``barge_in`` (the caller spoke over a reply: its text says how
+            much of it was heard).
         text: the words, the digit, or the tool's name and arguments / its result (tool
             entries are cut to ``session.TOOL_TEXT`` characters).
         at: when it happened (aware UTC), or None when no wall-clock time was known.

@@ -11,6 +11,8 @@ Vonage     binary, one 20 ms L16 frame    binary, exactly one frame per   ``noti
            per message                    message                         ``clear``
 Twilio     base64 mu-law in ``media``     one ``media`` message per       ``mark`` / ``clear``
            text messages                  batch of frames
+browser    binary, one 20 ms L16 frame    binary, exactly one frame per   ``mark`` / ``clear``
+           (16 kHz) per message           message                         (JSON text)
 =========  =============================  ==============================  ==================
 
 Each ``<provider>/routes.py`` builds its door per call (the Twilio commands carry the

@@ -52,6 +52,7 @@ and https://platform.openai.com/docs/api-reference/realtime-server-events (trunc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -153,6 +154,9 @@ class CallSession:
         self.now = 0.0
         """Wall-clock Unix seconds, set by the shell before each input (transcript stamps):
         the session never reads a clock itself."""
+        self.on_transcript: Callable[[TranscriptEntry], None] | None = None
+        """Called with each transcript entry as it is added (the operator console's live
+        view); never per audio frame: caller/assistant transcripts, DTMF, tools, barge-ins."""
         self.active_response: str | None = None
         self._held = bytearray()
         # Live caller audio goes up in appends of REALTIME_APPEND_MS: frames are gathered
@@ -278,7 +282,7 @@ class CallSession:
 
     def _dtmf(self, digit: str) -> None:
         self.stats.dtmf += 1
-        self.stats.transcript.append(TranscriptEntry.stamped("dtmf", digit, self.now))
+        self._entry(TranscriptEntry.stamped("dtmf", digit, self.now))
         self._note(NoteLevel.INFO, f"DTMF {digit}")
         if not self._call.dtmf_to_model:
             return
@@ -362,6 +366,13 @@ class CallSession:
         if cut is None:
             return
         self.stats.barge_ins += 1
+        heard_ms = ", ".join(f"{t.audio_end_ms} ms" for t in cut.truncates)
+        said = (
+            f"the caller spoke over the reply (heard {heard_ms})"
+            if heard_ms
+            else "the caller spoke"
+        )
+        self._entry(TranscriptEntry.stamped("barge_in", said, self.now))
         self._caller_out.append(self._commands.clear())
         for item_id, audio_end_ms in cut.truncates:
             self._rt_out.append(
@@ -503,10 +514,15 @@ class CallSession:
         self.playout.end_of_audio()
         self.ledger.tail_queued(len(tail) + self.playout.buffered_bytes - before)
 
+    def _entry(self, entry: TranscriptEntry) -> None:
+        self.stats.transcript.append(entry)
+        if self.on_transcript is not None:
+            self.on_transcript(entry)
+
     def _transcript(self, role: str, text: str) -> None:
         text = text.strip()
         if text:
-            self.stats.transcript.append(TranscriptEntry.stamped(role, text, self.now))
+            self._entry(TranscriptEntry.stamped(role, text, self.now))
             self._note(NoteLevel.INFO, f"{role}: {text}")
 
     # ------------------------------------------------------------ tools
@@ -517,7 +533,7 @@ class CallSession:
             return
         self._seen_calls.add(call.call_id)
         self._tool_calls.append(RunTool(call.call_id, call.name, call.arguments))
-        self.stats.transcript.append(
+        self._entry(
             TranscriptEntry.stamped(
                 "tool_call", f"{call.name} {call.arguments}"[:TOOL_TEXT], self.now
             )
@@ -538,9 +554,7 @@ class CallSession:
         :attr:`end_requested` instead.
         """
         self._rt_out.append(function_call_output(call_id, output))
-        self.stats.transcript.append(
-            TranscriptEntry.stamped("tool_result", output[:TOOL_TEXT], self.now)
-        )
+        self._entry(TranscriptEntry.stamped("tool_result", output[:TOOL_TEXT], self.now))
         if end_call:
             self.end_requested = True
         else:

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import time
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -52,6 +53,7 @@ from ..errors import (
     RemoteProtocolError,
     UpstreamError,
 )
+from ..hub import LiveView
 from ..metrics import METRICS
 from ..realtime.connection import open_realtime
 from ..realtime.protocol import client_event, parse_server_event
@@ -291,6 +293,16 @@ async def serve_sideband(
     began = loop.time()
     reason = "sideband not opened"
     METRICS.call_started(FRONT_DOOR_OPENAI_SIP)
+    hub = deps.hub
+    if hub is not None:  # the operator console's live page
+        view = LiveView(info.call_uuid, FRONT_DOOR_OPENAI_SIP, "inbound", info.caller, info.called)
+        view.started_at, view.transcript, view.hang_up = (
+            started_at,
+            session.stats.transcript,
+            sip.hang_up,
+        )
+        hub.started(view)
+        session.on_transcript = partial(hub.line, info.call_uuid)
     try:
         ws = await open_realtime(deps.http, settings.openai, call_id=info.call_uuid)
         reason = await _Sideband(ws, session, sip, tools, ctx).run(greeting)
@@ -326,3 +338,5 @@ async def serve_sideband(
             started_at=started_at,
             end_reason=summary.end_reason,
         )
+        if hub is not None:
+            hub.ended(info.call_uuid, summary.end_reason)

@@ -13,9 +13,8 @@ to answer ``session.update``; the report's "first reply" line says how much of t
 speech was held waiting for it (none when the answer URL's warm session was ready before
 the greeting ended; ``--no-prewarm`` shows the media socket opening it instead).
 
-``--assistant NAME`` has the call answered by that assistant: the number the fake caller dials
-is bound to it (one made from the default when none of that name exists; with
-``--assistants-file FILE`` the bridge loads FILE as ``ASSISTANTS_FILE`` first).
+                assistant=args.assistant,
+                env_overrides=env or None,
 """
 
 from __future__ import annotations
@@ -23,12 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError
 from ..logs import setup_logging
 from .audio import CALLER_WAV
 from .call import FRONT_DOORS, simulate_call
+from .console import serve_console
 from .realtime import FakeRealtimeOptions
 from .serve import call_main, serve_main
 
@@ -92,12 +93,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quiet", action="store_true", help="show only the call's transcript and summary lines"
     )
+    parser.add_argument(
+        "--console",
+        action="store_true",
+        help="then keep the server running with its operator console (sim/console.py)",
+    )
+    parser.add_argument(
+        "--console-port", type=int, default=8080, metavar="PORT", help="default 8080"
+    )
     args = parser.parse_args(argv)
     if args.slow_realtime_ms < 0 or args.greeting_ms < 0:
         parser.error("--slow-realtime-ms and --greeting-ms must be >= 0")
     setup_logging("WARNING" if args.quiet else "INFO", "text")
     slow_s = args.slow_realtime_ms / 1000.0
     options = FakeRealtimeOptions(handshake_delay_s=slow_s, session_updated_delay_s=slow_s)
+    with tempfile.TemporaryDirectory(prefix="vonage-bridge-sim-") as tmp:
+        database_url = f"sqlite:///{Path(tmp) / 'calls.db'}" if args.console else None
+        status = _simulate(args, options, database_url)
+        if status == 0 and database_url is not None:
+            try:
+                asyncio.run(serve_console(database_url, args.console_port))
+            except OSError as exc:
+                print(f"console failed: {exc!r}", file=sys.stderr)
+                return 1
+        return status
+
+
+def _simulate(
+    args: argparse.Namespace, options: FakeRealtimeOptions, database_url: str | None
+) -> int:
+    """Run the simulated call and print its report; the exit status."""
+    env: dict[str, str] = {}
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    if args.assistants_file:
+        env["ASSISTANTS_FILE"] = str(args.assistants_file)
     try:
         report = asyncio.run(
             simulate_call(
@@ -108,9 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 greeting_ms=args.greeting_ms,
                 prewarm=not args.no_prewarm,
                 assistant=args.assistant,
-                env_overrides=(
-                    {"ASSISTANTS_FILE": str(args.assistants_file)} if args.assistants_file else None
-                ),
+                env_overrides=env or None,
             )
         )
     except ConfigError as exc:

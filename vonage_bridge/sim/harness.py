@@ -22,12 +22,13 @@ class RunningBridge(ClosedOnExit):
     Args:
         env: settings variables; ``SERVER_URL`` is filled in with the bound address.
         host: loopback address to bind.
+        port: port to bind; 0 (the default) lets the OS pick one.
     """
 
-    def __init__(self, env: Mapping[str, str], host: str = "127.0.0.1") -> None:
+    def __init__(self, env: Mapping[str, str], host: str = "127.0.0.1", port: int = 0) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, 0))
+        self._sock.bind((host, port))
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
         try:

@@ -40,6 +40,7 @@ Twilio Call resource (https://www.twilio.com/docs/voice/api/call-resource, "Crea
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -69,20 +70,36 @@ TWILIO_STATUS_PATH = "/twilio/call-status"
 @routes.post(CONNECT_PATH)
 async def connect(request: web.Request) -> web.Response:
     """Dial ``to`` from ``from`` and bridge the call to a Realtime session when answered."""
-    settings = request.app[SETTINGS]
     require_api_key(request, feature="POST /connect", disabled_code="connect_disabled")
-    body = await _json_object(request)
+    return await place_call(request.app, lambda: _json_object(request))
+
+
+async def place_call(
+    app: web.Application, read_body: Callable[[], Awaitable[dict[str, Any]]]
+) -> web.Response:
+    """What ``POST /connect`` does once its caller is authorised (the operator console's
+    Dial form calls it too): the responses of the module docstring, except 401/403.
+
+    Args:
+        app: the application (settings, REST clients, outbound registry, assistants).
+        read_body: the request body as a JSON object; raises ``InvalidRequest``.
+    Raises:
+        FeatureDisabled: the carrier's REST credentials missing (503).
+        InvalidRequest: from ``read_body`` (400 ``invalid_json``).
+    """
+    settings = app[SETTINGS]
+    body = await read_body()
     try:
         req = parse_connect(body, allow_insecure_urls=settings.webhooks.allow_unsigned)
-        await _check_assistant(request, req)
+        await _check_assistant(app, req)
         if req.via == "twilio":
-            return await _via_twilio(request, settings, req)
-        return await _via_vonage(request, settings, req)
+            return await _via_twilio(app, settings, req)
+        return await _via_vonage(app, settings, req)
     except InvalidField as exc:
         return _field_error(exc.field, exc.message, exc.code)
 
 
-async def _check_assistant(request: web.Request, req: ConnectRequest) -> None:
+async def _check_assistant(app: web.Application, req: ConnectRequest) -> None:
     """An ``assistant`` named at ``/connect`` must exist now (400 ``assistant_not_found``),
     so a typo is refused before the callee's phone rings; a database that is down is a 503
     (``StoreUnavailable``)."""
@@ -90,7 +107,7 @@ async def _check_assistant(request: web.Request, req: ConnectRequest) -> None:
     if name is None:
         return
     try:
-        await request.app[ASSISTANTS].resolve(name, None)
+        await app[ASSISTANTS].resolve(name, None)
     except NotFound as exc:
         raise InvalidField("assistant", exc.message, code="assistant_not_found") from None
 
@@ -105,10 +122,10 @@ def _check_callbacks(settings: Settings, req: ConnectRequest) -> None:
 
 
 async def _via_vonage(
-    request: web.Request, settings: Settings, req: ConnectRequest
+    app: web.Application, settings: Settings, req: ConnectRequest
 ) -> web.Response:
     vonage = settings.vonage
-    api = request.app.get(VOICE_API)
+    api = app.get(VOICE_API)
     if api is None:
         missing = " and ".join(vonage.missing_for_rest)
         raise FeatureDisabled(
@@ -135,7 +152,7 @@ async def _via_vonage(
         _log_refusal(exc)
         vonage_body = {"status": exc.status, "title": exc.title, "detail": exc.detail}
         return _upstream_error(exc, "vonage", vonage_body)
-    _remember(request, req, created.uuid, FRONT_DOOR_VONAGE, to, from_)
+    _remember(app, req, created.uuid, FRONT_DOOR_VONAGE, to, from_)
     with call_context(created.uuid):
         log.info("outbound call placed via Vonage: %s", created.status)
     return web.json_response(
@@ -150,9 +167,9 @@ async def _via_vonage(
 
 
 async def _via_twilio(
-    request: web.Request, settings: Settings, req: ConnectRequest
+    app: web.Application, settings: Settings, req: ConnectRequest
 ) -> web.Response:
-    api = request.app.get(TWILIO_API)
+    api = app.get(TWILIO_API)
     if api is None:
         raise FeatureDisabled(
             '"via": "twilio" needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN',
@@ -184,7 +201,7 @@ async def _via_twilio(
     except TwilioApiError as exc:
         _log_refusal(exc)
         return _upstream_error(exc, "twilio", {"status": exc.status, "code": exc.twilio_code})
-    _remember(request, req, created.sid, FRONT_DOOR_TWILIO, req.to, from_)
+    _remember(app, req, created.sid, FRONT_DOOR_TWILIO, req.to, from_)
     with call_context(created.sid):
         log.info("outbound call placed via Twilio: %s", created.status)
     return web.json_response(
@@ -199,14 +216,14 @@ async def _via_twilio(
 
 
 def _remember(
-    request: web.Request,
+    app: web.Application,
     req: ConnectRequest,
     call_id: str,
     front_door: str,
     to: str,
     from_: str,
 ) -> None:
-    request.app[OUTBOUND].add(
+    app[OUTBOUND].add(
         OutboundCall(
             call_id=call_id,
             front_door=front_door,

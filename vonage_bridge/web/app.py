@@ -22,6 +22,7 @@ from ..assistants.book import Assistants
 from ..assistants.startup import assistants_ctx
 from ..calls import SHUTDOWN_REASON, LiveCall, close_socket
 from ..config import Settings
+from ..console import setup_console
 from ..core.assistant import default_assistant
 from ..core.media_token import MediaTokenSigner
 from ..errors import ConfigError
@@ -309,9 +310,10 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     ``/twilio/media-stream``; ``POST /connect`` (outbound
     calls; answers 503 while its settings are missing); ``GET /calls`` and
     ``GET /calls/{uuid}`` (call records); ``GET /assistants``, ``GET/PUT/DELETE
-    /assistants/{name}`` (``assistants.routes``). With ``METRICS_PORT`` (not 0), ``GET
-    /metrics`` on that port, a site of its own (``metrics_site``). ``store`` replaces the store
-    ``DATABASE_URL`` names (the caller then owns it and closes it).
+    /assistants/{name}`` (``assistants.routes``); the operator console under ``/console`` (its
+    own module, ``console``). With ``METRICS_PORT`` (not 0), ``GET /metrics`` on that port, a
+    site of its own (``metrics_site``). ``store`` replaces the store ``DATABASE_URL`` names
+    (the caller then owns it and closes it).
     """
     app = web.Application(middlewares=[json_errors])
     app[SETTINGS] = settings
@@ -348,6 +350,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     if settings.sip.webhook_secret:
         setup_sip(app, settings)
     app.cleanup_ctx.append(metrics_site)  # first in, last out: scraped until the end
+    setup_console(app)  # /console: operator console and browser phone
     app.cleanup_ctx.append(_http_client)
     if store is not None:
         app[STORE] = store

@@ -6,13 +6,14 @@ constant time). Responses:
 - ``GET /calls?limit=20&offset=0``: 200 ``{"calls": [...], "limit", "offset",
   "next_offset"}``, newest first, without transcripts; ``next_offset`` is null on the last
   page. ``limit`` is 1-100 (default 20), ``offset`` 0-1000000 (default 0); anything else is a
-  400 ``invalid_paging`` naming the parameter. ``front_door=vonage|twilio|openai-sip`` keeps
+  400 ``invalid_paging`` naming the parameter. ``front_door=vonage|twilio|openai-sip|browser`` keeps
   only the calls that came through that front door (paging counts only those); any other
   value is a 400 ``invalid_filter`` naming the parameter. Any other query parameter
   (``?from=...``) is a 400 ``unknown_parameter`` naming it and the known ones, rather than
   a page that silently ignores the filter.
 - ``GET /calls/{call_uuid}``: 200 with the record and its transcript, 404 ``call_not_found``.
-- Every record says ``front_door``: ``vonage``, ``twilio`` or ``openai-sip``.
+- Every record says ``front_door``: ``vonage``, ``twilio``, ``openai-sip`` or ``browser``
+  (the operator console's browser phone).
 - 401 ``api_key_missing``, 403 ``api_key_invalid``, 503 ``calls_api_disabled``
   (``CONNECT_API_KEY`` unset) or ``call_records_unavailable`` (the database was unreachable
   at start-up, or is down now).

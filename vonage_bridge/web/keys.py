@@ -15,6 +15,7 @@ from ..calls import CallDeps, LiveCall
 from ..config import Settings
 from ..core.media_token import MediaTokenSigner
 from ..core.replay import SeenIds
+from ..hub import CallHub
 from ..realtime.prewarm import WarmSessions
 from ..store import CallStore
 from ..tools import ToolRegistry
@@ -42,6 +43,8 @@ WARM_SESSIONS = web.AppKey("warm_sessions", WarmSessions)
 ASSISTANTS = web.AppKey("assistants", Assistants)
 """Which assistant answers a call (the default, and the stored ones once the database is
 open)."""
+HUB = web.AppKey("call_hub", CallHub)
+"""Live calls publish here; the operator console's live page subscribes."""
 
 
 @dataclass(slots=True)
@@ -74,4 +77,5 @@ def call_deps(app: web.Application) -> CallDeps:
         store=app.get(STORE),
         calls=app[CALLS],
         assistants=app[ASSISTANTS],
+        hub=app.get(HUB),
     )
