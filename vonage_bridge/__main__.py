@@ -193,6 +193,11 @@ async def serve(app: web.Application, host: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the service; the exit status (see the module docstring)."""
+    args_given = sys.argv[1:] if argv is None else argv
+    if args_given[:1] == ["db"]:  # vonage-bridge db upgrade|current
+        from .db_cli import main as db_main
+
+        return db_main(args_given[1:])
     parser = argparse.ArgumentParser(
         prog="vonage-bridge", description="Vonage Voice <-> OpenAI Realtime bridge."
     )

@@ -3,12 +3,13 @@
 :class:`CallRecord` is what ``GET /calls`` returns; :class:`CallStore` is what the web layer
 needs; :class:`SqlCallStore` implements it for SQLite (``aiosqlite``, the default, a file next
 to the app) and PostgreSQL (``asyncpg``, for several instances) with SQLAlchemy 2 Core async:
-one code path, the dialect picked from ``DATABASE_URL``. Tables are created on start-up
-(``metadata.create_all``); there is no migration framework yet. The one upgrade so far is done
-by hand on open: a ``calls`` table of the previous version (no ``front_door`` column) gets
-``front_door VARCHAR(16) NOT NULL DEFAULT 'vonage'`` added, the same DDL on SQLite and
-PostgreSQL (``IF NOT EXISTS`` on PostgreSQL, where several instances may open at once); its
-old rows, all Vonage calls, read back as ``vonage``.
+one code path, the dialect picked from ``DATABASE_URL``. On open the schema is migrated to
+the newest revision (:mod:`.migrations`, Alembic, behind a PostgreSQL advisory lock); a
+database of the version before migrations is recognised and stamped, and its ``calls`` table,
+if older still (no ``front_door`` column), gets ``front_door VARCHAR(16) NOT NULL DEFAULT
+'vonage'``: its old rows, all Vonage calls, read back as ``vonage``. A table of
+:data:`metadata` that no revision creates yet is then created by ``metadata.create_all``
+(only missing tables, never an ALTER); every schema change still needs its revision.
 
 Timestamps are stored as naive UTC with microseconds (``TIMESTAMP WITHOUT TIME ZONE`` on
 PostgreSQL, ISO text on SQLite) and come back as aware UTC ``datetime``s.
@@ -34,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .core.events import TranscriptEntry
 from .errors import StoreUnavailable
+from .migrations import upgrade_database
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +231,50 @@ def async_url(database_url: str) -> str:
     return url.set(drivername=f"{backend}+{driver}").render_as_string(hide_password=False)
 
 
+def open_engine(database_url: str, *, connect_timeout_s: float = 5.0) -> AsyncEngine:
+    """An async engine for ``DATABASE_URL`` (:func:`async_url`), pinging connections before
+    use. On PostgreSQL, ``connect_timeout_s`` bounds a connection attempt, and libpq's
+    ``options=-c name=value ...`` query parameter (e.g. ``options=-csearch_path%3Dbridge``,
+    the schema to use) becomes asyncpg's ``server_settings``, which take no ``options``.
+    Source: https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-OPTIONS
+
+    Raises:
+        ValueError: if the URL's scheme is not supported, or ``options`` holds anything but
+            ``-c name=value`` settings.
+    """
+    url = make_url(async_url(database_url))
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() == "postgresql":
+        connect: dict[str, Any] = {"timeout": connect_timeout_s}
+        options = url.query.get("options")
+        if options is not None:
+            text = options if isinstance(options, str) else " ".join(options)
+            connect["server_settings"] = _server_settings(text)
+            url = url.difference_update_query(["options"])
+        kwargs["connect_args"] = connect
+    return create_async_engine(url, **kwargs)
+
+
+def _server_settings(options: str) -> dict[str, str]:
+    """``-c a=1 -cb=2`` -> ``{"a": "1", "b": "2"}``; ValueError on anything else."""
+    words = options.split()
+    settings: dict[str, str] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "-c" and i + 1 < len(words):
+            item, i = words[i + 1], i + 2
+        elif word.startswith("-c") and len(word) > 2:
+            item, i = word[2:], i + 1
+        else:
+            raise ValueError("options: only -c name=value settings are supported")
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            raise ValueError("options: only -c name=value settings are supported")
+        settings[name] = value
+    return settings
+
+
 class SqlCallStore:
     """:class:`CallStore` on SQLAlchemy Core async (SQLite or PostgreSQL)."""
 
@@ -242,28 +288,19 @@ class SqlCallStore:
 
     @classmethod
     async def open(cls, database_url: str, *, connect_timeout_s: float = 5.0) -> SqlCallStore:
-        """Connect, create the tables if they are missing and upgrade a previous version's
-        ``calls`` table (adds ``front_door``, see the module docstring).
+        """Connect and migrate the schema to the newest revision (see the module docstring).
 
         Raises:
             ValueError: if the URL's scheme is not supported.
             sqlalchemy.exc.SQLAlchemyError / OSError: if the database cannot be reached.
         """
-        url = async_url(database_url)
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
-        if url.startswith("postgresql"):
-            kwargs["connect_args"] = {"timeout": connect_timeout_s}
-        engine = create_async_engine(url, **kwargs)
+        engine = open_engine(database_url, connect_timeout_s=connect_timeout_s)
         store = cls(engine)
         try:
-            async with engine.begin() as conn:
-                await conn.run_sync(metadata.create_all)
-                added = await conn.run_sync(_add_missing_columns)
+            await upgrade_database(engine, metadata)
         except BaseException:
             await engine.dispose()
             raise
-        for column in added:
-            log.info("call store upgraded: added column calls.%s", column)
         return store
 
     @property
@@ -387,23 +424,3 @@ def _record(row: sa.Row[Any], transcript: tuple[TranscriptEntry, ...]) -> CallRe
         front_door=row.front_door,
         transcript=transcript,
     )
-
-
-def _add_missing_columns(conn: sa.Connection) -> list[str]:
-    """Bring a previous version's ``calls`` table up to date; the names of the columns added.
-
-    Run on a sync connection (``AsyncConnection.run_sync``) after ``create_all``, in its
-    transaction. The DDL works on SQLite (a ``NOT NULL`` column added with a default) and on
-    PostgreSQL (11+ adds it without rewriting the table).
-    """
-    present = {c["name"] for c in sa.inspect(conn).get_columns(calls_table.name)}
-    if "front_door" in present:
-        return []
-    maybe = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
-    conn.execute(
-        sa.text(
-            f"ALTER TABLE {calls_table.name} ADD COLUMN {maybe}front_door VARCHAR(16) "
-            f"NOT NULL DEFAULT '{FRONT_DOOR_VONAGE}'"
-        )
-    )
-    return ["front_door"]

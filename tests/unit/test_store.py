@@ -251,7 +251,7 @@ async def test_previous_version_database_gets_the_front_door_column(
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.executescript(OLD_SQLITE_SCHEMA)
         db.commit()
-    caplog.set_level(logging.INFO, logger="vonage_bridge.store")
+    caplog.set_level(logging.INFO, logger="vonage_bridge")
 
     store = await SqlCallStore.open(f"sqlite:///{path}")
     try:
