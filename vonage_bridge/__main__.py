@@ -10,8 +10,11 @@ A start-up failure ends the process with ONE line on stderr, never a traceback (
 - exit 1, anything else: a ``PORT`` already in use (another process holds it, so the same
   settings may work on a retry), or any other exception (its class and message).
 
-A signal ends the service with exit 0 after a graceful shutdown (live calls closed, stores
-closed). The start-up log names the event loop and ends with the address it listens on.
+SIGTERM or SIGINT drains the instance (``web.lifecycle``): no new calls, live calls run to
+their end for up to ``DRAIN_TIMEOUT_S`` and are then ended politely; the process exits 0 when
+the last call has ended and the stores are closed. A second signal ends every call at once
+(hung up, sockets closed with 1001) and exits. The start-up log names the event loop and
+ends with the address it listens on.
 
 The event loop (``EVENT_LOOP``): ``auto`` (the default) runs uvloop, the asyncio loop on libuv,
 when it can be imported (it is a dependency on Linux and macOS) and asyncio's own loop
@@ -46,6 +49,7 @@ from .config import Settings
 from .errors import ConfigError
 from .logs import setup_logging
 from .web.app import make_app
+from .web.lifecycle import drain
 
 log = logging.getLogger("vonage_bridge")
 
@@ -152,8 +156,11 @@ def _address(sockname: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def serve(app: web.Application, host: str, port: int) -> None:
-    """Start ``app`` on ``host``:``port``, serve until SIGINT or SIGTERM, then shut down.
+async def serve(
+    app: web.Application, host: str, port: int, *, drain_timeout_s: float = 0.0
+) -> None:
+    """Start ``app`` on ``host``:``port`` and serve until SIGINT or SIGTERM; then drain for
+    up to ``drain_timeout_s`` (a second signal cuts it short) and shut down.
 
     Raises:
         ExitError: the address cannot be bound (see :func:`bind_failure`), or the shutdown
@@ -162,10 +169,14 @@ async def serve(app: web.Application, host: str, port: int) -> None:
         Exception: anything else a start-up hook raised.
     """
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    drain_now, stop = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        (stop if drain_now.is_set() else drain_now).set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # no loop signal handlers on Windows
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     try:
         await runner.setup()
@@ -175,8 +186,10 @@ async def serve(app: web.Application, host: str, port: int) -> None:
             raise bind_failure(exc, host, port) from exc
         addresses = ", ".join(_address(a) for a in runner.addresses)
         log.info("listening on %s (HOST=%s, PORT=%d)", addresses, host, port)
-        await stop.wait()
-        log.info("signal received: shutting down")
+        await drain_now.wait()
+        log.info("signal received: draining (a second signal ends every call at once)")
+        await _drain(app, drain_timeout_s, stop)
+        log.info("shutting down")
     except BaseException:
         try:
             await runner.cleanup()
@@ -189,6 +202,20 @@ async def serve(app: web.Application, host: str, port: int) -> None:
         raise ExitError(
             f"error while shutting down: {describe_exception(exc)}", EXIT_FAILURE
         ) from exc
+
+
+async def _drain(app: web.Application, timeout_s: float, stop: asyncio.Event) -> None:
+    """:func:`~.web.lifecycle.drain` until it is over or ``stop`` is set (a second signal)."""
+    draining = asyncio.create_task(drain(app, timeout_s), name="drain")
+    stopping = asyncio.create_task(stop.wait(), name="second-signal")
+    try:
+        await asyncio.wait({draining, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (draining, stopping):
+            task.cancel()
+        await asyncio.gather(draining, stopping, return_exceptions=True)
+    if stop.is_set():
+        log.info("second signal: ending every live call now")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,7 +238,14 @@ def main(argv: list[str] | None = None) -> int:
         choice = settings.server.event_loop
         with asyncio.Runner(loop_factory=loop_factory(choice)) as runner:
             log.info("event loop: %s (EVENT_LOOP=%s)", loop_name(runner.get_loop()), choice)
-            runner.run(serve(app, settings.server.host, settings.server.port))
+            runner.run(
+                serve(
+                    app,
+                    settings.server.host,
+                    settings.server.port,
+                    drain_timeout_s=settings.scale.drain_timeout_s,
+                )
+            )
     except ExitError as exc:
         return _fail(exc, exc.message, exc.status)
     except ConfigError as exc:

@@ -263,6 +263,22 @@ class StoreSettings(_Group):
         return self.database_url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 
 
+class ScaleSettings(_Group):
+    """Several instances and rolling deploys (README "Scaling").
+
+    ``drain_timeout_s``: after SIGTERM, how long (s) live calls may run to their end before
+    they are ended politely (``web.lifecycle``); keep it under the platform's kill timeout
+    (fly.toml: 300 s) minus about 20 s. ``instance_count``: how many instances serve this
+    service (with PostgreSQL above 1, ``MEDIA_TOKEN_SECRET`` is required; with SQLite above 1,
+    a start-up warning). ``workers``: processes of this instance sharing its port
+    (``SO_REUSEPORT``), each an instance of its own.
+    """
+
+    drain_timeout_s: float = Field(240.0, alias="DRAIN_TIMEOUT_S", ge=0, le=3600)
+    instance_count: int = Field(1, alias="INSTANCE_COUNT", ge=1, le=1000)
+    workers: int = Field(1, alias="WORKERS", ge=1, le=64)
+
+
 class LogSettings(_Group):
     """Log level name and format (``auto``: text on a terminal, else ``json``; or ``text``)."""
 
@@ -287,6 +303,7 @@ class Settings(BaseSettings):
     sip: SipSettings = SipSettings.model_validate({})
     twilio: TwilioSettings = TwilioSettings.model_validate({})
     webhooks: WebhookSettings = WebhookSettings.model_validate({})
+    scale: ScaleSettings = ScaleSettings.model_validate({})
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -330,5 +347,6 @@ class Settings(BaseSettings):
 
 _GROUPS: tuple[type[_Group], ...] = (ServerSettings, OpenAISettings, CallSettings, LogSettings)
 _GROUPS += (VonageSettings, StoreSettings, SipSettings, TwilioSettings, WebhookSettings)
+_GROUPS += (ScaleSettings,)
 _FIELDS = {f.alias: f for g in _GROUPS for f in g.model_fields.values() if f.alias}
 """Every variable the settings read, and its field."""
