@@ -340,9 +340,52 @@ class Settings(BaseSettings):
             settings = cls(**values)
         except ValidationError as exc:
             raise ConfigError([describe(e, _FIELDS) for e in exc.errors()] + problems) from None
+        problems += scale_problems(settings, env)
         if problems:
             raise ConfigError(problems)
+        scale_warnings = scale_notes(settings)
+        if scale_warnings:
+            settings = settings.model_copy(update={"warnings": settings.warnings + scale_warnings})
         return settings
+
+
+def several_instances(settings: Settings) -> bool:
+    """Whether more than one process serves this service (``INSTANCE_COUNT`` or ``WORKERS``
+    above 1)."""
+    return settings.scale.instance_count > 1 or settings.scale.workers > 1
+
+
+def scale_problems(settings: Settings, env: Mapping[str, str]) -> list[str]:
+    """With PostgreSQL, a random per-process ``MEDIA_TOKEN_SECRET`` is refused when several
+    instances serve the service (``INSTANCE_COUNT``/``WORKERS`` above 1) or on Fly.io
+    (``FLY_MACHINE_ID`` set: a rolling deploy starts the new machine while the old one still
+    answers calls, and a media socket may reach either, so a token must verify on both).
+    Source: https://fly.io/docs/machines/runtime-environment/ (``FLY_MACHINE_ID``)."""
+    if not settings.store.is_postgresql or not settings.server.media_token_secret_is_random:
+        return []
+    if several_instances(settings):
+        why = f"INSTANCE_COUNT={settings.scale.instance_count}, WORKERS={settings.scale.workers}"
+    elif env.get("FLY_MACHINE_ID"):
+        why = "on Fly.io (FLY_MACHINE_ID is set), where a deploy runs two machines at once"
+    else:
+        return []
+    return [
+        f"MEDIA_TOKEN_SECRET is required with PostgreSQL and several instances ({why}): a "
+        "random per-process secret makes a media token minted by one instance fail on "
+        "another (set the same 32+ random bytes on every instance)"
+    ]
+
+
+def scale_notes(settings: Settings) -> tuple[str, ...]:
+    """Start-up warnings of the scaling settings: SQLite with several instances."""
+    if settings.store.is_postgresql or not several_instances(settings):
+        return ()
+    return (
+        f"INSTANCE_COUNT={settings.scale.instance_count}, WORKERS={settings.scale.workers} "
+        "with SQLite: each instance has its own file, so call records, live calls, hang-ups "
+        "and the webhook and media-token replay guards are not shared; use PostgreSQL "
+        "(DATABASE_URL=postgresql://...) for several instances",
+    )
 
 
 _GROUPS: tuple[type[_Group], ...] = (ServerSettings, OpenAISettings, CallSettings, LogSettings)

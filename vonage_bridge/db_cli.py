@@ -19,11 +19,12 @@ import sys
 from dotenv import load_dotenv
 from pydantic import ValidationError
 
-from . import migrations
+from . import cluster, migrations
 from .config import StoreSettings
 from .config_problems import describe
 from .store import metadata, open_engine
 
+assert cluster.claims_table.metadata is metadata  # the shared tables are created too
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2

@@ -50,8 +50,9 @@ FRONT_DOORS = (FRONT_DOOR_VONAGE, FRONT_DOOR_TWILIO, FRONT_DOOR_OPENAI_SIP)
 """Every value of ``CallRecord.front_door`` (at most 16 characters: the column's width)."""
 
 
-_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
 """Errors of a database that is down or unusable, as opposed to bugs (which propagate)."""
+_UNAVAILABLE = UNAVAILABLE
 
 
 # ------------------------------------------------------------------ records
@@ -302,6 +303,12 @@ class SqlCallStore:
             await engine.dispose()
             raise
         return store
+
+    @property
+    def turns(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """Hold it around a transaction on :attr:`engine` (SQLite takes turns; PostgreSQL
+        does not wait)."""
+        return self._turns
 
     @property
     def dialect(self) -> str:

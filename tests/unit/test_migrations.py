@@ -13,9 +13,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 from test_store import OLD_SQLITE_SCHEMA
 
-from vonage_bridge import migrations
+from vonage_bridge import cluster, migrations
 from vonage_bridge.__main__ import main
 from vonage_bridge.store import SqlCallStore, metadata, open_engine
+
+assert cluster.claims_table.metadata is metadata  # its tables are in the metadata compared
 
 
 def _diff(conn: sa.Connection) -> list[object]:
