@@ -25,6 +25,7 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .cluster import LiveRegistry
 from .config import Settings
 from .errors import BridgeError, RemoteProtocolError
 from .logs import call_context
@@ -183,6 +184,7 @@ class CallDeps:
         tools: the tools the model may call.
         store: the call-record store; None when records are off.
         calls: the live media calls by call id (shutdown closes them).
+        registry: the live calls of every instance (``cluster``); None without a store.
     """
 
     settings: Settings
@@ -190,6 +192,7 @@ class CallDeps:
     tools: ToolRegistry
     store: CallStore | None
     calls: dict[str, LiveCall]
+    registry: LiveRegistry | None = None
 
 
 # ------------------------------------------------------------------ closing sockets

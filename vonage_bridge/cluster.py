@@ -27,10 +27,12 @@ https://www.sqlite.org/lang_upsert.html
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import socket
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -185,6 +187,55 @@ class LiveRegistry:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self._failing: set[str] = set()
+        self._writes: dict[str, asyncio.Task[None]] = {}  # call uuid -> its last write
+
+    def register(
+        self,
+        call_uuid: str,
+        *,
+        front_door: str,
+        direction: str,
+        caller: str | None,
+        called: str | None,
+    ) -> None:
+        """:meth:`add` in the background: a slow database never holds a call up. Returns at
+        once; :meth:`unregister` runs after it."""
+        self._chain(
+            call_uuid,
+            self.add(
+                call_uuid,
+                front_door=front_door,
+                direction=direction,
+                caller=caller,
+                called=called,
+            ),
+        )
+
+    def unregister(self, call_uuid: str) -> None:
+        """:meth:`remove` in the background, after the call's registration."""
+        self._chain(call_uuid, self.remove(call_uuid))
+
+    def _chain(self, call_uuid: str, write: Coroutine[Any, Any, None]) -> None:
+        before = self._writes.get(call_uuid)
+
+        async def in_turn() -> None:
+            if before is not None:
+                await asyncio.wait({before})
+            await write
+
+        task = asyncio.create_task(in_turn(), name=f"registry-{call_uuid[:32]}")
+        self._writes[call_uuid] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self._writes.get(call_uuid) is t:
+                del self._writes[call_uuid]
+
+        task.add_done_callback(done)
+
+    async def settled(self) -> None:
+        """Wait for the background writes started so far (tests, shutdown)."""
+        while self._writes:
+            await asyncio.wait(set(self._writes.values()))
 
     @property
     def instance_id(self) -> str:
@@ -274,7 +325,11 @@ class LiveRegistry:
             await asyncio.sleep(HEARTBEAT_S)
 
     async def leave(self) -> None:
-        """At shutdown: remove this instance and whatever call it still lists."""
+        """At shutdown: finish the writes under way, then remove this instance and whatever
+        call it still lists."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                await self.settled()
         await self._run(
             "leaving",
             [

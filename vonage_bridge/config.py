@@ -271,12 +271,14 @@ class ScaleSettings(_Group):
     (fly.toml: 300 s) minus about 20 s. ``instance_count``: how many instances serve this
     service (with PostgreSQL above 1, ``MEDIA_TOKEN_SECRET`` is required; with SQLite above 1,
     a start-up warning). ``workers``: processes of this instance sharing its port
-    (``SO_REUSEPORT``), each an instance of its own.
+    (``SO_REUSEPORT``), each an instance of its own. ``fly_machine_id``: Fly's machine id.
     """
 
     drain_timeout_s: float = Field(240.0, alias="DRAIN_TIMEOUT_S", ge=0, le=3600)
     instance_count: int = Field(1, alias="INSTANCE_COUNT", ge=1, le=1000)
     workers: int = Field(1, alias="WORKERS", ge=1, le=64)
+    fly_machine_id: str | None = Field(None, alias="FLY_MACHINE_ID", max_length=64)
+    """Set by Fly.io on its machines: names this instance (``cluster.new_instance_id``)."""
 
 
 class LogSettings(_Group):
@@ -340,7 +342,7 @@ class Settings(BaseSettings):
             settings = cls(**values)
         except ValidationError as exc:
             raise ConfigError([describe(e, _FIELDS) for e in exc.errors()] + problems) from None
-        problems += scale_problems(settings, env)
+        problems += scale_problems(settings)
         if problems:
             raise ConfigError(problems)
         scale_warnings = scale_notes(settings)
@@ -355,7 +357,7 @@ def several_instances(settings: Settings) -> bool:
     return settings.scale.instance_count > 1 or settings.scale.workers > 1
 
 
-def scale_problems(settings: Settings, env: Mapping[str, str]) -> list[str]:
+def scale_problems(settings: Settings) -> list[str]:
     """With PostgreSQL, a random per-process ``MEDIA_TOKEN_SECRET`` is refused when several
     instances serve the service (``INSTANCE_COUNT``/``WORKERS`` above 1) or on Fly.io
     (``FLY_MACHINE_ID`` set: a rolling deploy starts the new machine while the old one still
@@ -365,7 +367,7 @@ def scale_problems(settings: Settings, env: Mapping[str, str]) -> list[str]:
         return []
     if several_instances(settings):
         why = f"INSTANCE_COUNT={settings.scale.instance_count}, WORKERS={settings.scale.workers}"
-    elif env.get("FLY_MACHINE_ID"):
+    elif settings.scale.fly_machine_id:
         why = "on Fly.io (FLY_MACHINE_ID is set), where a deploy runs two machines at once"
     else:
         return []

@@ -88,6 +88,14 @@ async def serve_media_call(
             tools=deps.tools.declarations(),
         )
         started_at = datetime.now(UTC)
+        if deps.registry is not None:  # listed on every instance (cluster.LiveRegistry)
+            deps.registry.register(
+                call_id,
+                front_door=call.door.name,
+                direction=call.direction,
+                caller=call.info.caller,
+                called=call.info.called,
+            )
         adopted = warm.take(call_id) if warm is not None else None
         summary: CallSummary | None = None
         try:
@@ -120,3 +128,5 @@ async def serve_media_call(
         return summary
     finally:
         calls.pop(call_id, None)
+        if deps.registry is not None:
+            deps.registry.unregister(call_id)

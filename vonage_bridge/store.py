@@ -250,13 +250,13 @@ def open_engine(database_url: str, *, connect_timeout_s: float = 5.0) -> AsyncEn
         options = url.query.get("options")
         if options is not None:
             text = options if isinstance(options, str) else " ".join(options)
-            connect["server_settings"] = _server_settings(text)
+            connect["server_settings"] = server_settings(text)
             url = url.difference_update_query(["options"])
         kwargs["connect_args"] = connect
     return create_async_engine(url, **kwargs)
 
 
-def _server_settings(options: str) -> dict[str, str]:
+def server_settings(options: str) -> dict[str, str]:
     """``-c a=1 -cb=2`` -> ``{"a": "1", "b": "2"}``; ValueError on anything else."""
     words = options.split()
     settings: dict[str, str] = {}

@@ -41,6 +41,7 @@ from ..logs import call_context
 from ..media_call import MediaCall, serve_media_call
 from ..store import FRONT_DOOR_TWILIO
 from ..web.answer import AnswerWebhook, admit_call
+from ..web.claims import first_stream, spend_shared
 from ..web.keys import (
     CALLS,
     HTTP,
@@ -208,6 +209,14 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         # No await since the checks: spend the token and claim the call at once.
         signer.redeem(call_sid, exp, token, now)
         started.check_and_add(call_sid, now)  # remembered STREAM_MEMORY_S
+        try:  # then on every instance (web.claims)
+            await spend_shared(app, call_sid, exp, token)
+            if not await first_stream(app, call_sid, STREAM_MEMORY_S):
+                raise Forbidden("a stream for this call already started on another instance")
+        except Forbidden as exc:
+            log.warning("Twilio stream refused: %s", exc.message)
+            await close_socket(ws, WSCloseCode.POLICY_VIOLATION, "invalid media token")
+            return ws
         await _bridge(request, ws, start)
     return ws
 

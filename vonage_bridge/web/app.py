@@ -30,6 +30,7 @@ from ..vonage import dial
 from ..vonage import routes as vonage
 from ..vonage.voice_api import VoiceApi
 from . import calls_api
+from .cluster_api import cluster_context, setup_cluster
 from .guards import WebhookGuards
 from .keys import (
     CALLS,
@@ -278,6 +279,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     app.router.add_get("/health", health)
     app.router.add_routes(vonage.routes)
     app.router.add_routes(dial.routes)
+    setup_cluster(app)  # GET /calls/live before GET /calls/{call_uuid}
     app.router.add_routes(calls_api.routes)
     if settings.twilio.enabled:
         twilio.setup_twilio(app)
@@ -288,6 +290,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
         app[STORE] = store
     else:
         app.cleanup_ctx.append(_call_store)
+    app.cleanup_ctx.append(cluster_context)  # after the store's: needs it open
     app.on_shutdown.append(_close_warm_sessions)
     setup_lifecycle(app)  # drain guard; on_shutdown: the live calls
     _startup_report(settings, app[TOOLS])

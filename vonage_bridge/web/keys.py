@@ -10,7 +10,9 @@ import aiohttp
 from aiohttp import web
 from standardwebhooks import Webhook
 
+from ..bus import Bus
 from ..calls import CallDeps, LiveCall
+from ..cluster import Cluster, LiveRegistry
 from ..config import Settings
 from ..core.media_token import MediaTokenSigner
 from ..core.replay import SeenIds
@@ -38,6 +40,13 @@ GUARDS = web.AppKey("webhook_guards", WebhookGuards)
 """Replay memory of the signed webhooks and the unsigned-call limit, per instance."""
 WARM_SESSIONS = web.AppKey("warm_sessions", WarmSessions)
 """Realtime sessions opened by the answer URLs, waiting for their media sockets."""
+
+CLUSTER = web.AppKey("cluster", Cluster)
+"""Once-only claims shared by the instances (``cluster``); absent without a store."""
+REGISTRY = web.AppKey("live_registry", LiveRegistry)
+"""The live calls of every instance (``cluster``); absent without a store."""
+BUS = web.AppKey("bus", Bus)
+"""LISTEN/NOTIFY between instances (``bus``); absent without a store."""
 
 
 @dataclass(slots=True)
@@ -69,4 +78,5 @@ def call_deps(app: web.Application) -> CallDeps:
         tools=app[TOOLS],
         store=app.get(STORE),
         calls=app[CALLS],
+        registry=app.get(REGISTRY),
     )
