@@ -241,6 +241,9 @@ class _CallBridge:
             session.stats.held_ms,
         )
         frame_bytes, clock = session.frame_bytes, self.clock
+        publish = self.live.on_transcript if self.live is not None else None
+        transcript = session.stats.transcript
+        published = len(transcript)
         async for msg in rt:
             if msg.type is WSMsgType.TEXT:
                 self.rt_heard_at = clock()  # the session is alive (stall watch)
@@ -251,6 +254,10 @@ class _CallBridge:
                     continue
                 session.now = time.time()
                 session.realtime_event(event)
+                if publish is not None and len(transcript) > published:
+                    for entry in transcript[published:]:  # live transcript lines (bus)
+                        publish(entry)
+                    published = len(transcript)
                 if session.playout.buffered_bytes >= frame_bytes:
                     self.audio_ready.set()
                 if isinstance(event, SpeechStopped):

@@ -86,15 +86,24 @@ class Bus:
         self.engine = engine
         self.database_url = database_url
         self.subscribers: dict[str, list[Subscriber]] = {}
+        self._sending: set[asyncio.Task[Any]] = set()
+        self._conn: Any = None  # the listening asyncpg connection, while connected
         self.connected = asyncio.Event()
         """Set while the listening connection is up (always, on SQLite)."""
         if database_url is None:
             self.connected.set()
 
     def subscribe(self, channel: str, subscriber: Subscriber) -> None:
-        """Call ``subscriber(payload)`` for each message on ``channel`` (subscribe before
-        :meth:`run`); it must not block (start a task for I/O)."""
+        """Call ``subscriber(payload)`` for each message on ``channel`` from now on (a new
+        channel is listened to at once when :meth:`run` is connected, else when it
+        connects); it must not block (start a task for I/O)."""
+        new = channel not in self.subscribers
         self.subscribers.setdefault(channel, []).append(subscriber)
+        conn = self._conn
+        if new and conn is not None and not conn.is_closed():
+            task = asyncio.create_task(conn.add_listener(channel, self._on_notify))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def publish(self, channel: str, payload: dict[str, Any]) -> bool:
         """Send ``payload`` to every instance listening on ``channel`` (this one included);
@@ -154,6 +163,7 @@ class Bus:
                 conn.add_termination_listener(lambda _c, ev=lost: ev.set())
                 for channel in self.subscribers:
                     await conn.add_listener(channel, self._on_notify)
+                self._conn = conn
                 self.connected.set()
                 backoff = 1.0
                 log.info("bus: listening on %s", ", ".join(self.subscribers) or "nothing")
@@ -162,6 +172,7 @@ class Bus:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("bus: listening failed (%s); reconnecting", exc.__class__.__name__)
             finally:
+                self._conn = None
                 self.connected.clear()
                 if not conn.is_closed():
                     conn.terminate()
@@ -170,3 +181,19 @@ class Bus:
 
     def _on_notify(self, _conn: object, _pid: int, channel: str, payload: object) -> None:
         self._deliver(channel, str(payload))
+
+    def publish_soon(self, channel: str, payload: dict[str, Any]) -> None:
+        """:meth:`publish` in the background (never holds a call up); failures are logged."""
+        task = asyncio.create_task(self.publish(channel, payload), name=f"publish-{channel}")
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+
+def transcript_publisher(bus: Bus, instance_id: str) -> Callable[[str, TranscriptEntry], None]:
+    """``publish(call_uuid, entry)``: a live transcript line on :data:`TRANSCRIPT`, sent in
+    the background (the calls' ``CallDeps.on_transcript``)."""
+
+    def publish(call_uuid: str, entry: TranscriptEntry) -> None:
+        bus.publish_soon(TRANSCRIPT, transcript_message(call_uuid, instance_id, entry))
+
+    return publish

@@ -27,6 +27,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .cluster import LiveRegistry
 from .config import Settings
+from .core.events import TranscriptEntry
 from .errors import BridgeError, RemoteProtocolError
 from .logs import call_context
 from .store import CallStore
@@ -144,6 +145,8 @@ class LiveCall:
     ending: str | None = None
     """Set when the service ends the call from outside (shutdown): its end reason, given by
     the record and the summary line instead of how the socket closed."""
+    on_transcript: Callable[[TranscriptEntry], None] | None = None
+    """Called with each transcript line as it happens (``CallDeps.on_transcript``)."""
     wind_down: asyncio.Event = field(default_factory=asyncio.Event)
     """Set by :meth:`end_politely`; the call's goodbye task (``bridge.run_call``) waits on it."""
 
@@ -185,6 +188,8 @@ class CallDeps:
         store: the call-record store; None when records are off.
         calls: the live media calls by call id (shutdown closes them).
         registry: the live calls of every instance (``cluster``); None without a store.
+        on_transcript: ``(call_uuid, entry)`` for each transcript line as it happens (live
+            transcripts on the bus, ``bus.transcript_publisher``); None: not published.
     """
 
     settings: Settings
@@ -193,6 +198,7 @@ class CallDeps:
     store: CallStore | None
     calls: dict[str, LiveCall]
     registry: LiveRegistry | None = None
+    on_transcript: Callable[[str, TranscriptEntry], None] | None = None
 
 
 # ------------------------------------------------------------------ closing sockets

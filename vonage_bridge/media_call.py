@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from aiohttp import web
 
@@ -74,6 +75,8 @@ async def serve_media_call(
     task = asyncio.current_task()
     assert task is not None
     live = calls[call_id] = LiveCall(call_id, ws, task, control)
+    if deps.on_transcript is not None:
+        live.on_transcript = partial(deps.on_transcript, call_id)
     try:
         call = await opening()
         if call is None:

@@ -4,16 +4,18 @@ ones every call needs."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
 from standardwebhooks import Webhook
 
-from ..bus import Bus
+from ..bus import Bus, transcript_publisher
 from ..calls import CallDeps, LiveCall
 from ..cluster import Cluster, LiveRegistry
 from ..config import Settings
+from ..core.events import TranscriptEntry
 from ..core.media_token import MediaTokenSigner
 from ..core.replay import SeenIds
 from ..realtime.prewarm import WarmSessions
@@ -79,4 +81,12 @@ def call_deps(app: web.Application) -> CallDeps:
         store=app.get(STORE),
         calls=app[CALLS],
         registry=app.get(REGISTRY),
+        on_transcript=_transcripts(app),
     )
+
+
+def _transcripts(app: web.Application) -> Callable[[str, TranscriptEntry], None] | None:
+    bus, registry = app.get(BUS), app.get(REGISTRY)
+    if bus is None or registry is None:
+        return None
+    return transcript_publisher(bus, registry.instance_id)
