@@ -90,6 +90,8 @@ class Bus:
         self._conn: Any = None  # the listening asyncpg connection, while connected
         self.connected = asyncio.Event()
         """Set while the listening connection is up (always, on SQLite)."""
+        self.lost = asyncio.Event()
+        """Set when the listening connection was lost, until it is up again."""
         if database_url is None:
             self.connected.set()
 
@@ -164,6 +166,7 @@ class Bus:
                 for channel in self.subscribers:
                     await conn.add_listener(channel, self._on_notify)
                 self._conn = conn
+                self.lost.clear()
                 self.connected.set()
                 backoff = 1.0
                 log.info("bus: listening on %s", ", ".join(self.subscribers) or "nothing")
@@ -174,6 +177,7 @@ class Bus:
             finally:
                 self._conn = None
                 self.connected.clear()
+                self.lost.set()
                 if not conn.is_closed():
                     conn.terminate()
             await asyncio.sleep(backoff)

@@ -12,9 +12,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
 from pg_support import PgSchema, pg_schema
 from support import SECOND
 
+from vonage_bridge.bus import Bus
 from vonage_bridge.sim.harness import RunningBridge, sim_env
 from vonage_bridge.sim.openai_sip import (
     TEST_WEBHOOK_SECRET,
@@ -166,3 +168,27 @@ async def test_a_sip_webhook_retried_on_the_other_instance_is_ignored(
         status, answer = await send_webhook(http, f"{b.url}/openai/webhook", body2, again)
         assert (status, answer["status"]) == (200, "duplicate")
     assert "rtc_cluster_1" not in b.app[SIP].calls
+
+
+async def test_the_bus_listens_again_after_losing_its_connection(schema: PgSchema) -> None:
+    engine = schema.engine()
+    bus = Bus(engine, schema.url)
+    got: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    bus.subscribe("vb_test_channel", got.put_nowait)
+    runner = asyncio.create_task(bus.run())
+    try:
+        await asyncio.wait_for(bus.connected.wait(), timeout=5 * SECOND)
+        assert await bus.publish("vb_test_channel", {"n": 1})
+        assert await asyncio.wait_for(got.get(), timeout=5 * SECOND) == {"n": 1}
+        pid = bus._conn.get_server_pid()
+        async with engine.begin() as conn:  # the server drops the listening connection
+            await conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await asyncio.wait_for(bus.lost.wait(), timeout=5 * SECOND)
+        await asyncio.wait_for(bus.connected.wait(), timeout=15 * SECOND)
+        assert bus._conn.get_server_pid() != pid  # a new connection
+        assert await bus.publish("vb_test_channel", {"n": 2})
+        assert await asyncio.wait_for(got.get(), timeout=5 * SECOND) == {"n": 2}
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await engine.dispose()
