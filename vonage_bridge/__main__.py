@@ -50,6 +50,7 @@ from .errors import ConfigError
 from .logs import setup_logging
 from .web.app import make_app
 from .web.lifecycle import drain
+from .workers import is_worker, run_workers
 
 log = logging.getLogger("vonage_bridge")
 
@@ -157,10 +158,16 @@ def _address(sockname: Any) -> str:
 
 
 async def serve(
-    app: web.Application, host: str, port: int, *, drain_timeout_s: float = 0.0
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    drain_timeout_s: float = 0.0,
+    reuse_port: bool = False,
 ) -> None:
     """Start ``app`` on ``host``:``port`` and serve until SIGINT or SIGTERM; then drain for
-    up to ``drain_timeout_s`` (a second signal cuts it short) and shut down.
+    up to ``drain_timeout_s`` (a second signal cuts it short) and shut down. ``reuse_port``:
+    bind with ``SO_REUSEPORT`` (a worker of ``WORKERS``, ``workers.py``).
 
     Raises:
         ExitError: the address cannot be bound (see :func:`bind_failure`), or the shutdown
@@ -181,7 +188,7 @@ async def serve(
     try:
         await runner.setup()
         try:
-            await web.TCPSite(runner, host, port).start()
+            await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
         except OSError as exc:
             raise bind_failure(exc, host, port) from exc
         addresses = ", ".join(_address(a) for a in runner.addresses)
@@ -234,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         load_dotenv(args.env_file, override=False)  # the real environment wins
         settings = Settings.from_env(os.environ)
         setup_logging(settings.log.level, settings.log.format)
+        if settings.scale.workers > 1 and not is_worker():  # the parent of WORKERS processes
+            return run_workers(settings.scale.workers, args_given, settings.store.database_url)
         app = make_app(settings)
         choice = settings.server.event_loop
         with asyncio.Runner(loop_factory=loop_factory(choice)) as runner:
@@ -244,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                     settings.server.host,
                     settings.server.port,
                     drain_timeout_s=settings.scale.drain_timeout_s,
+                    reuse_port=is_worker(),
                 )
             )
     except ExitError as exc:

@@ -30,7 +30,13 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 
 
-async def _run(database_url: str, action: str) -> str:
+async def run_db_action(database_url: str, action: str) -> str:
+    """``upgrade`` or ``current`` on ``database_url``; the line to print.
+
+    Raises:
+        ValueError: the URL is not a supported database.
+        sqlalchemy.exc.SQLAlchemyError / OSError: the database failed.
+    """
     engine = open_engine(database_url)
     try:
         if action == "upgrade":
@@ -64,7 +70,7 @@ def main(argv: list[str]) -> int:
         print(f"vonage-bridge db: invalid configuration: {problems}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        print(asyncio.run(_run(store.database_url, args.action)))
+        print(asyncio.run(run_db_action(store.database_url, args.action)))
     except Exception as exc:
         text = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
         print(
