@@ -17,8 +17,10 @@ calls of every instance. Shell: does I/O.
   calls of the instances alive.
 
 The tables are on the store's :data:`~.store.metadata` and created by the migration
-``r0002_cluster`` (importing this module registers them). On SQLite they work too (one
-instance: the claims then only repeat the in-memory guards).
+``r0002_cluster`` (importing this module registers them). On SQLite (one instance) claims
+are not written (:meth:`Cluster.claim_once` answers "first" at once: the in-memory guards
+already know everything, and a media socket is not held up by a write); the live-call
+tables are used as on PostgreSQL.
 
 Sources: https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT,
 https://www.sqlite.org/lang_upsert.html
@@ -141,12 +143,17 @@ class Cluster:
         self.engine = store.engine
         self.turns = store.turns
         self.instance_id = instance_id
+        self.shared = store.dialect == "postgresql"
+        """Whether claims are written (PostgreSQL: several instances may share it)."""
         self._warned = False
 
     async def claim_once(self, kind: str, key: str, ttl_s: float) -> bool:
         """Take ``(kind, key)`` for ``ttl_s`` seconds: True if this is the first claim of it
-        by any instance (or the database failed: logged once, the local guards decide);
-        False if some instance took it before and it has not expired."""
+        by any instance (or the database failed: logged once, the local guards decide; or
+        SQLite: see the module docstring); False if some instance took it before and it has
+        not expired."""
+        if not self.shared:
+            return True
         now = datetime.now(UTC)
         row = {
             "kind": kind,

@@ -8,9 +8,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-connection = context.config.attributes.get("connection")
-if not isinstance(connection, sa.Connection):
-    raise RuntimeError("vonage_bridge.migrations run from code only (migrations.upgrade)")
-context.configure(connection=connection, target_metadata=None)
-with context.begin_transaction():
-    context.run_migrations()
+
+def run_migrations() -> None:
+    connection = context.config.attributes.get("connection")
+    if not isinstance(connection, sa.Connection):
+        raise RuntimeError("vonage_bridge.migrations run from code only (migrations.upgrade)")
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if hasattr(context, "config"):  # run by Alembic; a plain import (tests) does nothing
+    run_migrations()
