@@ -170,8 +170,9 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
     before any Realtime session and with one WARNING line, when ``start`` carries no valid,
     unused media token (``invalid media token``: a token opens one stream), while the call
     has a stream open, or when a stream for its CallSid already started on this instance
-    (a replayed webhook mints a new token: Twilio's signature has no timestamp), even one
-    that has ended (remembered :data:`STREAM_MEMORY_S`)."""
+    or, with PostgreSQL, on any other (a replayed webhook mints a new token: Twilio's
+    signature has no timestamp), even one that has ended (remembered
+    :data:`STREAM_MEMORY_S`)."""
     _check_signature(request, None)
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30.0)
     if not ws.can_prepare(request).ok:
