@@ -4,10 +4,10 @@ Mounted only when ``OPENAI_WEBHOOK_SECRET`` is set. A webhook must carry a valid
 Webhooks signature (401 JSON otherwise, nothing accepted); a repeated ``webhook-id`` is
 answered 200 and ignored (OpenAI may deliver a webhook more than once), and so is a call
 already being handled; with PostgreSQL both are claimed in the shared ``claims`` table
-(``cluster.Cluster.claim_once``), so a retry landing on another instance is ignored too. The answer is quick:
-accepting or rejecting the call and its sideband (``sideband.serve_sideband``, on the shared
-call engine) run in a background task of the app, cancelled on shutdown. An accept answered
-404 means the caller hung up before we answered.
+(``cluster.Cluster.claim_once``), so a retry landing on another instance is ignored too. The
+answer is quick: accepting or rejecting the call and its sideband (``sideband.serve_sideband``,
+on the shared call engine) run in a background task of the app, cancelled on shutdown. An
+accept answered 404 means the caller hung up before we answered.
 
 Sources: Realtime SIP guide (https://platform.openai.com/docs/guides/realtime-sip), Standard
 Webhooks (https://www.standardwebhooks.com/), OpenAI webhooks
