@@ -5,18 +5,24 @@ hung up over REST, each with its record."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import sqlite3
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from support import SECOND, Call, StartCall
 from test_outbound import APP_ID, vonage_env
+from test_scale_out import ROOT, Instance, free_port, start_instance, until
 
 from vonage_bridge.bridge import GOODBYE_INSTRUCTIONS
-from vonage_bridge.calls import DRAIN_REASON
-from vonage_bridge.sim.realtime import FakeRealtimeSession
+from vonage_bridge.calls import DRAIN_REASON, SHUTDOWN_REASON
+from vonage_bridge.sim.harness import sim_env
+from vonage_bridge.sim.realtime import FakeRealtimeServer, FakeRealtimeSession
 from vonage_bridge.sim.vonage import FakeVonageCaller
 from vonage_bridge.sim.vonage_api import FakeVoiceApi, application_test_key
 from vonage_bridge.store import CallRecord
@@ -136,3 +142,53 @@ def test_fly_kill_timeout_covers_the_drain_the_goodbye_and_the_shutdown() -> Non
     assert kill_timeout.endswith("s")
     assert 240.0 + POLITE_END_S + SHUTDOWN_DEADLINE_S + 5.0 <= float(kill_timeout[:-1])
     assert fly["deploy"]["strategy"] == "rolling"
+
+
+async def test_sigterm_drains_and_a_second_sigterm_ends_every_call_at_once(
+    tmp_path: Path,
+) -> None:
+    """The real process: the first SIGTERM drains (503, the call goes on), the second ends
+    the call with 1001 and the process exits 0 with the call's record written."""
+    fake = FakeRealtimeServer()
+    await fake.start()
+    env = sim_env(
+        fake.base_url,
+        SYSTEM_MESSAGE_PATH=str(ROOT / "system-message.txt"),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'calls.db'}",
+        LOG_FORMAT="text",
+        PYTHONPATH=str(ROOT),
+    )
+    port = free_port()
+    env["SERVER_URL"] = f"http://127.0.0.1:{port}"
+    inst: Instance | None = None
+    try:
+        inst = await start_instance("solo", env, tmp_path, port=port)
+        async with aiohttp.ClientSession() as http:
+            caller = FakeVonageCaller(http, f"{inst.url}/incoming-call")
+            await caller.answer()
+            await caller.connect()
+            await fake.wait_for_session(timeout=5 * SECOND)
+            inst.proc.send_signal(signal.SIGTERM)
+
+            async def draining() -> bool:
+                async with http.get(inst.url + "/health") as resp:
+                    return resp.status == 503
+
+            await until(draining, 5 * SECOND, "/health to answer 503")
+            assert not caller.closed.is_set()  # the call goes on while draining
+            inst.proc.send_signal(signal.SIGTERM)
+            await caller.wait_closed(timeout=15 * SECOND)
+            assert caller.close_code == 1001
+            status = await asyncio.wait_for(inst.proc.wait(), timeout=15 * SECOND)
+            assert status == 0
+        assert any("second signal: ending every live call now" in x for x in inst.lines)
+        with contextlib.closing(sqlite3.connect(tmp_path / "calls.db")) as db:
+            reasons = [r[0] for r in db.execute("SELECT end_reason FROM calls")]
+        assert reasons == [SHUTDOWN_REASON]
+    finally:
+        if inst is not None and inst.proc.returncode is None:
+            inst.proc.kill()
+            await inst.proc.wait()
+        if inst is not None and inst.reader is not None:
+            await asyncio.gather(inst.reader, return_exceptions=True)
+        await fake.close()

@@ -81,8 +81,10 @@ class Instance:
         return f"http://127.0.0.1:{self.port}"
 
 
-async def start_instance(name: str, env: dict[str, str], tmp: Path) -> Instance:
-    port = free_port()
+async def start_instance(
+    name: str, env: dict[str, str], tmp: Path, *, port: int | None = None
+) -> Instance:
+    port = port or free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
