@@ -28,6 +28,7 @@ from vonage_bridge.sim.vonage_api import FakeVoiceApi, application_test_key
 from vonage_bridge.store import CallRecord
 from vonage_bridge.web.keys import CALLS, STORE
 from vonage_bridge.web.lifecycle import (
+    CALL_STARTING_PATHS,
     POLITE_END_S,
     SHUTDOWN_DEADLINE_S,
     drain,
@@ -192,3 +193,22 @@ async def test_sigterm_drains_and_a_second_sigterm_ends_every_call_at_once(
         if inst is not None and inst.reader is not None:
             await asyncio.gather(inst.reader, return_exceptions=True)
         await fake.close()
+
+
+def test_the_drain_guard_covers_every_route_that_starts_a_call() -> None:
+    from vonage_bridge.twilio import routes as twilio
+    from vonage_bridge.vonage import dial
+    from vonage_bridge.vonage import routes as vonage
+    from vonage_bridge.vonage.applications import ANSWER_PATH
+
+    starting = {
+        ANSWER_PATH,
+        vonage.OUTBOUND_ANSWER_PATH,
+        vonage.MEDIA_PATH,
+        twilio.ANSWER_PATH,
+        twilio.MEDIA_PATH,
+        dial.CONNECT_PATH,
+        "/openai/webhook",
+        "/webhook",
+    }
+    assert starting == CALL_STARTING_PATHS
