@@ -50,7 +50,7 @@ from .errors import ConfigError
 from .logs import setup_logging
 from .web.app import make_app
 from .web.lifecycle import drain
-from .workers import is_worker, run_workers
+from .workers import is_worker, run_workers, watch_parent
 
 log = logging.getLogger("vonage_bridge")
 
@@ -193,7 +193,10 @@ async def serve(
             raise bind_failure(exc, host, port) from exc
         addresses = ", ".join(_address(a) for a in runner.addresses)
         log.info("listening on %s (HOST=%s, PORT=%d)", addresses, host, port)
+        orphan_watch = asyncio.create_task(watch_parent(on_signal)) if reuse_port else None
         await drain_now.wait()
+        if orphan_watch is not None:
+            orphan_watch.cancel()
         log.info("signal received: draining (a second signal ends every call at once)")
         await _drain(app, drain_timeout_s, stop)
         log.info("shutting down")

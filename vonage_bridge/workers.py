@@ -8,7 +8,9 @@ and bus connection; the shared state is in PostgreSQL). The parent serves nothin
 forwards SIGTERM and SIGINT to every worker (each drains, ``web.lifecycle``) and exits when
 they all have, with status 0 if they all exited 0, else the first failure's status. A
 worker that fails while the others run (e.g. at start-up) makes the parent stop the others
-(SIGTERM) and exit with that status.
+(SIGTERM) and exit with that status. A worker whose parent is gone (killed with SIGKILL, which
+cannot be forwarded) drains as on SIGTERM (:func:`watch_parent`, checked every
+:data:`PARENT_CHECK_S`).
 
 Sources: https://man7.org/linux/man-pages/man7/socket.7.html (``SO_REUSEPORT``),
 https://docs.aiohttp.org/en/stable/web_reference.html#aiohttp.web.TCPSite (``reuse_port``)
@@ -22,12 +24,15 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 from .db_cli import run_db_action
 
 log = logging.getLogger(__name__)
 
+PARENT_CHECK_S = 1.0
+"""How often a worker checks that its parent is still there, s."""
 WORKER_ENV = "VONAGE_BRIDGE_WORKER"
 """Set in a worker's environment to its number (1..WORKERS): it serves, it does not fork."""
 
@@ -82,3 +87,13 @@ def run_workers(count: int, argv: list[str], database_url: str) -> int:
                 for p in running:
                     p.send_signal(signal.SIGTERM)
     return status
+
+
+async def watch_parent(orphaned: Callable[[], None]) -> None:
+    """In a worker: call ``orphaned()`` once the parent process is gone (the worker was
+    re-parented), then return. Runs until then or until cancelled."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(PARENT_CHECK_S)
+    log.warning("the parent process %d is gone: draining", parent)
+    orphaned()

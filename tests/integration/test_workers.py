@@ -4,6 +4,7 @@ own; SIGTERM to the parent drains both and the parent exits 0 when they have."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -64,4 +65,40 @@ async def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> N
     finally:
         if proc.returncode is None:
             os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+
+async def test_workers_drain_and_exit_when_their_parent_is_killed(tmp_path: Path) -> None:
+    env = bridge_env(tmp_path, WORKERS="2", DATABASE_URL=f"sqlite:///{tmp_path / 'calls.db'}")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vonage_bridge",
+        "--env-file",
+        str(tmp_path / "absent.env"),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        async with asyncio.timeout(30 * SECOND):
+            while sum(" listening on " in line for line in lines) < 2:
+                line = await proc.stdout.readline()
+                assert line, f"exited before both workers listened: {lines}"
+                lines.append(line.decode().rstrip("\n"))
+        proc.kill()  # SIGKILL: nothing is forwarded
+        await proc.wait()
+        # The workers share the stdout pipe: it ends when both have exited on their own.
+        async with asyncio.timeout(30 * SECOND):
+            rest = (await proc.stdout.read()).decode()
+        assert rest.count("is gone: draining") == 2
+        assert rest.count("drained: no call left") == 2
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.returncode is None:
             await proc.wait()
