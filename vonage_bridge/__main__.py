@@ -14,8 +14,11 @@ A start-up failure ends the process with ONE line on stderr, never a traceback (
 - exit 1, anything else: a ``PORT`` already in use (another process holds it, so the same
   settings may work on a retry), or any other exception (its class and message).
 
-A signal ends the service with exit 0 after a graceful shutdown (live calls closed, stores
-closed). The start-up log names the event loop and ends with the address it listens on.
+SIGTERM or SIGINT drains the instance (``web.lifecycle``): no new calls, live calls run to
+their end for up to ``DRAIN_TIMEOUT_S`` and are then ended politely; the process exits 0 when
+the last call has ended and the stores are closed. A second signal ends every call at once
+(hung up, sockets closed with 1001) and exits. The start-up log names the event loop and
+ends with the address it listens on.
 
 The event loop (``EVENT_LOOP``): ``auto`` (the default) runs uvloop, the asyncio loop on libuv,
 when it can be imported (it is a dependency on Linux and macOS) and asyncio's own loop
@@ -52,6 +55,8 @@ from .config import Settings
 from .errors import ConfigError
 from .logs import setup_logging
 from .web.app import make_app
+from .web.lifecycle import drain
+from .workers import is_worker, run_workers, watch_parent
 
 log = logging.getLogger("vonage_bridge")
 
@@ -158,8 +163,17 @@ def _address(sockname: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def serve(app: web.Application, host: str, port: int) -> None:
-    """Start ``app`` on ``host``:``port``, serve until SIGINT or SIGTERM, then shut down.
+async def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    drain_timeout_s: float = 0.0,
+    reuse_port: bool = False,
+) -> None:
+    """Start ``app`` on ``host``:``port`` and serve until SIGINT or SIGTERM; then drain for
+    up to ``drain_timeout_s`` (a second signal cuts it short) and shut down. ``reuse_port``:
+    bind with ``SO_REUSEPORT`` (a worker of ``WORKERS``, ``workers.py``).
 
     Raises:
         ExitError: the address cannot be bound (see :func:`bind_failure`), or the shutdown
@@ -168,21 +182,30 @@ async def serve(app: web.Application, host: str, port: int) -> None:
         Exception: anything else a start-up hook raised.
     """
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    drain_now, stop = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        (stop if drain_now.is_set() else drain_now).set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # no loop signal handlers on Windows
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     try:
         await runner.setup()
         try:
-            await web.TCPSite(runner, host, port).start()
+            await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
         except OSError as exc:
             raise bind_failure(exc, host, port) from exc
         addresses = ", ".join(_address(a) for a in runner.addresses)
         log.info("listening on %s (HOST=%s, PORT=%d)", addresses, host, port)
-        await stop.wait()
-        log.info("signal received: shutting down")
+        orphan_watch = asyncio.create_task(watch_parent(on_signal)) if reuse_port else None
+        await drain_now.wait()
+        if orphan_watch is not None:
+            orphan_watch.cancel()
+        log.info("signal received: draining (a second signal ends every call at once)")
+        await _drain(app, drain_timeout_s, stop)
+        log.info("shutting down")
     except BaseException:
         try:
             await runner.cleanup()
@@ -197,8 +220,22 @@ async def serve(app: web.Application, host: str, port: int) -> None:
         ) from exc
 
 
+async def _drain(app: web.Application, timeout_s: float, stop: asyncio.Event) -> None:
+    """:func:`~.web.lifecycle.drain` until it is over or ``stop`` is set (a second signal)."""
+    draining = asyncio.create_task(drain(app, timeout_s), name="drain")
+    stopping = asyncio.create_task(stop.wait(), name="second-signal")
+    try:
+        await asyncio.wait({draining, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (draining, stopping):
+            task.cancel()
+        await asyncio.gather(draining, stopping, return_exceptions=True)
+    if stop.is_set():
+        log.info("second signal: ending every live call now")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the service (or ``doctor``, ``operator``); the exit status (see the module
+    """Run the service (or ``doctor``, ``operator``, ``db``); the exit status (see the module
     docstring)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["doctor"]:
@@ -209,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         from .console.cli import main as operator_main
 
         return operator_main(argv[1:])
+    if argv[:1] == ["db"]:  # vonage-bridge db upgrade|current
+        from .db_cli import main as db_main
+
+        return db_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="vonage-bridge",
         description="Vonage Voice <-> OpenAI Realtime bridge. "
@@ -223,11 +264,21 @@ def main(argv: list[str] | None = None) -> int:
         load_dotenv(args.env_file, override=False)  # the real environment wins
         settings = Settings.from_env(os.environ)
         setup_logging(settings.log.level, settings.log.format)
+        if settings.scale.workers > 1 and not is_worker():  # the parent of WORKERS processes
+            return run_workers(settings.scale.workers, argv, settings.store.database_url)
         app = make_app(settings)
         choice = settings.server.event_loop
         with asyncio.Runner(loop_factory=loop_factory(choice)) as runner:
             log.info("event loop: %s (EVENT_LOOP=%s)", loop_name(runner.get_loop()), choice)
-            runner.run(serve(app, settings.server.host, settings.server.port))
+            runner.run(
+                serve(
+                    app,
+                    settings.server.host,
+                    settings.server.port,
+                    drain_timeout_s=settings.scale.drain_timeout_s,
+                    reuse_port=is_worker(),
+                )
+            )
     except ExitError as exc:
         return _fail(exc, exc.message, exc.status)
     except ConfigError as exc:

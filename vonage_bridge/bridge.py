@@ -26,6 +26,10 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
     ``max_call_s``, a goodbye and the end at it (``max_duration``); after
     ``inactivity_timeout_s`` of silence a "still there?", after the same again a goodbye and
     the end (``inactivity``);
+  - goodbye (registered calls only): when a drain runs out of time
+    (``LiveCall.end_politely``), lets the reply in progress finish, asks the model for a
+    short goodbye (``response.create`` with :data:`DRAIN_GOODBYE_INSTRUCTIONS`), waits for it to be
+    heard, then ends the call (REST hang-up, 1001), all within :data:`DRAIN_GOODBYE_TIMEOUT_S`;
 
 - :class:`ToolRunner`: the model's tool calls as tasks of the call, results back through
   the session (media calls and the OpenAI SIP sideband alike);
@@ -53,8 +57,10 @@ WebSocket close frames (RFC 6455, section 5.5.1).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -102,6 +108,20 @@ STALL_TICK_S = 1.0
 timeout or of the shortest call limit when that is shorter): one timer per call, nothing per
 event."""
 _RESPONSE_CREATE = client_event({"type": "response.create"})
+DRAIN_GOODBYE_INSTRUCTIONS = (
+    "The line has to close now for maintenance. In one short sentence, apologise, say the "
+    "caller can call back in a minute, and say goodbye. Do not ask anything."
+)
+"""The instructions of the goodbye ``response.create`` (Realtime ``response.instructions``:
+https://platform.openai.com/docs/api-reference/realtime-client-events/response/create)."""
+DRAIN_GOODBYE_TIMEOUT_S = 8.0
+"""Bound on a goodbye, s: the reply in progress finishing, the goodbye spoken and heard."""
+DRAIN_GOODBYE_WAIT_S = 3.0
+"""Part of :data:`DRAIN_GOODBYE_TIMEOUT_S` the reply in progress gets to finish before the goodbye
+is asked for anyway (Realtime refuses a second active response)."""
+_DRAIN_GOODBYE_CREATE = client_event(
+    {"type": "response.create", "response": {"instructions": DRAIN_GOODBYE_INSTRUCTIONS}}
+)
 MARK_FRAMES = max(1, NOTIFY_EVERY_MS // FRAME_MS)
 """Frames between two playback markers inside a batch (100 ms): a deep look-ahead sends
 large batches, and the caller's acknowledged position must keep its 100 ms grain."""
@@ -120,8 +140,10 @@ class _CallBridge:
         tools: ToolRegistry | None,
         tool_ctx: ToolContext,
         warm: WarmSession | None = None,
+        live: LiveCall | None = None,
     ) -> None:
         self.caller = caller
+        self.live = live
         self.warm = warm  # the call's warm Realtime session until adopted (or discarded)
         self.session = session
         self.door = door
@@ -388,6 +410,41 @@ class _CallBridge:
                 responses_before = stats.responses
             await self.flush()
 
+    async def goodbye(self) -> CallEnd:
+        """Waits for :meth:`LiveCall.end_politely`, then says goodbye and ends the call (see
+        the module docstring); the end reason is the live call's ``ending``."""
+        live = self.live
+        assert live is not None
+        await live.wind_down.wait()
+        session, loop = self.session, self.loop
+        deadline = loop.time() + DRAIN_GOODBYE_TIMEOUT_S
+        end = CallEnd(live.ending or "call ended by the service", WSCloseCode.GOING_AWAY)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await self.until(lambda: session.active_response is None, DRAIN_GOODBYE_WAIT_S)
+                rt = self.rt
+                if rt is None or rt.closed or session.phase is not Phase.BRIDGING:
+                    return end  # no Realtime session to speak with
+                await rt.send_str(_DRAIN_GOODBYE_CREATE)
+                log.info("asked the assistant to say goodbye (%s)", end.reason)
+                self.reply_awaited = True  # the stall watch covers the goodbye too
+                self.rt_heard_at = self.clock()
+                await self.until(lambda: not self.reply_awaited, DRAIN_GOODBYE_TIMEOUT_S)
+                await self.until(lambda: session.reply_finished, DRAIN_GOODBYE_TIMEOUT_S)
+                await asyncio.sleep(session.playout.ahead_s(loop.time()) + END_MARGIN_S)
+                return end
+        log.info("goodbye not finished within %.0f s: ending the call", DRAIN_GOODBYE_TIMEOUT_S)
+        return end
+
+    @staticmethod
+    async def until(condition: Callable[[], bool], timeout_s: float) -> None:
+        """Return once ``condition()`` holds (checked every 50 ms: this rare path adds no
+        event to the hot path) or after ``timeout_s``."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while not condition():
+                    await asyncio.sleep(0.05)
+
     # -------------------------------------------------------------- opening Realtime
 
     def adopt_ready(self) -> None:
@@ -461,6 +518,8 @@ class _CallBridge:
             asyncio.create_task(self.end_pump(), name="end-pump"),
             asyncio.create_task(self.watch(), name="watch"),
         ]
+        if self.live is not None:
+            tasks.append(asyncio.create_task(self.goodbye(), name="goodbye"))
         try:
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -549,7 +608,7 @@ async def run_call(
         front_door=door.name,
         called=info.called,
     )
-    bridge = _CallBridge(caller, session, door, http, openai, tools, ctx, warm)
+    bridge = _CallBridge(caller, session, door, http, openai, tools, ctx, warm, live)
     started = bridge.loop.time()
     end = CallEnd("call task cancelled", WSCloseCode.GOING_AWAY)
     try:

@@ -5,7 +5,8 @@ and how its sockets are closed. Shell.
   ``vonage.voice_api.CallHangUp``, ``twilio.rest.TwilioHangUp``, both on
   :class:`RestHangUp`; the SIP sideband's refer and hangup);
 - :class:`LiveCall`: a call with an open media socket, hung up and closed on shutdown (its
-  end reason then :data:`SHUTDOWN_REASON`);
+  end reason then :data:`SHUTDOWN_REASON`), or asked to say goodbye and end when a drain
+  runs out of time (:meth:`LiveCall.end_politely`, ``web.lifecycle``);
 - :class:`CallDeps`: what the engine needs from the app for one call;
 - :func:`close_socket`: every socket we close gets a ``WSCloseCode`` and a reason cut to the
   123 bytes a close frame holds, at a UTF-8 character boundary (RFC 6455, section 5.5.1);
@@ -16,16 +17,19 @@ and how its sockets are closed. Shell.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from .assistants.book import Assistants
+from .cluster import LiveRegistry
 from .config import Settings
+from .core.events import TranscriptEntry
 from .errors import BridgeError, RemoteProtocolError
 from .hub import CallHub
 from .logs import call_context
@@ -40,6 +44,9 @@ up or transferred over REST."""
 SHUTDOWN_REASON = "server shutting down"
 """The end reason (record, summary line, close frame, REST hang-up log) of a call the service
 ended because it is stopping."""
+DRAIN_REASON = "server draining: ended after DRAIN_TIMEOUT_S"
+"""The end reason of a call a drain ended politely (goodbye, REST hang-up) when
+``DRAIN_TIMEOUT_S`` ran out."""
 MAX_CLOSE_REASON_BYTES = 123
 """A close frame's reason fits in 123 bytes of UTF-8 (RFC 6455 5.5: 125-byte control payload
 minus the 2-byte code)."""
@@ -141,6 +148,15 @@ class LiveCall:
     ending: str | None = None
     """Set when the service ends the call from outside (shutdown): its end reason, given by
     the record and the summary line instead of how the socket closed."""
+    wind_down: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by :meth:`end_politely`; the call's goodbye task (``bridge.run_call``) waits on it."""
+
+    def end_politely(self, reason: str) -> None:
+        """Ask the call to end itself: the assistant says goodbye (bounded in time), then the
+        call is hung up over REST and its socket closed with 1001; ``reason`` is its end
+        reason (record, summary line). Returns at once."""
+        self.ending = reason
+        self.wind_down.set()
 
     async def hang_up_within(self, reason: str, timeout_s: float) -> None:
         """Hang the call up over its :class:`CallControl` (nothing without one), waiting at
@@ -176,6 +192,9 @@ class CallDeps:
             ``settings`` for every call.
         hub: where the call publishes its start, transcript lines and end (the operator
             console's live page); None publishes nothing.
+        registry: the live calls of every instance (``cluster``); None without a store.
+        on_transcript: ``(call_uuid, entry)`` for each transcript line as it happens (live
+            transcripts on the bus, ``bus.transcript_publisher``); None: not published.
     """
 
     settings: Settings
@@ -185,6 +204,8 @@ class CallDeps:
     calls: dict[str, LiveCall]
     assistants: Assistants | None = None
     hub: CallHub | None = None
+    registry: LiveRegistry | None = None
+    on_transcript: Callable[[str, TranscriptEntry], None] | None = None
 
 
 # ------------------------------------------------------------------ closing sockets
@@ -265,3 +286,25 @@ class SocketOpening(Generic[T]):
             await close_socket(ws, WSCloseCode.UNSUPPORTED_DATA, exc.message)
             log.warning("%s closed: %s", self.socket, exc.message)
             return None
+
+
+def transcript_listener(deps: CallDeps, call_uuid: str) -> Callable[[TranscriptEntry], None] | None:
+    """What a call's session calls with each transcript entry as it is added
+    (``CallSession.on_transcript``): the console's live page on this instance
+    (``deps.hub``) and the live transcripts of every instance (``deps.on_transcript``, the
+    bus); None when neither is there. Called on transcript events only, never per frame."""
+    sinks: list[Callable[[TranscriptEntry], None]] = []
+    if deps.hub is not None:
+        sinks.append(functools.partial(deps.hub.line, call_uuid))
+    if deps.on_transcript is not None:
+        sinks.append(functools.partial(deps.on_transcript, call_uuid))
+    if not sinks:
+        return None
+    if len(sinks) == 1:
+        return sinks[0]
+
+    def both(entry: TranscriptEntry) -> None:
+        for sink in sinks:
+            sink(entry)
+
+    return both

@@ -319,6 +319,24 @@ class AssistantSettings(_Group):
     inactivity_timeout_s: float = Field(60.0, alias="INACTIVITY_TIMEOUT_S", ge=0.0, le=86_400.0)
 
 
+class ScaleSettings(_Group):
+    """Several instances and rolling deploys (README "Scaling").
+
+    ``drain_timeout_s``: after SIGTERM, how long (s) live calls may run to their end before
+    they are ended politely (``web.lifecycle``); keep it under the platform's kill timeout
+    (fly.toml: 300 s) minus about 20 s. ``instance_count``: how many instances serve this
+    service (with PostgreSQL above 1, ``MEDIA_TOKEN_SECRET`` is required; with SQLite above 1,
+    a start-up warning). ``workers``: processes of this instance sharing its port
+    (``SO_REUSEPORT``), each an instance of its own. ``fly_machine_id``: Fly's machine id.
+    """
+
+    drain_timeout_s: float = Field(240.0, alias="DRAIN_TIMEOUT_S", ge=0, le=3600)
+    instance_count: int = Field(1, alias="INSTANCE_COUNT", ge=1, le=1000)
+    workers: int = Field(1, alias="WORKERS", ge=1, le=64)
+    fly_machine_id: str | None = Field(None, alias="FLY_MACHINE_ID", max_length=64)
+    """Set by Fly.io on its machines: names this instance (``cluster.new_instance_id``)."""
+
+
 class LogSettings(_Group):
     """Log level name and format (``auto``: text on a terminal, else ``json``; or ``text``)."""
 
@@ -383,6 +401,7 @@ class Settings(BaseSettings):
     assistants: AssistantSettings = AssistantSettings.model_validate({})
     setup: SetupSettings = SetupSettings.model_validate({})
     console: ConsoleSettings = ConsoleSettings.model_validate({})
+    scale: ScaleSettings = ScaleSettings.model_validate({})
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -435,9 +454,52 @@ class Settings(BaseSettings):
             sip=settings.sip.webhook_secret is not None,
         )
         problems += [transfer] if transfer else []
+        problems += scale_problems(settings)
         if problems:
             raise ConfigError(problems)
+        scale_warnings = scale_notes(settings)
+        if scale_warnings:
+            settings = settings.model_copy(update={"warnings": settings.warnings + scale_warnings})
         return settings
+
+
+def several_instances(settings: Settings) -> bool:
+    """Whether more than one process serves this service (``INSTANCE_COUNT`` or ``WORKERS``
+    above 1)."""
+    return settings.scale.instance_count > 1 or settings.scale.workers > 1
+
+
+def scale_problems(settings: Settings) -> list[str]:
+    """With PostgreSQL, a random per-process ``MEDIA_TOKEN_SECRET`` is refused when several
+    instances serve the service (``INSTANCE_COUNT``/``WORKERS`` above 1) or on Fly.io
+    (``FLY_MACHINE_ID`` set: a rolling deploy starts the new machine while the old one still
+    answers calls, and a media socket may reach either, so a token must verify on both).
+    Source: https://fly.io/docs/machines/runtime-environment/ (``FLY_MACHINE_ID``)."""
+    if not settings.store.is_postgresql or not settings.server.media_token_secret_is_random:
+        return []
+    if several_instances(settings):
+        why = f"INSTANCE_COUNT={settings.scale.instance_count}, WORKERS={settings.scale.workers}"
+    elif settings.scale.fly_machine_id:
+        why = "on Fly.io (FLY_MACHINE_ID is set), where a deploy runs two machines at once"
+    else:
+        return []
+    return [
+        f"MEDIA_TOKEN_SECRET is required with PostgreSQL and several instances ({why}): a "
+        "random per-process secret makes a media token minted by one instance fail on "
+        "another (set the same 32+ random bytes on every instance)"
+    ]
+
+
+def scale_notes(settings: Settings) -> tuple[str, ...]:
+    """Start-up warnings of the scaling settings: SQLite with several instances."""
+    if settings.store.is_postgresql or not several_instances(settings):
+        return ()
+    return (
+        f"INSTANCE_COUNT={settings.scale.instance_count}, WORKERS={settings.scale.workers} "
+        "with SQLite: each instance has its own file, so call records, live calls, hang-ups "
+        "and the webhook and media-token replay guards are not shared; use PostgreSQL "
+        "(DATABASE_URL=postgresql://...) for several instances",
+    )
 
 
 _GROUPS: tuple[type[_Group], ...] = (ServerSettings, OpenAISettings, CallSettings, LogSettings)
@@ -447,5 +509,6 @@ _GROUPS += (MetricsSettings,)
 _GROUPS += (AssistantSettings,)
 _GROUPS += (SetupSettings,)
 _GROUPS += (ConsoleSettings,)
+_GROUPS += (ScaleSettings,)
 _FIELDS = {f.alias: f for g in _GROUPS for f in g.model_fields.values() if f.alias}
 """Every variable the settings read, and its field."""

@@ -17,12 +17,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 
 from aiohttp import web
 
 from .bridge import run_call
-from .calls import CallControl, CallDeps, LiveCall
+from .calls import CallControl, CallDeps, LiveCall, transcript_listener
 from .core.assistant import Assistant, CallContext, default_assistant
 from .core.call_data import CallInfo
 from .core.frontdoor import FrontDoor
@@ -139,12 +138,19 @@ async def serve_media_call(
             context=context,
         )
         started_at = datetime.now(UTC)
+        if deps.registry is not None:  # listed on every instance (cluster.LiveRegistry)
+            deps.registry.register(
+                call_id,
+                front_door=call.door.name,
+                direction=call.direction,
+                caller=call.info.caller,
+                called=call.info.called,
+            )
         summary: CallSummary | None = None
         METRICS.call_started(call.door.name)
-        hub = deps.hub
-        if hub is not None:
-            hub.started(_view(call_id, call, started_at, session))
-            session.on_transcript = partial(hub.line, call_id)
+        if deps.hub is not None:
+            deps.hub.started(_view(call_id, call, started_at, session))
+        session.on_transcript = transcript_listener(deps, call_id)
         try:
             summary = await run_call(
                 ws,
@@ -176,6 +182,8 @@ async def serve_media_call(
         return summary
     finally:
         calls.pop(call_id, None)
+        if deps.registry is not None:
+            deps.registry.unregister(call_id)
         if deps.hub is not None:
             deps.hub.ended(call_id, end_reason)
 

@@ -3,14 +3,16 @@
 :class:`CallRecord` is what ``GET /calls`` returns; :class:`CallStore` is what the web layer
 needs; :class:`SqlCallStore` implements it for SQLite (``aiosqlite``, the default, a file next
 to the app) and PostgreSQL (``asyncpg``, for several instances) with SQLAlchemy 2 Core async:
-one code path, the dialect picked from ``DATABASE_URL``. Tables are created on start-up
-(``metadata.create_all``); there is no migration framework yet. The upgrades so far are done
-by hand on open: a ``calls`` table of a previous version gets the columns it lacks, the same
-DDL on SQLite and PostgreSQL (``IF NOT EXISTS`` on PostgreSQL, where several instances may
-open at once): ``front_door VARCHAR(16) NOT NULL DEFAULT 'vonage'`` (old rows, all Vonage
-calls, read back as ``vonage``), ``assistant VARCHAR(64)`` and ``assistant_version INTEGER``
-(NULL on old rows); the outbound columns ``call_metadata`` (the ``POST
-/connect`` metadata as JSON text) and ``amd`` (``human`` / ``machine``), nullable.
+one code path, the dialect picked from ``DATABASE_URL``. On open the schema is migrated to
+the newest revision (:mod:`.migrations`, Alembic, behind a PostgreSQL advisory lock); a
+database of the version before migrations is recognised and stamped, and its ``calls`` table,
+if older still (no ``front_door`` column), gets ``front_door VARCHAR(16) NOT NULL DEFAULT
+'vonage'``: its old rows, all Vonage calls, read back as ``vonage``. A table of
+:data:`metadata` that no revision creates yet is then created by ``metadata.create_all``
+(only missing tables, never an ALTER); every schema change still needs its revision.
+Revision 0003 added the outbound columns ``call_metadata`` (the ``POST /connect`` metadata
+as JSON text) and ``amd`` (``human`` / ``machine``), and ``assistant`` / ``assistant_version``,
+all nullable (NULL on older rows).
 
 Timestamps are stored as naive UTC with microseconds (``TIMESTAMP WITHOUT TIME ZONE`` on
 PostgreSQL, ISO text on SQLite) and come back as aware UTC ``datetime``s.
@@ -37,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from .core.events import TranscriptEntry
 from .errors import StoreUnavailable
+from .migrations import upgrade_database
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ async def lock_schema(conn: AsyncConnection) -> None:
         await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})"))
 
 
-_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
+UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
 """Errors of a database that is down or unusable, as opposed to bugs (which propagate)."""
 
 
@@ -295,6 +298,50 @@ def async_url(database_url: str) -> str:
     return url.set(drivername=f"{backend}+{driver}").render_as_string(hide_password=False)
 
 
+def open_engine(database_url: str, *, connect_timeout_s: float = 5.0) -> AsyncEngine:
+    """An async engine for ``DATABASE_URL`` (:func:`async_url`), pinging connections before
+    use. On PostgreSQL, ``connect_timeout_s`` bounds a connection attempt, and libpq's
+    ``options=-c name=value ...`` query parameter (e.g. ``options=-csearch_path%3Dbridge``,
+    the schema to use) becomes asyncpg's ``server_settings``, which take no ``options``.
+    Source: https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-OPTIONS
+
+    Raises:
+        ValueError: if the URL's scheme is not supported, or ``options`` holds anything but
+            ``-c name=value`` settings.
+    """
+    url = make_url(async_url(database_url))
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() == "postgresql":
+        connect: dict[str, Any] = {"timeout": connect_timeout_s}
+        options = url.query.get("options")
+        if options is not None:
+            text = options if isinstance(options, str) else " ".join(options)
+            connect["server_settings"] = server_settings(text)
+            url = url.difference_update_query(["options"])
+        kwargs["connect_args"] = connect
+    return create_async_engine(url, **kwargs)
+
+
+def server_settings(options: str) -> dict[str, str]:
+    """``-c a=1 -cb=2`` -> ``{"a": "1", "b": "2"}``; ValueError on anything else."""
+    words = options.split()
+    settings: dict[str, str] = {}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "-c" and i + 1 < len(words):
+            item, i = words[i + 1], i + 2
+        elif word.startswith("-c") and len(word) > 2:
+            item, i = word[2:], i + 1
+        else:
+            raise ValueError("options: only -c name=value settings are supported")
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            raise ValueError("options: only -c name=value settings are supported")
+        settings[name] = value
+    return settings
+
+
 class SqlCallStore:
     """:class:`CallStore` on SQLAlchemy Core async (SQLite or PostgreSQL)."""
 
@@ -308,40 +355,30 @@ class SqlCallStore:
 
     @classmethod
     async def open(cls, database_url: str, *, connect_timeout_s: float = 5.0) -> SqlCallStore:
-        """Connect, create the tables if they are missing and upgrade a previous version's
-        ``calls`` table (adds ``front_door``, see the module docstring).
+        """Connect and migrate the schema to the newest revision (see the module docstring).
 
         Raises:
             ValueError: if the URL's scheme is not supported.
             sqlalchemy.exc.SQLAlchemyError / OSError: if the database cannot be reached.
         """
-        url = async_url(database_url)
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
-        if url.startswith("postgresql"):
-            kwargs["connect_args"] = {"timeout": connect_timeout_s}
-        engine = create_async_engine(url, **kwargs)
+        engine = open_engine(database_url, connect_timeout_s=connect_timeout_s)
         store = cls(engine)
         try:
-            async with engine.begin() as conn:
-                await lock_schema(conn)
-                await conn.run_sync(metadata.create_all)
-                added = await conn.run_sync(_add_missing_columns)
+            await upgrade_database(engine, metadata)
         except BaseException:
             await engine.dispose()
             raise
-        for column in added:
-            log.info("call store upgraded: added column calls.%s", column)
         return store
+
+    @property
+    def turns(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """Hold it around a transaction on :attr:`engine` (SQLite takes turns; PostgreSQL
+        does not wait)."""
+        return self._turns
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
-
-    @property
-    def turns(self) -> contextlib.AbstractAsyncContextManager[object]:
-        """The turn-taking of this store's database (a lock on SQLite, nothing on
-        PostgreSQL), for another store on the same engine (``assistants.store``)."""
-        return self._turns
 
     async def add(self, record: CallRecord) -> bool:
         if record.front_door not in FRONT_DOORS:
@@ -392,7 +429,7 @@ class SqlCallStore:
     async def get(self, call_uuid: str) -> CallRecord | None:
         try:
             return await self._get(call_uuid)
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             raise StoreUnavailable(f"call records unavailable: {exc.__class__.__name__}") from exc
 
     async def _get(self, call_uuid: str) -> CallRecord | None:
@@ -420,7 +457,7 @@ class SqlCallStore:
     ) -> CallPage:
         try:
             return await self._page(limit=limit, offset=offset, front_door=front_door, where=where)
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             raise StoreUnavailable(f"call records unavailable: {exc.__class__.__name__}") from exc
 
     async def _page(
@@ -521,31 +558,3 @@ def _metadata_value(text: str | None) -> dict[str, object] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
-
-
-_ADDED_COLUMNS = (
-    ("front_door", f"VARCHAR(16) NOT NULL DEFAULT '{FRONT_DOOR_VONAGE}'"),
-    ("call_metadata", "TEXT"),
-    ("amd", "VARCHAR(16)"),
-    ("assistant", "VARCHAR(64)"),
-    ("assistant_version", "INTEGER"),
-)
-"""Columns added to ``calls`` since its first version, with their DDL, in order."""
-
-
-def _add_missing_columns(conn: sa.Connection) -> list[str]:
-    """Bring a previous version's ``calls`` table up to date; the names of the columns added.
-
-    Run on a sync connection (``AsyncConnection.run_sync``) after ``create_all``, in its
-    transaction. The DDL works on SQLite (a ``NOT NULL`` column added with a default) and on
-    PostgreSQL (11+ adds it without rewriting the table).
-    """
-    present = {c["name"] for c in sa.inspect(conn).get_columns(calls_table.name)}
-    maybe = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
-    added = []
-    for name, ddl in _ADDED_COLUMNS:
-        if name in present:
-            continue
-        conn.execute(sa.text(f"ALTER TABLE {calls_table.name} ADD COLUMN {maybe}{name} {ddl}"))
-        added.append(name)
-    return added

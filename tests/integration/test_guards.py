@@ -21,7 +21,7 @@ from vonage_bridge.sim.twilio import MULAW_SILENCE
 from vonage_bridge.sim.vonage import CALLER_WAV, FakeVonageCaller, read_wav_pcm16
 from vonage_bridge.sim.vonage_api import FakeVoiceApi, FakeVoiceApiOptions, application_test_key
 from vonage_bridge.store import CallRecord
-from vonage_bridge.web import app as web_app
+from vonage_bridge.web import lifecycle
 from vonage_bridge.web.keys import CALLS, STORE
 
 VONAGE_FRAME = bytes(640)  # 20 ms of L16 silence at 16 kHz
@@ -218,9 +218,9 @@ async def test_shutdown_with_an_unanswering_voice_api_ends_within_its_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The real budget (8 s; see test_guard_settings) scaled down to keep the test short."""
-    monkeypatch.setattr(web_app, "SHUTDOWN_DEADLINE_S", 2.0)
-    monkeypatch.setattr(web_app, "SHUTDOWN_HANGUP_S", 0.5)
-    monkeypatch.setattr(web_app, "SHUTDOWN_CANCEL_S", 0.5)
+    monkeypatch.setattr(lifecycle, "SHUTDOWN_DEADLINE_S", 2.0)
+    monkeypatch.setattr(lifecycle, "SHUTDOWN_HANGUP_S", 0.5)
+    monkeypatch.setattr(lifecycle, "SHUTDOWN_CANCEL_S", 0.5)
     voice_api.options = FakeVoiceApiOptions(hangup_delay_s=60)  # never answers in time
     call = await start_call(**vonage_env(voice_api, VONAGE_API_TIMEOUT_S="20"))
     records = keep_records(call)

@@ -175,6 +175,8 @@ async def test_postgres_previous_version_table_gets_the_front_door_column(pg_url
     try:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.drop_all)
+            # The previous version had no migrations: no alembic_version table either.
+            await conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
             for statement in OLD_POSTGRES_SCHEMA:
                 await conn.execute(sa.text(statement))
     finally:

@@ -10,7 +10,7 @@ import pytest
 
 from vonage_bridge.config import Settings
 from vonage_bridge.errors import ConfigError
-from vonage_bridge.web.app import SHUTDOWN_CANCEL_S, SHUTDOWN_DEADLINE_S, SHUTDOWN_HANGUP_S
+from vonage_bridge.web.lifecycle import SHUTDOWN_CANCEL_S, SHUTDOWN_DEADLINE_S, SHUTDOWN_HANGUP_S
 
 FLY_TOML = Path(__file__).parents[2] / "fly.toml"
 

@@ -19,6 +19,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[2] / PACKAGE
 # ``voice_api``, ``rest``, ``control``... do I/O).
 PURE_FOLDERS = {"core", "audio"}
 ENTRY_FOLDERS = {"web", "sim", "console"}
+SHELL_FOLDERS = {"migrations"}  # Alembic revisions: DDL on a database connection
 PROVIDER_FOLDERS = {"vonage", "twilio", "openai_sip", "realtime", "assistants", "browser"}
 PURE_ROLES = {
     "__init__",
@@ -69,6 +70,8 @@ def ring(path: Path) -> str:
         return "pure"
     if folder in ENTRY_FOLDERS:
         return "entry"
+    if folder in SHELL_FOLDERS:
+        return "shell"
     if folder in PROVIDER_FOLDERS:
         return "pure" if rel.stem in PURE_ROLES else "shell"
     raise AssertionError(f"{rel}: folder {folder!r} has no ring; add it to test_layering.py")

@@ -252,7 +252,7 @@ async def test_previous_version_database_gets_the_front_door_column(
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.executescript(OLD_SQLITE_SCHEMA)
         db.commit()
-    caplog.set_level(logging.INFO, logger="vonage_bridge.store")
+    caplog.set_level(logging.INFO, logger="vonage_bridge")
 
     store = await SqlCallStore.open(f"sqlite:///{path}")
     try:
@@ -317,7 +317,7 @@ async def test_a_front_door_era_database_gets_the_outbound_columns(
         db.executescript(OLD_SQLITE_SCHEMA)
         db.execute("ALTER TABLE calls ADD COLUMN front_door VARCHAR(16) NOT NULL DEFAULT 'vonage'")
         db.commit()
-    caplog.set_level(logging.INFO, logger="vonage_bridge.store")
+    caplog.set_level(logging.INFO, logger="vonage_bridge")
     store = await SqlCallStore.open(f"sqlite:///{path}")
     try:
         old = await store.get("old-1")

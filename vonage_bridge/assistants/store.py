@@ -27,11 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..core.assistant import Assistant
 from ..errors import Conflict, StoreUnavailable
-from ..store import UtcDateTime, lock_schema, metadata
+from ..store import UNAVAILABLE, UtcDateTime, lock_schema, metadata
 
 log = logging.getLogger(__name__)
 
-_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError, TimeoutError)
 _NOT_IN_BODY = frozenset({"name", "numbers", "version"})
 
 assistants_table = sa.Table(
@@ -228,7 +227,7 @@ class SqlAssistantStore:
                 "the assistant or one of its numbers changed meanwhile: try again",
                 code="assistant_changed",
             ) from None
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             raise StoreUnavailable(
                 f"assistants unavailable: {exc.__class__.__name__}", code="assistants_unavailable"
             ) from exc
@@ -247,7 +246,7 @@ class SqlAssistantStore:
                 gone = await conn.execute(
                     assistants_table.delete().where(assistants_table.c.name == name)
                 )
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             raise StoreUnavailable(
                 f"assistants unavailable: {exc.__class__.__name__}", code="assistants_unavailable"
             ) from exc
@@ -259,7 +258,7 @@ class SqlAssistantStore:
     async def _reading(self) -> Any:
         try:
             yield
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             raise StoreUnavailable(
                 f"assistants unavailable: {exc.__class__.__name__}", code="assistants_unavailable"
             ) from exc

@@ -7,7 +7,9 @@ expired and has not been used before. Comparison is constant-time.
 
 A token is spent by :meth:`MediaTokenSigner.redeem` and remembered (its call id and token) until
 it expires, so reconnecting to a finished call's media URI is refused. The memory is per
-instance and bounded (:data:`MAX_USED_TOKENS`, the oldest use forgotten first); the call store
+instance and bounded (:data:`MAX_USED_TOKENS`, the oldest use forgotten first); with
+PostgreSQL the media routes also spend the token in the shared ``claims`` table
+(``web.claims.spend_shared``), so it opens one socket across every instance. The call store
 writes a record once, so even a replay that gets past it cannot replace the call's record.
 
 Sources: HMAC (RFC 2104, https://www.rfc-editor.org/rfc/rfc2104); the ``connect`` action's

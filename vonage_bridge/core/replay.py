@@ -2,10 +2,12 @@
 webhooks. Pure: no I/O, no clock (``now`` is passed in, Unix time in s).
 
 Used for OpenAI's ``webhook-id`` (a retried delivery is answered once) and for Vonage's
-signed-webhook JWTs (a token is accepted once, by its ``jti``). The memory is per instance:
-several instances behind one URL each accept a replayed id once. Its size is capped, the
-oldest id evicted first, so a flood of fresh ids cannot grow it; an evicted id would be
-accepted again, so size the cap above the ids one instance sees within their lifetime.
+signed-webhook JWTs (a token is accepted once, by its ``jti``). The memory is per instance;
+with PostgreSQL, the webhook ids, SIP calls, media tokens and Twilio streams are also claimed
+once across every instance (``cluster.Cluster.claim_once``), after this memory answered. Its
+size is capped, the oldest id evicted first, so a flood of fresh ids cannot grow it; an evicted
+id would be accepted again, so size the cap above the ids one instance sees within their
+lifetime.
 
 Also the single-use memory of the media tokens (``core.media_token``: a spent token is
 refused until it expires) and of the Twilio streams already started (a replayed Voice webhook

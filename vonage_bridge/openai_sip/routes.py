@@ -2,10 +2,12 @@
 
 Mounted only when ``OPENAI_WEBHOOK_SECRET`` is set. A webhook must carry a valid Standard
 Webhooks signature (401 JSON otherwise, nothing accepted); a repeated ``webhook-id`` is
-answered 200 and ignored (OpenAI may deliver a webhook more than once). The answer is quick:
-accepting or rejecting the call and its sideband (``sideband.serve_sideband``, on the shared
-call engine) run in a background task of the app, cancelled on shutdown. An accept answered
-404 means the caller hung up before we answered.
+answered 200 and ignored (OpenAI may deliver a webhook more than once), and so is a call
+already being handled; with PostgreSQL both are claimed in the shared ``claims`` table
+(``cluster.Cluster.claim_once``), so a retry landing on another instance is ignored too. The
+answer is quick: accepting or rejecting the call and its sideband (``sideband.serve_sideband``,
+on the shared call engine) run in a background task of the app, cancelled on shutdown. An
+accept answered 404 means the caller hung up before we answered.
 
 Sources: Realtime SIP guide (https://platform.openai.com/docs/guides/realtime-sip), Standard
 Webhooks (https://www.standardwebhooks.com/), OpenAI webhooks
@@ -23,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..cluster import SIP_CALL, WEBHOOK
 from ..config import Settings
 from ..core.assistant import call_instructions_for
 from ..core.call_data import CallInfo
@@ -30,8 +33,9 @@ from ..core.replay import SeenIds
 from ..errors import CallGone, InvalidRequest, Unauthorized, UpstreamError, WebhookRejected
 from ..logs import call_context
 from ..media_call import call_context_for, tools_for
+from ..store import FRONT_DOOR_OPENAI_SIP
 from ..tools import ToolRegistry, transfer_tool
-from ..web.keys import HTTP, SETTINGS, SIP, TOOLS, SipState, call_deps
+from ..web.keys import CLUSTER, HTTP, REGISTRY, SETTINGS, SIP, TOOLS, SipState, call_deps
 from .control import SipControl
 from .sideband import serve_sideband
 from .webhook import (
@@ -49,6 +53,9 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MAX_BODY_BYTES = 64 * 1024
+SEEN_TTL_S = 24 * 3600.0
+"""How long a ``webhook-id`` and a SIP call id stay claimed in the shared table, s (OpenAI
+retries a delivery for up to a few hours)."""
 
 
 def setup_sip(app: web.Application, settings: Settings) -> None:
@@ -101,7 +108,10 @@ async def openai_webhook(request: web.Request) -> web.Response:
         raise Unauthorized(
             f"webhook not verified: {exc.reason}", code="invalid_signature"
         ) from None
-    if state.seen.check_and_add(msg_id, time.time()):
+    cluster = app.get(CLUSTER)  # the other instances' deliveries too (cluster.claim_once)
+    if state.seen.check_and_add(msg_id, time.time()) or (
+        cluster is not None and not await cluster.claim_once(WEBHOOK, msg_id, SEEN_TTL_S)
+    ):
         log.info("OpenAI webhook %s already handled (a retry): ignored", msg_id)
         return web.json_response({"status": "duplicate"})
     try:
@@ -113,7 +123,9 @@ async def openai_webhook(request: web.Request) -> web.Response:
         return web.json_response({"status": "ignored"})
     call = event.call
     with call_context(call.call_id):
-        if call.call_id in state.calls:
+        if call.call_id in state.calls or (
+            cluster is not None and not await cluster.claim_once(SIP_CALL, call.call_id, SEEN_TTL_S)
+        ):
             log.info("incoming SIP call already being handled: ignored")
             return web.json_response({"status": "duplicate"})
         settings = app[SETTINGS]
@@ -182,17 +194,30 @@ async def _handle_call(app: web.Application, call: IncomingCall) -> None:
             return
         started_at = datetime.now(UTC)
         log.info("SIP call accepted")
+        registry = app.get(REGISTRY)
+        if registry is not None:  # listed on every instance until it ends
+            registry.register(
+                call.call_id,
+                front_door=FRONT_DOOR_OPENAI_SIP,
+                direction="inbound",
+                caller=call.caller,
+                called=call.called,
+            )
         info = CallInfo(
             call_uuid=call.call_id,
             caller=call.caller or (call.sip_headers.get("from", "")[:64] or None),
             called=call.called or (call.sip_headers.get("to", "")[:64] or None),
         )
-        await serve_sideband(
-            deps,
-            info,
-            control,
-            tools,
-            greeting=greeting_event(assistant.greeting.text),
-            started_at=started_at,
-            context=context,
-        )
+        try:
+            await serve_sideband(
+                deps,
+                info,
+                control,
+                tools,
+                greeting=greeting_event(assistant.greeting.text),
+                started_at=started_at,
+                context=context,
+            )
+        finally:
+            if registry is not None:
+                registry.unregister(call.call_id)

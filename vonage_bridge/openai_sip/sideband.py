@@ -27,14 +27,13 @@ import contextlib
 import logging
 import time
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType
 
 from ..audio.path import PassthroughPath
-from ..calls import CallDeps
+from ..calls import CallDeps, transcript_listener
 from ..core.assistant import CallContext
 from ..core.call_data import CallInfo
 from ..core.events import AudioDelta, AudioDone, OtherServerEvent
@@ -302,7 +301,7 @@ async def serve_sideband(
             sip.hang_up,
         )
         hub.started(view)
-        session.on_transcript = partial(hub.line, info.call_uuid)
+    session.on_transcript = transcript_listener(deps, info.call_uuid)
     try:
         ws = await open_realtime(deps.http, settings.openai, call_id=info.call_uuid)
         reason = await _Sideband(ws, session, sip, tools, ctx).run(greeting)

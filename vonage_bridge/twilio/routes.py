@@ -43,6 +43,7 @@ from ..metrics import REJECT_TOKEN
 from ..outbound import OUTBOUND
 from ..store import FRONT_DOOR_TWILIO
 from ..web.answer import AnswerWebhook, admit_call
+from ..web.claims import first_stream, spend_shared
 from ..web.keys import (
     ASSISTANTS,
     CALLS,
@@ -179,8 +180,9 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
     before any Realtime session and with one WARNING line, when ``start`` carries no valid,
     unused media token (``invalid media token``: a token opens one stream), while the call
     has a stream open, or when a stream for its CallSid already started on this instance
-    (a replayed webhook mints a new token: Twilio's signature has no timestamp), even one
-    that has ended (remembered :data:`STREAM_MEMORY_S`)."""
+    or, with PostgreSQL, on any other (a replayed webhook mints a new token: Twilio's
+    signature has no timestamp), even one that has ended (remembered
+    :data:`STREAM_MEMORY_S`)."""
     _check_signature(request, None)
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30.0)
     if not ws.can_prepare(request).ok:
@@ -221,6 +223,14 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
         # No await since the checks: spend the token and claim the call at once.
         signer.redeem(call_sid, exp, token, now)
         started.check_and_add(call_sid, now)  # remembered STREAM_MEMORY_S
+        try:  # then on every instance (web.claims)
+            await spend_shared(app, call_sid, exp, token)
+            if not await first_stream(app, call_sid, STREAM_MEMORY_S):
+                raise Forbidden("a stream for this call already started on another instance")
+        except Forbidden as exc:
+            log.warning("Twilio stream refused: %s", exc.message)
+            await close_socket(ws, WSCloseCode.POLICY_VIOLATION, "invalid media token")
+            return ws
         await _bridge(request, ws, start)
     return ws
 

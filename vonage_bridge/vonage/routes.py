@@ -43,6 +43,7 @@ from ..phone import bounded_headers
 from ..store import FRONT_DOOR_VONAGE
 from ..tools import ToolContext
 from ..web.answer import AnswerWebhook, admit_call
+from ..web.claims import spend_shared
 from ..web.keys import (
     ASSISTANTS,
     CALLS,
@@ -289,6 +290,7 @@ async def media(request: web.Request) -> web.StreamResponse:
             raise InvalidRequest("expected a WebSocket upgrade", code="not_websocket")
         try:  # spent now, before the upgrade: a second socket with it is refused above
             signer.redeem(call_uuid, exp, token, time.time())
+            await spend_shared(app, call_uuid, exp, token)  # on every instance
         except Forbidden as exc:  # another upgrade spent it while we checked the signature
             return _refused(request, exc)
         await ws.prepare(request)

@@ -6,13 +6,12 @@ shutdown (https://docs.aiohttp.org/en/stable/web_advanced.html).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
 
 import aiohttp
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -20,7 +19,7 @@ from .. import __version__
 from ..assistants import routes as assistants_api
 from ..assistants.book import Assistants
 from ..assistants.startup import assistants_ctx
-from ..calls import SHUTDOWN_REASON, LiveCall, close_socket
+from ..calls import LiveCall
 from ..config import Settings
 from ..console import setup_console
 from ..core.assistant import default_assistant
@@ -37,6 +36,7 @@ from ..vonage import dial
 from ..vonage import routes as vonage
 from ..vonage.voice_api import VoiceApi
 from . import calls_api, index
+from .cluster_api import cluster_context, setup_cluster
 from .guards import WebhookGuards
 from .keys import (
     ASSISTANTS,
@@ -52,31 +52,26 @@ from .keys import (
     VOICE_API,
     WARM_SESSIONS,
 )
+from .lifecycle import is_draining, setup_lifecycle
 from .metrics_site import metrics_site
 from .middleware import json_errors
 
 log = logging.getLogger(__name__)
-SHUTDOWN_DEADLINE_S = 8.0
-"""Bound on ending the live calls at shutdown, s: REST hang-ups, sockets closed with 1001,
-and each call's own cleanup (Realtime closed, summary logged, record written). fly.toml's
-``kill_timeout`` is 15 s between SIGTERM and SIGKILL: this, then aiohttp closing the
-connections left (idle by then) and the cleanup contexts (HTTP client, store), fit inside it."""
-SHUTDOWN_HANGUP_S = 5.0
-"""Part of :data:`SHUTDOWN_DEADLINE_S` given to the REST hang-ups (all at once); one that
-has no answer by then is left unfinished (logged) instead of waiting for the REST timeout."""
-SHUTDOWN_CANCEL_S = 1.0
-"""Last part of :data:`SHUTDOWN_DEADLINE_S`: calls still running then are cancelled and get
-this long to finish their cleanup."""
 
 
 async def health(request: web.Request) -> web.Response:
     """``GET /health``: 200 ``{"status": "ok", "version", "calls"}``; ``calls`` counts every
     live call: media sockets (Vonage, Twilio) and OpenAI SIP calls being accepted or steered
-    (``SipState.calls``)."""
+    (``SipState.calls``). While draining (``web.lifecycle``): 503 ``{"status": "draining",
+    ...}``, so the balancer sends new calls to another instance."""
     app = request.app
     sip = app.get(SIP)
     calls = len(app[CALLS]) + (len(sip.calls) if sip is not None else 0)
-    return web.json_response({"status": "ok", "version": __version__, "calls": calls})
+    draining = is_draining(app)
+    return web.json_response(
+        {"status": "draining" if draining else "ok", "version": __version__, "calls": calls},
+        status=503 if draining else 200,
+    )
 
 
 async def _http_client(app: web.Application) -> AsyncIterator[None]:
@@ -151,43 +146,6 @@ async def _call_store(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.close()
-
-
-async def _close_calls(app: web.Application) -> None:
-    """``on_shutdown``: end every live media call within :data:`SHUTDOWN_DEADLINE_S`.
-
-    Each call is marked as ended by the shutdown (its record and summary line say
-    :data:`~..calls.SHUTDOWN_REASON`), hung up over REST (all at once, within
-    :data:`SHUTDOWN_HANGUP_S`, each line tagged with its call id), then its socket is closed
-    with 1001 and its own cleanup runs; calls still running near the deadline are cancelled.
-    """
-    calls: dict[str, LiveCall] = app[CALLS]
-    if not calls:
-        return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + SHUTDOWN_DEADLINE_S
-    live = list(calls.values())
-    log.info("shutting down: ending %d live call(s)", len(live))
-    for call in live:
-        call.ending = SHUTDOWN_REASON
-    # End the calls on the carrier's side too, not only their sockets (a Vonage socket that
-    # only drops runs the rest of the NCCO). The call's own cleanup then finds it done.
-    await asyncio.gather(
-        *(c.hang_up_within(SHUTDOWN_REASON, SHUTDOWN_HANGUP_S) for c in live),
-        return_exceptions=True,
-    )
-    closing = [
-        asyncio.create_task(close_socket(c.ws, WSCloseCode.GOING_AWAY, SHUTDOWN_REASON))
-        for c in live
-    ]
-    tasks = {c.task for c in live}
-    cancel_at = deadline - SHUTDOWN_CANCEL_S
-    _, pending = await asyncio.wait(tasks | set(closing), timeout=max(cancel_at - loop.time(), 0))
-    if pending:
-        log.warning("shutting down: cancelling %d call task(s) still running", len(pending))
-        for task in pending:
-            task.cancel()
-        await asyncio.wait(pending, timeout=max(deadline - loop.time(), 0))
 
 
 async def _close_warm_sessions(app: web.Application) -> None:
@@ -334,6 +292,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     app.router.add_routes(index.routes)
     app.router.add_routes(vonage.routes)
     app.router.add_routes(dial.routes)
+    setup_cluster(app)  # GET /calls/live before GET /calls/{call_uuid}
     app.router.add_routes(calls_api.routes)
     app.router.add_routes(assistants_api.routes)
     limits = settings.assistants
@@ -358,7 +317,8 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
         app.cleanup_ctx.append(_call_store)
     setup_outbound(app)  # after the HTTP client and the store: closed before both
     app.cleanup_ctx.append(assistants_ctx)  # after the store: its tables go beside the calls
+    app.cleanup_ctx.append(cluster_context)  # after the store's: needs it open
     app.on_shutdown.append(_close_warm_sessions)
-    app.on_shutdown.append(_close_calls)
+    setup_lifecycle(app)  # drain guard; on_shutdown: the live calls
     _startup_report(settings, app[TOOLS])
     return app

@@ -4,6 +4,7 @@ ones every call needs."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -11,8 +12,11 @@ from aiohttp import web
 from standardwebhooks import Webhook
 
 from ..assistants.book import Assistants
+from ..bus import Bus, transcript_publisher
 from ..calls import CallDeps, LiveCall
+from ..cluster import Cluster, LiveRegistry
 from ..config import Settings
+from ..core.events import TranscriptEntry
 from ..core.media_token import MediaTokenSigner
 from ..core.replay import SeenIds
 from ..hub import CallHub
@@ -46,6 +50,13 @@ open)."""
 HUB = web.AppKey("call_hub", CallHub)
 """Live calls publish here; the operator console's live page subscribes."""
 
+CLUSTER = web.AppKey("cluster", Cluster)
+"""Once-only claims shared by the instances (``cluster``); absent without a store."""
+REGISTRY = web.AppKey("live_registry", LiveRegistry)
+"""The live calls of every instance (``cluster``); absent without a store."""
+BUS = web.AppKey("bus", Bus)
+"""LISTEN/NOTIFY between instances (``bus``); absent without a store."""
+
 
 @dataclass(slots=True)
 class SipState:
@@ -78,4 +89,13 @@ def call_deps(app: web.Application) -> CallDeps:
         calls=app[CALLS],
         assistants=app[ASSISTANTS],
         hub=app.get(HUB),
+        registry=app.get(REGISTRY),
+        on_transcript=_transcripts(app),
     )
+
+
+def _transcripts(app: web.Application) -> Callable[[str, TranscriptEntry], None] | None:
+    bus, registry = app.get(BUS), app.get(REGISTRY)
+    if bus is None or registry is None:
+        return None
+    return transcript_publisher(bus, registry.instance_id)

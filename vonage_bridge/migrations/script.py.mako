@@ -1,0 +1,23 @@
+"""${message}
+
+Revision ${up_revision}, after ${down_revision | comma,n}. Backward compatible for one version
+(see vonage_bridge.migrations).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = ${repr(up_revision)}
+down_revision = ${repr(down_revision)}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    ${upgrades if upgrades else "pass"}
+
+
+def downgrade() -> None:
+    ${downgrades if downgrades else "pass"}
