@@ -30,7 +30,7 @@ from vonage_bridge.sim.vonage import FakeVonageCaller
 from vonage_bridge.web.cluster_api import HANGUP_REASON
 from vonage_bridge.web.keys import BUS, CALLS, REGISTRY, SIP
 
-API_KEY = "cluster-test-key"
+API_KEY = "cluster-test-key-0123456789"
 HEADERS = {"X-API-Key": API_KEY}
 
 
