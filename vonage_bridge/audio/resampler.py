@@ -166,9 +166,13 @@ class _PolyphaseFir:
         self._groups = 0
 
     def _grow(self, chunk: int) -> None:
-        """Size the buffers for a chunk of ``chunk`` input samples (allocates)."""
+        """Size the buffers for chunks of up to ``chunk`` input samples (allocates).
+
+        What is held between chunks is under ``K + M`` samples, so half the buffer takes a
+        chunk of this size with what is held and the filter's reach: a stream of such chunks
+        compacts now and then (a copy of what is held) and never grows again."""
         k, m = self._k, self._m
-        cap = 2 * (chunk + k + m)
+        cap = 2 * (chunk + 2 * (k + m))
         buf = np.zeros(cap, dtype=np.float32)
         held = self._buf[self._start : self._end] if len(self._buf) else self._buf
         buf[: len(held)] = held
@@ -204,8 +208,8 @@ class _PolyphaseFir:
 
         Six numpy calls whatever the block's size (the per-call overhead is most of the cost
         at 20 ms): gather the windows, one matrix product, clip, round, convert."""
-        if groups > len(self._win):
-            self._grow(groups * self._m)
+        if groups > len(self._win):  # the input these groups read: sized for it at once
+            self._grow(groups * self._m + self._k)
         row = self._start // self._m
         win, y, yi = self._win[:groups], self._y[:groups], self._yi[:groups]
         _copyto(win, self._view[row : row + groups])
