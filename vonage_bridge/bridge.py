@@ -7,7 +7,8 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
 - :func:`run_call`: one media call's tasks around its session, each a few lines of
   receive -> parse (pure) -> feed -> drain -> send:
 
-  - caller pump: caller socket -> session (frames up to Realtime as they come), policed at
+  - caller pump: caller socket -> session (frames up to Realtime as they come; frames that
+    were already read together, when the loop ran late, go up in one append), policed at
     real time (``core.ratelimit``): frames more than :data:`CALLER_BURST_S` ahead are dropped
     and counted, and past :data:`CALLER_EXCESS_LIMIT_S` of them the caller is closed with 1008;
   - Realtime pump: adopts the call's warm session (``realtime.prewarm``: opened by the answer
@@ -133,7 +134,8 @@ class _CallBridge:
         self.frame_bytes = session.frame_bytes
         self.caller_format_changed()
         self.fast_frames_dropped = 0
-        # caller frames already read together go up in one append (caller_audio)
+        # caller frames already read together go up in one append (caller_audio); the
+        # queue of messages aiohttp has read and not yet handed out (None: unknown)
         self.inbox = inbox(caller)
         self.combined: list[bytes] = []  # reused: no list per frame
         self.fast_dropped_s = 0.0
@@ -191,21 +193,18 @@ class _CallBridge:
         arrived (a frame alone goes up at once, as before)."""
         if not self.audio_bucket.take(self.clock(), len(frame) * self.s_per_byte):
             return self.too_fast(len(frame))
-        combined = self.combined
-        if len(frame) == self.frame_bytes and (combined or self.inbox_waiting()):
-            combined.append(frame)
-            if len(combined) < COMBINE_FRAMES and self.inbox_waiting():
-                return None  # the next message is already here: it is read without waiting
+        combined, inbox = self.combined, self.inbox
+        if len(frame) == self.frame_bytes:
+            if combined or (inbox is not None and len(inbox)):
+                combined.append(frame)
+                if len(combined) < COMBINE_FRAMES and inbox is not None and len(inbox):
+                    return None  # the next message is already here: read without waiting
+                await self.send_combined()
+                return None
+        elif combined:  # an odd-sized frame after combined ones: keep the order
             await self.send_combined()
-            return None
-        await self.send_combined()  # an odd-sized frame after combined ones: keep the order
-        await self.send_up(frame, 1)
+        await self.send_up(frame, 1)  # the usual case: a frame alone goes up at once
         return None
-
-    def inbox_waiting(self) -> bool:
-        """Whether the caller's next message was already read by aiohttp (no waiting)."""
-        inbox = self.inbox
-        return inbox is not None and len(inbox) > 0
 
     async def send_combined(self) -> None:
         """Send the frames :meth:`caller_audio` combined, if any, as one append."""
