@@ -159,11 +159,14 @@ class Relay:
     name: str
     kind: str  # "bridge" or "naive": which program runs
     env: tuple[tuple[str, str], ...] = ()  # extra variables for the bridge
+    repo: Path = REPO  # the checkout whose vonage_bridge runs (--alt-repo: another commit)
 
     def describe(self) -> str:
         if self.kind == "naive":
             return "naive relay"
         extra = " ".join(f"{k}={v}" for k, v in self.env)
+        if self.repo != REPO:
+            extra = f"{extra} from {self.repo}".strip()
         return f"{self.name} (the bridge{', ' + extra if extra else ''})"
 
 
@@ -280,6 +283,7 @@ async def start_bridge(
     profile: str = "",
     twilio: TwilioAccount | None = None,
     extra_env: tuple[tuple[str, str], ...] = (),
+    repo: Path = REPO,
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     url = f"http://{HOST}:{port}"
@@ -314,7 +318,7 @@ async def start_bridge(
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=REPO,
+            cwd=repo,  # python -m imports vonage_bridge from the working directory first
         )
     await wait_healthy(bridge, url, "bridge", log_path)
     return bridge, url
@@ -604,6 +608,7 @@ async def run_level(
                 profile,
                 twilio if door.name == "twilio" else None,
                 relay_spec.env,
+                relay_spec.repo,
             )
             level.event_loop = bridge_event_loop(log_path)
         else:
@@ -1171,8 +1176,9 @@ def relay_specs(args: argparse.Namespace) -> list[Relay]:
     bridge = Relay("bridge", "bridge", tuple(args.bridge_env))
     naive = Relay("naive", "naive")
     specs = {"both": [bridge, naive], "bridge": [bridge], "naive": [naive]}[args.relay]
-    if args.alt_env:
-        alt = Relay(ALT, "bridge", tuple(dict([*args.bridge_env, *args.alt_env]).items()))
+    if args.alt_env or args.alt_repo:
+        env = tuple(dict([*args.bridge_env, *args.alt_env]).items())
+        alt = Relay(ALT, "bridge", env, Path(args.alt_repo).resolve() if args.alt_repo else REPO)
         specs.insert(1, alt)
     return specs
 
@@ -1297,6 +1303,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="VAR=VALUE",
         help="also measure the bridge with this variable (repeatable) as relay 'alt', in the"
         " same interleaved rounds, e.g. --alt-env EVENT_LOOP=asyncio; ratios bridge / alt",
+    )
+    parser.add_argument(
+        "--alt-repo",
+        default="",
+        metavar="DIR",
+        help="also measure the bridge of another checkout (e.g. a `git worktree` of an older"
+        " commit) as relay 'alt', in the same interleaved rounds; ratios bridge / alt",
     )
     parser.add_argument(
         "--naive-lead-frames",

@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import os
 import signal
@@ -199,6 +200,9 @@ async def serve(
             raise bind_failure(exc, host, port) from exc
         addresses = ", ".join(_address(a) for a in runner.addresses)
         log.info("listening on %s (HOST=%s, PORT=%d)", addresses, host, port)
+        # Start-up's objects (modules, settings, the app) move to the permanent generation:
+        # the collector's full passes stop rescanning them while calls run (bench/README.md).
+        gc.freeze()
         orphan_watch = asyncio.create_task(watch_parent(on_signal)) if reuse_port else None
         await drain_now.wait()
         if orphan_watch is not None:

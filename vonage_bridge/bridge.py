@@ -7,7 +7,8 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
 - :func:`run_call`: one media call's tasks around its session, each a few lines of
   receive -> parse (pure) -> feed -> drain -> send:
 
-  - caller pump: caller socket -> session (frames up to Realtime as they come), policed at
+  - caller pump: caller socket -> session (frames up to Realtime as they come; frames that
+    were already read together, when the loop ran late, go up in one append), policed at
     real time (``core.ratelimit``): frames more than :data:`CALLER_BURST_S` ahead are dropped
     and counted, and past :data:`CALLER_EXCESS_LIMIT_S` of them the caller is closed with 1008;
   - Realtime pump: adopts the call's warm session (``realtime.prewarm``: opened by the answer
@@ -88,7 +89,7 @@ from .realtime.protocol import client_event, parse_server_event
 from .records import CallEnd, CallSummary, log_notes, log_summary, summarize
 from .tool_runner import ToolRunner
 from .tools import ToolContext, ToolRegistry
-from .wsbatch import BatchSender
+from .wsbatch import BatchSender, inbox
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,10 @@ is asked for anyway (Realtime refuses a second active response)."""
 _DRAIN_GOODBYE_CREATE = client_event(
     {"type": "response.create", "response": {"instructions": DRAIN_GOODBYE_INSTRUCTIONS}}
 )
+COMBINE_FRAMES = 10
+"""At most this many caller frames (200 ms) that were already waiting together go up in one
+``input_audio_buffer.append``: one resampler call, one base64 and one write instead of one
+each per frame when the loop runs late (under load)."""
 MARK_FRAMES = max(1, NOTIFY_EVERY_MS // FRAME_MS)
 """Frames between two playback markers inside a batch (100 ms): a deep look-ahead sends
 large batches, and the caller's acknowledged position must keep its 100 ms grain."""
@@ -163,8 +168,13 @@ class _CallBridge:
         self.clock = self.loop.time
         self.audio_bucket = TokenBucket(1.0, CALLER_BURST_S, self.clock())
         self.s_per_byte = 0.0
+        self.frame_bytes = session.frame_bytes
         self.caller_format_changed()
         self.fast_frames_dropped = 0
+        # caller frames already read together go up in one append (caller_audio); the
+        # queue of messages aiohttp has read and not yet handed out (None: unknown)
+        self.inbox = inbox(caller)
+        self.combined: list[bytes] = []  # reused: no list per frame
         self.fast_dropped_s = 0.0
         # stall watch: loop time of the last Realtime event (or of our response.create), and
         # whether a reply is awaited that no response.created has started yet
@@ -179,10 +189,15 @@ class _CallBridge:
         session, caller, door = self.session, self.caller, self.door
         parse, binary_audio = door.parse, door.binary_audio
         async for msg in caller:
+            if msg.type is WSMsgType.BINARY and binary_audio:  # Vonage audio (hot path)
+                if (end := await self.caller_audio(msg.data)) is not None:
+                    return end
+                continue
             if msg.type is WSMsgType.TEXT:
                 try:
                     parsed = parse(msg.data)
                 except RemoteProtocolError as exc:
+                    await self.send_combined()
                     session.caller_message_invalid(exc.message)
                     log_notes(session)
                     continue
@@ -190,36 +205,63 @@ class _CallBridge:
                     if (end := await self.caller_audio(parsed)) is not None:
                         return end
                     continue
+                await self.send_combined()  # the audio before the event goes up first
                 if isinstance(parsed, StreamStopped):
                     return CallEnd(f"caller hung up ({door.name} stream stopped)")
                 session.now = time.time()
                 session.caller_event(parsed)
                 self.caller_format_changed()  # websocket:connected may set the rate
                 await self.flush()
-            elif msg.type is WSMsgType.BINARY:
-                if binary_audio:  # Vonage audio (hot path)
-                    if (end := await self.caller_audio(msg.data)) is not None:
-                        return end
-                else:
-                    session.caller_message_invalid("binary message (audio comes in media)")
-                    log_notes(session)
+                continue
+            await self.send_combined()
+            if msg.type is WSMsgType.BINARY:
+                session.caller_message_invalid("binary message (audio comes in media)")
+                log_notes(session)
             elif msg.type is WSMsgType.ERROR:
                 return CallEnd(f"caller socket error: {caller.exception()}", error=True)
+        await self.send_combined()
         return CallEnd(f"caller hung up (close {caller.close_code})")
 
     async def caller_audio(self, frame: bytes) -> CallEnd | None:
         """One frame of caller audio (hot path): up to Realtime, or dropped when it came
-        faster than real time. Returns the call's end once too much was dropped."""
+        faster than real time. Returns the call's end once too much was dropped.
+
+        Frames that aiohttp had already read together (the loop ran late, or the network
+        delivered them at once) go up in one ``input_audio_buffer.append``, resampled as one
+        block: up to :data:`COMBINE_FRAMES` whole frames, never waiting for one that has not
+        arrived (a frame alone goes up at once, as before)."""
         if not self.audio_bucket.take(self.clock(), len(frame) * self.s_per_byte):
             return self.too_fast(len(frame))
+        combined, inbox = self.combined, self.inbox
+        if len(frame) == self.frame_bytes:
+            if combined or (inbox is not None and len(inbox)):
+                combined.append(frame)
+                if len(combined) < COMBINE_FRAMES and inbox is not None and len(inbox):
+                    return None  # the next message is already here: read without waiting
+                await self.send_combined()
+                return None
+        elif combined:  # an odd-sized frame after combined ones: keep the order
+            await self.send_combined()
+        await self.send_up(frame, 1)  # the usual case: a frame alone goes up at once
+        return None
+
+    async def send_combined(self) -> None:
+        """Send the frames :meth:`caller_audio` combined, if any, as one append."""
+        combined = self.combined
+        if combined:
+            n = len(combined)
+            block = combined[0] if n == 1 else b"".join(combined)
+            combined.clear()
+            await self.send_up(block, n)
+
+    async def send_up(self, audio: bytes, frames: int) -> None:
         session = self.session
-        out = session.caller_frame(frame)
+        out = session.caller_frame(audio, frames)
         if out is not None:
             assert self.rt is not None  # BRIDGING implies an open socket
             await self.rt.send_str(out)
         elif session.has_notes:
             log_notes(session)
-        return None
 
     def too_fast(self, n_bytes: int) -> CallEnd | None:
         """A caller frame over the real-time rate: dropped and counted; the first is logged;
@@ -240,8 +282,10 @@ class _CallBridge:
         return CallEnd(TOO_FAST_REASON, WSCloseCode.POLICY_VIOLATION)
 
     def caller_format_changed(self) -> None:
-        """Re-read the caller's audio format (seconds per byte) for the rate check."""
+        """Re-read the caller's audio format: seconds per byte for the rate check, the size
+        of a whole frame for combining."""
         self.s_per_byte = 0.001 / self.session.caller_format.bytes_per_ms
+        self.frame_bytes = self.session.frame_bytes
 
     async def realtime_pump(self) -> CallEnd:
         session = self.session

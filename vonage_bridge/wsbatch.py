@@ -1,5 +1,8 @@
 """Several WebSocket messages to the caller in one transport write (hot path). Shell.
 
+(And :func:`inbox`: how many of the caller's messages aiohttp has already read, so that
+frames that arrived together go up together.)
+
 aiohttp writes each ``send_bytes`` / ``send_str`` straight to the transport, and an asyncio
 transport with an empty buffer makes one ``send()`` system call per write: a batch of five
 Vonage frames (one binary message each, as Vonage requires) and its ``notify`` cost six
@@ -19,6 +22,7 @@ binary message).
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from struct import Struct
 
 from aiohttp import ClientConnectionResetError, web
@@ -118,6 +122,18 @@ class BatchSender:
         """:meth:`add` then :meth:`flush`: one batch, one write."""
         self.add(frames, *texts)
         self.flush()
+
+
+def inbox(ws: web.WebSocketResponse) -> Sized | None:
+    """The messages aiohttp has already read from ``ws`` and not yet handed out, or None.
+
+    Its length says how many messages the next ``receive()`` calls return at once, without
+    waiting (each frame the peer sent is queued as it is parsed, before the reader task runs).
+    aiohttp keeps this queue private (``ws._reader._buffer``, a deque in both its Cython and its
+    Python reader); None when it is not there, and callers then assume nothing is waiting.
+    """
+    buffer = getattr(getattr(ws, "_reader", None), "_buffer", None)
+    return buffer if isinstance(buffer, Sized) else None
 
 
 def _usable(writer: object) -> bool:

@@ -225,3 +225,37 @@ async def test_server_shutdown_closes_live_calls_with_going_away(start_call: Sta
     await caller.wait_closed(timeout=5 * SECOND)
     assert caller.close_code == 1001
     await asyncio.wait_for(rt.closed.wait(), 5 * SECOND)
+
+
+def masked_binary(payload: bytes) -> bytes:
+    """A client-to-server binary frame (RFC 6455 section 5.2), masked with the all-zero key
+    (section 5.3: the payload is then unchanged on the wire)."""
+    assert 125 < len(payload) < 65536
+    return bytes((0x82, 0x80 | 126)) + len(payload).to_bytes(2, "big") + bytes(4) + payload
+
+
+async def test_frames_that_arrive_together_go_up_in_one_append(start_call: StartCall) -> None:
+    call = await start_call(FakeRealtimeOptions(reply=False))
+    caller, rt = await connected(call)
+    pcm = speech(200)
+    await caller.stream_audio(pcm[:FRAME], realtime=False)  # one frame alone: one append
+    first = await rt.wait_for_event("input_audio_buffer.append", timeout=5 * SECOND)
+    assert first["audio_bytes"]
+    # Four frames in one TCP write: the bridge reads them at once and sends them up together
+    # (one resampler block, one append), the audio unchanged and in order.
+    ws = caller._ws
+    assert ws is not None
+    transport = ws._writer.transport
+    transport.write(
+        b"".join(masked_binary(pcm[i : i + FRAME]) for i in range(FRAME, 5 * FRAME, FRAME))
+    )
+    combined = await rt.wait_for_event("input_audio_buffer.append", timeout=5 * SECOND)
+    assert combined["audio_bytes"] == 4 * FRAME * 3 // 2  # 4 x 20 ms at 24 kHz
+    await caller.stream_audio(pcm[5 * FRAME : 6 * FRAME], realtime=False)  # alone again
+    last = await rt.wait_for_event("input_audio_buffer.append", timeout=5 * SECOND)
+    assert last["audio_bytes"] == FRAME * 3 // 2
+    assert rt.append_count == 3
+    got = np.frombuffer(bytes(rt.input_audio), dtype=np.int16)
+    direct = soxr.resample(np.frombuffer(pcm[: 6 * FRAME], dtype=np.int16), 16_000, 24_000)
+    assert snr_db(direct[: len(got)], got) > 30.0
+    await caller.hang_up()

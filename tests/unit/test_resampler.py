@@ -215,3 +215,27 @@ def test_resampler_other_qualities_keep_soxr_streams_with_exact_lengths(quality:
     assert len(samples(out)) == 12_000
     out = feed(r, tone(1_600).tobytes()) + r.drain()
     assert len(samples(out)) == 2_400
+
+
+@pytest.mark.parametrize(("in_rate", "chunk_ms"), [(24_000, 100), (16_000, 200), (16_000, 20)])
+def test_resampler_lq_sizes_its_buffers_once_for_a_stream_of_equal_chunks(
+    monkeypatch: pytest.MonkeyPatch, in_rate: int, chunk_ms: int
+) -> None:
+    # 100 ms deltas (2,400 samples at 24 kHz) once made the FIR reallocate every other chunk
+    from vonage_bridge.audio import resampler
+
+    grows: list[int] = []
+    real_grow = resampler._PolyphaseFir._grow
+
+    def counting(self: resampler._PolyphaseFir, chunk: int) -> None:
+        grows.append(chunk)
+        real_grow(self, chunk)
+
+    monkeypatch.setattr(resampler._PolyphaseFir, "_grow", counting)
+    out_rate = 16_000 if in_rate == 24_000 else 24_000
+    r = StreamResampler(in_rate, out_rate, "LQ")
+    sized = len(grows)  # at construction
+    chunk = np.zeros(in_rate * chunk_ms // 1000, dtype=np.int16).tobytes()
+    for _ in range(100):
+        r.process(chunk)
+    assert len(grows) - sized <= 1, grows

@@ -200,12 +200,15 @@ class CallSession:
             else:
                 self._warn_once("rate", f"ignoring late content-type {event.content_type}")
 
-    def caller_frame(self, frame: bytes) -> str | None:
-        """One binary message from the caller (hot path).
+    def caller_frame(self, frame: bytes, frames: int = 1) -> str | None:
+        """One binary message from the caller (hot path), or several already joined.
 
         Args:
             frame: caller audio, normally exactly one 20 ms frame (Vonage: PCM16 LE mono,
-                640 bytes at 16 kHz; Twilio: 160 bytes of mu-law).
+                640 bytes at 16 kHz; Twilio: 160 bytes of mu-law); or ``frames`` whole frames
+                joined (frames that were already waiting together go up in one append).
+            frames: how many frames ``frame`` holds (``len(frame) == frames * frame_bytes``
+                when more than one).
         Returns:
             The ``input_audio_buffer.append`` to send now, or ``None`` when the audio is held
             (Realtime not ready yet), the frame was unusable, or (``REALTIME_APPEND_MS=40``)
@@ -213,16 +216,16 @@ class CallSession:
             after :meth:`flush_held` sent the held audio, so the order is kept.
         """
         n = len(frame)
-        if n != self.frame_bytes and not self._check_frame(n):
+        if n != self.frame_bytes * frames and not self._check_frame(n):
             return None
-        self.stats.frames_in += 1
+        self.stats.frames_in += frames
         up = self.path.up(frame)
         if self.phase is not Phase.BRIDGING:
             self._hold(up)
             return None
         if self._append_frames > 1:  # REALTIME_APPEND_MS=40: one append per two frames
             self._pending += up
-            self._pending_frames += 1
+            self._pending_frames += frames
             if self._pending_frames < self._append_frames:
                 return None
             up = bytes(self._pending)
