@@ -67,6 +67,7 @@ from .errors import RealtimeConnectError, RemoteProtocolError
 from .realtime.connection import open_realtime
 from .realtime.prewarm import UNUSED_REASON, WarmSession
 from .realtime.protocol import client_event, parse_server_event
+from .recording.recorder import CallRecorder
 from .records import CallEnd, CallSummary, log_notes, log_summary, summarize
 from .tool_runner import ToolRunner
 from .tools import ToolContext, ToolRegistry
@@ -107,8 +108,10 @@ class _CallBridge:
         tools: ToolRegistry | None,
         tool_ctx: ToolContext,
         warm: WarmSession | None = None,
+        recorder: CallRecorder | None = None,
     ) -> None:
         self.caller = caller
+        self.recorder = recorder  # the call's recording (hooks: caller, played, cleared)
         self.warm = warm  # the call's warm Realtime session until adopted (or discarded)
         self.session = session
         self.door = door
@@ -171,8 +174,11 @@ class _CallBridge:
     async def caller_audio(self, frame: bytes) -> CallEnd | None:
         """One frame of caller audio (hot path): up to Realtime, or dropped when it came
         faster than real time. Returns the call's end once too much was dropped."""
-        if not self.audio_bucket.take(self.clock(), len(frame) * self.s_per_byte):
+        now = self.clock()
+        if not self.audio_bucket.take(now, len(frame) * self.s_per_byte):
             return self.too_fast(len(frame))
+        if self.recorder is not None:
+            self.recorder.caller(frame, now)
         session = self.session
         out = session.caller_frame(frame)
         if out is not None:
@@ -236,6 +242,8 @@ class _CallBridge:
                     self.reply_awaited = True  # the caller's turn ended (create_response)
                 elif isinstance(event, ResponseCreated | SpeechStarted):
                     self.reply_awaited = False  # it started, or the caller speaks again
+                    if self.recorder is not None:  # a barge-in cuts the recorded reply
+                        self.recorder.cleared(session.playback_epoch, self.rt_heard_at)
                 if session.has_output:
                     await self.flush()
             elif msg.type is WSMsgType.BINARY:
@@ -264,6 +272,9 @@ class _CallBridge:
             epoch = session.playback_epoch
             frames = playout.take(loop.time())
             if frames:
+                if self.recorder is not None:  # the reply as the caller hears it
+                    now = loop.time()
+                    self.recorder.played(frames, now + playout.ahead_s(now), now)
                 if self.stopped_at is not None:
                     self.reply_latency_ms.append((loop.time() - self.stopped_at) * 1000.0)
                     self.stopped_at = None
@@ -460,6 +471,7 @@ async def run_call(
     tool_ctx: ToolContext | None = None,
     live: LiveCall | None = None,
     warm: WarmSession | None = None,
+    recorder: CallRecorder | None = None,
 ) -> CallSummary:
     """Bridge an accepted media socket to a Realtime session until either ends.
 
@@ -481,6 +493,8 @@ async def run_call(
         warm: the call's Realtime session opened at the answer URL
             (``WarmSessions.take``), adopted as if the call had opened it (closed unused if
             the call ends first); None opens a new one.
+        recorder: the call's recording, fed the caller's frames, the reply frames handed to
+            the caller and the barge-ins; the caller closes it after the call.
     Returns:
         The call's summary (also logged as one INFO line, and the end as ERROR when we ended
         it by fault).
@@ -493,7 +507,7 @@ async def run_call(
         front_door=door.name,
         called=info.called,
     )
-    bridge = _CallBridge(caller, session, door, http, openai, tools, ctx, warm)
+    bridge = _CallBridge(caller, session, door, http, openai, tools, ctx, warm, recorder)
     started = bridge.loop.time()
     end = CallEnd("call task cancelled", WSCloseCode.GOING_AWAY)
     try:

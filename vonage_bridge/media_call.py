@@ -12,16 +12,19 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from aiohttp import web
 
 from .bridge import run_call
 from .calls import CallControl, CallDeps, LiveCall
+from .config import Settings
 from .core.call_data import CallInfo
 from .core.frontdoor import FrontDoor
 from .core.session import CallSession
 from .realtime.prewarm import WarmSessions
-from .records import CallSummary, write_call_record
+from .recording.recorder import CallRecorder, RecordingResult
+from .records import CallSummary, Pricing, write_call_record
 from .tools import ToolContext
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ async def serve_media_call(
     deps: CallDeps,
     control: CallControl | None = None,
     warm: WarmSessions | None = None,
+    record: bool | None = None,
 ) -> CallSummary | None:
     """One media call, from its prepared socket to its record, for any media door.
 
@@ -67,6 +71,8 @@ async def serve_media_call(
         control: the call's carrier-side controls, if configured.
         warm: the app's warm Realtime sessions: the call's, if its answer URL opened one, is
             taken once the opening succeeded (one log line either way).
+        record: record the call (``recording``: a stereo WAV in ``RECORDINGS_DIR``, in the
+            record as ``recording``); None: as ``RECORD_CALLS`` says.
     Returns:
         The summary, or None when the opening failed.
     """
@@ -90,6 +96,8 @@ async def serve_media_call(
         started_at = datetime.now(UTC)
         adopted = warm.take(call_id) if warm is not None else None
         summary: CallSummary | None = None
+        recorder = _recorder(settings, call_id, session, record)
+        recording: RecordingResult | None = None
         try:
             summary = await run_call(
                 ws,
@@ -102,8 +110,11 @@ async def serve_media_call(
                 tool_ctx=call.tool_ctx,
                 live=live,
                 warm=adopted,
+                recorder=recorder,
             )
         finally:  # run_call closed both sockets: off the audio path
+            if recorder is not None:
+                recording = await recorder.close()
             await write_call_record(
                 deps.store,
                 session,
@@ -116,7 +127,21 @@ async def serve_media_call(
                     else live.ending or "call handler stopped"
                 ),
                 duration_s=summary.duration_s if summary is not None else None,
+                pricing=Pricing.of(settings),
+                recording=recording,
             )
         return summary
     finally:
         calls.pop(call_id, None)
+
+
+def _recorder(
+    settings: Settings, call_id: str, session: CallSession, record: bool | None
+) -> CallRecorder | None:
+    """The call's recorder when it is recorded (``record``, default ``RECORD_CALLS``)."""
+    if not (settings.recording.record_calls if record is None else record):
+        return None
+    url = f"{settings.server.public_url.http}/calls/{quote(call_id, safe='')}/recording"
+    return CallRecorder.start(
+        settings.recording.recordings_dir, call_id, session.caller_format, url=url
+    )

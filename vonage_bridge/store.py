@@ -4,11 +4,13 @@
 needs; :class:`SqlCallStore` implements it for SQLite (``aiosqlite``, the default, a file next
 to the app) and PostgreSQL (``asyncpg``, for several instances) with SQLAlchemy 2 Core async:
 one code path, the dialect picked from ``DATABASE_URL``. Tables are created on start-up
-(``metadata.create_all``); there is no migration framework yet. The one upgrade so far is done
-by hand on open: a ``calls`` table of the previous version (no ``front_door`` column) gets
+(``metadata.create_all``); there is no migration framework yet. Upgrades are done by hand on
+open: a ``calls`` table of the previous version (no ``front_door`` column) gets
 ``front_door VARCHAR(16) NOT NULL DEFAULT 'vonage'`` added, the same DDL on SQLite and
 PostgreSQL (``IF NOT EXISTS`` on PostgreSQL, where several instances may open at once); its
-old rows, all Vonage calls, read back as ``vonage``.
+old rows, all Vonage calls, read back as ``vonage``. The nullable ``usage`` (JSON),
+``cost_usd`` (float) and ``recording`` (JSON) columns are added the same way when missing;
+old rows read back with them null.
 
 Timestamps are stored as naive UTC with microseconds (``TIMESTAMP WITHOUT TIME ZONE`` on
 PostgreSQL, ISO text on SQLite) and come back as aware UTC ``datetime``s.
@@ -72,6 +74,13 @@ class CallRecord:
         front_door: which front door the call came through, one of :data:`FRONT_DOORS`
             (default ``vonage``); :meth:`SqlCallStore.add` refuses anything else.
         transcript: entries in the order they happened.
+        usage: the call's token usage in OpenAI's shape (``core.usage.CallUsage.to_json``),
+            None when unknown.
+        cost_usd: what that usage cost, USD (``prices.call_cost_usd``); None when a model it
+            used has no price.
+        recording: the call's recording (``recording.RecordingResult.to_json``: ``url``,
+            ``seconds``, ``bytes``, ``format``, ``channels``, ``rate_hz``, ``status``), or
+            None when the call was not recorded.
     """
 
     call_uuid: str
@@ -85,6 +94,9 @@ class CallRecord:
     from_number: str | None = None
     to_number: str | None = None
     transcript: tuple[TranscriptEntry, ...] = field(default=())
+    usage: dict[str, Any] | None = None
+    cost_usd: float | None = None
+    recording: dict[str, Any] | None = None
 
     def to_json(self, *, with_transcript: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -98,6 +110,9 @@ class CallRecord:
             "duration_s": self.duration_s,
             "end_reason": self.end_reason,
             "front_door": self.front_door,
+            "usage": self.usage,
+            "cost_usd": self.cost_usd,
+            "recording": self.recording,
         }
         if with_transcript:
             body["transcript"] = [e.to_json() for e in self.transcript]
@@ -107,12 +122,14 @@ class CallRecord:
 @dataclass(frozen=True, slots=True)
 class CallPage:
     """A page of records, newest first (without transcripts); ``next_offset`` is None on the
-    last page."""
+    last page; ``total_cost_usd`` sums ``cost_usd`` over every record the filters keep (all
+    pages), rounded to 1e-6."""
 
     records: list[CallRecord]
     offset: int
     limit: int
     next_offset: int | None
+    total_cost_usd: float = 0.0
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -141,9 +158,17 @@ class CallStore(Protocol):
             StoreUnavailable: the database is down or unusable (503).
         """
 
-    async def page(self, *, limit: int, offset: int, front_door: str | None = None) -> CallPage:
+    async def page(
+        self,
+        *,
+        limit: int,
+        offset: int,
+        front_door: str | None = None,
+        min_cost: float | None = None,
+    ) -> CallPage:
         """Records newest first (by ``started_at``), without transcripts; only those of
-        ``front_door`` (one of :data:`FRONT_DOORS`) when it is given.
+        ``front_door`` (one of :data:`FRONT_DOORS`) when it is given, and those that cost at
+        least ``min_cost`` USD when it is given (a record without a cost is then left out).
 
         Raises:
             StoreUnavailable: the database is down or unusable (503).
@@ -193,6 +218,10 @@ calls_table = sa.Table(
         nullable=False,
         server_default=sa.text(f"'{FRONT_DOOR_VONAGE}'"),
     ),
+    # usage and cost, recording (issue 14)
+    sa.Column("usage", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("cost_usd", sa.Float, nullable=True),
+    sa.Column("recording", sa.JSON(none_as_null=True), nullable=True),
     sa.Index("ix_calls_started_at", "started_at"),
 )
 
@@ -288,6 +317,9 @@ class SqlCallStore:
                     duration_s=record.duration_s,
                     end_reason=record.end_reason,
                     front_door=record.front_door,
+                    usage=record.usage,
+                    cost_usd=record.cost_usd,
+                    recording=record.recording,
                 )
             )
             if inserted.rowcount != 1:
@@ -333,29 +365,49 @@ class SqlCallStore:
             entries = tuple(TranscriptEntry(r.role, r.text, r.at) for r in lines)
         return _record(row, entries)
 
-    async def page(self, *, limit: int, offset: int, front_door: str | None = None) -> CallPage:
+    async def page(
+        self,
+        *,
+        limit: int,
+        offset: int,
+        front_door: str | None = None,
+        min_cost: float | None = None,
+    ) -> CallPage:
         try:
-            return await self._page(limit=limit, offset=offset, front_door=front_door)
+            return await self._page(
+                limit=limit, offset=offset, front_door=front_door, min_cost=min_cost
+            )
         except _UNAVAILABLE as exc:
             raise StoreUnavailable(f"call records unavailable: {exc.__class__.__name__}") from exc
 
-    async def _page(self, *, limit: int, offset: int, front_door: str | None) -> CallPage:
+    async def _page(
+        self, *, limit: int, offset: int, front_door: str | None, min_cost: float | None
+    ) -> CallPage:
+        filters: list[sa.ColumnElement[bool]] = []
+        if front_door is not None:
+            filters.append(calls_table.c.front_door == front_door)
+        if min_cost is not None:
+            filters.append(calls_table.c.cost_usd >= min_cost)
         query = (
             calls_table.select()
+            .where(*filters)
             .order_by(calls_table.c.started_at.desc(), calls_table.c.call_uuid.desc())
             .limit(limit + 1)
             .offset(offset)
         )
-        if front_door is not None:
-            query = query.where(calls_table.c.front_door == front_door)
+        total = sa.select(sa.func.coalesce(sa.func.sum(calls_table.c.cost_usd), 0.0)).where(
+            *filters
+        )
         async with self._turns, self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
+            total_cost = (await conn.execute(total)).scalar_one()
         more = len(rows) > limit
         return CallPage(
             records=[_record(r, ()) for r in rows[:limit]],
             offset=offset,
             limit=limit,
             next_offset=offset + limit if more else None,
+            total_cost_usd=round(float(total_cost), 6),
         )
 
     async def close(self) -> None:
@@ -386,6 +438,9 @@ def _record(row: sa.Row[Any], transcript: tuple[TranscriptEntry, ...]) -> CallRe
         end_reason=row.end_reason,
         front_door=row.front_door,
         transcript=transcript,
+        usage=row.usage,
+        cost_usd=row.cost_usd,
+        recording=row.recording,
     )
 
 
@@ -397,13 +452,20 @@ def _add_missing_columns(conn: sa.Connection) -> list[str]:
     PostgreSQL (11+ adds it without rewriting the table).
     """
     present = {c["name"] for c in sa.inspect(conn).get_columns(calls_table.name)}
-    if "front_door" in present:
-        return []
     maybe = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
-    conn.execute(
-        sa.text(
-            f"ALTER TABLE {calls_table.name} ADD COLUMN {maybe}front_door VARCHAR(16) "
-            f"NOT NULL DEFAULT '{FRONT_DOOR_VONAGE}'"
+    added: list[str] = []
+    if "front_door" not in present:
+        conn.execute(
+            sa.text(
+                f"ALTER TABLE {calls_table.name} ADD COLUMN {maybe}front_door VARCHAR(16) "
+                f"NOT NULL DEFAULT '{FRONT_DOOR_VONAGE}'"
+            )
         )
-    )
-    return ["front_door"]
+        added.append("front_door")
+    # usage and cost, recording (issue 14): nullable, so old rows read back as null
+    for name in ("usage", "cost_usd", "recording"):
+        if name not in present:
+            ddl = calls_table.c[name].type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {calls_table.name} ADD COLUMN {maybe}{name} {ddl}"))
+            added.append(name)
+    return added

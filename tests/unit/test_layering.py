@@ -19,7 +19,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[2] / PACKAGE
 # ``voice_api``, ``rest``, ``control``... do I/O).
 PURE_FOLDERS = {"core", "audio"}
 ENTRY_FOLDERS = {"web", "sim"}
-PROVIDER_FOLDERS = {"vonage", "twilio", "openai_sip", "realtime"}
+PROVIDER_FOLDERS = {"vonage", "twilio", "openai_sip", "realtime", "recording"}
 PURE_ROLES = {
     "__init__",
     "wire",
@@ -31,8 +31,10 @@ PURE_ROLES = {
     "webhook",
     "protocol",
     "instructions",
+    "wav",
 }
 PURE_TOP = {"__init__", "config", "config_problems", "config_values", "errors", "persona", "phone"}
+PURE_TOP |= {"prices"}
 ENTRY_TOP = {"__main__"}
 FRONT_DOORS = {"vonage", "twilio", "openai_sip"}
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .events import TranscriptEntry
+from .usage import CallUsage
 
 __all__ = ["CallInfo", "CallStats", "Note", "NoteLevel"]
 
@@ -66,3 +67,5 @@ class CallStats:
     dropped_deltas: int = 0
     transcript: list[TranscriptEntry] = field(default_factory=list)
     """Entries in order, stamped with :attr:`.session.CallSession.now`."""
+    usage: CallUsage = field(default_factory=CallUsage)
+    """Token usage summed from ``response.done`` and input transcription reports."""

@@ -30,7 +30,7 @@ from ..twilio.rest import TwilioApi
 from ..vonage import dial
 from ..vonage import routes as vonage
 from ..vonage.voice_api import VoiceApi
-from . import calls_api
+from . import calls_api, recordings
 from .guards import WebhookGuards
 from .keys import (
     CALLS,
@@ -322,11 +322,13 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     app.router.add_routes(vonage.routes)
     app.router.add_routes(dial.routes)
     app.router.add_routes(calls_api.routes)
+    app.router.add_routes(recordings.routes)
     if settings.twilio.enabled:
         twilio.setup_twilio(app)
     if settings.sip.webhook_secret:
         setup_sip(app, settings)
     app.cleanup_ctx.append(_http_client)
+    app.cleanup_ctx.append(recordings.recording_retention)
     if store is not None:
         app[STORE] = store
     else:
@@ -334,4 +336,5 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     app.on_shutdown.append(_close_warm_sessions)
     app.on_shutdown.append(_close_calls)
     _startup_report(settings, app[TOOLS])
+    recordings.recording_report(settings)
     return app

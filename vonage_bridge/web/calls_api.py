@@ -9,8 +9,15 @@ constant time). Responses:
   400 ``invalid_paging`` naming the parameter. ``front_door=vonage|twilio|openai-sip`` keeps
   only the calls that came through that front door (paging counts only those); any other
   value is a 400 ``invalid_filter`` naming the parameter.
+  ``min_cost=0.05`` keeps only the calls that cost at least that many USD (calls without a
+  cost are left out); anything but a number >= 0 is a 400 ``invalid_filter``.
+  ``total_cost_usd`` is the sum of ``cost_usd`` over every call the filters keep (all pages).
 - ``GET /calls/{call_uuid}``: 200 with the record and its transcript, 404 ``call_not_found``.
-- Every record says ``front_door``: ``vonage``, ``twilio`` or ``openai-sip``.
+- Every record says ``front_door``: ``vonage``, ``twilio`` or ``openai-sip``; ``usage`` (token
+  usage in OpenAI's shape), ``cost_usd`` (null: a model without a price) and ``recording``
+  (null: not recorded; else ``url``, ``seconds``, ``bytes``, ``format``, ``channels``,
+  ``rate_hz``, ``status``); the file is ``GET /calls/{call_uuid}/recording``
+  (``web/recordings.py``).
 - 401 ``api_key_missing``, 403 ``api_key_invalid``, 503 ``calls_api_disabled``
   (``CONNECT_API_KEY`` unset) or ``call_records_unavailable`` (the database was unreachable
   at start-up, or is down now).
@@ -73,6 +80,20 @@ def _front_door_param(request: web.Request) -> str | None:
     return raw
 
 
+def _min_cost_param(request: web.Request) -> float | None:
+    raw = request.query.get("min_cost")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < float("inf"):  # also refuses nan
+        msg = f"min_cost: {raw[:32]!r} is not a number >= 0 (USD)"
+        raise InvalidRequest(msg, code="invalid_filter")
+    return value
+
+
 @routes.get("/calls")
 async def list_calls(request: web.Request) -> web.Response:
     """A page of call records, newest first."""
@@ -80,13 +101,15 @@ async def list_calls(request: web.Request) -> web.Response:
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     front_door = _front_door_param(request)
-    page = await store.page(limit=limit, offset=offset, front_door=front_door)
+    min_cost = _min_cost_param(request)
+    page = await store.page(limit=limit, offset=offset, front_door=front_door, min_cost=min_cost)
     return web.json_response(
         {
             "calls": [r.to_json(with_transcript=False) for r in page.records],
             "limit": page.limit,
             "offset": page.offset,
             "next_offset": page.next_offset,
+            "total_cost_usd": page.total_cost_usd,
         }
     )
 

@@ -1,0 +1,442 @@
+"""Recording one media call to a stereo WAV, off the event loop. Shell: a thread writes.
+
+:class:`CallRecorder` has two halves:
+
+- on the event loop, three cheap hooks the call engine calls: :meth:`~CallRecorder.caller`
+  (each caller frame as received, hot path: a ``bytearray`` append), :meth:`~CallRecorder.
+  played` (each batch of reply frames handed to the caller, with when the batch ends on the
+  playback timeline) and :meth:`~CallRecorder.cleared` (after a barge-in: the reply audio
+  placed after that moment was cleared, never heard). Every :data:`HANDOFF_S` of audio, what
+  was gathered goes to the writer in one queue put (a few a second, not one per frame);
+- a writer thread that places each piece at its sample position in a mixing window of
+  :data:`WINDOW_S` (left = caller, right = assistant), cuts the assistant channel at a
+  barge-in, and writes out what can no longer change: the audio older than
+  :data:`LATE_S` before the latest handoff. The header's sizes are rewritten after each write,
+  so even a file cut short by a crash opens.
+
+The timeline is the event loop's clock from the recorder's start. The caller channel is the
+caller's stream as received, placed where each frame arrived unless it follows on from the
+previous one (within :data:`GAP_S`): jitter does not tear it, a pause of the stream leaves
+silence. The assistant channel holds what the caller heard: each batch placed where the
+playout says it plays (``Playout.ahead_s``: after what was sent before it), and at a barge-in
+everything placed after the barge-in's moment removed (the ``clear`` threw it away at the
+caller). The two channels are thus aligned to one clock, to within a frame.
+
+Memory per call: the window (``WINDOW_S`` of stereo PCM16: 256 kB at 16 kHz) plus at most
+:data:`QUEUE_ITEMS` handoffs of about :data:`HANDOFF_S` each queued for the writer; past that
+(a disk slower than real time) audio is dropped and counted, never held.
+
+Every way a call ends goes through :meth:`CallRecorder.close` (the engine's ``finally``):
+the rest is written, the header finalised and ``<name>.wav.part`` renamed ``<name>.wav``. A
+failure of the writer (disk full, folder not writable) stops the recording, not the call:
+the hooks turn into no-ops and the result says ``failed`` (with what was written so far kept
+in a valid file when there is one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeAlias
+
+import numpy as np
+
+from ..audio.formats import AudioFormat
+from .wav import (
+    CHANNELS,
+    FRAME_BYTES,
+    HEADER_BYTES,
+    PARTIAL_SUFFIX,
+    SUFFIX,
+    decode_mulaw,
+    file_stem,
+    wav_header,
+)
+
+log = logging.getLogger(__name__)
+
+HANDOFF_S = 0.5
+"""Audio (caller + assistant, s) gathered on the loop before one handoff to the writer."""
+QUEUE_ITEMS = 8
+"""Handoffs waiting for the writer at most (about 4 s of audio); more are dropped, counted."""
+WINDOW_S = 4.0
+"""The writer's mixing window, s: room for caller audio up to 1 s ahead of the clock
+(``bridge.CALLER_BURST_S``), reply audio up to the playout's look-ahead ahead, and
+:data:`LATE_S` behind."""
+LATE_S = 1.0
+"""Caller audio may land this far behind the clock (frames held up in the network, then
+delivered in a burst) and still take its place; older audio is final and written."""
+GAP_S = 0.1
+"""A caller frame arriving more than this after where the stream had got to starts after a
+gap (silence): the caller's stream paused."""
+FINISH_TIMEOUT_S = 5.0
+"""How long :meth:`CallRecorder.close` waits for the writer to finish the file."""
+MIN_WRITE_S = 0.2
+"""The writer writes out at least this much at a time (except the end)."""
+
+STATUS_COMPLETE = "complete"
+STATUS_FAILED = "failed"
+STATUS_UNAVAILABLE = "unavailable"
+
+_Item: TypeAlias = tuple[Any, ...]
+"""``("c", sample_pos, bytes)`` caller audio, ``("a", sample_pos, [frame, ...])`` reply
+audio, ``("x", sample_pos)`` cut the assistant channel from there on."""
+Opener: TypeAlias = Callable[[Path], IO[bytes]]
+"""Opens the partial file for writing (tests pass one that fails on purpose)."""
+
+
+def _open_file(path: Path) -> IO[bytes]:
+    return open(path, "w+b")  # noqa: SIM115 (closed by the writer's finally)
+
+
+# ------------------------------------------------------------------ result
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingResult:
+    """What became of a call's recording (the record's ``recording``).
+
+    Attributes:
+        status: ``complete``; ``failed`` (``error`` says why; a file may hold the audio up to
+            the failure); ``unavailable`` (the front door carries no audio through us).
+        url: where to fetch the file (``GET /calls/{uuid}/recording``), None without one.
+        path: the file on disk, None without one.
+        seconds: length of the file's audio, s.
+        bytes: size of the file, header included.
+        rate_hz: its sample rate (the front door's: 16000 Vonage, 8000 Twilio).
+        dropped_s: audio the writer could not keep up with, dropped (gaps of silence), s.
+        error: why it failed or is unavailable, or None.
+    """
+
+    status: str
+    url: str | None = None
+    path: Path | None = None
+    seconds: float = 0.0
+    bytes: int = 0
+    rate_hz: int = 0
+    dropped_s: float = 0.0
+    error: str | None = None
+
+    @classmethod
+    def unavailable(cls, reason: str) -> RecordingResult:
+        """A recording that could not be made at all (e.g. OpenAI SIP calls)."""
+        return cls(STATUS_UNAVAILABLE, error=reason)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record's ``recording`` object: ``url``, ``seconds``, ``bytes``, ``format``
+        (``wav``), ``channels`` (2), ``rate_hz``, plus ``status``, ``dropped_s`` and
+        ``error``."""
+        has_file = self.path is not None
+        return {
+            "status": self.status,
+            "url": self.url if has_file else None,
+            "seconds": round(self.seconds, 3),
+            "bytes": self.bytes,
+            "format": "wav" if has_file else None,
+            "channels": CHANNELS if has_file else None,
+            "rate_hz": self.rate_hz if has_file else None,
+            "dropped_s": round(self.dropped_s, 3),
+            "error": self.error,
+        }
+
+
+# ------------------------------------------------------------------ writer thread
+
+
+class _Writer:
+    """The thread half: places audio in the mixing window and writes the file."""
+
+    def __init__(
+        self, directory: Path, stem: str, rate_hz: int, mulaw: bool, opener: Opener
+    ) -> None:
+        self.directory = directory
+        self.partial = directory / (stem + PARTIAL_SUFFIX)
+        self.final = directory / (stem + SUFFIX)
+        self.rate = rate_hz
+        self.mulaw = mulaw
+        self.opener = opener
+        self.queue: queue.SimpleQueue[tuple[int, list[_Item]] | None] = queue.SimpleQueue()
+        self.done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.error: str | None = None  # set once the writer failed (read by the loop)
+        self.window = np.zeros((int(WINDOW_S * rate_hz), CHANNELS), dtype="<i2")
+        self.written = 0  # sample frames written to the file (the window's start)
+        self.extent = 0  # sample frames placed so far (the file's length at the end)
+        self.min_write = int(MIN_WRITE_S * rate_hz)
+        self.late = int(LATE_S * rate_hz)
+        self.file: IO[bytes] | None = None
+        self.path: Path | None = None  # the file holding the audio, once there is one
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # the recording fails, never the call
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.error("recording failed: %s", self.error)
+            self._finish_file()
+        finally:
+            self.done.set_result(None)
+
+    def _run(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.file = self.opener(self.partial)
+        self.path = self.partial
+        self.file.write(wav_header(self.rate, 0))
+        while (handoff := self.queue.get()) is not None:
+            now, items = handoff
+            for item in items:
+                self._place(item)
+            if now - self.late - self.written >= self.min_write:
+                self._write(now - self.late)
+        self._write(self.extent)
+        self._finish_file()
+
+    def _place(self, item: _Item) -> None:
+        kind, pos = item[0], item[1]
+        window = self.window
+        if kind == "x":  # barge-in: the reply audio from pos on was never heard
+            window[max(pos - self.written, 0) :, 1] = 0
+            return
+        data = item[2] if kind == "c" else b"".join(item[2])
+        samples = decode_mulaw(data) if self.mulaw else np.frombuffer(data, dtype="<i2")
+        size = len(window)
+        if len(samples) > size:  # longer than the window (never with sane settings)
+            pos += len(samples) - size
+            samples = samples[-size:]
+        if pos + len(samples) > self.written + size:  # too far ahead: write the oldest out
+            self._write(pos + len(samples) - size)
+        start = pos - self.written
+        if start < 0:  # older than what is written: that part is lost
+            samples = samples[-start:]
+            start = 0
+        n = len(samples)
+        if not n:
+            return
+        window[start : start + n, 0 if kind == "c" else 1] = samples
+        self.extent = max(self.extent, self.written + start + n)
+
+    def _write(self, upto: int) -> None:
+        """Write the window's frames before sample position ``upto`` and slide it on."""
+        k = min(upto - self.written, len(self.window))
+        if k <= 0:
+            return
+        assert self.file is not None
+        window = self.window
+        self.file.write(window[:k].tobytes())
+        window[:-k] = window[k:]  # numpy copies overlapping slices correctly
+        window[-k:] = 0
+        self.written += k
+        self._patch_header()
+
+    def _patch_header(self) -> None:
+        file = self.file
+        assert file is not None
+        file.seek(0)
+        file.write(wav_header(self.rate, self.written * FRAME_BYTES))
+        file.seek(0, os.SEEK_END)
+        file.flush()
+
+    def _finish_file(self) -> None:
+        """Close the file with its final header and give it its final name (also after a
+        failure, when the file is there: what was written stays playable)."""
+        file, self.file = self.file, None
+        if file is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            file.seek(0)
+            file.write(wav_header(self.rate, self.written * FRAME_BYTES))
+        with contextlib.suppress(OSError):
+            file.close()
+        try:
+            os.replace(self.partial, self.final)
+            self.path = self.final
+        except OSError as exc:
+            if self.error is None:
+                self.error = f"{type(exc).__name__}: {exc}"
+
+
+# ------------------------------------------------------------------ loop half
+
+
+class CallRecorder:
+    """One call's recording: the loop-side hooks and the writer thread behind them.
+
+    Build with :meth:`start`; finish with :meth:`close` (every way the call ends).
+
+    Args:
+        directory: where the file goes (created if missing).
+        call_uuid: the call id (names the file: ``wav.file_stem``).
+        fmt: the caller's audio format (``CallSession.caller_format``): L16 or mu-law.
+        url: what the result gives as the file's URL.
+        now: the event loop's clock now, s: the recording's time 0.
+        opener: opens the partial file (default: a plain file).
+        queue_items: handoffs waiting for the writer at most (:data:`QUEUE_ITEMS`).
+    """
+
+    __slots__ = (
+        "url",
+        "_t0",
+        "_rate",
+        "_sample_bytes",
+        "_caller",
+        "_caller_pos",
+        "_caller_end",
+        "_gap",
+        "_items",
+        "_pending",
+        "_handoff_bytes",
+        "_epoch",
+        "_on",
+        "_dropped",
+        "_queue_items",
+        "_writer",
+        "_thread",
+    )
+
+    def __init__(
+        self,
+        directory: Path,
+        call_uuid: str,
+        fmt: AudioFormat,
+        *,
+        url: str,
+        now: float,
+        opener: Opener = _open_file,
+        queue_items: int = QUEUE_ITEMS,
+    ) -> None:
+        self.url = url
+        self._queue_items = queue_items
+        self._t0 = now
+        self._rate = fmt.sample_rate_hz
+        self._sample_bytes = fmt.sample_bytes
+        self._caller = bytearray()
+        self._caller_pos = 0  # sample position of self._caller[0]
+        self._caller_end = 0  # sample position where the caller's stream has got to
+        self._gap = GAP_S * self._rate
+        self._items: list[_Item] = []
+        self._pending = 0
+        self._handoff_bytes = int(HANDOFF_S * self._rate * fmt.sample_bytes)
+        self._epoch = 0
+        self._on = True
+        self._dropped = 0  # bytes of audio dropped (queue full)
+        self._writer = _Writer(
+            directory, file_stem(call_uuid), self._rate, fmt.encoding == "pcmu", opener
+        )
+        # the thread logs in the call's context (its lines carry the call id)
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._writer.run,), name="call-recording", daemon=True
+        )
+        self._thread.start()
+
+    @classmethod
+    def start(cls, directory: Path, call_uuid: str, fmt: AudioFormat, *, url: str) -> CallRecorder:
+        """A recorder whose time 0 is now on the running loop's clock."""
+        return cls(directory, call_uuid, fmt, url=url, now=asyncio.get_running_loop().time())
+
+    # -------------------------------------------------------------- hooks (on the loop)
+
+    def caller(self, frame: bytes, now: float) -> None:
+        """A caller frame as received (hot path), ``now`` on the loop clock."""
+        if not self._on:
+            return
+        n = len(frame) // self._sample_bytes
+        at = (now - self._t0) * self._rate - n  # where it began, had it just arrived
+        if at - self._caller_end > self._gap:  # the stream paused: a gap of silence
+            if self._caller:
+                self._items.append(("c", self._caller_pos, bytes(self._caller)))
+                self._caller.clear()
+            self._caller_pos = self._caller_end = int(at)
+        self._caller += frame
+        self._caller_end += n
+        self._pending += len(frame)
+        if self._pending >= self._handoff_bytes:
+            self._handoff(now)
+
+    def played(self, frames: list[bytes], end_at: float, now: float) -> None:
+        """Reply frames handed to the caller; they play until ``end_at`` (loop clock, s:
+        ``now + playout.ahead_s(now)`` right after the playout gave them)."""
+        if not self._on or not frames:
+            return
+        n_bytes = len(frames[0]) * len(frames)
+        start = (end_at - self._t0) * self._rate - n_bytes // self._sample_bytes
+        self._items.append(("a", round(start), frames))
+        self._pending += n_bytes
+        if self._pending >= self._handoff_bytes:
+            self._handoff(now)
+
+    def cleared(self, epoch: int, now: float) -> None:
+        """After a caller event that may barge in: ``epoch`` is the session's
+        ``playback_epoch``; when it moved, the playout was cleared at ``now`` and the reply
+        audio placed after it is cut."""
+        if epoch != self._epoch:
+            self._epoch = epoch
+            if self._on:
+                self._items.append(("x", round((now - self._t0) * self._rate)))
+
+    def _handoff(self, now: float) -> None:
+        if self._writer.error is not None:  # the writer failed: stop recording
+            self._on = False
+            self._items = []
+            self._caller.clear()
+            return
+        if self._caller:
+            self._items.append(("c", self._caller_pos, bytes(self._caller)))
+            self._caller.clear()
+        self._caller_pos = self._caller_end
+        items, self._items = self._items, []
+        pending, self._pending = self._pending, 0
+        if self._writer.queue.qsize() >= self._queue_items:  # the disk is behind: drop, never hold
+            self._dropped += pending
+            return
+        self._writer.queue.put((round((now - self._t0) * self._rate), items))
+
+    # -------------------------------------------------------------- the end
+
+    async def close(self, now: float | None = None) -> RecordingResult:
+        """Hand over the rest, finish the file and say what became of it. The writer is
+        told synchronously first, so the file is finished even if this await is cancelled.
+
+        Args:
+            now: the loop clock, s; default: now.
+        """
+        writer = self._writer
+        if now is None:
+            now = asyncio.get_running_loop().time()
+        if self._on:
+            if self._caller:
+                self._items.append(("c", self._caller_pos, bytes(self._caller)))
+                self._caller.clear()
+            writer.queue.put((round((now - self._t0) * self._rate), self._items))
+            self._items = []
+        self._on = False
+        writer.queue.put(None)
+        try:
+            async with asyncio.timeout(FINISH_TIMEOUT_S):
+                await asyncio.wrap_future(writer.done)
+        except TimeoutError:
+            writer.error = writer.error or f"the writer did not finish in {FINISH_TIMEOUT_S:g} s"
+        path = writer.path
+        size = 0
+        if path is not None:
+            with contextlib.suppress(OSError):
+                size = path.stat().st_size
+        data = max(size - HEADER_BYTES, 0)
+        return RecordingResult(
+            status=STATUS_FAILED if writer.error is not None else STATUS_COMPLETE,
+            url=self.url if path is not None and size else None,
+            path=path if size else None,
+            seconds=data / FRAME_BYTES / self._rate,
+            bytes=size,
+            rate_hz=self._rate,
+            dropped_s=self._dropped / self._sample_bytes / self._rate,
+            error=writer.error,
+        )
