@@ -77,6 +77,7 @@ async def serve_media_call(
         The summary, or None when the opening failed.
     """
     calls = deps.calls
+    opened_at = asyncio.get_running_loop().time()  # a recording's time 0
     task = asyncio.current_task()
     assert task is not None
     live = calls[call_id] = LiveCall(call_id, ws, task, control)
@@ -96,7 +97,7 @@ async def serve_media_call(
         started_at = datetime.now(UTC)
         adopted = warm.take(call_id) if warm is not None else None
         summary: CallSummary | None = None
-        recorder = _recorder(settings, call_id, session, record)
+        recorder = _recorder(settings, call_id, session, record, opened_at)
         recording: RecordingResult | None = None
         try:
             summary = await run_call(
@@ -136,12 +137,18 @@ async def serve_media_call(
 
 
 def _recorder(
-    settings: Settings, call_id: str, session: CallSession, record: bool | None
+    settings: Settings, call_id: str, session: CallSession, record: bool | None, opened_at: float
 ) -> CallRecorder | None:
-    """The call's recorder when it is recorded (``record``, default ``RECORD_CALLS``)."""
+    """The call's recorder when it is recorded (``record``, default ``RECORD_CALLS``); its
+    time 0 is ``opened_at`` (loop clock), when the media socket opened: every caller frame
+    came after it, so each can take its place on the timeline."""
     if not (settings.recording.record_calls if record is None else record):
         return None
     url = f"{settings.server.public_url.http}/calls/{quote(call_id, safe='')}/recording"
-    return CallRecorder.start(
-        settings.recording.recordings_dir, call_id, session.caller_format, url=url
+    return CallRecorder(
+        settings.recording.recordings_dir,
+        call_id,
+        session.caller_format,
+        url=url,
+        now=opened_at,
     )

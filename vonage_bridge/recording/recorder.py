@@ -14,13 +14,17 @@
   :data:`LATE_S` before the latest handoff. The header's sizes are rewritten after each write,
   so even a file cut short by a crash opens.
 
-The timeline is the event loop's clock from the recorder's start. The caller channel is the
-caller's stream as received, placed where each frame arrived unless it follows on from the
-previous one (within :data:`GAP_S`): jitter does not tear it, a pause of the stream leaves
-silence. The assistant channel holds what the caller heard: each batch placed where the
-playout says it plays (``Playout.ahead_s``: after what was sent before it), and at a barge-in
-everything placed after the barge-in's moment removed (the ``clear`` threw it away at the
-caller). The two channels are thus aligned to one clock, to within a frame.
+The timeline is the event loop's clock from the recorder's start (the media socket's
+opening). The caller channel is the caller's stream as received: frames follow on from each
+other (jitter does not tear it); a frame arriving more than :data:`GAP_S` after where the
+stream had got to starts a new segment where it arrived (a pause leaves silence), and while
+later frames of that segment arrive earlier than it puts them, the segment moves back into the
+gap (the gap was a delivery delay, or the loop read the first frame late): each segment starts
+at the earliest time its frames' arrivals allow. The assistant channel holds what the caller
+heard: each batch placed where the playout says it plays (``Playout.ahead_s``: after what was
+sent before it), and at a barge-in everything placed after the barge-in's moment removed (the
+``clear`` threw it away at the caller). The two channels are thus aligned to one clock, to
+within a frame.
 
 Memory per call: the window (``WINDOW_S`` of stereo PCM16: 256 kB at 16 kHz) plus at most
 :data:`QUEUE_ITEMS` handoffs of about :data:`HANDOFF_S` each queued for the writer; past that
@@ -290,6 +294,7 @@ class CallRecorder:
         "_caller_pos",
         "_caller_end",
         "_gap",
+        "_room",
         "_items",
         "_pending",
         "_handoff_bytes",
@@ -321,6 +326,7 @@ class CallRecorder:
         self._caller_pos = 0  # sample position of self._caller[0]
         self._caller_end = 0  # sample position where the caller's stream has got to
         self._gap = GAP_S * self._rate
+        self._room = 0  # samples the current caller segment may still move back (into a gap)
         self._items: list[_Item] = []
         self._pending = 0
         self._handoff_bytes = int(HANDOFF_S * self._rate * fmt.sample_bytes)
@@ -349,12 +355,22 @@ class CallRecorder:
         if not self._on:
             return
         n = len(frame) // self._sample_bytes
-        at = (now - self._t0) * self._rate - n  # where it began, had it just arrived
-        if at - self._caller_end > self._gap:  # the stream paused: a gap of silence
+        arrived = int((now - self._t0) * self._rate)  # where it ends, had it just arrived
+        end = self._caller_end
+        if arrived - n - end > self._gap:  # the stream paused (or is late): leave a gap
             if self._caller:
                 self._items.append(("c", self._caller_pos, bytes(self._caller)))
                 self._caller.clear()
-            self._caller_pos = self._caller_end = int(at)
+            self._room = arrived - n - end
+            self._caller_pos = self._caller_end = arrived - n
+        elif self._room and end + n > arrived:
+            # Ahead of the clock since the gap: the gap was (partly) delivery delay, not a
+            # pause. Pull the segment back into it: its start becomes the earliest one its
+            # frames' arrivals allow.
+            back = min(end + n - arrived, self._room)
+            self._room -= back
+            self._caller_pos -= back
+            self._caller_end -= back
         self._caller += frame
         self._caller_end += n
         self._pending += len(frame)
@@ -392,6 +408,7 @@ class CallRecorder:
             self._items.append(("c", self._caller_pos, bytes(self._caller)))
             self._caller.clear()
         self._caller_pos = self._caller_end
+        self._room = 0  # what was handed over stays where it is
         items, self._items = self._items, []
         pending, self._pending = self._pending, 0
         if self._writer.queue.qsize() >= self._queue_items:  # the disk is behind: drop, never hold
