@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from support import SECOND, Call, StartCall
 from test_call_records import API_KEY, call_finished, get_json
+from test_sip_call import StartSip, post_call, start_sip, wait_task  # noqa: F401 (fixture)
 from test_twilio_call import (  # noqa: F401 (fixtures)
     StartTwilio,
     no_live_calls,
@@ -25,6 +26,7 @@ from test_vonage_call import connected, speech
 from vonage_bridge.recording.wav import decode_mulaw
 from vonage_bridge.sim.realtime import FakeRealtimeOptions, FakeRealtimeSession
 from vonage_bridge.sim.vonage import FakeVonageCaller
+from vonage_bridge.web.keys import STORE
 
 RATE = 16_000
 FRAME_SAMPLES = 320  # 20 ms at 16 kHz
@@ -340,3 +342,31 @@ async def test_twilio_call_is_recorded_at_8_khz_from_mulaw(
     heard = decode_mulaw(bytes(caller.heard))
     r0 = best_lag(heard, stereo[:, 1])
     assert correlation(heard, stereo[:, 1][r0:]) > 0.9
+
+
+async def test_sip_call_records_usage_and_says_recording_is_unavailable(
+    start_sip: StartSip,  # noqa: F811 (fixture)
+) -> None:
+    bridge, fake, http = await start_sip(RECORD_CALLS="true")
+    await post_call(bridge, http, "rtc_rec", path="/webhook")
+    sideband = await fake.wait_for_sideband(5 * SECOND)
+    await sideband.next_event(5 * SECOND)  # greeting
+    usage = {
+        "input_tokens": 1000,
+        "output_tokens": 200,
+        "input_token_details": {"text_tokens": 1000, "audio_tokens": 0, "cached_tokens": 0},
+        "output_token_details": {"text_tokens": 50, "audio_tokens": 150},
+    }
+    response = {"id": "resp_1", "status": "completed", "output": [], "usage": usage}
+    await sideband.send({"type": "response.done", "response": response})
+    await sideband.close()
+    await wait_task(bridge, "rtc_rec")
+    record = await bridge.app[STORE].get("rtc_rec")
+    assert record is not None
+    assert record.recording is not None
+    assert record.recording["status"] == "unavailable"
+    assert "openai-sip" in record.recording["error"] and record.recording["url"] is None
+    assert record.usage is not None
+    assert (record.usage["input_tokens"], record.usage["output_tokens"]) == (1000, 200)
+    # gpt-realtime: 1000 text in at 4.00, 50 text out at 16.00, 150 audio out at 64.00 per 1M
+    assert record.cost_usd == (4000 + 800 + 9600) / 1e6

@@ -355,7 +355,7 @@ class CallRecorder:
         if not self._on:
             return
         n = len(frame) // self._sample_bytes
-        arrived = int((now - self._t0) * self._rate)  # where it ends, had it just arrived
+        arrived = round((now - self._t0) * self._rate)  # where it ends, had it just arrived
         end = self._caller_end
         if arrived - n - end > self._gap:  # the stream paused (or is late): leave a gap
             if self._caller:
