@@ -19,11 +19,13 @@ COPY vonage_bridge /tmp/src/vonage_bridge
 RUN pip install /tmp/src && rm -rf /tmp/src
 
 # An unprivileged user; the app only reads its working directory, and writes call records
-# to the SQLite file in /app/data (lost on redeploy unless a volume is mounted there; set
-# DATABASE_URL=postgresql://... to keep them elsewhere).
+# to the SQLite file in /app/data and recordings (RECORD_CALLS) to /app/data/recordings:
+# lost on redeploy unless a volume is mounted on /app/data (fly.toml mounts one; set
+# DATABASE_URL=postgresql://... to keep the records elsewhere).
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin bridge \
-    && install -d -o bridge -g bridge /app/data
-ENV DATABASE_URL=sqlite:////app/data/calls.db
+    && install -d -o bridge -g bridge /app/data /app/data/recordings
+ENV DATABASE_URL=sqlite:////app/data/calls.db \
+    RECORDINGS_DIR=/app/data/recordings
 WORKDIR /app
 # The persona, read from SYSTEM_MESSAGE_PATH (default: system-message.txt in the cwd).
 COPY system-message.txt ./
