@@ -23,6 +23,9 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
     while a reply is expected (a response is active, or the caller's turn ended or we sent
     ``response.create``, and no ``response.created`` came yet);
 
+- a recorded call's :class:`~.recording.recorder.CallRecorder` (``recorder``): fed each
+  caller frame, each batch of reply frames handed to the caller (with when it plays) and
+  each barge-in, one cheap call each; its writer thread does the rest;
 - :class:`ToolRunner`: the model's tool calls as tasks of the call, results back through
   the session (media calls and the OpenAI SIP sideband alike);
 - :func:`summarize` / :func:`log_summary`: the one summary line per call (every door);

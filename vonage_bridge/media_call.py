@@ -116,6 +116,7 @@ async def serve_media_call(
         finally:  # run_call closed both sockets: off the audio path
             if recorder is not None:
                 recording = await recorder.close()
+                _log_recording(recording)
             await write_call_record(
                 deps.store,
                 session,
@@ -152,3 +153,12 @@ def _recorder(
         url=url,
         now=opened_at,
     )
+
+
+def _log_recording(result: RecordingResult) -> None:
+    """One line: where the recording is and how long (INFO), or why it failed (WARNING)."""
+    name = result.path.name if result.path is not None else "no file"
+    if result.status == "complete":
+        log.info("recording saved: %s (%.1f s, %d bytes)", name, result.seconds, result.bytes)
+    else:
+        log.warning("recording %s: %s (%s)", result.status, result.error, name)

@@ -11,8 +11,8 @@
 - a writer thread that places each piece at its sample position in a mixing window of
   :data:`WINDOW_S` (left = caller, right = assistant), cuts the assistant channel at a
   barge-in, and writes out what can no longer change: the audio older than
-  :data:`LATE_S` before the latest handoff. The header's sizes are rewritten after each write,
-  so even a file cut short by a crash opens.
+  :data:`LATE_S` before the latest handoff. The header's sizes are brought up to date every
+  :data:`HEADER_EVERY_S` of audio, so even a file cut short by a crash opens.
 
 The timeline is the event loop's clock from the recorder's start (the media socket's
 opening). The caller channel is the caller's stream as received: frames follow on from each
@@ -26,7 +26,7 @@ sent before it), and at a barge-in everything placed after the barge-in's moment
 ``clear`` threw it away at the caller). The two channels are thus aligned to one clock, to
 within a frame.
 
-Memory per call: the window (``WINDOW_S`` of stereo PCM16: 256 kB at 16 kHz) plus at most
+Memory per call: the window (``WINDOW_S`` of stereo PCM16: 384 kB at 16 kHz) plus at most
 :data:`QUEUE_ITEMS` handoffs of about :data:`HANDOFF_S` each queued for the writer; past that
 (a disk slower than real time) audio is dropped and counted, never held.
 
@@ -68,14 +68,15 @@ from .wav import (
 
 log = logging.getLogger(__name__)
 
-HANDOFF_S = 0.5
-"""Audio (caller + assistant, s) gathered on the loop before one handoff to the writer."""
-QUEUE_ITEMS = 8
+HANDOFF_S = 1.0
+"""Audio (caller + assistant, s) gathered on the loop before one handoff to the writer: each
+handoff wakes the writer thread, and those wake-ups are most of what recording costs."""
+QUEUE_ITEMS = 4
 """Handoffs waiting for the writer at most (about 4 s of audio); more are dropped, counted."""
-WINDOW_S = 4.0
+WINDOW_S = 6.0
 """The writer's mixing window, s: room for caller audio up to 1 s ahead of the clock
-(``bridge.CALLER_BURST_S``), reply audio up to the playout's look-ahead ahead, and
-:data:`LATE_S` behind."""
+(``bridge.CALLER_BURST_S``), reply audio up to the playout's look-ahead (at most 2 s) ahead,
+and :data:`LATE_S` plus a handoff's worth behind."""
 LATE_S = 1.0
 """Caller audio may land this far behind the clock (frames held up in the network, then
 delivered in a burst) and still take its place; older audio is final and written."""
@@ -84,16 +85,19 @@ GAP_S = 0.1
 gap (silence): the caller's stream paused."""
 FINISH_TIMEOUT_S = 5.0
 """How long :meth:`CallRecorder.close` waits for the writer to finish the file."""
-MIN_WRITE_S = 0.2
+MIN_WRITE_S = 0.5
 """The writer writes out at least this much at a time (except the end)."""
+HEADER_EVERY_S = 5.0
+"""The header's sizes are brought up to date after each this much audio written."""
 
 STATUS_COMPLETE = "complete"
 STATUS_FAILED = "failed"
 STATUS_UNAVAILABLE = "unavailable"
 
 _Item: TypeAlias = tuple[Any, ...]
-"""``("c", sample_pos, bytes)`` caller audio, ``("a", sample_pos, [frame, ...])`` reply
-audio, ``("x", sample_pos)`` cut the assistant channel from there on."""
+"""``("c", start_s, bytes)`` caller audio, ``("a", end_s, [frame, ...])`` reply audio (where
+it finishes playing), ``("x", at_s)`` cut the assistant channel from there on; times in s
+from the recording's time 0."""
 Opener: TypeAlias = Callable[[Path], IO[bytes]]
 """Opens the partial file for writing (tests pass one that fails on purpose)."""
 
@@ -168,13 +172,15 @@ class _Writer:
         self.rate = rate_hz
         self.mulaw = mulaw
         self.opener = opener
-        self.queue: queue.SimpleQueue[tuple[int, list[_Item]] | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[tuple[float, list[_Item]] | None] = queue.SimpleQueue()
         self.done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.error: str | None = None  # set once the writer failed (read by the loop)
         self.window = np.zeros((int(WINDOW_S * rate_hz), CHANNELS), dtype="<i2")
         self.written = 0  # sample frames written to the file (the window's start)
         self.extent = 0  # sample frames placed so far (the file's length at the end)
         self.min_write = int(MIN_WRITE_S * rate_hz)
+        self.header_every = int(HEADER_EVERY_S * rate_hz)
+        self.header_at = 0  # sample frames the header says the file holds
         self.late = int(LATE_S * rate_hz)
         self.file: IO[bytes] | None = None
         self.path: Path | None = None  # the file holding the audio, once there is one
@@ -194,59 +200,85 @@ class _Writer:
         self.file = self.opener(self.partial)
         self.path = self.partial
         self.file.write(wav_header(self.rate, 0))
+        rate = self.rate
         while (handoff := self.queue.get()) is not None:
-            now, items = handoff
+            now_s, items = handoff
             for item in items:
                 self._place(item)
+            now = round(now_s * rate)
             if now - self.late - self.written >= self.min_write:
                 self._write(now - self.late)
         self._write(self.extent)
         self._finish_file()
 
+    # The window is a ring: sample position p lives in row p % size. Rows before
+    # ``written`` are zero (cleared once written out), so placing one channel never needs
+    # the other, and nothing is ever shifted.
+
+    def _spans(self, start: int, stop: int) -> list[tuple[int, int, int]]:
+        """Rows of positions ``[start, stop)`` (at most one ring's worth) as
+        ``(first row, last row + 1, offset into the range)``, one or two of them."""
+        size = len(self.window)
+        i = start % size
+        n = stop - start
+        if i + n <= size:
+            return [(i, i + n, 0)]
+        return [(i, size, 0), (0, n - (size - i), size - i)]
+
     def _place(self, item: _Item) -> None:
-        kind, pos = item[0], item[1]
+        kind, pos = item[0], round(item[1] * self.rate)
         window = self.window
         if kind == "x":  # barge-in: the reply audio from pos on was never heard
-            window[max(pos - self.written, 0) :, 1] = 0
+            start = max(pos, self.written)
+            if start < self.extent:
+                for a, b, _ in self._spans(start, self.extent):
+                    window[a:b, 1] = 0
             return
         data = item[2] if kind == "c" else b"".join(item[2])
         samples = decode_mulaw(data) if self.mulaw else np.frombuffer(data, dtype="<i2")
+        if kind == "a":  # placed by its end: where it finishes playing
+            pos -= len(samples)
         size = len(window)
         if len(samples) > size:  # longer than the window (never with sane settings)
             pos += len(samples) - size
             samples = samples[-size:]
         if pos + len(samples) > self.written + size:  # too far ahead: write the oldest out
             self._write(pos + len(samples) - size)
-        start = pos - self.written
-        if start < 0:  # older than what is written: that part is lost
-            samples = samples[-start:]
-            start = 0
+        if pos < self.written:  # older than what is written: that part is lost
+            samples = samples[self.written - pos :]
+            pos = self.written
         n = len(samples)
         if not n:
             return
-        window[start : start + n, 0 if kind == "c" else 1] = samples
-        self.extent = max(self.extent, self.written + start + n)
+        channel = 0 if kind == "c" else 1
+        for a, b, off in self._spans(pos, pos + n):
+            window[a:b, channel] = samples[off : off + b - a]
+        self.extent = max(self.extent, pos + n)
 
     def _write(self, upto: int) -> None:
-        """Write the window's frames before sample position ``upto`` and slide it on."""
-        k = min(upto - self.written, len(self.window))
-        if k <= 0:
+        """Write the frames before sample position ``upto`` (at most a ring's worth)."""
+        upto = min(upto, self.written + len(self.window))
+        if upto <= self.written:
             return
-        assert self.file is not None
-        window = self.window
-        self.file.write(window[:k].tobytes())
-        window[:-k] = window[k:]  # numpy copies overlapping slices correctly
-        window[-k:] = 0
-        self.written += k
-        self._patch_header()
+        file, window = self.file, self.window
+        assert file is not None
+        for a, b, _ in self._spans(self.written, upto):
+            file.write(window[a:b].tobytes())
+            window[a:b] = 0
+        self.written = upto
+        if self.written - self.header_at >= self.header_every:
+            self._patch_header()
 
     def _patch_header(self) -> None:
+        """Rewrite the header's sizes for what is written so far: a file cut short here (a
+        crash of the process) still opens, with all but the last moments."""
         file = self.file
         assert file is not None
         file.seek(0)
         file.write(wav_header(self.rate, self.written * FRAME_BYTES))
         file.seek(0, os.SEEK_END)
         file.flush()
+        self.header_at = self.written
 
     def _finish_file(self) -> None:
         """Close the file with its final header and give it its final name (also after a
@@ -288,19 +320,16 @@ class CallRecorder:
     __slots__ = (
         "url",
         "_t0",
-        "_rate",
-        "_sample_bytes",
+        "_s_per_byte",
         "_caller",
         "_caller_pos",
         "_caller_end",
-        "_gap",
         "_room",
         "_items",
-        "_pending",
-        "_handoff_bytes",
+        "_handoff_at",
         "_epoch",
         "_on",
-        "_dropped",
+        "_dropped_s",
         "_queue_items",
         "_writer",
         "_thread",
@@ -320,21 +349,19 @@ class CallRecorder:
         self.url = url
         self._queue_items = queue_items
         self._t0 = now
-        self._rate = fmt.sample_rate_hz
-        self._sample_bytes = fmt.sample_bytes
-        self._caller = bytearray()
-        self._caller_pos = 0  # sample position of self._caller[0]
-        self._caller_end = 0  # sample position where the caller's stream has got to
-        self._gap = GAP_S * self._rate
-        self._room = 0  # samples the current caller segment may still move back (into a gap)
+        self._s_per_byte = 1.0 / (fmt.sample_rate_hz * fmt.sample_bytes)
+        # Times on the loop side are seconds since t0 (the writer turns them into samples).
+        self._caller = bytearray()  # the current caller segment, not handed over yet
+        self._caller_pos = 0.0  # where it starts, s
+        self._caller_end = 0.0  # where the caller's stream has got to, s
+        self._room = 0.0  # how far the current segment may still move back (into its gap), s
         self._items: list[_Item] = []
-        self._pending = 0
-        self._handoff_bytes = int(HANDOFF_S * self._rate * fmt.sample_bytes)
+        self._handoff_at = now + HANDOFF_S  # loop clock
         self._epoch = 0
         self._on = True
-        self._dropped = 0  # bytes of audio dropped (queue full)
+        self._dropped_s = 0.0  # audio dropped (the writer's queue was full), s
         self._writer = _Writer(
-            directory, file_stem(call_uuid), self._rate, fmt.encoding == "pcmu", opener
+            directory, file_stem(call_uuid), fmt.sample_rate_hz, fmt.encoding == "pcmu", opener
         )
         # the thread logs in the call's context (its lines carry the call id)
         context = contextvars.copy_context()
@@ -352,42 +379,42 @@ class CallRecorder:
 
     def caller(self, frame: bytes, now: float) -> None:
         """A caller frame as received (hot path), ``now`` on the loop clock."""
-        if not self._on:
-            return
-        n = len(frame) // self._sample_bytes
-        arrived = round((now - self._t0) * self._rate)  # where it ends, had it just arrived
-        end = self._caller_end
-        if arrived - n - end > self._gap:  # the stream paused (or is late): leave a gap
-            if self._caller:
-                self._items.append(("c", self._caller_pos, bytes(self._caller)))
-                self._caller.clear()
-            self._room = arrived - n - end
-            self._caller_pos = self._caller_end = arrived - n
-        elif self._room and end + n > arrived:
-            # Ahead of the clock since the gap: the gap was (partly) delivery delay, not a
-            # pause. Pull the segment back into it: its start becomes the earliest one its
-            # frames' arrivals allow.
-            back = min(end + n - arrived, self._room)
-            self._room -= back
-            self._caller_pos -= back
-            self._caller_end -= back
-        self._caller += frame
-        self._caller_end += n
-        self._pending += len(frame)
-        if self._pending >= self._handoff_bytes:
-            self._handoff(now)
+        if self._on:
+            arrived = now - self._t0  # where it ends, had it just arrived
+            length = len(frame) * self._s_per_byte
+            end = self._caller_end
+            if arrived - length - end > GAP_S:  # the stream paused (or is late): a gap
+                self._new_segment(arrived - length, end)
+            elif self._room and end + length > arrived:
+                self._pull_back(end + length - arrived)
+            self._caller += frame
+            self._caller_end += length
+            if now >= self._handoff_at:
+                self._handoff(now)
+
+    def _new_segment(self, start: float, end: float) -> None:
+        if self._caller:
+            self._items.append(("c", self._caller_pos, bytes(self._caller)))
+            self._caller.clear()
+        self._room = start - end
+        self._caller_pos = self._caller_end = start
+
+    def _pull_back(self, ahead: float) -> None:
+        """The segment runs ahead of the clock since its gap: the gap was (partly) delivery
+        delay, not a pause. Pull it back into the gap: the segment then starts at the
+        earliest time its frames' arrivals allow."""
+        back = min(ahead, self._room)
+        self._room -= back
+        self._caller_pos -= back
+        self._caller_end -= back
 
     def played(self, frames: list[bytes], end_at: float, now: float) -> None:
-        """Reply frames handed to the caller; they play until ``end_at`` (loop clock, s:
-        ``now + playout.ahead_s(now)`` right after the playout gave them)."""
-        if not self._on or not frames:
-            return
-        n_bytes = len(frames[0]) * len(frames)
-        start = (end_at - self._t0) * self._rate - n_bytes // self._sample_bytes
-        self._items.append(("a", round(start), frames))
-        self._pending += n_bytes
-        if self._pending >= self._handoff_bytes:
-            self._handoff(now)
+        """Reply frames handed to the caller (at least one); they play until ``end_at``
+        (loop clock, s: ``now + playout.ahead_s(now)`` right after the playout gave them)."""
+        if self._on:
+            self._items.append(("a", end_at - self._t0, frames))
+            if now >= self._handoff_at:
+                self._handoff(now)
 
     def cleared(self, epoch: int, now: float) -> None:
         """After a caller event that may barge in: ``epoch`` is the session's
@@ -396,9 +423,10 @@ class CallRecorder:
         if epoch != self._epoch:
             self._epoch = epoch
             if self._on:
-                self._items.append(("x", round((now - self._t0) * self._rate)))
+                self._items.append(("x", now - self._t0))
 
     def _handoff(self, now: float) -> None:
+        self._handoff_at = now + HANDOFF_S
         if self._writer.error is not None:  # the writer failed: stop recording
             self._on = False
             self._items = []
@@ -408,13 +436,14 @@ class CallRecorder:
             self._items.append(("c", self._caller_pos, bytes(self._caller)))
             self._caller.clear()
         self._caller_pos = self._caller_end
-        self._room = 0  # what was handed over stays where it is
+        self._room = 0.0  # what was handed over stays where it is
         items, self._items = self._items, []
-        pending, self._pending = self._pending, 0
-        if self._writer.queue.qsize() >= self._queue_items:  # the disk is behind: drop, never hold
-            self._dropped += pending
+        if self._writer.queue.qsize() >= self._queue_items:  # the disk is behind: drop
+            self._dropped_s += self._s_per_byte * sum(
+                len(i[2]) if i[0] == "c" else len(i[2]) * len(i[2][0]) for i in items if i[0] != "x"
+            )
             return
-        self._writer.queue.put((round((now - self._t0) * self._rate), items))
+        self._writer.queue.put((now - self._t0, items))
 
     # -------------------------------------------------------------- the end
 
@@ -432,7 +461,7 @@ class CallRecorder:
             if self._caller:
                 self._items.append(("c", self._caller_pos, bytes(self._caller)))
                 self._caller.clear()
-            writer.queue.put((round((now - self._t0) * self._rate), self._items))
+            writer.queue.put((now - self._t0, self._items))
             self._items = []
         self._on = False
         writer.queue.put(None)
@@ -451,9 +480,9 @@ class CallRecorder:
             status=STATUS_FAILED if writer.error is not None else STATUS_COMPLETE,
             url=self.url if path is not None and size else None,
             path=path if size else None,
-            seconds=data / FRAME_BYTES / self._rate,
+            seconds=data / FRAME_BYTES / writer.rate,
             bytes=size,
-            rate_hz=self._rate,
-            dropped_s=self._dropped / self._sample_bytes / self._rate,
+            rate_hz=writer.rate,
+            dropped_s=self._dropped_s,
             error=writer.error,
         )
