@@ -107,6 +107,23 @@ async def test_channels_follow_the_call_timeline_and_a_barge_in_cuts_the_reply(
     assert not list(tmp_path.glob("*.part"))
 
 
+async def test_a_long_call_goes_round_the_window_intact(tmp_path: Path) -> None:
+    """20 s: the writer's window (a ring of a few seconds) wraps several times."""
+    rec = recorder(tmp_path)
+    n = 1000
+    for i in range(n):
+        rec.caller(tone(i % 500 + 1), 100.0 + 0.02 * (i + 1))
+        if i % 6 == 0:  # reply audio all along, each batch numbered too
+            rec.played([tone(-(i % 500) - 1)] * 6, 100.0 + 0.02 * i + 0.12, 100.0 + 0.02 * i)
+    result = await rec.close(100.0 + 0.02 * n)
+    assert result.seconds == pytest.approx(20.04)  # the last reply batch plays to 20.04 s
+    _, audio = read(tmp_path / "call-1.wav")
+    expected = np.repeat(np.arange(n) % 500 + 1, FRAME)
+    assert (audio[: n * FRAME, 0] == expected).all() and not audio[n * FRAME :, 0].any()
+    batches = np.repeat(-(np.arange(0, n, 6) % 500) - 1, 6 * FRAME)[: n * FRAME]
+    assert (audio[: len(batches), 1] == batches).all()
+
+
 async def test_a_pause_in_the_caller_stream_leaves_silence_and_a_late_read_moves_back(
     tmp_path: Path,
 ) -> None:

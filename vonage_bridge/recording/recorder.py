@@ -305,7 +305,7 @@ class _Writer:
 class CallRecorder:
     """One call's recording: the loop-side hooks and the writer thread behind them.
 
-    Build with :meth:`start`; finish with :meth:`close` (every way the call ends).
+    Its writer thread starts at once; finish with :meth:`close` (every way the call ends).
 
     Args:
         directory: where the file goes (created if missing).
@@ -369,11 +369,6 @@ class CallRecorder:
             target=context.run, args=(self._writer.run,), name="call-recording", daemon=True
         )
         self._thread.start()
-
-    @classmethod
-    def start(cls, directory: Path, call_uuid: str, fmt: AudioFormat, *, url: str) -> CallRecorder:
-        """A recorder whose time 0 is now on the running loop's clock."""
-        return cls(directory, call_uuid, fmt, url=url, now=asyncio.get_running_loop().time())
 
     # -------------------------------------------------------------- hooks (on the loop)
 
