@@ -6,9 +6,10 @@
   (each caller frame as received, hot path: a ``bytearray`` append), :meth:`~CallRecorder.
   played` (each batch of reply frames handed to the caller, with when the batch ends on the
   playback timeline) and :meth:`~CallRecorder.cleared` (after a barge-in: the reply audio
-  placed after that moment was cleared, never heard). Every :data:`HANDOFF_S` of audio, what
-  was gathered goes to the writer in one queue put (a few a second, not one per frame);
-- a writer thread that places each piece at its sample position in a mixing window of
+  placed after that moment was cleared, never heard). Every :data:`HANDOFF_S`, what was
+  gathered goes to the writer in one ``deque`` append (no lock, no wake-up);
+- the process's one writer thread (every recording's), which wakes every :data:`TICK_S` and
+  for each call places each piece at its sample position in a mixing window of
   :data:`WINDOW_S` (left = caller, right = assistant), cuts the assistant channel at a
   barge-in, and writes out what can no longer change: the audio older than
   :data:`LATE_S` before the latest handoff. The header's sizes are brought up to date every
@@ -45,8 +46,8 @@ import contextlib
 import contextvars
 import logging
 import os
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,9 @@ from .wav import (
 log = logging.getLogger(__name__)
 
 HANDOFF_S = 1.0
-"""Audio (caller + assistant, s) gathered on the loop before one handoff to the writer: each
-handoff wakes the writer thread, and those wake-ups are most of what recording costs."""
+"""Audio (caller + assistant, s) gathered on the loop before one handoff to the writer."""
+TICK_S = 0.5
+"""The writer thread works through every recording's handoffs this often."""
 QUEUE_ITEMS = 4
 """Handoffs waiting for the writer at most (about 4 s of audio); more are dropped, counted."""
 WINDOW_S = 6.0
@@ -172,8 +174,9 @@ class _Writer:
         self.rate = rate_hz
         self.mulaw = mulaw
         self.opener = opener
-        self.queue: queue.SimpleQueue[tuple[float, list[_Item]] | None] = queue.SimpleQueue()
+        self.pending: deque[tuple[float, list[_Item]] | None] = deque()  # None: the end
         self.done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.context = contextvars.copy_context()  # its log lines carry the call id
         self.error: str | None = None  # set once the writer failed (read by the loop)
         self.window = np.zeros((int(WINDOW_S * rate_hz), CHANNELS), dtype="<i2")
         self.written = 0  # sample frames written to the file (the window's start)
@@ -185,31 +188,38 @@ class _Writer:
         self.file: IO[bytes] | None = None
         self.path: Path | None = None  # the file holding the audio, once there is one
 
-    def run(self) -> None:
+    def step(self) -> bool:
+        """Work through the handoffs waiting (in the writer thread); True once finished."""
+        return self.context.run(self._step)
+
+    def _step(self) -> bool:
         try:
-            self._run()
-        except BaseException as exc:  # the recording fails, never the call
+            if self.file is None:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self.file = self.opener(self.partial)
+                self.path = self.partial
+                self.file.write(wav_header(self.rate, 0))
+            rate, pending = self.rate, self.pending
+            while pending:
+                handoff = pending.popleft()
+                if handoff is None:  # the call ended
+                    self._write(self.extent)
+                    self._finish_file()
+                    self.done.set_result(None)
+                    return True
+                now_s, items = handoff
+                for item in items:
+                    self._place(item)
+                now = round(now_s * rate)
+                if now - self.late - self.written >= self.min_write:
+                    self._write(now - self.late)
+            return False
+        except Exception as exc:  # the recording fails, never the call
             self.error = f"{type(exc).__name__}: {exc}"
             log.error("recording failed: %s", self.error)
             self._finish_file()
-        finally:
             self.done.set_result(None)
-
-    def _run(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.file = self.opener(self.partial)
-        self.path = self.partial
-        self.file.write(wav_header(self.rate, 0))
-        rate = self.rate
-        while (handoff := self.queue.get()) is not None:
-            now_s, items = handoff
-            for item in items:
-                self._place(item)
-            now = round(now_s * rate)
-            if now - self.late - self.written >= self.min_write:
-                self._write(now - self.late)
-        self._write(self.extent)
-        self._finish_file()
+            return True
 
     # The window is a ring: sample position p lives in row p % size. Rows before
     # ``written`` are zero (cleared once written out), so placing one channel never needs
@@ -299,6 +309,59 @@ class _Writer:
                 self.error = f"{type(exc).__name__}: {exc}"
 
 
+class _WriterThread:
+    """The one thread that writes every recording of the process.
+
+    It wakes every :data:`TICK_S` while there are recordings (and at once when one ends) and
+    works through each one's handoffs: a handful of wake-ups a second whatever the number of
+    calls, where a thread per call woke once per handoff each. A recording that fails is
+    dropped from the round; the others go on.
+    """
+
+    def __init__(self) -> None:
+        self._writers: list[_Writer] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, writer: _Writer) -> None:
+        with self._lock:
+            self._writers.append(writer)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="call-recordings", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Work now (a recording ended: its file is finished without waiting for a tick)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                writers = list(self._writers)
+            self._wake.wait(TICK_S if writers else None)
+            self._wake.clear()
+            with self._lock:
+                writers = list(self._writers)
+            for writer in writers:
+                try:
+                    finished = writer.step()
+                except BaseException as exc:  # never expected: step catches its failures
+                    writer.error = writer.error or f"{type(exc).__name__}: {exc}"
+                    if not writer.done.done():
+                        writer.done.set_result(None)
+                    finished = True
+                if finished:
+                    with self._lock:
+                        self._writers.remove(writer)
+
+
+_WRITER_THREAD = _WriterThread()
+
+
 # ------------------------------------------------------------------ loop half
 
 
@@ -332,7 +395,6 @@ class CallRecorder:
         "_dropped_s",
         "_queue_items",
         "_writer",
-        "_thread",
     )
 
     def __init__(
@@ -363,12 +425,7 @@ class CallRecorder:
         self._writer = _Writer(
             directory, file_stem(call_uuid), fmt.sample_rate_hz, fmt.encoding == "pcmu", opener
         )
-        # the thread logs in the call's context (its lines carry the call id)
-        context = contextvars.copy_context()
-        self._thread = threading.Thread(
-            target=context.run, args=(self._writer.run,), name="call-recording", daemon=True
-        )
-        self._thread.start()
+        _WRITER_THREAD.add(self._writer)
 
     # -------------------------------------------------------------- hooks (on the loop)
 
@@ -433,12 +490,12 @@ class CallRecorder:
         self._caller_pos = self._caller_end
         self._room = 0.0  # what was handed over stays where it is
         items, self._items = self._items, []
-        if self._writer.queue.qsize() >= self._queue_items:  # the disk is behind: drop
+        if len(self._writer.pending) >= self._queue_items:  # the disk is behind: drop
             self._dropped_s += self._s_per_byte * sum(
                 len(i[2]) if i[0] == "c" else len(i[2]) * len(i[2][0]) for i in items if i[0] != "x"
             )
             return
-        self._writer.queue.put((now - self._t0, items))
+        self._writer.pending.append((now - self._t0, items))
 
     # -------------------------------------------------------------- the end
 
@@ -456,10 +513,11 @@ class CallRecorder:
             if self._caller:
                 self._items.append(("c", self._caller_pos, bytes(self._caller)))
                 self._caller.clear()
-            writer.queue.put((now - self._t0, self._items))
+            writer.pending.append((now - self._t0, self._items))
             self._items = []
         self._on = False
-        writer.queue.put(None)
+        writer.pending.append(None)
+        _WRITER_THREAD.wake()
         try:
             async with asyncio.timeout(FINISH_TIMEOUT_S):
                 await asyncio.wrap_future(writer.done)
