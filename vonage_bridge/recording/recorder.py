@@ -31,7 +31,7 @@ Memory per call: the window (``WINDOW_S`` of stereo PCM16: 384 kB at 16 kHz) plu
 :data:`QUEUE_ITEMS` handoffs of about :data:`HANDOFF_S` each queued for the writer; past that
 (a disk slower than real time) audio is dropped and counted, never held.
 
-Every way a call ends goes through :meth:`CallRecorder.close` (the engine's ``finally``):
+Every way a call ends goes through :meth:`CallRecorder.close` (``serve_media_call``'s ``finally``):
 the rest is written, the header finalised and ``<name>.wav.part`` renamed ``<name>.wav``. A
 failure of the writer (disk full, folder not writable) stops the recording, not the call:
 the hooks turn into no-ops and the result says ``failed`` (with what was written so far kept
