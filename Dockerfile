@@ -24,16 +24,19 @@ COPY vonage_bridge /tmp/src/vonage_bridge
 RUN pip install --no-deps /tmp/src && rm -rf /tmp/src
 
 # An unprivileged user; the app only reads its working directory, and writes call records
-# to the SQLite file in /app/data (lost on redeploy unless a volume is mounted there; set
-# DATABASE_URL=postgresql://... to keep them elsewhere).
+# to the SQLite file in /app/data and recordings (RECORD_CALLS) to /app/data/recordings:
+# lost on redeploy unless a volume is mounted on /app/data (fly.toml mounts one; set
+# DATABASE_URL=postgresql://... to keep the records elsewhere).
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin bridge \
-    && install -d -o bridge -g bridge /app/data \
+    && install -d -o bridge -g bridge /app/data /app/data/recordings \
     && install -d /app/config
-ENV DATABASE_URL=sqlite:////app/data/calls.db
+ENV DATABASE_URL=sqlite:////app/data/calls.db \
+    RECORDINGS_DIR=/app/data/recordings
 # /app/config: mount your own files here (read-only is enough) and name them in the variables:
 # SYSTEM_MESSAGE_PATH=/app/config/system-message.txt, FAQ_KB_PATH=/app/config/faq.json,
-# ASSISTANTS_FILE=/app/config/assistants.json, and TOOLS_MODULE=my_tools for
-# /app/config/my_tools.py (the directory is on PYTHONPATH). Empty by default.
+# ASSISTANTS_FILE=/app/config/assistants.json, PRICES_FILE=/app/config/prices.json, and
+# TOOLS_MODULE=my_tools for /app/config/my_tools.py (the directory is on PYTHONPATH). Empty by
+# default.
 ENV PYTHONPATH=/app/config
 WORKDIR /app
 # The persona, read from SYSTEM_MESSAGE_PATH (default: system-message.txt in the cwd).

@@ -32,6 +32,9 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
     short goodbye (``response.create`` with :data:`DRAIN_GOODBYE_INSTRUCTIONS`), waits for it to be
     heard, then ends the call (REST hang-up, 1001), all within :data:`DRAIN_GOODBYE_TIMEOUT_S`;
 
+- a recorded call's :class:`~.recording.recorder.CallRecorder` (``recorder``): fed each
+  caller frame, each batch of reply frames handed to the caller (with when it plays) and
+  each barge-in, one cheap call each; its writer thread does the rest;
 - :class:`ToolRunner`: the model's tool calls as tasks of the call, results back through
   the session (media calls and the OpenAI SIP sideband alike);
 - :func:`summarize` / :func:`log_summary`: the one summary line per call (every door);
@@ -86,6 +89,7 @@ from .metrics import METRICS
 from .realtime.connection import open_realtime
 from .realtime.prewarm import UNUSED_REASON, WarmSession
 from .realtime.protocol import client_event, parse_server_event
+from .recording.recorder import CallRecorder
 from .records import CallEnd, CallSummary, log_notes, log_summary, summarize
 from .tool_runner import ToolRunner
 from .tools import ToolContext, ToolRegistry
@@ -146,9 +150,11 @@ class _CallBridge:
         tool_ctx: ToolContext,
         warm: WarmSession | None = None,
         live: LiveCall | None = None,
+        recorder: CallRecorder | None = None,
     ) -> None:
         self.caller = caller
         self.live = live
+        self.recorder = recorder  # the call's recording (hooks: caller, played, cleared)
         self.warm = warm  # the call's warm Realtime session until adopted (or discarded)
         self.session = session
         self.door = door
@@ -230,8 +236,11 @@ class _CallBridge:
         delivered them at once) go up in one ``input_audio_buffer.append``, resampled as one
         block: up to :data:`COMBINE_FRAMES` whole frames, never waiting for one that has not
         arrived (a frame alone goes up at once, as before)."""
-        if not self.audio_bucket.take(self.clock(), len(frame) * self.s_per_byte):
+        now = self.clock()
+        if not self.audio_bucket.take(now, len(frame) * self.s_per_byte):
             return self.too_fast(len(frame))
+        if self.recorder is not None:
+            self.recorder.caller(frame, now)
         combined, inbox = self.combined, self.inbox
         if len(frame) == self.frame_bytes:
             if combined or (inbox is not None and len(inbox)):
@@ -319,6 +328,8 @@ class _CallBridge:
                     self.reply_awaited = True  # the caller's turn ended (create_response)
                 elif isinstance(event, ResponseCreated | SpeechStarted):
                     self.reply_awaited = False  # it started, or the caller speaks again
+                    if self.recorder is not None:  # a barge-in cuts the recorded reply
+                        self.recorder.cleared(session.playback_epoch, self.rt_heard_at)
                 elif isinstance(event, SessionUpdated) and self.connect_began is not None:
                     METRICS.realtime_connected(self.rt_heard_at - self.connect_began)
                     self.connect_began = None
@@ -350,6 +361,9 @@ class _CallBridge:
             epoch = session.playback_epoch
             frames = playout.take(loop.time())
             if frames:
+                if self.recorder is not None:  # the reply as the caller hears it
+                    now = loop.time()
+                    self.recorder.played(frames, now + playout.ahead_s(now), now)
                 if self.stopped_at is not None:
                     latency_s = loop.time() - self.stopped_at
                     self.reply_latency_ms.append(latency_s * 1000.0)
@@ -618,6 +632,7 @@ async def run_call(
     tool_ctx: ToolContext | None = None,
     live: LiveCall | None = None,
     warm: WarmSession | None = None,
+    recorder: CallRecorder | None = None,
 ) -> CallSummary:
     """Bridge an accepted media socket to a Realtime session until either ends.
 
@@ -639,6 +654,8 @@ async def run_call(
         warm: the call's Realtime session opened at the answer URL
             (``WarmSessions.take``), adopted as if the call had opened it (closed unused if
             the call ends first); None opens a new one.
+        recorder: the call's recording, fed the caller's frames, the reply frames handed to
+            the caller and the barge-ins; the caller closes it after the call.
     Returns:
         The call's summary (also logged as one INFO line, and the end as ERROR when we ended
         it by fault). Meanwhile each reply's latency and the Realtime connect time went to
@@ -652,7 +669,7 @@ async def run_call(
         front_door=door.name,
         called=info.called,
     )
-    bridge = _CallBridge(caller, session, door, http, openai, tools, ctx, warm, live)
+    bridge = _CallBridge(caller, session, door, http, openai, tools, ctx, warm, live, recorder)
     started = bridge.loop.time()
     end = CallEnd("call task cancelled", WSCloseCode.GOING_AWAY)
     try:

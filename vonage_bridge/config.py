@@ -39,6 +39,7 @@ from .config_sanity import sanity_problems, transfer_problem
 from .errors import ConfigError
 from .persona import DEFAULT_SYSTEM_MESSAGE as DEFAULT_SYSTEM_MESSAGE
 from .persona import read_faq_kb, read_system_message, with_faq_kb
+from .prices import DEFAULT_TABLE, PriceTable, load_prices
 
 DEFAULT_SYSTEM_MESSAGE_PATH = "system-message.txt"
 DEFAULT_GREETING = "Hello! You are connected to our assistant. Please go ahead."
@@ -381,6 +382,30 @@ class ConsoleSettings(_Group):
     session_hours: float = Field(12.0, alias="CONSOLE_SESSION_HOURS", ge=0.05, le=720.0)
 
 
+# ------------------------------------------------------------------ recording and cost
+
+
+class RecordingSettings(_Group):
+    """Call recording (``recording/``): ``record_calls`` records every media call (an
+    assistant can also ask for it per call); one stereo WAV per call in ``recordings_dir``
+    (relative to the working directory), deleted ``retention_days`` days after it was written
+    (0: never). Source: the README's Recording section."""
+
+    record_calls: bool = Field(False, alias="RECORD_CALLS")
+    recordings_dir: Path = Field(Path("recordings"), alias="RECORDINGS_DIR")
+    retention_days: int = Field(30, alias="RECORDING_RETENTION_DAYS", ge=0, le=36500)
+
+
+class CostSettings(_Group):
+    """Token prices for the calls' ``cost_usd``: the built-in table (``prices``), with
+    ``PRICES_FILE`` (JSON or TOML) adding or replacing models. Source:
+    https://platform.openai.com/docs/pricing"""
+
+    prices: Annotated[PriceTable, cv.parse(load_prices, DEFAULT_TABLE)] = Field(
+        DEFAULT_TABLE, alias="PRICES_FILE"
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of the service; build with :meth:`from_env`. ``warnings``: what does not
     stop start-up but the start-up log must say (a missing persona file)."""
@@ -402,6 +427,8 @@ class Settings(BaseSettings):
     setup: SetupSettings = SetupSettings.model_validate({})
     console: ConsoleSettings = ConsoleSettings.model_validate({})
     scale: ScaleSettings = ScaleSettings.model_validate({})
+    recording: RecordingSettings = RecordingSettings.model_validate({})
+    cost: CostSettings = CostSettings.model_validate({})
     warnings: tuple[str, ...] = ()
 
     @classmethod
@@ -510,5 +537,6 @@ _GROUPS += (AssistantSettings,)
 _GROUPS += (SetupSettings,)
 _GROUPS += (ConsoleSettings,)
 _GROUPS += (ScaleSettings,)
+_GROUPS += (RecordingSettings, CostSettings)
 _FIELDS = {f.alias: f for g in _GROUPS for f in g.model_fields.values() if f.alias}
 """Every variable the settings read, and its field."""

@@ -17,11 +17,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from aiohttp import web
 
 from .bridge import run_call
 from .calls import CallControl, CallDeps, LiveCall, transcript_listener
+from .config import Settings
 from .core.assistant import Assistant, CallContext, default_assistant
 from .core.call_data import CallInfo
 from .core.frontdoor import FrontDoor
@@ -29,7 +31,8 @@ from .core.session import CallSession
 from .hub import LiveView
 from .metrics import METRICS
 from .realtime.prewarm import WarmSessions
-from .records import CallSummary, write_call_record
+from .recording.recorder import CallRecorder, RecordingResult
+from .records import CallSummary, Pricing, write_call_record
 from .tools import ToolContext, ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -93,6 +96,7 @@ async def serve_media_call(
     deps: CallDeps,
     control: CallControl | None = None,
     warm: WarmSessions | None = None,
+    record: bool | None = None,
 ) -> CallSummary | None:
     """One media call, from its prepared socket to its record, for any media door.
 
@@ -108,10 +112,14 @@ async def serve_media_call(
         control: the call's carrier-side controls, if configured.
         warm: the app's warm Realtime sessions: the call's, if its answer URL opened one, is
             taken once the opening succeeded (one log line either way).
+        record: record the call (``recording``: a stereo WAV in ``RECORDINGS_DIR``, in the
+            record as ``recording``); None: when ``RECORD_CALLS`` is on or the call's
+            assistant says ``record: true``.
     Returns:
         The summary, or None when the opening failed.
     """
     calls = deps.calls
+    opened_at = asyncio.get_running_loop().time()  # a recording's time 0
     task = asyncio.current_task()
     assert task is not None
     live = calls[call_id] = LiveCall(call_id, ws, task, control)
@@ -151,6 +159,10 @@ async def serve_media_call(
         if deps.hub is not None:
             deps.hub.started(_view(call_id, call, started_at, session))
         session.on_transcript = transcript_listener(deps, call_id)
+        if record is None:  # every call (RECORD_CALLS), or this assistant's calls
+            record = settings.recording.record_calls or context.assistant.record
+        recorder = _recorder(settings, call_id, session, record, opened_at)
+        recording: RecordingResult | None = None
         try:
             summary = await run_call(
                 ws,
@@ -163,8 +175,12 @@ async def serve_media_call(
                 tool_ctx=call.tool_ctx,
                 live=live,
                 warm=adopted,
+                recorder=recorder,
             )
         finally:  # run_call closed both sockets: off the audio path
+            if recorder is not None:
+                recording = await recorder.close()
+                _log_recording(recording)
             METRICS.call_finished(call.door.name)
             end_reason = (
                 summary.end_reason if summary is not None else live.ending or "call handler stopped"
@@ -178,6 +194,8 @@ async def serve_media_call(
                 started_at=started_at,
                 end_reason=end_reason,
                 duration_s=summary.duration_s if summary is not None else None,
+                pricing=Pricing.of(settings),
+                recording=recording,
             )
         return summary
     finally:
@@ -199,3 +217,30 @@ def _view(call_id: str, call: MediaCall, started_at: datetime, session: CallSess
         started_at,
         transcript=session.stats.transcript,
     )
+
+
+def _recorder(
+    settings: Settings, call_id: str, session: CallSession, record: bool | None, opened_at: float
+) -> CallRecorder | None:
+    """The call's recorder when it is recorded (``record``, default ``RECORD_CALLS``); its
+    time 0 is ``opened_at`` (loop clock), when the media socket opened: every caller frame
+    came after it, so each can take its place on the timeline."""
+    if not (settings.recording.record_calls if record is None else record):
+        return None
+    url = f"{settings.server.public_url.http}/calls/{quote(call_id, safe='')}/recording"
+    return CallRecorder(
+        settings.recording.recordings_dir,
+        call_id,
+        session.caller_format,
+        url=url,
+        now=opened_at,
+    )
+
+
+def _log_recording(result: RecordingResult) -> None:
+    """One line: where the recording is and how long (INFO), or why it failed (WARNING)."""
+    name = result.path.name if result.path is not None else "no file"
+    if result.status == "complete":
+        log.info("recording saved: %s (%.1f s, %d bytes)", name, result.seconds, result.bytes)
+    else:
+        log.warning("recording %s: %s (%s)", result.status, result.error, name)

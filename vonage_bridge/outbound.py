@@ -138,11 +138,12 @@ class RecordExtras:
         offset: int,
         front_door: str | None = None,
         where: CallFilter | None = None,
+        min_cost: float | None = None,
     ) -> CallPage:
         if self._inner is None:
             return CallPage([], offset, limit, None)
         return await self._inner.page(
-            limit=limit, offset=offset, front_door=front_door, where=where
+            limit=limit, offset=offset, front_door=front_door, where=where, min_cost=min_cost
         )
 
     async def close(self) -> None:

@@ -13,8 +13,12 @@ from typing import Any
 
 from aiohttp import WSCloseCode
 
+from .config import Settings
 from .core.events import TranscriptEntry
 from .core.session import CallSession
+from .core.usage import CallUsage
+from .prices import PriceTable, call_cost_usd
+from .recording.recorder import RecordingResult
 from .store import CallRecord, CallStore
 
 log = logging.getLogger(__name__)
@@ -24,6 +28,25 @@ RECORD_WRITE_TIMEOUT_S = 5.0
 
 
 # ------------------------------------------------------------------ summaries and records
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """How a call's usage is priced: the table and the models the call used."""
+
+    table: PriceTable
+    model: str
+    transcription_model: str | None
+
+    @classmethod
+    def of(cls, settings: Settings) -> Pricing:
+        """The prices (``PRICES_FILE`` or built-in) and models of ``settings``."""
+        openai = settings.openai
+        return cls(settings.cost.prices, openai.model, openai.transcription_model)
+
+    def cost_usd(self, usage: CallUsage) -> float | None:
+        """``prices.call_cost_usd`` of ``usage``: USD, or None for a model without a price."""
+        return call_cost_usd(usage, self.table, self.model, self.transcription_model)
 
 
 @dataclass(slots=True)
@@ -135,6 +158,8 @@ async def write_call_record(
     started_at: datetime,
     end_reason: str,
     duration_s: float | None = None,
+    pricing: Pricing | None = None,
+    recording: RecordingResult | None = None,
 ) -> None:
     """Write the call's record, off the audio path (both sockets closed); a failure is
     logged (ERROR: the call id and the error's class, nothing of the record), never raised.
@@ -147,6 +172,8 @@ async def write_call_record(
         started_at: when the call started (aware UTC).
         end_reason: as in the summary line.
         duration_s: as in the summary line; None measures it from ``started_at``.
+        pricing: prices the session's summed token usage (``cost_usd``); None: no cost.
+        recording: what became of the call's recording; None: it was not recorded.
     """
     if store is None:
         return
@@ -168,6 +195,9 @@ async def write_call_record(
         transcript=tuple(session.stats.transcript),
         assistant=session.context.assistant.name,
         assistant_version=session.context.assistant.version,
+        usage=session.stats.usage.to_json(),
+        cost_usd=pricing.cost_usd(session.stats.usage) if pricing is not None else None,
+        recording=recording.to_json() if recording is not None else None,
     )
     await store_record(store, record)
 

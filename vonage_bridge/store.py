@@ -13,6 +13,8 @@ if older still (no ``front_door`` column), gets ``front_door VARCHAR(16) NOT NUL
 Revision 0003 added the outbound columns ``call_metadata`` (the ``POST /connect`` metadata
 as JSON text) and ``amd`` (``human`` / ``machine``), and ``assistant`` / ``assistant_version``,
 all nullable (NULL on older rows).
+Revision 0004 added ``usage`` (JSON), ``cost_usd`` (float) and ``recording`` (JSON),
+nullable: old rows read back with them null.
 
 Timestamps are stored as naive UTC with microseconds (``TIMESTAMP WITHOUT TIME ZONE`` on
 PostgreSQL, ISO text on SQLite) and come back as aware UTC ``datetime``s.
@@ -99,6 +101,13 @@ class CallRecord:
             ``machine``, or None (not asked, or no answer yet).
         assistant / assistant_version: the assistant that answered and its version (0: the
             built-in default); None on records written before assistants.
+        usage: the call's token usage in OpenAI's shape (``core.usage.CallUsage.to_json``),
+            None when unknown.
+        cost_usd: what that usage cost, USD (``prices.call_cost_usd``); None when a model it
+            used has no price.
+        recording: the call's recording (``recording.RecordingResult.to_json``: ``url``,
+            ``seconds``, ``bytes``, ``format``, ``channels``, ``rate_hz``, ``status``), or
+            None when the call was not recorded.
     """
 
     call_uuid: str
@@ -116,6 +125,9 @@ class CallRecord:
     amd: str | None = None
     assistant: str | None = None
     assistant_version: int | None = None
+    usage: dict[str, Any] | None = None
+    cost_usd: float | None = None
+    recording: dict[str, Any] | None = None
 
     def to_json(self, *, with_transcript: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -133,6 +145,9 @@ class CallRecord:
             "amd": self.amd,
             "assistant": self.assistant,
             "assistant_version": self.assistant_version,
+            "usage": self.usage,
+            "cost_usd": self.cost_usd,
+            "recording": self.recording,
         }
         if with_transcript:
             body["transcript"] = [e.to_json() for e in self.transcript]
@@ -163,12 +178,14 @@ class CallFilter:
 @dataclass(frozen=True, slots=True)
 class CallPage:
     """A page of records, newest first (without transcripts); ``next_offset`` is None on the
-    last page."""
+    last page; ``total_cost_usd`` sums ``cost_usd`` over every record the filters keep (all
+    pages), rounded to 1e-6."""
 
     records: list[CallRecord]
     offset: int
     limit: int
     next_offset: int | None
+    total_cost_usd: float = 0.0
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -204,10 +221,12 @@ class CallStore(Protocol):
         offset: int,
         front_door: str | None = None,
         where: CallFilter | None = None,
+        min_cost: float | None = None,
     ) -> CallPage:
         """Records newest first (by ``started_at``), without transcripts; only those of
-        ``front_door`` (one of :data:`FRONT_DOORS`) when it is given, and only those
-        ``where`` keeps (:class:`CallFilter`).
+        ``front_door`` (one of :data:`FRONT_DOORS`) when it is given, only those ``where``
+        keeps (:class:`CallFilter`), and those that cost at least ``min_cost`` USD when it is
+        given (a record without a cost is then left out).
 
         Raises:
             StoreUnavailable: the database is down or unusable (503).
@@ -262,6 +281,10 @@ calls_table = sa.Table(
     sa.Column("amd", sa.String(16), nullable=True),
     sa.Column("assistant", sa.String(64), nullable=True),
     sa.Column("assistant_version", sa.Integer, nullable=True),
+    # usage and cost, recording (issue 14)
+    sa.Column("usage", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("cost_usd", sa.Float, nullable=True),
+    sa.Column("recording", sa.JSON(none_as_null=True), nullable=True),
     sa.Index("ix_calls_started_at", "started_at"),
 )
 
@@ -402,6 +425,9 @@ class SqlCallStore:
                     amd=record.amd,
                     assistant=record.assistant,
                     assistant_version=record.assistant_version,
+                    usage=record.usage,
+                    cost_usd=record.cost_usd,
+                    recording=record.recording,
                 )
             )
             if inserted.rowcount != 1:
@@ -454,33 +480,51 @@ class SqlCallStore:
         offset: int,
         front_door: str | None = None,
         where: CallFilter | None = None,
+        min_cost: float | None = None,
     ) -> CallPage:
         try:
-            return await self._page(limit=limit, offset=offset, front_door=front_door, where=where)
+            return await self._page(
+                limit=limit, offset=offset, front_door=front_door, where=where, min_cost=min_cost
+            )
         except UNAVAILABLE as exc:
             raise StoreUnavailable(f"call records unavailable: {exc.__class__.__name__}") from exc
 
     async def _page(
-        self, *, limit: int, offset: int, front_door: str | None, where: CallFilter | None
+        self,
+        *,
+        limit: int,
+        offset: int,
+        front_door: str | None,
+        where: CallFilter | None,
+        min_cost: float | None,
     ) -> CallPage:
+        filters: list[sa.ColumnElement[bool]] = []
+        if front_door is not None:
+            filters.append(calls_table.c.front_door == front_door)
+        if where is not None:
+            filters.extend(_conditions(where))
+        if min_cost is not None:
+            filters.append(calls_table.c.cost_usd >= min_cost)
         query = (
             calls_table.select()
+            .where(*filters)
             .order_by(calls_table.c.started_at.desc(), calls_table.c.call_uuid.desc())
             .limit(limit + 1)
             .offset(offset)
         )
-        if front_door is not None:
-            query = query.where(calls_table.c.front_door == front_door)
-        if where is not None:
-            query = query.where(*_conditions(where))
+        total = sa.select(sa.func.coalesce(sa.func.sum(calls_table.c.cost_usd), 0.0)).where(
+            *filters
+        )
         async with self._turns, self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
+            total_cost = (await conn.execute(total)).scalar_one()
         more = len(rows) > limit
         return CallPage(
             records=[_record(r, ()) for r in rows[:limit]],
             offset=offset,
             limit=limit,
             next_offset=offset + limit if more else None,
+            total_cost_usd=round(float(total_cost), 6),
         )
 
     async def close(self) -> None:
@@ -543,6 +587,9 @@ def _record(row: sa.Row[Any], transcript: tuple[TranscriptEntry, ...]) -> CallRe
         amd=row.amd,
         assistant=row.assistant,
         assistant_version=row.assistant_version,
+        usage=row.usage,
+        cost_usd=row.cost_usd,
+        recording=row.recording,
     )
 
 

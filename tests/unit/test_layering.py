@@ -21,6 +21,7 @@ PURE_FOLDERS = {"core", "audio"}
 ENTRY_FOLDERS = {"web", "sim", "console"}
 SHELL_FOLDERS = {"migrations"}  # Alembic revisions: DDL on a database connection
 PROVIDER_FOLDERS = {"vonage", "twilio", "openai_sip", "realtime", "assistants", "browser"}
+PROVIDER_FOLDERS |= {"recording"}
 PURE_ROLES = {
     "__init__",
     "wire",
@@ -32,9 +33,10 @@ PURE_ROLES = {
     "webhook",
     "protocol",
     "instructions",
+    "wav",
 }
 PURE_TOP = {"__init__", "config", "config_problems", "config_values", "config_sanity", "errors"}
-PURE_TOP |= {"persona", "phone"}
+PURE_TOP |= {"persona", "phone", "prices"}
 ENTRY_TOP = {"__main__", "doctor"}
 FRONT_DOORS = {"vonage", "twilio", "openai_sip", "browser"}
 

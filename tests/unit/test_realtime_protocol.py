@@ -29,6 +29,7 @@ from vonage_bridge.core.events import (
     SpeechStarted,
     SpeechStopped,
 )
+from vonage_bridge.core.usage import TokenUsage
 from vonage_bridge.errors import RemoteProtocolError
 from vonage_bridge.realtime.instructions import call_instructions, session_update
 from vonage_bridge.realtime.protocol import (
@@ -162,7 +163,7 @@ HANDLED: list[tuple[dict[str, Any], RealtimeEvent]] = [
             "transcript": "I'd like to book a table.",
             "usage": {"type": "duration", "seconds": 2},
         },
-        InputTranscriptCompleted("item_001", "I'd like to book a table."),
+        InputTranscriptCompleted("item_001", "I'd like to book a table.", TokenUsage(seconds=2.0)),
     ),
     (
         {
@@ -192,7 +193,7 @@ HANDLED: list[tuple[dict[str, Any], RealtimeEvent]] = [
                 "usage": {"total_tokens": 10},
             },
         },
-        ResponseDone("resp_001", "cancelled"),
+        ResponseDone("resp_001", "cancelled", usage=TokenUsage()),
     ),
     (
         {

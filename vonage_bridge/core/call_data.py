@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .events import TranscriptEntry
+from .usage import CallUsage
 
 __all__ = ["CallInfo", "CallStats", "Note", "NoteLevel"]
 
@@ -71,3 +72,5 @@ class CallStats:
     transferred: bool = False
     """A tool transferred the call (set by the shell's tool runner): the carrier then ends
     our leg, which looks like the caller hanging up."""
+    usage: CallUsage = field(default_factory=CallUsage)
+    """Token usage summed from ``response.done`` and input transcription reports."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .usage import TokenUsage
+
 # ---------------------------------------------------------------- caller side (telephony)
 # Parsed by ``vonage/wire.py`` (Vonage WebSocket) and ``twilio/wire.py`` (Twilio
 # Media Streams). Caller audio never becomes an object here (hot path: plain ``bytes``).
@@ -181,10 +183,12 @@ class OutputTranscriptDone:
 
 @dataclass(frozen=True, slots=True)
 class InputTranscriptCompleted:
-    """``conversation.item.input_audio_transcription.completed``: what the caller said."""
+    """``conversation.item.input_audio_transcription.completed``: what the caller said, and
+    the transcription's ``usage`` (None when absent)."""
 
     item_id: str
     transcript: str
+    usage: TokenUsage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +218,8 @@ class ResponseDone:
     response_id: str
     status: str
     function_calls: tuple[FunctionCallDone, ...] = ()
+    usage: TokenUsage | None = None
+    """The response's token ``usage`` (None when absent)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -456,6 +456,7 @@ class CallSession:
             case FunctionCallDone():
                 self._function_call(event)
             case InputTranscriptCompleted():
+                self.stats.usage.add_transcription(event.usage)
                 self._transcript("caller", event.transcript)
             case OutputTranscriptDone():
                 self._transcript("assistant", event.transcript)
@@ -490,6 +491,7 @@ class CallSession:
                 pass  # nothing to do (known events we do not use)
 
     def _response_done(self, event: ResponseDone) -> None:
+        self.stats.usage.add_response(event.usage)
         if event.response_id == self.active_response:
             self.active_response = None
         self._end_of_audio()

@@ -56,7 +56,8 @@ from ..hub import LiveView
 from ..metrics import METRICS
 from ..realtime.connection import open_realtime
 from ..realtime.protocol import client_event, parse_server_event
-from ..records import log_notes, log_summary, summarize, write_call_record
+from ..recording.recorder import RecordingResult
+from ..records import Pricing, log_notes, log_summary, summarize, write_call_record
 from ..store import FRONT_DOOR_OPENAI_SIP
 from ..tool_runner import ToolRunner
 from ..tools import ToolContext, ToolRegistry
@@ -70,6 +71,11 @@ or after this long, whichever is first."""
 LIMIT_REASONS = (END_MAX_DURATION, END_INACTIVITY)
 SHUTDOWN_HANGUP_S = 3.0
 """Bound on hanging the call up at OpenAI when the server shuts down."""
+NOT_RECORDED = RecordingResult.unavailable(
+    "recording is not available on the openai-sip front door: its audio goes to OpenAI "
+    "directly, never through this service"
+)
+"""The record's ``recording`` of a SIP call when ``RECORD_CALLS`` is on."""
 
 
 class SipCallControl:
@@ -336,6 +342,8 @@ async def serve_sideband(
             direction="inbound",
             started_at=started_at,
             end_reason=summary.end_reason,
+            pricing=Pricing.of(settings),
+            recording=NOT_RECORDED if settings.recording.record_calls else None,
         )
         if hub is not None:
             hub.ended(info.call_uuid, summary.end_reason)

@@ -36,6 +36,7 @@ from ..core.events import (
     SpeechStopped,
 )
 from ..core.jsonbody import loads_object
+from ..core.usage import parse_usage
 from ..errors import RemoteProtocolError
 
 _APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
@@ -142,7 +143,10 @@ def _response_done(doc: dict[str, Any]) -> ResponseDone:
     output = r.get("output")
     calls = [_function_call(i) for i in output] if isinstance(output, list) else []
     return ResponseDone(
-        _s(r, "id"), _s(r, "status") or "unknown", tuple(c for c in calls if c is not None)
+        _s(r, "id"),
+        _s(r, "status") or "unknown",
+        tuple(c for c in calls if c is not None),
+        parse_usage(r.get("usage")),
     )
 
 
@@ -170,7 +174,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], RealtimeEvent]] = {
         _s(d, "response_id"), _s(d, "item_id"), _s(d, "transcript")
     ),
     "conversation.item.input_audio_transcription.completed": lambda d: InputTranscriptCompleted(
-        _s(d, "item_id"), _s(d, "transcript")
+        _s(d, "item_id"), _s(d, "transcript"), parse_usage(d.get("usage"))
     ),
     "conversation.item.input_audio_transcription.failed": lambda d: InputTranscriptFailed(
         _s(d, "item_id"), _s(d["error"], "message") if isinstance(d.get("error"), dict) else ""

@@ -28,6 +28,8 @@ Sources (cited below by their bracketed names):
   https://platform.openai.com/docs/api-reference/realtime-client-events/session/update
 - [client events] https://platform.openai.com/docs/api-reference/realtime-client-events
 - [server events] https://platform.openai.com/docs/api-reference/realtime-server-events
+- [costs] https://platform.openai.com/docs/guides/realtime-costs (audio tokens per ms of
+  audio; ``usage`` and its cached tokens)
 - [openai-python] the Python SDK's types, ``src/openai/types/realtime/`` (GA) and
   ``src/openai/types/beta/realtime/`` (beta), https://github.com/openai/openai-python
 - [openai-openapi] the OpenAPI definition, ``openapi.yaml`` in
@@ -81,6 +83,8 @@ MIN_COMMIT_MS: Final = 100  # the real API refuses to commit less than 100 ms
 TONE_HZ: Final = 440.0
 TONE_MS: Final = 200
 CLOSE_TIMEOUT_S: Final = 2.0
+USER_AUDIO_MS_PER_TOKEN: Final = 100.0  # caller audio: 1 token per 100 ms [costs]
+REPLY_AUDIO_MS_PER_TOKEN: Final = 50.0  # assistant audio: 1 token per 50 ms [costs]
 MAX_MESSAGE_BYTES: Final = (
     32 * 1024 * 1024
 )  # 15 MiB of audio per append, base64-encoded [client events]
@@ -313,6 +317,11 @@ def _convert(data: bytes, src: _AudioFormat, dst: _AudioFormat) -> bytes:
         resampled = np.interp(where, np.arange(samples.size), samples.astype(np.float64))
         samples = np.round(resampled).astype(np.int16)
     return _encode(dst, samples)
+
+
+def _audio_tokens(ms: float, ms_per_token: float) -> int:
+    """Audio tokens for ``ms`` of audio, rounded up (a started token counts) [costs]."""
+    return math.ceil(ms / ms_per_token) if ms > 0 else 0
 
 
 def _tone(fmt: _AudioFormat, duration_ms: int) -> bytes:
@@ -565,6 +574,10 @@ class FakeRealtimeSession:
         self._active: _ActiveResponse | None = None
         self._stream_tasks: set[asyncio.Task[None]] = set()
         self._last_utterance: tuple[bytes, _AudioFormat] | None = None
+        # usage: the conversation so far, in tokens (what the next response reads as input)
+        self._history_text_tokens = 0
+        self._history_audio_tokens = 0
+        self._cached_prefix = (0, 0)  # (text, audio) tokens of the previous response's input
 
         # server VAD, over input_audio; positions as (byte offset, ms of audio since start)
         self._vad_byte = 0
@@ -1068,8 +1081,9 @@ class FakeRealtimeSession:
                 item_id=item_id,
                 content_index=0,
                 transcript=f"(caller speech {duration_s:.2f} s)",
-                usage={"type": "duration", "seconds": round(duration_s, 3)},
+                usage=self._transcription_usage(duration_s),
             )
+        self._history_audio_tokens += _audio_tokens(duration_s * 1000, USER_AUDIO_MS_PER_TOKEN)
 
     # --- responses ----------------------------------------------------------------------------
 
@@ -1240,6 +1254,62 @@ class FakeRealtimeSession:
         if not task.cancelled() and task.exception() is not None:
             logger.error("fake realtime: response stream failed", exc_info=task.exception())
 
+    def _transcription_usage(self, duration_s: float) -> JsonObject:
+        """A ``gpt-4o-*-transcribe`` usage report: the utterance's audio tokens (plus a few
+        text tokens of prompt) in, about one text token per 4 characters of transcript out."""
+        audio = _audio_tokens(duration_s * 1000, USER_AUDIO_MS_PER_TOKEN)
+        text_in = 8
+        text_out = max(1, len(f"(caller speech {duration_s:.2f} s)") // 4)
+        return {
+            "type": "tokens",
+            "input_tokens": text_in + audio,
+            "output_tokens": text_out,
+            "total_tokens": text_in + audio + text_out,
+            "input_token_details": {"text_tokens": text_in, "audio_tokens": audio},
+        }
+
+    def _response_usage(self, active: _ActiveResponse) -> JsonObject:
+        """A Realtime ``response.done`` usage, shaped and scaled like the real one: the
+        input is the instructions and tools (text) plus the conversation so far (the caller's
+        audio at 1 token per 100 ms, earlier replies' audio at 1 per 50 ms, their transcripts
+        as text); the previous response's input is cached (in 64-token steps, the cache's
+        grain simplified); the output is this reply's audio and transcript."""
+        config_text = len(json.dumps(self.config.get("instructions", ""))) // 4
+        config_text += len(json.dumps(self.config.get("tools", []))) // 4
+        text_in = config_text + self._history_text_tokens
+        audio_in = self._history_audio_tokens
+        out_audio = _audio_tokens(
+            active.response.total_bytes / active.audio_format.bytes_per_ms,
+            REPLY_AUDIO_MS_PER_TOKEN,
+        )
+        out_text = len(active.transcript_sent) // 4
+        prev_text, prev_audio = self._cached_prefix
+        cached_text = min(prev_text, text_in)
+        cached_audio = min(prev_audio, audio_in)
+        cached = (cached_text + cached_audio) // 64 * 64
+        cached_audio = max(0, cached - cached_text)
+        cached_text = cached - cached_audio
+        self._cached_prefix = (text_in, audio_in)
+        self._history_text_tokens += out_text
+        self._history_audio_tokens += out_audio
+        return {
+            "total_tokens": text_in + audio_in + out_text + out_audio,
+            "input_tokens": text_in + audio_in,
+            "output_tokens": out_text + out_audio,
+            "input_token_details": {
+                "text_tokens": text_in,
+                "audio_tokens": audio_in,
+                "image_tokens": 0,
+                "cached_tokens": cached,
+                "cached_tokens_details": {
+                    "text_tokens": cached_text,
+                    "audio_tokens": cached_audio,
+                    "image_tokens": 0,
+                },
+            },
+            "output_token_details": {"text_tokens": out_text, "audio_tokens": out_audio},
+        }
+
     def _item_json(
         self, active: _ActiveResponse, status: str, *, with_content: bool = True
     ) -> JsonObject:
@@ -1261,7 +1331,6 @@ class FakeRealtimeSession:
         details: JsonObject | None = None,
     ) -> JsonObject:
         done = status != "in_progress"
-        audio_tokens = active.response.total_bytes // active.audio_format.bytes_per_ms // 50
         return {
             "object": "realtime.response",
             "id": active.response.response_id,
@@ -1277,15 +1346,7 @@ class FakeRealtimeSession:
                     "voice": _sub(self.config, "audio", "output").get("voice"),
                 }
             },
-            "usage": (
-                {
-                    "total_tokens": 100 + audio_tokens,
-                    "input_tokens": 100,
-                    "output_tokens": audio_tokens,
-                }
-                if done
-                else None
-            ),
+            "usage": self._response_usage(active) if done else None,
             "metadata": None,
         }
 

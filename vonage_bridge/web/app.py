@@ -35,7 +35,7 @@ from ..twilio.rest import TwilioApi
 from ..vonage import dial
 from ..vonage import routes as vonage
 from ..vonage.voice_api import VoiceApi
-from . import calls_api, index
+from . import calls_api, index, recordings
 from .cluster_api import cluster_context, setup_cluster
 from .guards import WebhookGuards
 from .keys import (
@@ -304,6 +304,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
             inactivity_timeout_s=limits.inactivity_timeout_s,
         )
     )
+    app.router.add_routes(recordings.routes)
     if settings.twilio.enabled:
         twilio.setup_twilio(app)
     if settings.sip.webhook_secret:
@@ -311,6 +312,7 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     app.cleanup_ctx.append(metrics_site)  # first in, last out: scraped until the end
     setup_console(app)  # /console: operator console and browser phone
     app.cleanup_ctx.append(_http_client)
+    app.cleanup_ctx.append(recordings.recording_retention)
     if store is not None:
         app[STORE] = store
     else:
@@ -321,4 +323,5 @@ def make_app(settings: Settings, *, store: CallStore | None = None) -> web.Appli
     app.on_shutdown.append(_close_warm_sessions)
     setup_lifecycle(app)  # drain guard; on_shutdown: the live calls
     _startup_report(settings, app[TOOLS])
+    recordings.recording_report(settings)
     return app

@@ -11,9 +11,15 @@ constant time). Responses:
   value is a 400 ``invalid_filter`` naming the parameter. Any other query parameter
   (``?from=...``) is a 400 ``unknown_parameter`` naming it and the known ones, rather than
   a page that silently ignores the filter.
+  ``min_cost=0.05`` keeps only the calls that cost at least that many USD (calls without a
+  cost are left out); anything but a number >= 0 is a 400 ``invalid_filter``.
+  ``total_cost_usd`` is the sum of ``cost_usd`` over every call the filters keep (all pages).
 - ``GET /calls/{call_uuid}``: 200 with the record and its transcript, 404 ``call_not_found``.
 - Every record says ``front_door``: ``vonage``, ``twilio``, ``openai-sip`` or ``browser``
-  (the operator console's browser phone).
+  (the operator console's browser phone); ``usage`` (token usage in OpenAI's shape),
+  ``cost_usd`` (null: a model without a price) and ``recording`` (null: not recorded; else
+  ``url``, ``seconds``, ``bytes``, ``format``, ``channels``, ``rate_hz``, ``status``); the file
+  is ``GET /calls/{call_uuid}/recording`` (``web/recordings.py``).
 - 401 ``api_key_missing``, 403 ``api_key_invalid``, 503 ``calls_api_disabled``
   (``CONNECT_API_KEY`` unset) or ``call_records_unavailable`` (the database was unreachable
   at start-up, or is down now).
@@ -33,7 +39,7 @@ routes = web.RouteTableDef()
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_OFFSET = 1_000_000
-LIST_PARAMETERS = ("limit", "offset", "front_door")
+LIST_PARAMETERS = ("limit", "offset", "front_door", "min_cost")
 """The query parameters ``GET /calls`` knows."""
 
 
@@ -87,6 +93,20 @@ def _front_door_param(request: web.Request) -> str | None:
     return raw
 
 
+def _min_cost_param(request: web.Request) -> float | None:
+    raw = request.query.get("min_cost")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < float("inf"):  # also refuses nan
+        msg = f"min_cost: {raw[:32]!r} is not a number >= 0 (USD)"
+        raise InvalidRequest(msg, code="invalid_filter")
+    return value
+
+
 @routes.get("/calls")
 async def list_calls(request: web.Request) -> web.Response:
     """A page of call records, newest first."""
@@ -95,13 +115,15 @@ async def list_calls(request: web.Request) -> web.Response:
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     front_door = _front_door_param(request)
-    page = await store.page(limit=limit, offset=offset, front_door=front_door)
+    min_cost = _min_cost_param(request)
+    page = await store.page(limit=limit, offset=offset, front_door=front_door, min_cost=min_cost)
     return web.json_response(
         {
             "calls": [r.to_json(with_transcript=False) for r in page.records],
             "limit": page.limit,
             "offset": page.offset,
             "next_offset": page.next_offset,
+            "total_cost_usd": page.total_cost_usd,
         }
     )
 
