@@ -178,6 +178,7 @@ async def serve_media_call(
                 started_at=started_at,
                 end_reason=end_reason,
                 duration_s=summary.duration_s if summary is not None else None,
+                summary=summary,
             )
         return summary
     finally:

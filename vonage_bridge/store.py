@@ -12,7 +12,8 @@ if older still (no ``front_door`` column), gets ``front_door VARCHAR(16) NOT NUL
 (only missing tables, never an ALTER); every schema change still needs its revision.
 Revision 0003 added the outbound columns ``call_metadata`` (the ``POST /connect`` metadata
 as JSON text) and ``amd`` (``human`` / ``machine``), and ``assistant`` / ``assistant_version``,
-all nullable (NULL on older rows).
+all nullable (NULL on older rows). Revision 0004 added ``figures`` (the call's figures as
+JSON text, ``records.call_figures``; NULL on older rows).
 
 Timestamps are stored as naive UTC with microseconds (``TIMESTAMP WITHOUT TIME ZONE`` on
 PostgreSQL, ISO text on SQLite) and come back as aware UTC ``datetime``s.
@@ -99,6 +100,8 @@ class CallRecord:
             ``machine``, or None (not asked, or no answer yet).
         assistant / assistant_version: the assistant that answered and its version (0: the
             built-in default); None on records written before assistants.
+        figures: the call's figures (``records.call_figures``: reply latency median/p95 in
+            ms, underruns, barge-ins...), or None on records written before them.
     """
 
     call_uuid: str
@@ -116,6 +119,7 @@ class CallRecord:
     amd: str | None = None
     assistant: str | None = None
     assistant_version: int | None = None
+    figures: dict[str, object] | None = None
 
     def to_json(self, *, with_transcript: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -133,6 +137,7 @@ class CallRecord:
             "amd": self.amd,
             "assistant": self.assistant,
             "assistant_version": self.assistant_version,
+            "figures": self.figures,
         }
         if with_transcript:
             body["transcript"] = [e.to_json() for e in self.transcript]
@@ -262,6 +267,7 @@ calls_table = sa.Table(
     sa.Column("amd", sa.String(16), nullable=True),
     sa.Column("assistant", sa.String(64), nullable=True),
     sa.Column("assistant_version", sa.Integer, nullable=True),
+    sa.Column("figures", sa.Text, nullable=True),
     sa.Index("ix_calls_started_at", "started_at"),
 )
 
@@ -402,6 +408,7 @@ class SqlCallStore:
                     amd=record.amd,
                     assistant=record.assistant,
                     assistant_version=record.assistant_version,
+                    figures=_metadata_text(record.figures),
                 )
             )
             if inserted.rowcount != 1:
@@ -543,6 +550,7 @@ def _record(row: sa.Row[Any], transcript: tuple[TranscriptEntry, ...]) -> CallRe
         amd=row.amd,
         assistant=row.assistant,
         assistant_version=row.assistant_version,
+        figures=_metadata_value(row.figures),
     )
 
 

@@ -330,7 +330,8 @@ async def test_a_front_door_era_database_gets_the_outbound_columns(
     added = sorted(
         r.getMessage().rsplit(".", 1)[1] for r in caplog.records if "added column" in r.getMessage()
     )
-    assert added == ["amd", "assistant", "assistant_version", "call_metadata"]
+    # revision 0003's four, then 0004's figures
+    assert added == ["amd", "assistant", "assistant_version", "call_metadata", "figures"]
 
 
 async def test_previous_version_database_gets_the_assistant_columns(tmp_path: Path) -> None:

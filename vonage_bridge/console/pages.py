@@ -246,11 +246,13 @@ async def history(request: web.Request) -> web.Response:
 
 
 def figures(record: CallRecord) -> dict[str, Any]:
-    """What the detail page sums up: duration and counts by role."""
+    """What the detail page sums up: duration, counts by role, and the record's figures
+    (``records.call_figures``: reply latency median/p95, underruns, barge-ins; ``{}`` on a
+    record written before them)."""
     counts = {role: 0 for role in ROLE_LABELS}
     for entry in record.transcript:
         counts[entry.role] = counts.get(entry.role, 0) + 1
-    return {"duration_s": record.duration_s, "counts": counts}
+    return {"duration_s": record.duration_s, "counts": counts, "call": record.figures or {}}
 
 
 async def detail(request: web.Request) -> web.Response:

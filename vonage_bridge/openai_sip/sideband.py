@@ -336,6 +336,7 @@ async def serve_sideband(
             direction="inbound",
             started_at=started_at,
             end_reason=summary.end_reason,
+            summary=summary,
         )
         if hub is not None:
             hub.ended(info.call_uuid, summary.end_reason)
