@@ -198,5 +198,7 @@ def _view(call_id: str, call: MediaCall, started_at: datetime, session: CallSess
         call.info.caller,
         call.info.called,
         started_at,
+        assistant=session.context.assistant.name,
+        assistant_version=session.context.assistant.version,
         transcript=session.stats.transcript,
     )

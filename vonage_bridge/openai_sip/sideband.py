@@ -295,6 +295,8 @@ async def serve_sideband(
     hub = deps.hub
     if hub is not None:  # the operator console's live page
         view = LiveView(info.call_uuid, FRONT_DOOR_OPENAI_SIP, "inbound", info.caller, info.called)
+        view.assistant = session.context.assistant.name
+        view.assistant_version = session.context.assistant.version
         view.started_at, view.transcript, view.hang_up = (
             started_at,
             session.stats.transcript,
