@@ -275,7 +275,10 @@ async def test_browser_phone_sends_the_microphone_and_plays_the_reply(
 # ------------------------------------------------------------------ without a browser
 
 PAGES = ["/console", "/console/live", "/console/history", "/console/dial", "/console/phone"]
-PAGES += ["/console/calls/some-call"]
+PAGES += ["/console/calls/some-call", "/console/assistants", "/console/assistants/new"]
+PAGES += ["/console/assistants/default"]
+POSTS = ["/console/calls/x/hangup", "/console/dial", "/console/logout", "/console/assistants"]
+POSTS += ["/console/assistants/default/delete"]
 APIS = ["/console/api/events", "/console/static/live.js", "/console/static/phone.js"]
 APIS += ["/console/static/capture-worklet.js", "/console/static/player-worklet.js"]
 APIS += ["/console/phone/ws"]
@@ -292,7 +295,7 @@ async def test_every_console_url_needs_a_session(start_call: StartCall) -> None:
         for path in APIS:
             async with http.get(base + path, allow_redirects=False) as resp:
                 assert resp.status == 401, path
-        for path in ["/console/calls/x/hangup", "/console/dial", "/console/logout"]:
+        for path in POSTS:
             async with http.post(base + path, data={"csrf": "x"}, allow_redirects=False) as r:
                 assert r.status == 303, path
         # The login page and its stylesheet need no session.
@@ -327,7 +330,7 @@ async def test_a_post_without_the_csrf_token_is_refused(start_call: StartCall) -
         ) as resp:
             assert resp.status == 403
         csrf = await _logged_in(http, base)
-        for path in ["/console/calls/x/hangup", "/console/dial", "/console/logout"]:
+        for path in POSTS:
             async with http.post(base + path, data={}, allow_redirects=False) as resp:
                 assert resp.status == 403, path
             async with http.post(
