@@ -226,14 +226,14 @@ async def test_live_call_transcript_hang_up_history_and_detail(
     figures = record.figures
     assert isinstance(figures["replies"], int) and figures["replies"] >= 1
     median = figures["reply_latency_median_ms"]
-    assert isinstance(median, float) and median > 0
+    assert isinstance(median, float) and median >= 0
     await expect(page.locator("#fig-replies")).to_have_text(str(figures["replies"]))
     await expect(page.locator("#fig-latency-median")).to_have_text(f"{median:.0f} ms")
     p95 = figures["reply_latency_p95_ms"]
     await expect(page.locator("#fig-latency-p95")).to_have_text(f"{p95:.0f} ms")
     await expect(page.locator("#fig-underruns")).to_have_text(str(figures["underruns"]))
     await expect(page.locator("#fig-barge-ins")).to_have_text(str(figures["barge_ins"]))
-    await expect(page.locator("#record-assistant")).to_have_text("default (version 0)")
+    await expect(page.locator("#record-assistant")).to_have_text("default (built-in)")
     await page.screenshot(path=shots / "console-detail.png", full_page=True)
 
     await page.get_by_role("link", name="Dial").click()
@@ -558,9 +558,9 @@ async def test_assistants_pages_create_edit_bind_then_dial_with_the_assistant(
         await page.get_by_label("Metadata (a JSON object kept on the call record; optional)").fill(
             '{"crm_id": 42}'
         )
-        await page.screenshot(path=shots / "console-dial.png", full_page=True)
         await page.get_by_role("button", name="Call").click()
         await page.get_by_text("Call placed:").wait_for()
+        await page.screenshot(path=shots / "console-dial.png", full_page=True)
         (created,) = api.created
         assert created["body"]["to"] == [{"type": "phone", "number": TO.lstrip("+")}]
         outbound = call.bridge.app[OUTBOUND].get(created["uuid"])
