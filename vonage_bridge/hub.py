@@ -10,7 +10,7 @@ gets :data:`LOST`; the page reconnects and reloads the snapshot) instead of slow
 Events (JSON objects, as the console's SSE stream sends them)::
 
     {"type": "start", "call": {call_uuid, front_door, direction, from, to, started_at,
-                               assistant, transcript: [entry...]}}
+                               assistant, assistant_version, transcript: [entry...]}}
     {"type": "line",  "call_uuid": ..., "entry": {"role", "text", "at"}}
     {"type": "end",   "call_uuid": ..., "reason": ...}
 """
@@ -44,7 +44,8 @@ class LiveView:
         direction: ``inbound`` or ``outbound``.
         from_number / to_number: as the front door gave them (untrusted), when known.
         started_at: aware UTC.
-        assistant: the assistant's name, once the assistants feature names one.
+        assistant / assistant_version: the assistant answering (``CallSession.context``:
+            its name, and its version, 0 for the built-in default), when known.
         transcript: the session's own list (shared, not copied: the session appends to it).
         hang_up: ends a call that has no media socket here (OpenAI SIP: REST ``hangup``),
             ``reason`` for the log; None for media calls (the console closes their socket).
@@ -57,6 +58,7 @@ class LiveView:
     to_number: str | None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     assistant: str | None = None
+    assistant_version: int | None = None
     transcript: list[TranscriptEntry] = field(default_factory=list)
     hang_up: Callable[[str], Awaitable[object]] | None = None
 
@@ -69,6 +71,7 @@ class LiveView:
             "to": self.to_number,
             "started_at": self.started_at.isoformat(timespec="seconds"),
             "assistant": self.assistant,
+            "assistant_version": self.assistant_version,
             "transcript": [e.to_json() for e in self.transcript],
         }
 

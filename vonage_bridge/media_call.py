@@ -196,6 +196,7 @@ async def serve_media_call(
                 duration_s=summary.duration_s if summary is not None else None,
                 pricing=Pricing.of(settings),
                 recording=recording,
+                summary=summary,
             )
         return summary
     finally:
@@ -215,6 +216,8 @@ def _view(call_id: str, call: MediaCall, started_at: datetime, session: CallSess
         call.info.caller,
         call.info.called,
         started_at,
+        assistant=session.context.assistant.name,
+        assistant_version=session.context.assistant.version,
         transcript=session.stats.transcript,
     )
 

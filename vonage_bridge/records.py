@@ -1,12 +1,15 @@
 """The end of every call, whatever door it came through: why it ended (:class:`CallEnd`), the
 one summary line (:func:`summarize`, :func:`log_summary`) and the one record writer
-(:func:`write_call_record`). Shell: writes to the store and the log.
+(:func:`write_call_record`), with the call's figures (:func:`call_figures`). Shell: writes to
+the store and the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import statistics
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -149,6 +152,33 @@ def log_summary(s: CallSummary) -> None:
     log.info("call summary %s end_reason=%r", text, s.end_reason, extra={"summary": values})
 
 
+def call_figures(summary: CallSummary) -> dict[str, object]:
+    """The figures a call record keeps (``CallRecord.figures``, JSON), from its summary::
+
+        {"replies": int, "reply_latency_median_ms": float | None,
+         "reply_latency_p95_ms": float | None, "underruns": int, "barge_ins": int,
+         "dtmf": int}
+
+    Reply latency: the caller's end of speech (server VAD) to the first reply frame handed
+    to the caller, ms, one value per reply; None when no reply was measured (the SIP
+    sideband never sees the audio). p95 is the nearest-rank percentile (the smallest value
+    with at least 95 % of the replies at or below it).
+    """
+    latencies = sorted(summary.reply_latency_ms)
+    median = p95 = None
+    if latencies:
+        median = round(statistics.median(latencies), 1)
+        p95 = round(latencies[math.ceil(0.95 * len(latencies)) - 1], 1)
+    return {
+        "replies": len(latencies),
+        "reply_latency_median_ms": median,
+        "reply_latency_p95_ms": p95,
+        "underruns": summary.underruns,
+        "barge_ins": summary.barge_ins,
+        "dtmf": summary.dtmf,
+    }
+
+
 async def write_call_record(
     store: CallStore | None,
     session: CallSession,
@@ -160,6 +190,7 @@ async def write_call_record(
     duration_s: float | None = None,
     pricing: Pricing | None = None,
     recording: RecordingResult | None = None,
+    summary: CallSummary | None = None,
 ) -> None:
     """Write the call's record, off the audio path (both sockets closed); a failure is
     logged (ERROR: the call id and the error's class, nothing of the record), never raised.
@@ -174,6 +205,8 @@ async def write_call_record(
         duration_s: as in the summary line; None measures it from ``started_at``.
         pricing: prices the session's summed token usage (``cost_usd``); None: no cost.
         recording: what became of the call's recording; None: it was not recorded.
+        summary: the call's summary, whose figures (:func:`call_figures`) the record keeps;
+            None (the call never ran) keeps none.
     """
     if store is None:
         return
@@ -198,6 +231,7 @@ async def write_call_record(
         usage=session.stats.usage.to_json(),
         cost_usd=pricing.cost_usd(session.stats.usage) if pricing is not None else None,
         recording=recording.to_json() if recording is not None else None,
+        figures=call_figures(summary) if summary is not None else None,
     )
     await store_record(store, record)
 

@@ -15,6 +15,8 @@ as JSON text) and ``amd`` (``human`` / ``machine``), and ``assistant`` / ``assis
 all nullable (NULL on older rows).
 Revision 0004 added ``usage`` (JSON), ``cost_usd`` (float) and ``recording`` (JSON),
 nullable: old rows read back with them null.
+Revision 0005 added ``figures`` (the call's figures as JSON text,
+``records.call_figures``; NULL on older rows).
 
 Timestamps are stored as naive UTC with microseconds (``TIMESTAMP WITHOUT TIME ZONE`` on
 PostgreSQL, ISO text on SQLite) and come back as aware UTC ``datetime``s.
@@ -108,6 +110,8 @@ class CallRecord:
         recording: the call's recording (``recording.RecordingResult.to_json``: ``url``,
             ``seconds``, ``bytes``, ``format``, ``channels``, ``rate_hz``, ``status``), or
             None when the call was not recorded.
+        figures: the call's figures (``records.call_figures``: reply latency median/p95 in
+            ms, underruns, barge-ins...), or None on records written before them.
     """
 
     call_uuid: str
@@ -128,6 +132,7 @@ class CallRecord:
     usage: dict[str, Any] | None = None
     cost_usd: float | None = None
     recording: dict[str, Any] | None = None
+    figures: dict[str, object] | None = None
 
     def to_json(self, *, with_transcript: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -148,6 +153,7 @@ class CallRecord:
             "usage": self.usage,
             "cost_usd": self.cost_usd,
             "recording": self.recording,
+            "figures": self.figures,
         }
         if with_transcript:
             body["transcript"] = [e.to_json() for e in self.transcript]
@@ -285,6 +291,7 @@ calls_table = sa.Table(
     sa.Column("usage", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("cost_usd", sa.Float, nullable=True),
     sa.Column("recording", sa.JSON(none_as_null=True), nullable=True),
+    sa.Column("figures", sa.Text, nullable=True),
     sa.Index("ix_calls_started_at", "started_at"),
 )
 
@@ -428,6 +435,7 @@ class SqlCallStore:
                     usage=record.usage,
                     cost_usd=record.cost_usd,
                     recording=record.recording,
+                    figures=_metadata_text(record.figures),
                 )
             )
             if inserted.rowcount != 1:
@@ -590,6 +598,7 @@ def _record(row: sa.Row[Any], transcript: tuple[TranscriptEntry, ...]) -> CallRe
         usage=row.usage,
         cost_usd=row.cost_usd,
         recording=row.recording,
+        figures=_metadata_value(row.figures),
     )
 
 

@@ -24,11 +24,12 @@ import aiohttp
 import pytest
 from playwright.async_api import async_playwright, expect
 from support import SECOND, Call, StartCall
-from test_outbound import APP_ID, FROM, TO, vonage_env
+from test_outbound import API_KEY, APP_ID, FROM, TO, vonage_env
 from test_vonage_call import speech
 
 from vonage_bridge.console.accounts import Accounts
 from vonage_bridge.console.auth import MAX_FAILURES
+from vonage_bridge.outbound import OUTBOUND
 from vonage_bridge.sim.harness import RunningBridge, sim_env
 from vonage_bridge.sim.openai_sip import (
     TEST_WEBHOOK_SECRET,
@@ -39,7 +40,7 @@ from vonage_bridge.sim.openai_sip import (
 )
 from vonage_bridge.sim.vonage_api import FakeVoiceApi, application_test_key
 from vonage_bridge.store import FRONT_DOOR_BROWSER, SqlCallStore
-from vonage_bridge.web.keys import CALLS, HUB, STORE
+from vonage_bridge.web.keys import ASSISTANTS, CALLS, HUB, STORE
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -101,8 +102,8 @@ async def browser(microphone: Path) -> AsyncIterator[Any]:
             await b.close()
 
 
-async def console_call(start_call: StartCall, *, operators: bool = True) -> Call:
-    call = await start_call()
+async def console_call(start_call: StartCall, *, operators: bool = True, **env: str) -> Call:
+    call = await start_call(**env)
     if operators:
         store = call.bridge.app[STORE]
         assert isinstance(store, SqlCallStore)
@@ -175,6 +176,8 @@ async def test_live_call_transcript_hang_up_history_and_detail(
     card = page.locator(f'article[data-call="{caller.call_uuid}"]')
     await card.wait_for()
     assert await card.locator("dd").first.text_content() == "vonage"
+    # The call's assistant: the built-in default (version 0), from the session's context.
+    assert await card.locator("dd.assistant").text_content() == "default (built-in)"
     await caller.stream_audio(speech(), realtime=True)
     await caller.stream_silence(900, realtime=False)
     # The transcript grows while the call runs (server-sent events, no reload).
@@ -217,11 +220,24 @@ async def test_live_call_transcript_hang_up_history_and_detail(
     assert await timeline.locator(".role-assistant").count() >= 1
     text = await timeline.text_content() or ""
     assert "(caller speech" in text and "(echo of" in text
+    # The call's figures, from its record (records.call_figures).
+    record = await call.bridge.app[STORE].get(caller.call_uuid)  # type: ignore[union-attr]
+    assert record is not None and record.figures is not None
+    figures = record.figures
+    assert isinstance(figures["replies"], int) and figures["replies"] >= 1
+    median = figures["reply_latency_median_ms"]
+    assert isinstance(median, float) and median >= 0
+    await expect(page.locator("#fig-replies")).to_have_text(str(figures["replies"]))
+    await expect(page.locator("#fig-latency-median")).to_have_text(f"{median:.0f} ms")
+    p95 = figures["reply_latency_p95_ms"]
+    await expect(page.locator("#fig-latency-p95")).to_have_text(f"{p95:.0f} ms")
+    await expect(page.locator("#fig-underruns")).to_have_text(str(figures["underruns"]))
+    await expect(page.locator("#fig-barge-ins")).to_have_text(str(figures["barge_ins"]))
+    await expect(page.locator("#record-assistant")).to_have_text("default (built-in)")
     await page.screenshot(path=shots / "console-detail.png", full_page=True)
 
     await page.get_by_role("link", name="Dial").click()
     await page.get_by_label("To (E.164)").wait_for()
-    await page.screenshot(path=shots / "console-dial.png", full_page=True)
 
 
 async def test_browser_phone_sends_the_microphone_and_plays_the_reply(
@@ -259,7 +275,10 @@ async def test_browser_phone_sends_the_microphone_and_plays_the_reply(
 # ------------------------------------------------------------------ without a browser
 
 PAGES = ["/console", "/console/live", "/console/history", "/console/dial", "/console/phone"]
-PAGES += ["/console/calls/some-call"]
+PAGES += ["/console/calls/some-call", "/console/assistants", "/console/assistants/new"]
+PAGES += ["/console/assistants/default"]
+POSTS = ["/console/calls/x/hangup", "/console/dial", "/console/logout", "/console/assistants"]
+POSTS += ["/console/assistants/default/delete"]
 APIS = ["/console/api/events", "/console/static/live.js", "/console/static/phone.js"]
 APIS += ["/console/static/capture-worklet.js", "/console/static/player-worklet.js"]
 APIS += ["/console/phone/ws"]
@@ -276,7 +295,7 @@ async def test_every_console_url_needs_a_session(start_call: StartCall) -> None:
         for path in APIS:
             async with http.get(base + path, allow_redirects=False) as resp:
                 assert resp.status == 401, path
-        for path in ["/console/calls/x/hangup", "/console/dial", "/console/logout"]:
+        for path in POSTS:
             async with http.post(base + path, data={"csrf": "x"}, allow_redirects=False) as r:
                 assert r.status == 303, path
         # The login page and its stylesheet need no session.
@@ -311,7 +330,7 @@ async def test_a_post_without_the_csrf_token_is_refused(start_call: StartCall) -
         ) as resp:
             assert resp.status == 403
         csrf = await _logged_in(http, base)
-        for path in ["/console/calls/x/hangup", "/console/dial", "/console/logout"]:
+        for path in POSTS:
             async with http.post(base + path, data={}, allow_redirects=False) as resp:
                 assert resp.status == 403, path
             async with http.post(
@@ -436,3 +455,125 @@ async def test_browser_phone_barge_in_clears_the_pages_playback(
     (view,) = call.bridge.app[HUB].calls.values()
     assert "barge_in" in [e.role for e in view.transcript]
     await page.get_by_role("button", name="Hang up").click()
+
+
+# ------------------------------------------------------------------ assistants and dial
+
+
+async def test_assistants_pages_create_edit_bind_then_dial_with_the_assistant(
+    start_call: StartCall, browser: Any, shots: Path
+) -> None:
+    api = FakeVoiceApi(application_test_key().public_key(), APP_ID)
+    await api.start()
+    try:
+        call = await console_call(start_call, **vonage_env(api))
+        book = call.bridge.app[ASSISTANTS]
+        assert book.store is not None
+        page = await new_page(browser, call)
+        assert (await log_in(page)).status == 303
+        await page.get_by_role("link", name="Assistants").click()
+        await page.get_by_role("heading", name="Assistants").wait_for()
+        builtin = page.locator('tr[data-assistant="default"]')
+        await expect(builtin.locator(".version")).to_have_text("built-in")
+
+        # A body the JSON API refuses: the page names the same fields with the same words.
+        refused = '{"instructions": "You sell boats.", "voice": "nobody", "colour": "red"}'
+        await page.get_by_role("link", name="New assistant").click()
+        await page.get_by_label("Name (a-z, 0-9, - and _)").fill("sales")
+        await page.get_by_label("Numbers bound to it (E.164, one a line)").fill("+44 7700 900001")
+        await page.locator("#body").fill(refused)
+        async with page.expect_response(re.compile(r"/console/assistants$")) as info:
+            await page.get_by_role("button", name="Save").click()
+        assert (await info.value).status == 400
+        problems = page.locator("#problems")
+        await problems.wait_for()
+        await expect(problems.locator('li[data-field="colour"]')).to_contain_text("unknown field")
+        await expect(problems.locator('li[data-field="voice"]')).to_contain_text("must be one of")
+        api_body = {"numbers": ["+44 7700 900001"], "instructions": "You sell boats."}
+        api_body |= {"voice": "nobody", "colour": "red"}
+        async with call.http.put(
+            f"{call.bridge.url}/assistants/sales", headers={"X-API-Key": API_KEY}, json=api_body
+        ) as resp:
+            assert resp.status == 400
+            api_message = (await resp.json())["error"]["message"]
+        await expect(problems).to_contain_text(f"Not saved: {api_message}")
+        assert await book.store.get("sales") is None
+        await page.screenshot(path=shots / "console-assistant-invalid.png", full_page=True)
+
+        # Fixed: stored (version 1) with its number bound.
+        body = '{"instructions": "You sell boats to {name}.", "greeting": {"text": "Sales here"}}'
+        await page.locator("#body").fill(body)
+        await page.get_by_role("button", name="Save").click()
+        await page.locator("#saved").wait_for()
+        row = page.locator('tr[data-assistant="sales"]')
+        await expect(row.locator(".version")).to_have_text("1")
+        await expect(row.locator(".numbers")).to_have_text("+447700900001")
+        stored = await book.store.get("sales")
+        assert stored is not None and stored.greeting.text == "Sales here"
+        assert await book.store.for_number("+447700900001") == stored
+
+        # Edited: version 2; the form shows what is stored.
+        await row.get_by_role("link", name="sales").click()
+        await expect(page.get_by_label("Name (a-z, 0-9, - and _)")).to_have_value("sales")
+        await expect(page.locator("#numbers")).to_have_value("+447700900001")
+        edited = (await page.locator("#body").input_value()).replace("Sales here", "Sales, hi")
+        await page.locator("#body").fill(edited)
+        await page.screenshot(path=shots / "console-assistant-edit.png", full_page=True)
+        await page.get_by_role("button", name="Save").click()
+        await expect(row.locator(".version")).to_have_text("2")
+        await page.screenshot(path=shots / "console-assistants.png", full_page=True)
+        stored = await book.store.get("sales")
+        assert stored is not None and (stored.version, stored.greeting.text) == (2, "Sales, hi")
+
+        # The next call to the bound number gets it: the live page names it and its version.
+        await page.get_by_role("link", name="Live calls").click()
+        await page.get_by_text("Live feed connected.").wait_for()
+        caller = call.caller()  # to 447700900001
+        await caller.answer()
+        await caller.connect()
+        card = page.locator(f'article[data-call="{caller.call_uuid}"]')
+        await expect(card.locator("dd.assistant")).to_have_text("sales (version 2)")
+        await caller.hang_up()
+        await card.wait_for(state="detached")
+
+        # Dial with the assistant, variables and metadata: through POST /connect's code.
+        await page.get_by_role("link", name="Dial").click()
+        await page.get_by_label("To (E.164)").fill(TO)
+        await page.get_by_label("Assistant", exact=True).select_option("sales")
+        variables = page.get_by_label(
+            "Variables (name=value, one a line; fill {name} placeholders)"
+        )
+        await variables.fill("oops")
+        await page.get_by_role("button", name="Call").click()
+        error = page.locator("#dial-error")
+        await expect(error).to_have_text("variables: line 1: write name=value")
+        await expect(page.get_by_label("Assistant", exact=True)).to_have_value(
+            "sales"
+        )  # the form is kept
+        await variables.fill("1x=bad")
+        await page.get_by_role("button", name="Call").click()
+        await expect(error).to_have_attribute("data-field", "variables")  # /connect's check
+        assert api.created == []
+        await variables.fill("name=Ann\ndate = Monday, 10=30")
+        await page.get_by_label("Metadata (a JSON object kept on the call record; optional)").fill(
+            '{"crm_id": 42}'
+        )
+        await page.get_by_role("button", name="Call").click()
+        await page.get_by_text("Call placed:").wait_for()
+        await page.screenshot(path=shots / "console-dial.png", full_page=True)
+        (created,) = api.created
+        assert created["body"]["to"] == [{"type": "phone", "number": TO.lstrip("+")}]
+        outbound = call.bridge.app[OUTBOUND].get(created["uuid"])
+        assert outbound is not None
+        context = outbound.context
+        assert context.assistant == "sales"
+        assert dict(context.variables) == {"name": "Ann", "date": "Monday, 10=30"}
+        assert dict(context.metadata) == {"crm_id": 42}
+
+        # Deleted: gone from the list and the database.
+        await page.get_by_role("link", name="Assistants").click()
+        await row.get_by_role("button", name="Delete sales").click()
+        await row.wait_for(state="detached")
+        assert await book.store.get("sales") is None
+    finally:
+        await api.close()

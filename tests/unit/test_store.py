@@ -331,7 +331,9 @@ async def test_a_front_door_era_database_gets_the_outbound_columns(
         r.getMessage().rsplit(".", 1)[1] for r in caplog.records if "added column" in r.getMessage()
     )
     assert added == sorted(
-        ["amd", "assistant", "assistant_version", "call_metadata", "usage", "cost_usd", "recording"]
+        ["amd", "assistant", "assistant_version", "call_metadata"]  # revision 0003
+        + ["usage", "cost_usd", "recording"]  # 0004
+        + ["figures"]  # 0005
     )
 
 

@@ -8,8 +8,10 @@
                                        the socket closed), 303 back to the live page
 ``GET /console/history``               call records, newest first, paged and filtered
 ``GET /console/calls/{id}``            one record: transcript timeline and figures
-``GET|POST /console/dial``             the outbound form: the same code as ``POST /connect``
+``GET|POST /console/dial``             the outbound form with ``POST /connect``'s fields,
+                                       through its own code
 ``GET /console/phone``                 "Talk to the assistant" (the browser phone)
+``/console/assistants...``             the Assistants pages (module ``assistants``)
 ``GET /console/static/{name}``         CSS and JS (only ``console.css`` without a session)
 =====================================  =========================================================
 
@@ -33,12 +35,15 @@ from urllib.parse import urlencode
 from aiohttp import WSCloseCode, web
 
 from ..calls import close_socket
-from ..errors import BridgeError, InvalidRequest
+from ..core.assistant import DEFAULT_NAME
+from ..core.jsonbody import JsonTooDeep, loads_bounded
+from ..errors import BridgeError, InvalidField, InvalidRequest, StoreUnavailable
 from ..hub import LOST, CallHub
 from ..logs import call_context
 from ..store import DIRECTIONS, FRONT_DOORS, CallFilter, CallRecord, CallStore
 from ..vonage.dial import place_call
-from ..web.keys import CALLS, HUB, SETTINGS, STORE
+from ..web.keys import ASSISTANTS, CALLS, HUB, SETTINGS, STORE
+from .assistants import list_all as list_assistants
 from .auth import (
     check_csrf,
     current_session,
@@ -246,11 +251,13 @@ async def history(request: web.Request) -> web.Response:
 
 
 def figures(record: CallRecord) -> dict[str, Any]:
-    """What the detail page sums up: duration and counts by role."""
+    """What the detail page sums up: duration, counts by role, and the record's figures
+    (``records.call_figures``: reply latency median/p95, underruns, barge-ins; ``{}`` on a
+    record written before them)."""
     counts = {role: 0 for role in ROLE_LABELS}
     for entry in record.transcript:
         counts[entry.role] = counts.get(entry.role, 0) + 1
-    return {"duration_s": record.duration_s, "counts": counts}
+    return {"duration_s": record.duration_s, "counts": counts, "call": record.figures or {}}
 
 
 async def detail(request: web.Request) -> web.Response:
@@ -263,18 +270,111 @@ async def detail(request: web.Request) -> web.Response:
 
 # ------------------------------------------------------------------ dial
 
+DIAL_TEXT_FIELDS = ("to", "from", "region", "via", "assistant", "instructions", "status_url")
+"""Form fields copied as they are (trimmed; empty ones left out) into the ``/connect`` body."""
+
+
+def dial_body(form: Any) -> dict[str, Any]:
+    """The Dial form as a ``POST /connect`` body (``core.connect_request.FIELDS``).
+
+    Text fields are copied as given; ``variables`` is ``name=value`` lines (blank lines
+    skipped; the value may contain ``=``), ``metadata`` a JSON object, and
+    ``on_machine`` (``hangup`` / ``leave_message``) with ``machine_message`` make
+    ``machine_detection``. The values are then checked by ``/connect``'s own code.
+
+    Raises:
+        InvalidField: a ``variables`` line without ``=``, a name given twice, or
+            ``metadata`` that is not JSON (the ``/connect`` check never sees those).
+    """
+    body: dict[str, Any] = {}
+    for name in DIAL_TEXT_FIELDS:
+        value = str(form.get(name) or "").strip()
+        if value:
+            body[name] = value
+    lines = str(form.get("variables") or "").splitlines()
+    variables: dict[str, str] = {}
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        key, eq, value = line.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise InvalidField("variables", f"line {n}: write name=value")
+        if key in variables:
+            raise InvalidField("variables", f"line {n}: {key[:64]!r} is given twice")
+        variables[key] = value.strip()
+    if variables:
+        body["variables"] = variables
+    metadata = str(form.get("metadata") or "").strip()
+    if metadata:
+        try:
+            body["metadata"] = loads_bounded(metadata)
+        except (JsonTooDeep, ValueError):
+            raise InvalidField("metadata", 'must be a JSON object, e.g. {"crm_id": 42}') from None
+    on_machine = str(form.get("on_machine") or "").strip()
+    if on_machine:
+        detection: dict[str, Any] = {"on_machine": on_machine}
+        message = str(form.get("machine_message") or "").strip()
+        if message:
+            detection["message"] = message
+        body["machine_detection"] = detection
+    return body
+
+
+async def _dial_page(
+    request: web.Request,
+    csrf: str,
+    *,
+    status: int = 200,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+    field: str | None = None,
+    form: Any = None,
+) -> web.Response:
+    """The Dial page, with the assistants to pick from (none listed when the database is
+    down: the default answers)."""
+    try:
+        names = [a.name for a in await list_assistants(request.app[ASSISTANTS])]
+    except StoreUnavailable:
+        names = []
+    return render(
+        request,
+        "dial.html",
+        status=status,
+        csrf=csrf,
+        result=result,
+        error=error,
+        field=field,
+        form=form if form is not None else {},
+        assistants=names,
+        default_assistant=DEFAULT_NAME,
+    )
+
 
 async def dial_form(request: web.Request) -> web.Response:
     session = await require_page(request)
-    return render(request, "dial.html", csrf=session.csrf, result=None, error=None, form={})
+    return await _dial_page(request, session.csrf)
 
 
 async def dial(request: web.Request) -> web.Response:
-    """The Dial form: ``to`` and ``from``, through ``POST /connect``'s own code."""
+    """The Dial form: ``to``, ``from`` and the per-call fields, through ``POST /connect``'s
+    own code (``vonage.dial.place_call``); a refusal is shown next to the form with
+    ``/connect``'s status and message."""
     session = await require_page(request)
     form = await request.post()
     check_csrf(request, session, form)
-    body = {k: str(form[k]).strip() for k in ("to", "from") if str(form.get(k) or "").strip()}
+    kept = {k: str(v) for k, v in form.items() if k != "csrf"}
+    try:
+        body = dial_body(form)
+    except InvalidField as exc:
+        return await _dial_page(
+            request,
+            session.csrf,
+            status=exc.http_status,
+            error=exc.message,
+            field=exc.field,
+            form=kept,
+        )
 
     async def read_body() -> dict[str, Any]:
         return body
@@ -282,31 +382,24 @@ async def dial(request: web.Request) -> web.Response:
     try:
         response = await place_call(request.app, read_body)
     except BridgeError as exc:
-        return render(
-            request,
-            "dial.html",
-            status=exc.http_status,
-            csrf=session.csrf,
-            result=None,
-            error=exc.message,
-            form=body,
+        return await _dial_page(
+            request, session.csrf, status=exc.http_status, error=exc.message, form=kept
         )
     assert response.text is not None
     doc = json.loads(response.text)
     if response.status >= 400:
-        error = doc.get("error", {}).get("message", "the call could not be placed")
-        return render(
+        err = doc.get("error", {})
+        return await _dial_page(
             request,
-            "dial.html",
+            session.csrf,
             status=response.status,
-            csrf=session.csrf,
-            result=None,
-            error=error,
-            form=body,
+            error=err.get("message", "the call could not be placed"),
+            field=err.get("field"),
+            form=kept,
         )
     with call_context(str(doc.get("uuid"))[:64]):
         log.info("outbound call placed from the console by operator %r", session.operator)
-    return render(request, "dial.html", csrf=session.csrf, result=doc, error=None, form={})
+    return await _dial_page(request, session.csrf, result=doc)
 
 
 # ------------------------------------------------------------------ phone, assets

@@ -301,6 +301,8 @@ async def serve_sideband(
     hub = deps.hub
     if hub is not None:  # the operator console's live page
         view = LiveView(info.call_uuid, FRONT_DOOR_OPENAI_SIP, "inbound", info.caller, info.called)
+        view.assistant = session.context.assistant.name
+        view.assistant_version = session.context.assistant.version
         view.started_at, view.transcript, view.hang_up = (
             started_at,
             session.stats.transcript,
@@ -344,6 +346,7 @@ async def serve_sideband(
             end_reason=summary.end_reason,
             pricing=Pricing.of(settings),
             recording=NOT_RECORDED if settings.recording.record_calls else None,
+            summary=summary,
         )
         if hub is not None:
             hub.ended(info.call_uuid, summary.end_reason)

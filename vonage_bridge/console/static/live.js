@@ -28,15 +28,22 @@
     return li;
   }
 
+  // As live.html says it: name (version N), name (built-in) for version 0.
+  function assistantLabel(call) {
+    if (!call.assistant) return "default persona";
+    return call.assistant + (call.assistant_version ? " (version " + call.assistant_version + ")" : " (built-in)");
+  }
+
   function callNode(call) {
     const art = el("article", { class: "call", "data-call": call.call_uuid, "data-started": call.started_at });
     art.append(el("h2", {}, (call.from || "unknown") + " → " + (call.to || "unknown")));
     const dl = el("dl", { class: "facts" });
     const facts = [["Front door", call.front_door], ["Direction", call.direction],
-      ["Elapsed", ""], ["Assistant", call.assistant || "default persona"]];
+      ["Elapsed", ""], ["Assistant", assistantLabel(call)]];
+    const classes = { Elapsed: "elapsed", Assistant: "assistant" };
     for (const [k, v] of facts) {
       dl.append(el("dt", {}, k));
-      dl.append(el("dd", k === "Elapsed" ? { class: "elapsed" } : {}, v));
+      dl.append(el("dd", classes[k] ? { class: classes[k] } : {}, v));
     }
     art.append(dl);
     const form = el("form", { method: "post", action: prefix + "/calls/" + encodeURIComponent(call.call_uuid) + "/hangup" });
