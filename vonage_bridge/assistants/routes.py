@@ -31,9 +31,9 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from ..core.assistant import DEFAULT_NAME, NAME_PATTERN, Assistant, field_problems
-from ..core.jsonbody import JsonTooDeep, loads_bounded
-from ..errors import Conflict, FeatureDisabled, InvalidRequest, NotFound
+from ..errors import Conflict, FeatureDisabled, NotFound
 from ..web.auth import require_api_key
+from ..web.body import read_json_object
 from ..web.keys import ASSISTANTS, SETTINGS, TOOLS
 from .book import Assistants
 from .store import SqlAssistantStore
@@ -109,18 +109,7 @@ def _refusal(problems: list[tuple[str, str]]) -> web.Response:
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidRequest(f"body is larger than {MAX_BODY_BYTES} bytes", code="invalid_json")
-    try:
-        body = loads_bounded(raw) if raw.strip() else None
-    except JsonTooDeep as exc:
-        raise InvalidRequest(exc.message, code="invalid_json") from None
-    except ValueError:
-        raise InvalidRequest("body is not JSON", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("body must be a JSON object (an assistant)", code="invalid_json")
-    return body
+    return await read_json_object(request, max_bytes=MAX_BODY_BYTES, shape="(an assistant)")
 
 
 @routes.get("/assistants")

@@ -47,12 +47,12 @@ from aiohttp import web
 
 from ..config import Settings
 from ..core.connect_request import ConnectRequest, InvalidField, parse_connect
-from ..core.jsonbody import JsonTooDeep, loads_bounded
-from ..errors import FeatureDisabled, InvalidRequest, NotFound, TwilioApiError, VonageApiError
+from ..errors import FeatureDisabled, NotFound, TwilioApiError, VonageApiError
 from ..logs import call_context
 from ..outbound import OUTBOUND, OutboundCall
 from ..store import FRONT_DOOR_TWILIO, FRONT_DOOR_VONAGE
 from ..web.auth import require_api_key
+from ..web.body import read_json_object
 from ..web.keys import ASSISTANTS, SETTINGS, TWILIO_API, VOICE_API
 
 log = logging.getLogger(__name__)
@@ -258,28 +258,10 @@ def _upstream_error(
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object.
-
-    Raises:
-        InvalidRequest: ``invalid_json`` if it is too large, not JSON (nested deeper than 32
-            levels included) or not an object.
-    """
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise InvalidRequest(f"body is larger than {MAX_BODY_BYTES} bytes", code="invalid_json")
-    raw = await request.read()  # bounded by aiohttp's client_max_size even when chunked
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidRequest(f"body is larger than {MAX_BODY_BYTES} bytes", code="invalid_json")
-    try:
-        body = loads_bounded(raw) if raw.strip() else None
-    except JsonTooDeep as exc:
-        raise InvalidRequest(exc.message, code="invalid_json") from None
-    except ValueError:
-        raise InvalidRequest("body is not JSON", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest(
-            'body must be a JSON object like {"to": "+14155550100"}', code="invalid_json"
-        )
-    return body
+    """The request body as a JSON object (``web.body``: 400 ``invalid_json`` otherwise)."""
+    return await read_json_object(
+        request, max_bytes=MAX_BODY_BYTES, shape='like {"to": "+14155550100"}'
+    )
 
 
 def _field_error(name: str, message: str, code: str) -> web.Response:
