@@ -29,7 +29,12 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
   - goodbye (registered calls only): when a drain runs out of time
     (``LiveCall.end_politely``), lets the reply in progress finish, asks the model for a
     short goodbye (``response.create`` with :data:`DRAIN_GOODBYE_INSTRUCTIONS`), waits for it to be
-    heard, then ends the call (REST hang-up, 1001), all within :data:`DRAIN_GOODBYE_TIMEOUT_S`;
+    heard, then ends the call (REST hang-up, 1001), all within :data:`DRAIN_GOODBYE_TIMEOUT_S`.
+    Outbound voicemail goes through it too: while a machine's greeting plays
+    (``LiveCall.hold_replies``) every reply is cancelled and cleared
+    (``CallSession.hold_replies``); at the beep (``LiveCall.leave_message``) the model is asked
+    to say the message word for word (:data:`VOICEMAIL_INSTRUCTIONS`), and once it has been
+    heard the call ends the same way, within :func:`voicemail_timeout_s`;
 
 - :class:`ToolRunner`: the model's tool calls as tasks of the call, results back through
   the session (media calls and the OpenAI SIP sideband alike);
@@ -122,6 +127,24 @@ is asked for anyway (Realtime refuses a second active response)."""
 _DRAIN_GOODBYE_CREATE = client_event(
     {"type": "response.create", "response": {"instructions": DRAIN_GOODBYE_INSTRUCTIONS}}
 )
+VOICEMAIL_INSTRUCTIONS = (
+    "You are leaving a voicemail: the beep has sounded and you are being recorded. Say the "
+    "following message exactly as written, word for word, in the language it is written in, "
+    "then stop. Add nothing before or after it and ask nothing.\n\nMessage:\n{message}"
+)
+"""The instructions of the voicemail ``response.create`` (``{message}``: the message of
+``POST /connect``'s ``machine_detection``)."""
+VOICEMAIL_S_PER_CHAR = 0.1
+"""Bound on saying a voicemail message, s per character (speech is about 15 characters a
+second), on top of :data:`DRAIN_GOODBYE_TIMEOUT_S`."""
+
+
+def voicemail_timeout_s(message: str) -> float:
+    """Bound on a voicemail message being said and heard, s: :data:`DRAIN_GOODBYE_TIMEOUT_S`
+    plus :data:`VOICEMAIL_S_PER_CHAR` a character of ``message``."""
+    return DRAIN_GOODBYE_TIMEOUT_S + VOICEMAIL_S_PER_CHAR * len(message)
+
+
 MARK_FRAMES = max(1, NOTIFY_EVERY_MS // FRAME_MS)
 """Frames between two playback markers inside a batch (100 ms): a deep look-ahead sends
 large batches, and the caller's acknowledged position must keep its 100 ms grain."""
@@ -411,12 +434,23 @@ class _CallBridge:
             await self.flush()
 
     async def goodbye(self) -> CallEnd:
-        """Waits for :meth:`LiveCall.end_politely`, then says goodbye and ends the call (see
-        the module docstring); the end reason is the live call's ``ending``."""
+        """Waits for :meth:`LiveCall.end_politely`, then says goodbye (or the voicemail
+        message of :meth:`LiveCall.leave_message`) and ends the call (see the module
+        docstring); the end reason is the live call's ``ending``. Meanwhile holds the replies
+        when :meth:`LiveCall.hold_replies` asks it to."""
         live = self.live
         assert live is not None
-        await live.wind_down.wait()
         session, loop = self.session, self.loop
+        await live.wind_down.wait()
+        while live.ending is None:  # hold_replies: quiet until the message (or the end)
+            live.wind_down.clear()
+            if not session.holding:
+                log.info("voicemail: a machine answered: holding replies until the beep")
+            session.hold_replies()
+            await self.flush()
+            await live.wind_down.wait()
+        if live.message is not None:
+            return await self.leave_message(live.message, live.ending)
         deadline = loop.time() + DRAIN_GOODBYE_TIMEOUT_S
         end = CallEnd(live.ending or "call ended by the service", WSCloseCode.GOING_AWAY)
         with contextlib.suppress(TimeoutError):
@@ -434,6 +468,39 @@ class _CallBridge:
                 await asyncio.sleep(session.playout.ahead_s(loop.time()) + END_MARGIN_S)
                 return end
         log.info("goodbye not finished within %.0f s: ending the call", DRAIN_GOODBYE_TIMEOUT_S)
+        return end
+
+    async def leave_message(self, message: str, reason: str) -> CallEnd:
+        """Has the assistant say ``message`` (a ``response.create`` whose instructions are
+        :data:`VOICEMAIL_INSTRUCTIONS`, sent once the Realtime session is bridging and the
+        held reply, if any, is done), waits until it has been heard, then ends the call with
+        ``reason`` (REST hang-up, 1001); all within :func:`voicemail_timeout_s`.
+        Source: https://platform.openai.com/docs/api-reference/realtime-client-events/response/create
+        """
+        session, loop, stats = self.session, self.loop, self.session.stats
+        end = CallEnd(reason, WSCloseCode.GOING_AWAY)
+        timeout_s = voicemail_timeout_s(message)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.until(lambda: session.phase is Phase.BRIDGING, timeout_s)
+                rt = self.rt
+                if rt is None or rt.closed:
+                    return end  # no Realtime session to speak with
+                before = stats.responses
+                session.say(VOICEMAIL_INSTRUCTIONS.format(message=message))
+                await self.flush()
+                log.info(
+                    "voicemail: asked the assistant to say the message (%d chars)", len(message)
+                )
+                self.reply_awaited = True  # the stall watch covers it too
+                self.rt_heard_at = self.clock()
+                await self.until(
+                    lambda: stats.responses > before and session.reply_finished, timeout_s
+                )
+                await asyncio.sleep(session.playout.ahead_s(loop.time()) + END_MARGIN_S)
+                log.info("voicemail: the message has been heard: hanging up")
+                return end
+        log.info("voicemail: message not finished within %.0f s: ending the call", timeout_s)
         return end
 
     @staticmethod

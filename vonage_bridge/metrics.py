@@ -83,6 +83,7 @@ _END_PREFIXES: Final[tuple[tuple[str, str], ...]] = (
     ("caller hung up", END_CALLER),
     ("socket closed while sending", END_CALLER),
     ("the assistant ended the call", END_ASSISTANT),
+    ("voicemail: message left", END_ASSISTANT),  # outbound.VOICEMAIL_REASON
     ("server shutting down", END_SHUTDOWN),
     ("Realtime stalled", END_TIMEOUT),
     # call limits (core.limits), on every front door
@@ -109,7 +110,8 @@ def end_label(end_reason: str, *, transferred: bool = False) -> str:
     ``socket closed while sending``, SIP ``sideband
     closed`` (the caller hung up: OpenAI closes it)
     ``the assistant ended the call``; SIP ``<tool> tool``   ``assistant``
-    (a call-ending tool such as ``end_call``)
+    (a call-ending tool such as ``end_call``);
+    ``voicemail: message left`` (outbound voicemail)
     ``server shutting down`` (media and SIP)                ``shutdown``
     SIP ``transferred``; or the caller's side closing       ``transfer``
     after a successful transfer (``transferred``)
