@@ -12,7 +12,8 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
     and counted, and past :data:`CALLER_EXCESS_LIMIT_S` of them the caller is closed with 1008;
   - Realtime pump: adopts the call's warm session (``realtime.prewarm``: opened by the answer
     URL, waiting for it while it still opens) or opens the Realtime socket and sends
-    ``session.update``; sends the held audio, then Realtime events -> session. A warm session
+    ``session.update``; sends the held audio, replays the events the warm session's reader
+    read (up to ``session.updated``), then Realtime events -> session. A warm session
     that is ready when the call starts is adopted before any caller frame is read, so nothing
     is held;
   - playout pump: session's playout -> caller socket, paced to absolute deadlines with a
@@ -180,6 +181,7 @@ class _CallBridge:
         self.reply_latency_ms: list[float] = []
         self.reply_latency = METRICS.reply_latency_for(door.name)  # observed once a reply
         self.connect_began: float | None = None  # loop time the Realtime upgrade began
+        self.adopted_warm: WarmSession | None = None  # its reader's events: replay_early
         self.warned: set[str] = set()
         self.rt_close_sent: int | None = None  # set when we closed the Realtime socket
         # caller audio policed at real time (hot path: one take() per frame)
@@ -280,6 +282,8 @@ class _CallBridge:
             self.openai.model,
             session.stats.held_ms,
         )
+        if self.adopted_warm is not None:
+            await self.replay_early(self.adopted_warm)
         frame_bytes, clock = session.frame_bytes, self.clock
         async for msg in rt:
             if msg.type is WSMsgType.TEXT:
@@ -315,6 +319,22 @@ class _CallBridge:
             WSCloseCode.INTERNAL_ERROR,
             code != WSCloseCode.OK,
         )
+
+    async def replay_early(self, warm: WarmSession) -> None:
+        """Once, before the Realtime pump reads the socket: waits for the warm session's
+        reader (``WarmSession.settled``), then the events it read (``WarmSession.early``, up
+        to ``session.updated``) reach the session in order, as if read from the socket now."""
+        await warm.settled()
+        self.adopted_warm = None
+        session = self.session
+        session.now = time.time()
+        for data in warm.early:
+            try:
+                session.realtime_event(parse_server_event(data))
+            except RemoteProtocolError as exc:
+                self.warn_once("rt-text", f"bad Realtime event: {exc.message}")
+        if session.has_output:
+            await self.flush()
 
     async def playout_pump(self) -> CallEnd:
         session, caller, loop = self.session, self.caller, self.loop
@@ -535,8 +555,7 @@ class _CallBridge:
         session, warm = self.session, self.warm
         if warm is not None:
             rt = await warm.socket()  # cancelled here: close() discards it
-            if rt is not None:
-                self.connect_began = warm.started_at  # waited for: session.updated is live
+            if rt is not None:  # its reader measures the connect time (replay_early)
                 self.adopted(warm, rt)
                 update = session.realtime_opened()
                 if update != warm.update:  # never expected: same builder, same call info
@@ -551,6 +570,7 @@ class _CallBridge:
     def adopted(self, warm: WarmSession, rt: aiohttp.ClientWebSocketResponse) -> None:
         self.warm = None
         self.rt = rt
+        self.adopted_warm = warm
         log.info(
             "adopted the warm Realtime session (opening began %.0f ms before)",
             (self.clock() - warm.started_at) * 1000.0,

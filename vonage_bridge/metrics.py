@@ -360,10 +360,10 @@ class Metrics:
 
     def realtime_connected(self, seconds: float) -> None:
         """A Realtime session answered ``session.updated``, ``seconds`` after its upgrade
-        began. Observed where ``session.updated`` is read as it arrives (``bridge``): a
-        session the call opened, or a warm one (``realtime.prewarm``) it waited for; a warm
-        session already open when its media socket came is not observed (its
-        ``session.updated`` waited unread while the greeting played)."""
+        began. Observed where ``session.updated`` is read as it arrives: by the call
+        (``bridge``) for a session it opened, by the opener of a warm session
+        (``realtime.prewarm.read_until_updated``) for one opened at the answer URL, whether
+        or not its media socket has come yet."""
         self.realtime_connect.observe(seconds)
 
     def tool_called(self, tool: str, outcome: str, registered: bool) -> None:
