@@ -46,7 +46,7 @@ from vonage_bridge.sim.realtime import FakeRealtimeServer, FakeRealtimeSession
 from vonage_bridge.sim.vonage import FakeVonageCaller
 
 ROOT = Path(__file__).resolve().parents[2]
-API_KEY = "scale-out-key"
+API_KEY = "scale-out-key-for-tests"
 HEADERS = {"X-API-Key": API_KEY}
 REALTIME_FRAME = 960  # 20 ms of 24 kHz PCM16: one caller frame of the fake's reply
 CALLER_FRAME = 640  # 20 ms of 16 kHz L16
