@@ -742,6 +742,8 @@ async def test_via_twilio_leave_message_without_a_live_socket_is_said_by_twilio(
     )
     sid = body["uuid"]
     await twilio_api.post_status(sid, "in-progress")
+    with pytest.raises(ValueError, match="not a verdict of MachineDetection='DetectMessageEnd'"):
+        await twilio_api.post_amd(sid, "machine_start")  # Twilio sends that with Enable only
     assert await twilio_api.post_amd(sid, "machine_end_silence") == 204
     twiml = await twilio_api.wait_twiml(sid, timeout=5 * SECOND)
     assert twiml == (
