@@ -13,7 +13,8 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
     and counted, and past :data:`CALLER_EXCESS_LIMIT_S` of them the caller is closed with 1008;
   - Realtime pump: adopts the call's warm session (``realtime.prewarm``: opened by the answer
     URL, waiting for it while it still opens) or opens the Realtime socket and sends
-    ``session.update``; sends the held audio, then Realtime events -> session. A warm session
+    ``session.update``; sends the held audio, replays the events the warm session's reader
+    read (up to ``session.updated``), then Realtime events -> session. A warm session
     that is ready when the call starts is adopted before any caller frame is read, so nothing
     is held;
   - playout pump: session's playout -> caller socket, paced to absolute deadlines with a
@@ -30,7 +31,12 @@ One call, whatever door it came through, is a :class:`CallSession` (the pure cor
   - goodbye (registered calls only): when a drain runs out of time
     (``LiveCall.end_politely``), lets the reply in progress finish, asks the model for a
     short goodbye (``response.create`` with :data:`DRAIN_GOODBYE_INSTRUCTIONS`), waits for it to be
-    heard, then ends the call (REST hang-up, 1001), all within :data:`DRAIN_GOODBYE_TIMEOUT_S`;
+    heard, then ends the call (REST hang-up, 1001), all within :data:`DRAIN_GOODBYE_TIMEOUT_S`.
+    Outbound voicemail goes through it too: while a machine's greeting plays
+    (``LiveCall.hold_replies``) every reply is cancelled and cleared
+    (``CallSession.hold_replies``); at the beep (``LiveCall.leave_message``) the model is asked
+    to say the message word for word (:data:`VOICEMAIL_INSTRUCTIONS`), and once it has been
+    heard the call ends the same way, within :func:`voicemail_timeout_s`;
 
 - a recorded call's :class:`~.recording.recorder.CallRecorder` (``recorder``): fed each
   caller frame, each batch of reply frames handed to the caller (with when it plays) and
@@ -131,6 +137,24 @@ COMBINE_FRAMES = 10
 """At most this many caller frames (200 ms) that were already waiting together go up in one
 ``input_audio_buffer.append``: one resampler call, one base64 and one write instead of one
 each per frame when the loop runs late (under load)."""
+VOICEMAIL_INSTRUCTIONS = (
+    "You are leaving a voicemail: the beep has sounded and you are being recorded. Say the "
+    "following message exactly as written, word for word, in the language it is written in, "
+    "then stop. Add nothing before or after it and ask nothing.\n\nMessage:\n{message}"
+)
+"""The instructions of the voicemail ``response.create`` (``{message}``: the message of
+``POST /connect``'s ``machine_detection``)."""
+VOICEMAIL_S_PER_CHAR = 0.1
+"""Bound on saying a voicemail message, s per character (speech is about 15 characters a
+second), on top of :data:`DRAIN_GOODBYE_TIMEOUT_S`."""
+
+
+def voicemail_timeout_s(message: str) -> float:
+    """Bound on a voicemail message being said and heard, s: :data:`DRAIN_GOODBYE_TIMEOUT_S`
+    plus :data:`VOICEMAIL_S_PER_CHAR` a character of ``message``."""
+    return DRAIN_GOODBYE_TIMEOUT_S + VOICEMAIL_S_PER_CHAR * len(message)
+
+
 MARK_FRAMES = max(1, NOTIFY_EVERY_MS // FRAME_MS)
 """Frames between two playback markers inside a batch (100 ms): a deep look-ahead sends
 large batches, and the caller's acknowledged position must keep its 100 ms grain."""
@@ -168,6 +192,7 @@ class _CallBridge:
         self.reply_latency_ms: list[float] = []
         self.reply_latency = METRICS.reply_latency_for(door.name)  # observed once a reply
         self.connect_began: float | None = None  # loop time the Realtime upgrade began
+        self.adopted_warm: WarmSession | None = None  # its reader's events: replay_early
         self.warned: set[str] = set()
         self.rt_close_sent: int | None = None  # set when we closed the Realtime socket
         # caller audio policed at real time (hot path: one take() per frame)
@@ -310,6 +335,8 @@ class _CallBridge:
             self.openai.model,
             session.stats.held_ms,
         )
+        if self.adopted_warm is not None:
+            await self.replay_early(self.adopted_warm)
         frame_bytes, clock = session.frame_bytes, self.clock
         async for msg in rt:
             if msg.type is WSMsgType.TEXT:
@@ -347,6 +374,22 @@ class _CallBridge:
             WSCloseCode.INTERNAL_ERROR,
             code != WSCloseCode.OK,
         )
+
+    async def replay_early(self, warm: WarmSession) -> None:
+        """Once, before the Realtime pump reads the socket: waits for the warm session's
+        reader (``WarmSession.settled``), then the events it read (``WarmSession.early``, up
+        to ``session.updated``) reach the session in order, as if read from the socket now."""
+        await warm.settled()
+        self.adopted_warm = None
+        session = self.session
+        session.now = time.time()
+        for data in warm.early:
+            try:
+                session.realtime_event(parse_server_event(data))
+            except RemoteProtocolError as exc:
+                self.warn_once("rt-text", f"bad Realtime event: {exc.message}")
+        if session.has_output:
+            await self.flush()
 
     async def playout_pump(self) -> CallEnd:
         session, caller, loop = self.session, self.caller, self.loop
@@ -469,12 +512,23 @@ class _CallBridge:
             await self.flush()
 
     async def goodbye(self) -> CallEnd:
-        """Waits for :meth:`LiveCall.end_politely`, then says goodbye and ends the call (see
-        the module docstring); the end reason is the live call's ``ending``."""
+        """Waits for :meth:`LiveCall.end_politely`, then says goodbye (or the voicemail
+        message of :meth:`LiveCall.leave_message`) and ends the call (see the module
+        docstring); the end reason is the live call's ``ending``. Meanwhile holds the replies
+        when :meth:`LiveCall.hold_replies` asks it to."""
         live = self.live
         assert live is not None
-        await live.wind_down.wait()
         session, loop = self.session, self.loop
+        await live.wind_down.wait()
+        while live.ending is None:  # hold_replies: quiet until the message (or the end)
+            live.wind_down.clear()
+            if not session.holding:
+                log.info("voicemail: a machine answered: holding replies until the beep")
+            session.hold_replies()
+            await self.flush()
+            await live.wind_down.wait()
+        if live.message is not None:
+            return await self.leave_message(live.message, live.ending)
         deadline = loop.time() + DRAIN_GOODBYE_TIMEOUT_S
         end = CallEnd(live.ending or "call ended by the service", WSCloseCode.GOING_AWAY)
         with contextlib.suppress(TimeoutError):
@@ -492,6 +546,39 @@ class _CallBridge:
                 await asyncio.sleep(session.playout.ahead_s(loop.time()) + END_MARGIN_S)
                 return end
         log.info("goodbye not finished within %.0f s: ending the call", DRAIN_GOODBYE_TIMEOUT_S)
+        return end
+
+    async def leave_message(self, message: str, reason: str) -> CallEnd:
+        """Has the assistant say ``message`` (a ``response.create`` whose instructions are
+        :data:`VOICEMAIL_INSTRUCTIONS`, sent once the Realtime session is bridging and the
+        held reply, if any, is done), waits until it has been heard, then ends the call with
+        ``reason`` (REST hang-up, 1001); all within :func:`voicemail_timeout_s`.
+        Source: https://platform.openai.com/docs/api-reference/realtime-client-events/response/create
+        """
+        session, loop, stats = self.session, self.loop, self.session.stats
+        end = CallEnd(reason, WSCloseCode.GOING_AWAY)
+        timeout_s = voicemail_timeout_s(message)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self.until(lambda: session.phase is Phase.BRIDGING, timeout_s)
+                rt = self.rt
+                if rt is None or rt.closed:
+                    return end  # no Realtime session to speak with
+                before = stats.responses
+                session.say(VOICEMAIL_INSTRUCTIONS.format(message=message))
+                await self.flush()
+                log.info(
+                    "voicemail: asked the assistant to say the message (%d chars)", len(message)
+                )
+                self.reply_awaited = True  # the stall watch covers it too
+                self.rt_heard_at = self.clock()
+                await self.until(
+                    lambda: stats.responses > before and session.reply_finished, timeout_s
+                )
+                await asyncio.sleep(session.playout.ahead_s(loop.time()) + END_MARGIN_S)
+                log.info("voicemail: the message has been heard: hanging up")
+                return end
+        log.info("voicemail: message not finished within %.0f s: ending the call", timeout_s)
         return end
 
     @staticmethod
@@ -526,8 +613,7 @@ class _CallBridge:
         session, warm = self.session, self.warm
         if warm is not None:
             rt = await warm.socket()  # cancelled here: close() discards it
-            if rt is not None:
-                self.connect_began = warm.started_at  # waited for: session.updated is live
+            if rt is not None:  # its reader measures the connect time (replay_early)
                 self.adopted(warm, rt)
                 update = session.realtime_opened()
                 if update != warm.update:  # never expected: same builder, same call info
@@ -542,6 +628,7 @@ class _CallBridge:
     def adopted(self, warm: WarmSession, rt: aiohttp.ClientWebSocketResponse) -> None:
         self.warm = None
         self.rt = rt
+        self.adopted_warm = warm
         log.info(
             "adopted the warm Realtime session (opening began %.0f ms before)",
             (self.clock() - warm.started_at) * 1000.0,

@@ -149,7 +149,14 @@ class LiveCall:
     """Set when the service ends the call from outside (shutdown): its end reason, given by
     the record and the summary line instead of how the socket closed."""
     wind_down: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set by :meth:`end_politely`; the call's goodbye task (``bridge.run_call``) waits on it."""
+    """Set by :meth:`end_politely` and :meth:`hold_replies`; the call's goodbye task
+    (``bridge.run_call``) waits on it."""
+    holding: bool = False
+    """Set by :meth:`hold_replies`: the assistant keeps quiet (an answering machine's greeting
+    plays) until the call ends or :meth:`leave_message`."""
+    message: str | None = None
+    """Set by :meth:`leave_message`: what the assistant says before the call ends, instead of
+    the drain's goodbye."""
 
     def end_politely(self, reason: str) -> None:
         """Ask the call to end itself: the assistant says goodbye (bounded in time), then the
@@ -157,6 +164,20 @@ class LiveCall:
         reason (record, summary line). Returns at once."""
         self.ending = reason
         self.wind_down.set()
+
+    def hold_replies(self) -> None:
+        """An answering machine answered (outbound voicemail): cancel the reply in progress,
+        clear the caller's playback and hold every reply until :meth:`leave_message` (done by
+        the goodbye task, ``CallSession.hold_replies``). Returns at once."""
+        self.holding = True
+        self.wind_down.set()
+
+    def leave_message(self, message: str, reason: str) -> None:
+        """The machine's beep: the assistant says ``message`` word for word (bounded in time),
+        then the call is hung up over REST and its socket closed with 1001, as
+        :meth:`end_politely`; ``reason`` is its end reason. Returns at once."""
+        self.message = message
+        self.end_politely(reason)
 
     async def hang_up_within(self, reason: str, timeout_s: float) -> None:
         """Hang the call up over its :class:`CallControl` (nothing without one), waiting at

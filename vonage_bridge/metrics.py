@@ -83,6 +83,7 @@ _END_PREFIXES: Final[tuple[tuple[str, str], ...]] = (
     ("caller hung up", END_CALLER),
     ("socket closed while sending", END_CALLER),
     ("the assistant ended the call", END_ASSISTANT),
+    ("voicemail: message left", END_ASSISTANT),  # outbound.VOICEMAIL_REASON
     ("server shutting down", END_SHUTDOWN),
     ("Realtime stalled", END_TIMEOUT),
     # call limits (core.limits), on every front door
@@ -109,7 +110,8 @@ def end_label(end_reason: str, *, transferred: bool = False) -> str:
     ``socket closed while sending``, SIP ``sideband
     closed`` (the caller hung up: OpenAI closes it)
     ``the assistant ended the call``; SIP ``<tool> tool``   ``assistant``
-    (a call-ending tool such as ``end_call``)
+    (a call-ending tool such as ``end_call``);
+    ``voicemail: message left`` (outbound voicemail)
     ``server shutting down`` (media and SIP)                ``shutdown``
     SIP ``transferred``; or the caller's side closing       ``transfer``
     after a successful transfer (``transferred``)
@@ -358,10 +360,10 @@ class Metrics:
 
     def realtime_connected(self, seconds: float) -> None:
         """A Realtime session answered ``session.updated``, ``seconds`` after its upgrade
-        began. Observed where ``session.updated`` is read as it arrives (``bridge``): a
-        session the call opened, or a warm one (``realtime.prewarm``) it waited for; a warm
-        session already open when its media socket came is not observed (its
-        ``session.updated`` waited unread while the greeting played)."""
+        began. Observed where ``session.updated`` is read as it arrives: by the call
+        (``bridge``) for a session it opened, by the opener of a warm session
+        (``realtime.prewarm.read_until_updated``) for one opened at the answer URL, whether
+        or not its media socket has come yet."""
         self.realtime_connect.observe(seconds)
 
     def tool_called(self, tool: str, outcome: str, registered: bool) -> None:

@@ -12,6 +12,14 @@ carrier's call id (Vonage call UUID, Twilio call SID), with its
   (:func:`note_vonage_event`, :meth:`OutboundCalls.note`): each outcome is posted once to
   ``status_url`` (:mod:`.callbacks`), a machine is hung up on or left a message, and a call that
   ends without a record of its own (never answered, or answered but never bridged) gets one;
+- voicemail (``on_machine: leave_message``): when the call's media socket is live on this
+  instance (``CALLS``), the assistant keeps quiet while the machine's greeting plays
+  (``LiveCall.hold_replies`` on Vonage's ``machine``), says the message itself at the beep
+  (``LiveCall.leave_message`` on Vonage's ``machine`` with ``sub_state: beep_start``, or
+  Twilio's ``AnsweredBy: machine_end_*`` from ``MachineDetection=DetectMessageEnd``), and the
+  call is hung up over REST once it has been heard (end reason :data:`VOICEMAIL_REASON`).
+  Without a live socket here the carrier says it instead (Vonage: a ``talk`` NCCO transfer;
+  Twilio: a ``<Say>`` then ``<Hangup>`` TwiML update);
 - an entry ends with its call's last outcome (``completed`` or a failure), or after
   :data:`ENTRY_TTL_S`; at most :data:`MAX_ENTRIES` are kept (the oldest go first).
 
@@ -21,7 +29,9 @@ background task is tracked and cancelled at shutdown.
 
 Sources: https://developer.vonage.com/en/voice/voice-api/webhook-reference#event-webhook,
 https://www.twilio.com/docs/voice/api/call-resource#statuscallback,
-https://developer.vonage.com/en/voice/voice-api/ncco-reference (``talk``).
+https://www.twilio.com/docs/voice/answering-machine-detection (``DetectMessageEnd``,
+``AnsweredBy``), https://developer.vonage.com/en/voice/voice-api/ncco-reference (``talk``),
+https://www.twilio.com/docs/voice/twiml/say.
 """
 
 from __future__ import annotations
@@ -56,6 +66,7 @@ from .errors import BridgeError, NotFound, StoreUnavailable
 from .logs import call_context
 from .records import store_record
 from .store import FRONT_DOOR_TWILIO, CallFilter, CallPage, CallRecord, CallStore
+from .twilio.twiml import say_hangup_twiml
 from .web.keys import CALLS, HTTP, SETTINGS, STORE, TWILIO_API, VOICE_API
 
 if TYPE_CHECKING:
@@ -71,6 +82,11 @@ MAX_ENTRIES = 10_000
 MEDIA_WAIT_S = 30.0
 """``completed`` waits at most this long (s) for the call's media socket to finish."""
 BEEP_START = "beep_start"
+"""Vonage's ``sub_state`` of the ``machine`` event sent at the beep (Twilio's
+``machine_end_*`` verdicts are noted as this too: the greeting has ended)."""
+VOICEMAIL_REASON = "voicemail: message left"
+"""The end reason (record, summary line, ``completed`` callback) of a call whose voicemail
+message the assistant said; metrics count it as ``end="assistant"``."""
 
 
 @dataclass(slots=True)
@@ -334,16 +350,28 @@ class OutboundCalls:
         )
 
     def _on_machine(self, call: OutboundCall, sub_state: str | None) -> None:
-        """A machine answered: hang up at once, or speak the message at the beep."""
+        """A machine answered: hang up at once, or hold the assistant's replies until the
+        beep and then have it say the message (the carrier says it when the call's media
+        socket is not live on this instance)."""
         md = call.machine_detection
-        if md is None:
+        if md is None or call.left_message:
             return
         if md.on_machine == "hangup":
-            if not call.left_message:
-                call.left_message = True  # one hang-up
-                self._spawn(self._hang_up(call), call.call_id)
-        elif sub_state == BEEP_START and not call.left_message and md.message:
-            call.left_message = True
+            call.left_message = True  # one hang-up
+            self._spawn(self._hang_up(call), call.call_id)
+            return
+        if not md.message:
+            return
+        live = self._app[CALLS].get(call.call_id)
+        if sub_state != BEEP_START:
+            if live is not None:
+                live.hold_replies()
+            return
+        call.left_message = True
+        if live is not None:
+            live.leave_message(md.message, VOICEMAIL_REASON)
+            log.info("voicemail: the assistant leaves the message after the beep")
+        else:
             self._spawn(self._leave_message(call, md.message), call.call_id)
 
     async def _hang_up(self, call: OutboundCall) -> None:
@@ -362,17 +390,24 @@ class OutboundCalls:
                 log.warning("voicemail: hang-up failed: %s", exc.message)
 
     async def _leave_message(self, call: OutboundCall, message: str) -> None:
-        """Vonage: transfer the call to an NCCO that speaks ``message`` (``talk``); the
-        call ends when it has been said, and our media socket closes now."""
-        vonage = self._app.get(VOICE_API)
-        if vonage is None:
-            return
+        """The carrier says ``message`` (no media socket of the call is live here): Vonage
+        transfers the call to a ``talk`` NCCO, Twilio updates it with ``<Say>`` then
+        ``<Hangup>``; the call ends when it has been said."""
         language = self._app[SETTINGS].call.greeting_language
-        ncco = [{"action": "talk", "text": message, "language": language}]
         with call_context(call.call_id[:64]):
             try:
-                await vonage.transfer(call.call_id, ncco)
-                log.info("voicemail: leaving the message after the beep")
+                if call.front_door == FRONT_DOOR_TWILIO:
+                    twilio = self._app.get(TWILIO_API)
+                    if twilio is None:
+                        return
+                    await twilio.update_twiml(call.call_id, say_hangup_twiml(message, language))
+                else:
+                    vonage = self._app.get(VOICE_API)
+                    if vonage is None:
+                        return
+                    ncco = [{"action": "talk", "text": message, "language": language}]
+                    await vonage.transfer(call.call_id, ncco)
+                log.info("voicemail: the carrier leaves the message after the beep")
             except BridgeError as exc:
                 log.warning("voicemail: leaving the message failed: %s", exc.message)
 
@@ -431,13 +466,16 @@ def note_twilio_status(app: web.Application, fields: dict[str, str]) -> None:
     if calls is None or call_id is None or calls.get(call_id) is None:
         return
     outcome = twilio_outcome(fields.get("CallStatus"))
-    amd = twilio_amd(fields.get("AnsweredBy"))
-    if "AnsweredBy" in fields:
+    answered_by = fields.get("AnsweredBy")
+    amd = twilio_amd(answered_by)
+    if answered_by is not None:
         outcome = None  # the AMD callback repeats CallStatus: in-progress
+    greeting_over = answered_by is not None and answered_by.startswith("machine_end_")
     calls.note(
         call_id,
         outcome,
         amd=amd,
+        sub_state=BEEP_START if greeting_over else None,
         detail=fields.get("SipResponseCode"),
         duration_s=_seconds(fields.get("CallDuration")),
     )
@@ -477,6 +515,7 @@ def setup_outbound(app: web.Application) -> None:
 
 __all__ = [
     "OUTBOUND",
+    "VOICEMAIL_REASON",
     "OutboundCall",
     "OutboundCalls",
     "RecordExtras",

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from standardwebhooks import Webhook
 from support import SECOND, Call, StartCall
 from test_outbound import API_KEY, no_live_calls, post_connect, vonage_env
+from test_vonage_call import speech
 
 from vonage_bridge.logs import CallContextFilter
-from vonage_bridge.outbound import OUTBOUND
+from vonage_bridge.outbound import OUTBOUND, VOICEMAIL_REASON
 from vonage_bridge.sim.server import LoopbackServer
 from vonage_bridge.sim.twilio import FakeTwilioCaller
 from vonage_bridge.sim.twilio_api import FakeTwilioApi, FakeTwilioApiOptions
@@ -441,6 +442,54 @@ async def test_machine_with_leave_message_speaks_it_at_the_beep(
     assert (await record_of(call, uuid)).amd == "machine"
 
 
+async def test_leave_message_is_said_by_the_assistant_when_the_media_socket_is_live(
+    start_call: StartCall, voice_api: FakeVoiceApi, receiver: CallbackReceiver
+) -> None:
+    call = await start_vonage(start_call, voice_api)
+    md = {"on_machine": "leave_message", "message": "Please call us back."}
+    _, body = await post_connect(
+        call, {"to": TO, "status_url": receiver.url, "machine_detection": md}
+    )
+    uuid = body["uuid"]
+    await voice_api.post_event(uuid, "answered")
+    caller = call.caller("/answer", call_uuid=uuid)
+    await caller.answer()
+    await caller.connect()
+    rt = await call.fake.wait_for_session(timeout=5 * SECOND)
+    await rt.wait_for_event("session.update")
+
+    # the machine answers: its greeting starts a reply (the fake's VAD), cancelled at once
+    await voice_api.post_event(uuid, "machine")
+    await caller.stream_audio(speech(), realtime=True)
+    await caller.stream_silence(900, realtime=False)
+    cancel = await rt.wait_for_event("response.cancel", timeout=5 * SECOND)
+    held = rt.responses[0]
+    assert cancel["response_id"] == held.response_id
+    await rt.wait_responses_done(1, timeout=5 * SECOND)
+    assert held.status == "cancelled"
+    assert caller.bytes_received == 0  # nothing was said over the greeting
+    assert voice_api.hangups == []  # waits for the beep
+
+    await voice_api.post_event(uuid, "machine", sub_state="beep_start")
+    create = await rt.wait_for_event("response.create", timeout=5 * SECOND)
+    assert "Please call us back." in create["response"]["instructions"]
+    put = await voice_api.wait_hangup(uuid, timeout=10 * SECOND)
+    assert put == {"action": "hangup"}  # over REST, no transfer to a talk NCCO
+    reply = rt.responses[-1]
+    assert reply is not held and reply.status == "completed"
+    # all of it was played to the callee before the hang-up (24 kHz PCM16 -> 16 kHz L16)
+    assert len(caller.heard) >= reply.total_bytes * 2 // 3 - 640
+    await caller.wait_closed(timeout=5 * SECOND)
+    assert caller.close_code == WSCloseCode.GOING_AWAY
+    await voice_api.post_event(uuid, "completed", duration_s=12)
+    outcomes = await receiver.statuses(3)
+    assert [o["status"] for o in outcomes] == ["answered", "machine", "completed"]
+    assert outcomes[-1]["end_reason"] == VOICEMAIL_REASON
+    record = await record_of(call, uuid)
+    assert (record.amd, record.end_reason) == ("machine", VOICEMAIL_REASON)
+    assert [body for u, body in voice_api.hangups if u == uuid] == [{"action": "hangup"}]
+
+
 async def test_human_carries_on_and_the_record_says_so(
     start_call: StartCall, voice_api: FakeVoiceApi, receiver: CallbackReceiver
 ) -> None:
@@ -627,7 +676,7 @@ async def test_via_twilio_machine_detection_hangs_up_on_a_machine(
     assert sent["MachineDetection"] == "Enable" and sent["AsyncAmd"] == "true"
     assert sent["AsyncAmdStatusCallback"] == f"{call.bridge.url}/twilio/call-status"
     await twilio_api.post_status(sid, "in-progress")
-    assert await twilio_api.post_amd(sid, "machine_end_beep") == 204
+    assert await twilio_api.post_amd(sid, "machine_start") == 204
     hang_up = await twilio_api.wait_hangup(sid, timeout=5 * SECOND)
     assert hang_up.fields == {"Status": "completed"}
     await twilio_api.post_status(sid, "completed", duration_s=3)
@@ -636,16 +685,76 @@ async def test_via_twilio_machine_detection_hangs_up_on_a_machine(
     assert (await record_of(call, sid)).amd == "machine"
 
 
-async def test_via_twilio_leave_message_is_vonage_only(
-    start_call: StartCall, twilio_api: FakeTwilioApi
+async def test_via_twilio_leave_message_is_said_by_the_assistant_at_the_message_end(
+    start_call: StartCall, twilio_api: FakeTwilioApi, receiver: CallbackReceiver
 ) -> None:
     call = await start_twilio(start_call, twilio_api)
-    md = {"on_machine": "leave_message", "message": "Hi"}
-    status, answer = await post_connect(call, {"to": TO, "via": "twilio", "machine_detection": md})
-    assert status == 400
-    assert answer["error"]["code"] == "vonage_only"
-    assert answer["error"]["field"] == "machine_detection"
-    assert twilio_api.created == {}
+    md = {"on_machine": "leave_message", "message": "Please call us back."}
+    status, body = await post_connect(
+        call, {"to": TO, "via": "twilio", "status_url": receiver.url, "machine_detection": md}
+    )
+    assert status == 201
+    sid = body["uuid"]
+    sent = twilio_api.created[sid]
+    assert sent["MachineDetection"] == "DetectMessageEnd" and sent["AsyncAmd"] == "true"
+    await twilio_api.post_status(sid, "in-progress")
+    caller = FakeTwilioCaller(
+        call.http,
+        f"{call.bridge.url}/twilio/incoming-call",
+        auth_token=TW_TOKEN,
+        account_sid=TW_ACCOUNT,
+        call_sid=sid,
+        from_number=TW_FROM,
+        to_number=TO,
+        extra_params={"Direction": "outbound-api"},
+    )
+    await caller.answer()
+    await caller.connect()
+    rt = await call.fake.wait_for_session(timeout=5 * SECOND)
+    await rt.wait_for_event("session.update")
+
+    assert await twilio_api.post_amd(sid, "machine_end_beep") == 204
+    create = await rt.wait_for_event("response.create", timeout=5 * SECOND)
+    assert "Please call us back." in create["response"]["instructions"]
+    hang_up = await twilio_api.wait_hangup(sid, timeout=10 * SECOND)
+    assert hang_up.fields == {"Status": "completed"}
+    reply = rt.responses[-1]
+    assert reply.status == "completed"
+    # all of it was played to the callee before the hang-up (mu-law: 8 bytes a ms)
+    assert len(caller.heard) >= reply.total_bytes
+    assert not any("Twiml" in r.fields for r in twilio_api.requests)  # not Twilio's <Say>
+    await caller.wait_closed(timeout=5 * SECOND)
+    await twilio_api.post_status(sid, "completed", duration_s=9)
+    outcomes = await receiver.statuses(3)
+    assert [o["status"] for o in outcomes] == ["answered", "machine", "completed"]
+    assert outcomes[-1]["end_reason"] == VOICEMAIL_REASON
+    record = await record_of(call, sid)
+    assert (record.amd, record.end_reason) == ("machine", VOICEMAIL_REASON)
+
+
+async def test_via_twilio_leave_message_without_a_live_socket_is_said_by_twilio(
+    start_call: StartCall, twilio_api: FakeTwilioApi, receiver: CallbackReceiver
+) -> None:
+    call = await start_twilio(start_call, twilio_api)
+    md = {"on_machine": "leave_message", "message": "Please call us back <soon> & thanks."}
+    _, body = await post_connect(
+        call, {"to": TO, "via": "twilio", "status_url": receiver.url, "machine_detection": md}
+    )
+    sid = body["uuid"]
+    await twilio_api.post_status(sid, "in-progress")
+    with pytest.raises(ValueError, match="not a verdict of MachineDetection='DetectMessageEnd'"):
+        await twilio_api.post_amd(sid, "machine_start")  # Twilio sends that with Enable only
+    assert await twilio_api.post_amd(sid, "machine_end_silence") == 204
+    twiml = await twilio_api.wait_twiml(sid, timeout=5 * SECOND)
+    assert twiml == (
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Say language="en-US">'
+        "Please call us back &lt;soon&gt; &amp; thanks.</Say><Hangup /></Response>"
+    )
+    await twilio_api.post_status(sid, "completed", duration_s=7)
+    outcomes = await receiver.statuses(3)
+    assert [o["status"] for o in outcomes] == ["answered", "machine", "completed"]
+    assert (outcomes[-1]["end_reason"], outcomes[-1]["duration_s"]) == ("machine", 7.0)
+    assert (await record_of(call, sid)).amd == "machine"
 
 
 async def test_via_twilio_needs_the_twilio_account(

@@ -20,6 +20,7 @@ import pytest
 from support import SECOND, Call, StartCall
 
 from vonage_bridge.logs import CallContextFilter
+from vonage_bridge.metrics import METRICS
 from vonage_bridge.realtime.prewarm import WarmSessions
 from vonage_bridge.sim.realtime import FakeRealtimeOptions, FakeRealtimeSession
 from vonage_bridge.sim.twilio import CALLER_WAV as TWILIO_WAV
@@ -133,6 +134,76 @@ async def test_media_socket_arriving_while_the_warm_session_opens_waits_for_it(
     assert len(call.fake.sessions) == 1
     assert rt.client_events[0]["type"] == "session.update"
     assert len(messages(caplog, "adopted the warm Realtime session")) == 1
+
+
+# ------------------------------------------------------------------ connect time measured warm
+
+CONNECT = "vonage_bridge_realtime_connect_seconds"
+
+
+def connect_seconds() -> tuple[float, float]:
+    """``(count, sum)`` of the Realtime connect histogram."""
+    registry = METRICS.registry
+    count = registry.get_sample_value(f"{CONNECT}_count") or 0.0
+    return count, registry.get_sample_value(f"{CONNECT}_sum") or 0.0
+
+
+async def test_a_warm_session_ready_before_its_media_socket_is_measured_once(
+    start_call: StartCall, caplog: pytest.LogCaptureFixture
+) -> None:
+    call = await start_call(SLOW)
+    count_before, sum_before = connect_seconds()
+    caplog.handler.addFilter(CallContextFilter())
+    with caplog.at_level(logging.INFO):
+        caller = call.caller()
+        await caller.answer()
+        rt = await greeting_played(call)
+        session = warm(call).get(caller.call_uuid)
+        assert session is not None
+        await asyncio.wait_for(session.settled(), timeout=5 * SECOND)
+        # measured before any media socket came: upgrade (800 ms) + session.updated (800 ms)
+        count, total = connect_seconds()
+        assert count == count_before + 1
+        assert total - sum_before >= 1.6
+        read = [json.loads(event)["type"] for event in session.early]
+        assert read == ["session.created", "session.updated"]
+
+        await caller.connect()
+        await vonage_reply(call, caller, rt)
+        await caller.hang_up()
+        await call_ended(call)
+    assert connect_seconds()[0] == count_before + 1  # the call did not measure it again
+    (summary,) = summaries(caplog)
+    assert summary["held_ms"] == 0 and summary["responses"] == 1
+
+
+async def test_events_a_warm_session_read_reach_the_call_in_order(
+    start_call: StartCall, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reader stops at an ``error`` (the update refused: not measured) and the call's
+    session gets it, then what follows on the socket."""
+    call = await start_call(SLOW)
+    count_before = connect_seconds()[0]
+    caplog.handler.addFilter(CallContextFilter())
+    with caplog.at_level(logging.INFO):
+        caller = call.caller()
+        await caller.answer()
+        rt = await greeting_played(call)
+        rt._push_error("invalid_value", "refused before session.updated")
+        session = warm(call).get(caller.call_uuid)
+        assert session is not None
+        await asyncio.wait_for(session.settled(), timeout=5 * SECOND)
+        read = [json.loads(event)["type"] for event in session.early]
+        assert read == ["session.created", "error"]
+        await caller.connect()
+        await vonage_reply(call, caller, rt)  # session.updated and the rest: read by the call
+        await caller.hang_up()
+        await call_ended(call)
+    assert connect_seconds()[0] == count_before
+    (summary,) = summaries(caplog)
+    assert summary["responses"] == 1
+    (error,) = messages(caplog, "refused before session.updated")  # replayed to the session
+    assert error.startswith("Realtime error invalid_request_error/invalid_value")
 
 
 @pytest.fixture

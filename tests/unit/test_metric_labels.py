@@ -36,6 +36,7 @@ from vonage_bridge.records import CallSummary
         ("caller hung up (twilio stream stopped)", "caller"),
         ("socket closed while sending (playout-pump)", "caller"),
         ("the assistant ended the call", "assistant"),
+        ("voicemail: message left", "assistant"),
         (SHUTDOWN_REASON, "shutdown"),
         ("Realtime stalled: no event for 15 s", "timeout"),
         ("max_duration", "timeout"),

@@ -387,3 +387,51 @@ def test_session_drain_notes_empties_the_queue(session: CallSession) -> None:
     assert len(session.drain_notes()) == 1
     assert not session.has_notes
     assert session.drain_notes() == []
+
+
+# ------------------------------------------------------------ holding replies (voicemail)
+
+
+def test_hold_replies_cancels_the_reply_playing_and_clears_the_caller(
+    session: CallSession,
+) -> None:
+    session.realtime_event(ResponseCreated("resp_1"))
+    session.realtime_event(AudioDelta("resp_1", "item_1", bytes(4800)))  # 100 ms
+    drain_playout(session)
+    session.frames_sent(5)  # the caller is hearing it
+    session.realtime_event(AudioDelta("resp_1", "item_1", bytes(4800)))
+    session.drain_realtime()
+
+    session.hold_replies()
+    sent = [json.loads(m) for m in session.drain_realtime()]
+    assert {"type": "response.cancel", "response_id": "resp_1"} in sent
+    assert any(m["type"] == "conversation.item.truncate" for m in sent)
+    assert session.drain_caller() == ['{"action":"clear"}']
+    assert session.playout.buffered_bytes == 0
+    # late audio of the cancelled reply is dropped
+    session.realtime_event(AudioDelta("resp_1", "item_1", bytes(4800)))
+    assert session.playout.buffered_bytes == 0
+
+
+def test_held_replies_are_cancelled_as_they_start_until_say(session: CallSession) -> None:
+    session.hold_replies()
+    assert session.drain_realtime() == []  # nothing active: nothing to cancel
+    session.realtime_event(ResponseCreated("resp_2"))  # the server VAD heard the machine
+    assert [json.loads(m) for m in session.drain_realtime()] == [
+        {"type": "response.cancel", "response_id": "resp_2"}
+    ]
+    session.realtime_event(AudioDelta("resp_2", "item_2", bytes(4800)))
+    assert session.playout.buffered_bytes == 0
+    session.prompt("Are you still there?")  # the call limits keep quiet too
+    assert session.drain_realtime() == []
+
+    session.say("Say: call us back.")  # held reply still active: sent when it is done
+    assert session.drain_realtime() == []
+    session.realtime_event(ResponseDone("resp_2", "cancelled"))
+    assert [json.loads(m) for m in session.drain_realtime()] == [
+        {"type": "response.create", "response": {"instructions": "Say: call us back."}}
+    ]
+    session.realtime_event(ResponseCreated("resp_3"))
+    session.realtime_event(AudioDelta("resp_3", "item_3", bytes(4800)))
+    assert session.drain_realtime() == []  # no longer held: it plays
+    assert session.playout.buffered_bytes > 0

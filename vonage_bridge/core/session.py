@@ -31,7 +31,9 @@ tabled in ``core/ledger.py``). The pacer reports each batch of frames it hands o
 the ms received), the playout emptied, and late deltas of that item dropped. No
 ``response.cancel``: our ``session.update`` sets ``turn_detection.interrupt_response``, so
 the server cancels the active response itself on ``speech_started``, and a second cancel would
-race it (``response_cancel_not_active``, logged at debug if it ever happens).
+race it (``response_cancel_not_active``, logged at debug if it ever happens). The one
+``response.cancel`` we send is :meth:`hold_replies` (an answering machine's greeting plays on
+an outbound call): every reply is cancelled as it starts, until :meth:`say`.
 
 The call's assistant (``context``, a :class:`~.core.assistant.CallContext`; the default one
 built from the settings without it) makes the ``session.update``. The call limits (run by the
@@ -92,7 +94,7 @@ from .events import (
     UnknownCallerMessage,
 )
 from .frontdoor import PlaybackCommands
-from .ledger import PlaybackLedger
+from .ledger import PlaybackLedger, Truncate
 
 HOLD_LIMIT_MS = 60_000
 """Caller audio held before the Realtime session is ready, at most (the connect timeout
@@ -172,6 +174,8 @@ class CallSession:
         self._response_wanted = False  # a response.create waits for the active one to end
         self._wanted_instructions: str | None = None  # ... with these instructions (limits)
         self._interrupted: str | None = None  # response cut by speech: its audio is dropped
+        self.holding = False
+        """Replies are held (:meth:`hold_replies`): each response is cancelled as it starts."""
         self._commands = commands
         self._resampled = isinstance(path, ResamplingPath)  # websocket:connected may change it
         self.ledger = PlaybackLedger(path.caller.bytes_per_ms)
@@ -299,7 +303,10 @@ class CallSession:
 
     def _request_response(self) -> None:
         """``response.create`` now, or when the active response ends (a second one while one
-        is active is refused with ``conversation_already_has_active_response``)."""
+        is active is refused with ``conversation_already_has_active_response``); nothing
+        while replies are held."""
+        if self.holding:
+            return
         if self.active_response is None:
             self._rt_out.append(client_event({"type": "response.create"}))
         else:
@@ -308,14 +315,52 @@ class CallSession:
     def prompt(self, instructions: str) -> None:
         """Ask the model to say something now (the call limits: wrap up, still there,
         goodbye): a ``response.create`` whose ``response.instructions`` say what, sent at once
-        or when the active response ends (the latest prompt wins).
+        or when the active response ends (the latest prompt wins); nothing while replies are
+        held.
         Source: https://platform.openai.com/docs/api-reference/realtime-client-events/response/create
         """
+        if self.holding:
+            return
         if self.active_response is None:
             self._rt_out.append(_response_with(instructions))
         else:
             self._response_wanted = True
             self._wanted_instructions = instructions
+
+    def hold_replies(self) -> None:
+        """Keep the assistant quiet (an answering machine's greeting plays, outbound
+        voicemail): the active response is cancelled (``response.cancel``) and its audio
+        dropped, the caller's playback cleared, and every response that starts from now on
+        (the server VAD creates one at each end of speech) is cancelled as it starts, until
+        :meth:`say`. Idempotent.
+        Source: https://platform.openai.com/docs/api-reference/realtime-client-events/response/cancel
+        """
+        if self.holding:
+            return
+        self.holding = True
+        self._response_wanted = False
+        self._wanted_instructions = None
+        self._silence()
+
+    def _silence(self) -> None:
+        """Cancel the active response, drop its audio, clear what the caller hears."""
+        active = self.active_response
+        if active is not None:
+            self._interrupted = active
+            self._rt_out.append(client_event({"type": "response.cancel", "response_id": active}))
+        cut = self.ledger.barge_in()
+        if cut is not None:  # the caller hears it: clear, and truncate what was heard
+            self._caller_out.append(self._commands.clear())
+            self._truncate(cut.truncates)
+        self.playout.clear()
+        self._out_pending = False
+        self.path.reset_down()
+
+    def say(self, instructions: str) -> None:
+        """End :meth:`hold_replies` and have the assistant speak now: :meth:`prompt` with
+        ``instructions`` (e.g. to say a voicemail message word for word)."""
+        self.holding = False
+        self.prompt(instructions)
 
     def tell(self, text: str) -> None:
         """Give the model a system message for its next replies, without a reply now (the
@@ -377,7 +422,19 @@ class CallSession:
         )
         self._entry(TranscriptEntry.stamped("barge_in", said, self.now))
         self._caller_out.append(self._commands.clear())
-        for item_id, audio_end_ms in cut.truncates:
+        self._truncate(cut.truncates)
+        if cut.truncates and cut.truncates[0].item_id == cut.item_id:
+            heard = cut.truncates[0]
+            self._note(
+                NoteLevel.INFO,
+                f"barge-in: truncated {heard.item_id} at {heard.audio_end_ms} ms heard",
+            )
+        self.playout.clear()
+        self._out_pending = False
+        self.path.reset_down()  # drop the tail it holds
+
+    def _truncate(self, truncates: list[Truncate]) -> None:
+        for item_id, audio_end_ms in truncates:
             self._rt_out.append(
                 client_event(
                     {
@@ -388,15 +445,6 @@ class CallSession:
                     }
                 )
             )
-        if cut.truncates and cut.truncates[0].item_id == cut.item_id:
-            heard = cut.truncates[0]
-            self._note(
-                NoteLevel.INFO,
-                f"barge-in: truncated {heard.item_id} at {heard.audio_end_ms} ms heard",
-            )
-        self.playout.clear()
-        self._out_pending = False
-        self.path.reset_down()  # drop the tail it holds
 
     # ------------------------------------------------------------ Realtime side
 
@@ -451,6 +499,8 @@ class CallSession:
             case ResponseCreated():
                 self.active_response = event.response_id
                 self.stats.responses += 1
+                if self.holding:  # replies are held: cancelled as it starts
+                    self._silence()
             case ResponseDone():
                 self._response_done(event)
             case FunctionCallDone():

@@ -18,12 +18,20 @@ instead of being held while Realtime connects.
   call (which adopts its socket, or discards it).
 
 A media socket with no warm session for its call id (another instance answered, the bound was
-reached, the session expired) opens its own, as before. Nothing reads a warm socket before it is
-adopted: ``session.created`` and ``session.updated`` wait in the socket and reach the call's
-session in order, as on a socket the call opened itself.
+reached, the session expired) opens its own, as before. Once the socket is open and
+``session.update`` sent, a reader (:func:`read_until_updated`) reads it up to ``session.updated``
+as it arrives and observes ``vonage_bridge_realtime_connect_seconds`` (start of the upgrade to
+``session.updated``) there, so a session that is ready before its media socket comes is measured
+too. Every event it read (``session.created``, ``session.updated``, an ``error``) is kept on the
+:class:`WarmSession` (:attr:`WarmSession.early`); the adopting call may send on the socket at
+once (caller audio goes straight up), and before it reads the socket it waits for the reader
+(:meth:`WarmSession.settled`) and replays those events to its session in order, as on a socket
+the call opened itself. The reader stops at ``session.updated``, at an ``error`` (the update was
+refused: not measured), or after ``OPENAI_CONNECT_TIMEOUT_S`` (logged; the call reads on).
 
 Sources: Realtime WebSocket guide (https://platform.openai.com/docs/guides/realtime-websocket),
 ``session.update`` (https://platform.openai.com/docs/api-reference/realtime-client-events/session/update),
+``session.updated`` (https://platform.openai.com/docs/api-reference/realtime-server-events/session/updated),
 Vonage NCCO ``talk`` then ``connect``
 (https://developer.vonage.com/en/voice/voice-api/ncco-reference), TwiML ``<Say>`` then
 ``<Connect><Stream>`` (https://www.twilio.com/docs/voice/twiml/stream).
@@ -37,17 +45,19 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from aiohttp import WSCloseCode
+from aiohttp import WSCloseCode, WSMsgType
 
 from ..audio.formats import AudioFormat, realtime_format_json
 from ..calls import close_socket
 from ..config import Settings
 from ..core.assistant import CallContext, call_instructions_for, default_assistant, session_update
 from ..core.call_data import CallInfo
-from ..errors import RealtimeConnectError
+from ..core.events import RealtimeError, SessionUpdated
+from ..errors import RealtimeConnectError, RemoteProtocolError
 from ..logs import call_context
+from ..metrics import METRICS
 from .connection import open_realtime
-from .protocol import client_event
+from .protocol import client_event, parse_server_event
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +113,27 @@ class WarmSession:
         started_at: loop time (s) its opening began.
         context: the assistant it was configured for (the call adopting it keeps it, even
             if the assistant changed meanwhile); None: the default.
+        early: the text events its reader read (up to ``session.updated`` or an ``error``),
+            in order, for the adopting call to replay before reading the socket; complete
+            once :meth:`settled` returned.
+
+    Args:
+        task: the opener (socket, then ``session.update``).
+        read_timeout_s: start a reader (:func:`read_until_updated`) once the opener is done,
+            giving up after this many seconds; None starts none (nothing read, nothing
+            measured).
     """
 
-    __slots__ = ("call_id", "update", "started_at", "context", "_task", "_expiry")
+    __slots__ = (
+        "call_id",
+        "update",
+        "started_at",
+        "context",
+        "early",
+        "_task",
+        "_reader",
+        "_expiry",
+    )
 
     def __init__(
         self,
@@ -114,13 +142,49 @@ class WarmSession:
         task: asyncio.Task[aiohttp.ClientWebSocketResponse],
         started_at: float,
         context: CallContext | None = None,
+        read_timeout_s: float | None = None,
     ) -> None:
         self.call_id = call_id
         self.update = update
         self.context = context
+        self.early: list[str] = []
         self.started_at = started_at
         self._task = task
+        self._reader: asyncio.Task[None] | None = None
+        if read_timeout_s is not None:
+            self._reader = asyncio.get_running_loop().create_task(
+                self._read(read_timeout_s), name=f"warm-reader-{call_id[:64]}"
+            )
         self._expiry: asyncio.TimerHandle | None = None
+
+    async def _read(self, timeout_s: float) -> None:
+        """The reader: waits for the opener, then :func:`read_until_updated`. Never raises
+        (a failure is logged; the call reads the socket itself)."""
+        task = self._task
+        await asyncio.wait({task})
+        if task.cancelled() or task.exception() is not None:
+            return  # the opener failed: socket() reports it
+        rt = task.result()
+        with call_context(self.call_id[:64]):
+            try:
+                await read_until_updated(rt, self.early, self.started_at, timeout_s)
+            except RealtimeConnectError as exc:
+                log.warning("warm Realtime session: %s", exc.message)
+            except Exception as exc:  # a failed read never breaks the call
+                log.warning("warm Realtime session: reading it failed (%r)", exc)
+
+    async def settled(self) -> None:
+        """Wait until the reader is done (nothing to wait for without one): after this,
+        :attr:`early` is complete and the socket is the caller's alone to read. Cancelling
+        the wait cancels the reader. Never raises otherwise."""
+        reader = self._reader
+        if reader is None:
+            return
+        try:
+            await reader
+        except asyncio.CancelledError:
+            reader.cancel()
+            raise
 
     def opened(self) -> aiohttp.ClientWebSocketResponse:
         """Its socket, once :attr:`ready`.
@@ -132,7 +196,8 @@ class WarmSession:
 
     @property
     def ready(self) -> bool:
-        """Whether its socket is open and ``session.update`` was sent (no wait to adopt it)."""
+        """Whether its socket is open and ``session.update`` was sent (no wait to adopt it;
+        its reader may still be reading: :meth:`settled`)."""
         task = self._task
         return task.done() and not task.cancelled() and task.exception() is None
 
@@ -148,7 +213,11 @@ class WarmSession:
         return None
 
     async def discard(self, reason: str) -> None:
-        """Stop opening it, or close its socket (1000, ``reason``). Never raises."""
+        """Stop opening (and reading) it, or close its socket (1000, ``reason``). Never
+        raises."""
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.wait({self._reader})
         task = self._task
         if not task.done():
             task.cancel()
@@ -233,12 +302,20 @@ class WarmSessions:
             return False
         update = session_update_for(info, settings, tools, realtime_format, context)
         loop = asyncio.get_running_loop()
+        started_at = loop.time()
         task = loop.create_task(
             _open_warm(http, settings, update), name=f"warm-realtime-{call_id[:64]}"
         )
-        warm = self._warm[call_id] = WarmSession(call_id, update, task, loop.time(), context)
+        warm = WarmSession(
+            call_id, update, task, started_at, context, settings.openai.connect_timeout_s
+        )
+        self._warm[call_id] = warm
         warm._expiry = loop.call_later(self.ttl_s, self._expire, call_id)
         return True
+
+    def get(self, call_id: str) -> WarmSession | None:
+        """The warm session of ``call_id`` while it waits for its media socket (not taken)."""
+        return self._warm.get(call_id)
 
     def take(self, call_id: str) -> WarmSession | None:
         """The warm session of ``call_id``, now the caller's to adopt or discard; None when
@@ -292,3 +369,46 @@ async def _open_warm(
         await rt.close(code=WSCloseCode.OK)
         raise
     return rt
+
+
+async def read_until_updated(
+    rt: aiohttp.ClientWebSocketResponse,
+    early: list[str],
+    started_at: float,
+    timeout_s: float,
+) -> bool:
+    """Read ``rt`` as its events arrive until ``session.updated``, then observe
+    ``vonage_bridge_realtime_connect_seconds`` (loop time now minus ``started_at``, s); stop
+    too at an ``error`` event (the update was refused: nothing observed). Every text event
+    read, the last included, is appended to ``early`` in order; binary messages are dropped.
+
+    Returns:
+        True when ``session.updated`` came (observed), False when an ``error`` came first.
+    Raises:
+        RealtimeConnectError: nothing decisive within ``timeout_s`` s, or the socket closed.
+    Source: https://platform.openai.com/docs/api-reference/realtime-server-events/session/updated
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        try:
+            msg = await rt.receive(timeout=max(deadline - loop.time(), 0.001))
+        except TimeoutError:
+            raise RealtimeConnectError(
+                f"Realtime sent no session.updated within {timeout_s:g} s"
+            ) from None
+        if msg.type is WSMsgType.TEXT:
+            early.append(msg.data)
+            try:
+                event = parse_server_event(msg.data)
+            except RemoteProtocolError:
+                continue  # the call's session warns about it when it is replayed
+            if isinstance(event, SessionUpdated):
+                METRICS.realtime_connected(loop.time() - started_at)
+                return True
+            if isinstance(event, RealtimeError):
+                return False
+        elif msg.type is not WSMsgType.BINARY:  # closed, closing or a socket error
+            raise RealtimeConnectError(
+                f"Realtime closed the session before session.updated (close {rt.close_code})"
+            )

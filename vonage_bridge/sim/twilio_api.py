@@ -51,6 +51,13 @@ from twilio.request_validator import RequestValidator
 
 from .server import LoopbackServer
 
+_BOTH = frozenset({"human", "fax", "unknown"})
+AMD_VERDICTS = {
+    "Enable": _BOTH | {"machine_start"},
+    "DetectMessageEnd": _BOTH | {"machine_end_beep", "machine_end_silence", "machine_end_other"},
+}
+"""The ``AnsweredBy`` values Twilio posts for each ``MachineDetection`` mode."""
+
 __all__ = [
     "FakeTwilioApi",
     "FakeTwilioApiOptions",
@@ -229,6 +236,18 @@ class FakeTwilioApi(LoopbackServer):
             lambda r: r.call_sid == call_sid and r.fields.get("Status") == "completed", timeout
         )
 
+    async def wait_twiml(self, call_sid: str, timeout: float) -> str:
+        """The ``Twiml`` of the first update of ``call_sid`` that carried one, waiting up to
+        ``timeout`` s.
+
+        Raises:
+            TimeoutError: if none arrived in time.
+        """
+        request = await self._wait(
+            lambda r: r.call_sid == call_sid and "Twiml" in r.fields, timeout
+        )
+        return request.fields["Twiml"]
+
     async def _wait(
         self, match: Callable[[TwilioApiRequest], bool], timeout: float
     ) -> TwilioApiRequest:
@@ -257,14 +276,25 @@ class FakeTwilioApi(LoopbackServer):
         return await self._post_callback(call_sid, sent["StatusCallback"], fields)
 
     async def post_amd(self, call_sid: str, answered_by: str) -> int:
-        """Post the asynchronous AMD verdict (``AnsweredBy``: ``human``,
-        ``machine_start``, ``machine_end_beep``, ``fax``, ``unknown``...) of the created call
+        """Post the asynchronous AMD verdict (``AnsweredBy``) of the created call
         ``call_sid`` to its ``AsyncAmdStatusCallback`` (signed); the bridge's HTTP status.
+
+        As Twilio does, the verdicts depend on the call's ``MachineDetection``: ``Enable``
+        answers ``machine_start`` for a machine, ``DetectMessageEnd`` waits for the end of
+        its greeting and answers ``machine_end_beep``, ``machine_end_silence`` or
+        ``machine_end_other``; both may answer ``human``, ``fax`` or ``unknown``.
 
         Raises:
             KeyError: no such call was created, or it did not ask for AMD.
+            ValueError: ``answered_by`` is not a verdict of the call's ``MachineDetection``.
         """
         sent = self.created[call_sid]
+        verdicts = AMD_VERDICTS.get(sent.get("MachineDetection", ""), frozenset())
+        if answered_by not in verdicts:
+            raise ValueError(
+                f"AnsweredBy={answered_by!r} is not a verdict of "
+                f"MachineDetection={sent.get('MachineDetection')!r}: {sorted(verdicts)}"
+            )
         fields = self._callback_fields(call_sid, sent)
         fields.update(AnsweredBy=answered_by, MachineDetectionDuration="2100")
         return await self._post_callback(call_sid, sent["AsyncAmdStatusCallback"], fields)

@@ -121,6 +121,7 @@ class TwilioApi:
         url: str,
         status_callback: str,
         machine_detection: bool = False,
+        message_end: bool = False,
     ) -> TwilioCreatedCall:
         """Place an outbound call; Twilio fetches ``url`` (POST) for its TwiML when it is
         answered and posts each step to ``status_callback``.
@@ -132,6 +133,10 @@ class TwilioApi:
             status_callback: our status callback URL (POST, :data:`STATUS_EVENTS`).
             machine_detection: ``MachineDetection=Enable`` with ``AsyncAmd``: the verdict
                 (``AnsweredBy``) is posted to ``status_callback`` too.
+            message_end: with ``machine_detection``, ``MachineDetection=DetectMessageEnd``
+                instead: a machine's verdict comes once its greeting has ended
+                (``AnsweredBy=machine_end_beep``, ``machine_end_silence``,
+                ``machine_end_other``), the moment to leave a message.
         Returns:
             The created call.
         Raises:
@@ -151,7 +156,7 @@ class TwilioApi:
             form.add("StatusCallbackEvent", event)
         if machine_detection:
             form.update(
-                MachineDetection="Enable",
+                MachineDetection="DetectMessageEnd" if message_end else "Enable",
                 AsyncAmd="true",
                 AsyncAmdStatusCallback=status_callback,
                 AsyncAmdStatusCallbackMethod="POST",

@@ -112,6 +112,21 @@ def dial_twiml(number: str) -> str:
     return str(response.to_xml())
 
 
+def say_hangup_twiml(text: str, language: str | None = None) -> str:
+    """``<Response><Say>text</Say><Hangup/></Response>``: the call update that leaves a
+    voicemail message when no media socket of the call is live here.
+
+    Args:
+        text: what to say (escaped; characters XML 1.0 forbids are dropped).
+        language: BCP-47 tag for the ``<Say>`` (:func:`say_language`; left out when not one).
+    Source: https://www.twilio.com/docs/voice/twiml/say
+    """
+    response = VoiceResponse()
+    response.say(_xml_safe(text).strip(), language=say_language(language))
+    response.hangup()
+    return str(response.to_xml())
+
+
 def hangup_twiml() -> str:
     """``<Response><Hangup/></Response>``."""
     response = VoiceResponse()

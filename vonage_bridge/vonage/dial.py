@@ -23,7 +23,7 @@ Responses (JSON):
   SID, ``conversation_uuid`` null);
 - 400 ``invalid_json``; ``unknown_field`` (``field`` ``body``); ``missing_field`` /
   ``invalid_number`` / ``invalid_field`` with ``field`` naming it; ``callback_secret_missing``
-  (``status_url`` without ``CALLBACK_SECRET``); ``vonage_only`` (``leave_message`` via Twilio);
+  (``status_url`` without ``CALLBACK_SECRET``);
 - 401 ``api_key_missing``, 403 ``api_key_invalid``;
 - 503 ``connect_disabled`` (``CONNECT_API_KEY`` unset), ``vonage_not_configured`` or
   ``twilio_not_configured`` (the message names the missing variables);
@@ -176,12 +176,6 @@ async def _via_twilio(
             code="twilio_not_configured",
         )
     md = req.machine_detection
-    if md is not None and md.on_machine != "hangup":
-        raise InvalidField(
-            "machine_detection",
-            "leave_message is Vonage-only (use via vonage, or on_machine hangup)",
-            code="vonage_only",
-        )
     twilio_from = settings.outbound.twilio_from
     from_ = req.from_ or (f"+{twilio_from}" if twilio_from else None)
     if from_ is None:
@@ -197,6 +191,7 @@ async def _via_twilio(
             url=f"{base}{TWILIO_ANSWER_PATH}",
             status_callback=f"{base}{TWILIO_STATUS_PATH}",
             machine_detection=md is not None,
+            message_end=md is not None and md.on_machine == "leave_message",
         )
     except TwilioApiError as exc:
         _log_refusal(exc)
