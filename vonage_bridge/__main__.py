@@ -256,8 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         return db_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="vonage-bridge",
-        description="Vonage Voice <-> OpenAI Realtime bridge. "
-        "`vonage-bridge doctor --help`: check a set-up before the first call.",
+        description="Vonage Voice <-> OpenAI Realtime bridge. Without a command: serve. "
+        "Commands (each has --help): `doctor` checks a set-up before the first call; "
+        "`operator add|list|passwd|remove` manages the console's accounts; "
+        "`db upgrade|current` migrates the database schema.",
         epilog=variables_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
