@@ -306,7 +306,7 @@ async def test_recorded_call_has_its_cost_in_history_and_tokens_and_player_in_de
     await expect(row.locator("td.cost")).to_have_text(f"${cost:.6f}")
     await expect(page.locator("#total-cost")).to_contain_text(f"${cost:.6f}")
     await expect(min_cost).to_have_value(str(cost))  # the filter is kept
-    await page.screenshot(path=shots / "console-history.png", full_page=True)
+    await page.screenshot(path=shots / "console-history-cost.png", full_page=True)
     await min_cost.fill(f"{cost + 0.01}")
     await page.get_by_role("button", name="Filter").click()
     await page.get_by_text("No call matches.").wait_for()
