@@ -96,6 +96,8 @@ async def test_answer_on_one_media_on_the_other_listed_everywhere_hung_up_from_e
     media_on(caller, pair.b)
     await caller.connect()
     await pair.fake.wait_for_session(timeout=5 * SECOND)  # A's warm session (unused)
+    # B's own session: opened after B registered the call (so settled() waits for it).
+    await pair.fake.wait_for_session(timeout=5 * SECOND)
     assert caller.call_uuid in pair.b.app[CALLS]
     await pair.b.app[REGISTRY].settled()
 
