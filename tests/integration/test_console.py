@@ -24,8 +24,10 @@ import aiohttp
 import pytest
 from playwright.async_api import async_playwright, expect
 from support import SECOND, Call, StartCall
+from test_call_records import call_finished
 from test_outbound import API_KEY, APP_ID, FROM, TO, vonage_env
-from test_vonage_call import speech
+from test_recording_call import read_stereo, speak_and_hear
+from test_vonage_call import connected, speech
 
 from vonage_bridge.console.accounts import Accounts
 from vonage_bridge.console.auth import MAX_FAILURES
@@ -234,7 +236,12 @@ async def test_live_call_transcript_hang_up_history_and_detail(
     await expect(page.locator("#fig-underruns")).to_have_text(str(figures["underruns"]))
     await expect(page.locator("#fig-barge-ins")).to_have_text(str(figures["barge_ins"]))
     await expect(page.locator("#record-assistant")).to_have_text("default (built-in)")
-    await page.screenshot(path=shots / "console-detail.png", full_page=True)
+    # Not recorded (RECORD_CALLS is off): no player, the page says why; tokens still shown.
+    assert record.recording is None and record.usage is not None
+    await expect(page.locator("#recording-none")).to_contain_text("Not recorded")
+    assert await page.locator("audio").count() == 0
+    await expect(page.locator("#tok-input")).to_have_text(str(record.usage["input_tokens"]))
+    await page.screenshot(path=shots / "console-detail-unrecorded.png", full_page=True)
 
     await page.get_by_role("link", name="Dial").click()
     await page.get_by_label("To (E.164)").wait_for()
@@ -270,6 +277,86 @@ async def test_browser_phone_sends_the_microphone_and_plays_the_reply(
     record = await call.bridge.app[STORE].get(view.call_uuid)
     assert record is not None and record.front_door == FRONT_DOOR_BROWSER
     assert "caller" in [e.role for e in record.transcript]
+
+
+async def test_recorded_call_has_its_cost_in_history_and_tokens_and_player_in_detail(
+    start_call: StartCall, browser: Any, shots: Path, tmp_path: Path
+) -> None:
+    call = await console_call(start_call, RECORD_CALLS="true", RECORDINGS_DIR=str(tmp_path))
+    caller, rt = await connected(call)
+    await speak_and_hear(caller, rt)
+    await caller.hang_up()
+    await call_finished(call, caller.call_uuid)
+    record = await call.bridge.app[STORE].get(caller.call_uuid)  # type: ignore[union-attr]
+    assert record is not None and record.usage is not None and record.recording is not None
+    cost = record.cost_usd
+    assert cost is not None and cost > 0
+    assert record.recording["status"] == "complete"
+    _, stereo = read_stereo(tmp_path / f"{caller.call_uuid}.wav")
+    seconds = len(stereo) / 16_000
+    assert seconds > 1
+
+    page = await new_page(browser, call)
+    assert (await log_in(page)).status == 303
+    await page.get_by_role("link", name="History").click()
+    min_cost = page.get_by_label("Minimum cost (USD)")
+    await min_cost.fill(str(cost))
+    await page.get_by_role("button", name="Filter").click()
+    row = page.locator(f'tr[data-call="{caller.call_uuid}"]')
+    await expect(row.locator("td.cost")).to_have_text(f"${cost:.6f}")
+    await expect(page.locator("#total-cost")).to_contain_text(f"${cost:.6f}")
+    await expect(min_cost).to_have_value(str(cost))  # the filter is kept
+    await page.screenshot(path=shots / "console-history-cost.png", full_page=True)
+    await min_cost.fill(f"{cost + 0.01}")
+    await page.get_by_role("button", name="Filter").click()
+    await page.get_by_text("No call matches.").wait_for()
+    await expect(page.locator("#total-cost")).to_contain_text("$0.000000")
+    # The form refuses a negative cost itself (min="0"); the server says why too.
+    response = await page.goto("/console/history?min_cost=-1")
+    assert response is not None and response.status == 400
+    await page.get_by_text("min_cost: '-1' is not a number >= 0 (USD)").wait_for()
+
+    # The detail page: tokens and cost from the record, and the player on the WAV.
+    await min_cost.fill("")
+    await page.get_by_role("button", name="Filter").click()
+
+    def is_recording(response: Any) -> bool:
+        return str(response.url).endswith(f"/calls/{caller.call_uuid}/recording")
+
+    async with page.expect_response(is_recording) as fetched:
+        await row.get_by_role("link").click()
+    media = await fetched.value
+    # The <audio> element asks for a range; the session cookie is the only credential.
+    assert media.status == 206
+    sent = await media.request.all_headers()
+    assert sent.get("range", "").startswith("bytes=") and "x-api-key" not in sent
+    assert media.headers["content-type"] == "audio/wav"
+    usage = record.usage
+    details, out = usage["input_token_details"], usage["output_token_details"]
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    await expect(page.locator("#tok-input")).to_have_text(str(usage["input_tokens"]))
+    await expect(page.locator("#tok-input-details")).to_have_text(
+        f"{details['text_tokens']} / {details['audio_tokens']} / {details['cached_tokens']}"
+    )
+    await expect(page.locator("#tok-output")).to_have_text(str(usage["output_tokens"]))
+    await expect(page.locator("#tok-output-details")).to_have_text(
+        f"{out['text_tokens']} / {out['audio_tokens']}"
+    )
+    transcription = usage["transcription"]
+    await expect(page.locator("#tok-transcription")).to_have_text(
+        f"{transcription['input_tokens']} / {transcription['output_tokens']}"
+    )
+    await expect(page.locator("#cost")).to_have_text(f"${cost:.6f}")
+    player = page.locator("audio#recording")
+    await expect(player).to_have_attribute("src", f"/calls/{caller.call_uuid}/recording")
+    await page.wait_for_function(
+        "() => { const a = document.getElementById('recording');"
+        " return a.readyState >= 1 && a.duration > 0; }"
+    )
+    duration = await player.evaluate("a => a.duration")
+    assert abs(duration - seconds) < 0.05  # the WAV's own length, read by Chromium
+    assert await page.locator("#recording-none").count() == 0
+    await page.screenshot(path=shots / "console-detail.png", full_page=True)
 
 
 # ------------------------------------------------------------------ without a browser
@@ -349,6 +436,51 @@ async def test_a_post_without_the_csrf_token_is_refused(start_call: StartCall) -
             assert resp.status == 303
         async with http.get(f"{base}/console/live", allow_redirects=False) as resp:
             assert resp.status == 303
+
+
+async def test_the_recording_route_takes_a_console_session(
+    start_call: StartCall, tmp_path: Path
+) -> None:
+    """``GET /calls/{uuid}/recording`` with the session cookie and no ``X-API-Key`` (and
+    ``CONNECT_API_KEY`` unset): the WAV, ranges too; without a live session it is refused."""
+    call = await console_call(start_call, RECORD_CALLS="true", RECORDINGS_DIR=str(tmp_path))
+    caller, rt = await connected(call)
+    await speak_and_hear(caller, rt)
+    await caller.hang_up()
+    await call_finished(call, caller.call_uuid)
+    wav = (tmp_path / f"{caller.call_uuid}.wav").read_bytes()
+    base = call.bridge.url
+    url = f"{base}/calls/{caller.call_uuid}/recording"
+    async with call.http.get(url) as resp:  # no session, no key (and no key configured)
+        assert resp.status == 503
+        assert (await resp.json())["error"]["code"] == "calls_api_disabled"
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        csrf = await _logged_in(http, base)
+        async with http.get(url) as resp:
+            assert resp.status == 200
+            assert resp.headers["Content-Type"] == "audio/wav"
+            assert await resp.read() == wav
+        async with http.get(url, headers={"Range": "bytes=44-1067"}) as resp:
+            assert resp.status == 206
+            assert resp.headers["Content-Range"] == f"bytes 44-1067/{len(wav)}"
+            assert await resp.read() == wav[44:1068]
+        async with http.get(f"{base}/calls/no-such-call/recording") as resp:
+            assert resp.status == 404
+            assert (await resp.json())["error"]["code"] == "recording_not_found"
+        # An X-API-Key header is checked as a key, session or not.
+        async with http.get(url, headers={"X-API-Key": "not-the-key"}) as resp:
+            assert resp.status == 503
+        (token,) = [c.value for c in jar if c.key == "vb_console"]
+        async with http.post(
+            f"{base}/console/logout", data={"csrf": csrf}, allow_redirects=False
+        ) as resp:
+            assert resp.status == 303
+    # The session's token after logout (ended on the server), or one never issued: refused.
+    for value in (token, "forged"):
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            async with http.get(url, cookies={"vb_console": value}) as resp:
+                assert resp.status == 503, value
 
 
 async def test_a_sip_call_is_live_with_its_transcript_and_the_console_hangs_it_up() -> None:

@@ -7,8 +7,9 @@
 
 The session cookie (:data:`SESSION_COOKIE`) holds a random token; the database holds its
 SHA-256 (``accounts.sessions_table``), so any instance on the same database accepts it. It
-is ``HttpOnly``, ``SameSite=Strict``, ``Path=/console``, ``Secure`` when ``SERVER_URL`` is
-https, and lasts ``CONSOLE_SESSION_HOURS``. Every state-changing request carries the
+is ``HttpOnly``, ``SameSite=Strict``, ``Path=/`` (the console's recording player fetches
+``GET /calls/{uuid}/recording`` with it, ``web/recordings.py``), ``Secure`` when ``SERVER_URL``
+is https, and lasts ``CONSOLE_SESSION_HOURS``. Every state-changing request carries the
 session's CSRF token (form field ``csrf`` or header ``X-CSRF-Token``): without it, 403. The
 login form, before any session, uses a double-submit token (cookie :data:`LOGIN_CSRF_COOKIE`
 equal to the form field).
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 LOGIN_PATH = f"{PREFIX}/login"
 SESSION_COOKIE = "vb_console"
+SESSION_COOKIE_PATH = "/"
+"""The session cookie's path: the console and ``GET /calls/{uuid}/recording`` (outside it)."""
 LOGIN_CSRF_COOKIE = "vb_console_login"
 MAX_FAILURES = 5
 FAILURE_WINDOW_S = 60.0
@@ -115,9 +118,9 @@ def secure_cookies(request: web.Request) -> bool:
     return request.app[SETTINGS].server.public_url.http.startswith("https://")
 
 
-def _cookie_args(request: web.Request) -> dict[str, Any]:
+def _cookie_args(request: web.Request, path: str = PREFIX) -> dict[str, Any]:
     return {
-        "path": PREFIX,
+        "path": path,
         "httponly": True,
         "samesite": "Strict",
         "secure": secure_cookies(request),
@@ -254,7 +257,12 @@ async def login(request: web.Request) -> web.Response:
     log.info("console login: operator %r from %s", name, address)
     response = web.HTTPSeeOther(next_path)
     max_age = int(session.expires_at.timestamp() - time.time())
-    response.set_cookie(SESSION_COOKIE, token, max_age=max(max_age, 1), **_cookie_args(request))
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=max(max_age, 1),
+        **_cookie_args(request, SESSION_COOKIE_PATH),
+    )
     response.del_cookie(LOGIN_CSRF_COOKIE, path=PREFIX)
     raise response
 
@@ -267,5 +275,5 @@ async def logout(request: web.Request) -> web.Response:
     await accounts(request).close_session(token)
     log.info("console logout: operator %r", session.operator)
     response = web.HTTPSeeOther(LOGIN_PATH)
-    response.del_cookie(SESSION_COOKIE, path=PREFIX)
+    response.del_cookie(SESSION_COOKIE, path=SESSION_COOKIE_PATH)
     raise response

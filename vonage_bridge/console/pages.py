@@ -6,8 +6,11 @@
                                        first a ``snapshot`` of what is live now)
 ``POST /console/calls/{id}/hangup``    hang a live call up (REST when the door has it, and
                                        the socket closed), 303 back to the live page
-``GET /console/history``               call records, newest first, paged and filtered
-``GET /console/calls/{id}``            one record: transcript timeline and figures
+``GET /console/history``               call records, newest first, paged and filtered (also by
+                                       a minimum cost), with the total cost of the filtered calls
+``GET /console/calls/{id}``            one record: transcript timeline, figures, tokens and
+                                       cost, and the recording player (``<audio>`` on
+                                       ``GET /calls/{id}/recording``, which takes the session)
 ``GET|POST /console/dial``             the outbound form with ``POST /connect``'s fields,
                                        through its own code
 ``GET /console/phone``                 "Talk to the assistant" (the browser phone)
@@ -30,7 +33,7 @@ import logging
 from datetime import UTC, datetime, time, timedelta
 from importlib import resources
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import WSCloseCode, web
 
@@ -40,7 +43,15 @@ from ..core.jsonbody import JsonTooDeep, loads_bounded
 from ..errors import BridgeError, InvalidField, InvalidRequest, StoreUnavailable
 from ..hub import LOST, CallHub
 from ..logs import call_context
-from ..store import DIRECTIONS, FRONT_DOORS, CallFilter, CallRecord, CallStore
+from ..recording.recorder import STATUS_COMPLETE, STATUS_FAILED
+from ..store import (
+    DIRECTIONS,
+    FRONT_DOOR_OPENAI_SIP,
+    FRONT_DOORS,
+    CallFilter,
+    CallRecord,
+    CallStore,
+)
 from ..vonage.dial import place_call
 from ..web.keys import ASSISTANTS, CALLS, HUB, SETTINGS, STORE
 from .assistants import list_all as list_assistants
@@ -207,12 +218,31 @@ def parse_filter(query: Any) -> tuple[str | None, CallFilter]:
     )
 
 
+def parse_min_cost(query: Any) -> float | None:
+    """The history page's ``min_cost``: USD, a number >= 0, or None when empty.
+
+    Raises:
+        InvalidRequest: anything else (400).
+    """
+    raw = _text(query, "min_cost", 32)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < float("inf"):  # also refuses nan
+        raise InvalidRequest(f"min_cost: {raw!r} is not a number >= 0 (USD)")
+    return value
+
+
 async def history(request: web.Request) -> web.Response:
     await require_page(request)
     store = _records(request)
     query = request.query
     try:
         door, where = parse_filter(query)
+        min_cost = parse_min_cost(query)
     except InvalidRequest as exc:
         return render(
             request,
@@ -230,7 +260,9 @@ async def history(request: web.Request) -> web.Response:
         offset = max(0, min(int(query.get("offset", "0")), 1_000_000))
     except ValueError:
         offset = 0
-    page = await store.page(limit=PAGE_SIZE, offset=offset, front_door=door, where=where)
+    page = await store.page(
+        limit=PAGE_SIZE, offset=offset, front_door=door, where=where, min_cost=min_cost
+    )
     kept = {k: v for k, v in query.items() if k != "offset" and v}
     prev_url = next_url = None
     if offset > 0:
@@ -260,12 +292,75 @@ def figures(record: CallRecord) -> dict[str, Any]:
     return {"duration_s": record.duration_s, "counts": counts, "call": record.figures or {}}
 
 
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def tokens(record: CallRecord) -> dict[str, int] | None:
+    """The detail page's token counts from the record's ``usage`` (OpenAI's shape summed,
+    ``core.usage``): ``input``, ``output``, ``input_text``, ``input_audio``, ``input_cached``,
+    ``output_text``, ``output_audio``, ``transcription_input``, ``transcription_output``;
+    None when the record has no usage (written before it). A missing count is 0."""
+    usage = record.usage
+    if not isinstance(usage, dict):
+        return None
+    details = usage.get("input_token_details") or {}
+    out = usage.get("output_token_details") or {}
+    transcription = usage.get("transcription") or {}
+    return {
+        "input": _count(usage.get("input_tokens")),
+        "output": _count(usage.get("output_tokens")),
+        "input_text": _count(details.get("text_tokens")),
+        "input_audio": _count(details.get("audio_tokens")),
+        "input_cached": _count(details.get("cached_tokens")),
+        "output_text": _count(out.get("text_tokens")),
+        "output_audio": _count(out.get("audio_tokens")),
+        "transcription_input": _count(transcription.get("input_tokens")),
+        "transcription_output": _count(transcription.get("output_tokens")),
+    }
+
+
+def recording_view(record: CallRecord) -> dict[str, Any]:
+    """What the detail page shows of the recording: ``{"url": "/calls/{id}/recording",
+    "seconds", "bytes", "rate_hz"}`` when it is complete (the player's source, on this
+    host: the session cookie goes with it), else ``{"url": None, "reason": "..."}``: not
+    recorded, failed (with the error), or not available on the front door."""
+    rec = record.recording
+    if not isinstance(rec, dict):
+        if record.front_door == FRONT_DOOR_OPENAI_SIP:
+            return {"url": None, "reason": "No recording: not available on OpenAI SIP calls."}
+        return {
+            "url": None,
+            "reason": "Not recorded (RECORD_CALLS is off and the assistant does not ask for it).",
+        }
+    status, error = rec.get("status"), rec.get("error")
+    if status == STATUS_COMPLETE and rec.get("url"):
+        return {
+            "url": f"/calls/{quote(record.call_uuid, safe='')}/recording",
+            "seconds": rec.get("seconds") or 0.0,
+            "bytes": rec.get("bytes") or 0,
+            "rate_hz": rec.get("rate_hz"),
+        }
+    if status == STATUS_FAILED:
+        return {"url": None, "reason": f"The recording failed: {error or 'unknown error'}."}
+    if record.front_door == FRONT_DOOR_OPENAI_SIP:
+        return {"url": None, "reason": "No recording: not available on OpenAI SIP calls."}
+    return {"url": None, "reason": f"No recording: {error or status}."}
+
+
 async def detail(request: web.Request) -> web.Response:
     await require_page(request)
     record = await _records(request).get(request.match_info["call_id"])
     if record is None:
         return render(request, "not_found.html", status=404)
-    return render(request, "detail.html", record=record, figures=figures(record))
+    return render(
+        request,
+        "detail.html",
+        record=record,
+        figures=figures(record),
+        tokens=tokens(record),
+        recording=recording_view(record),
+    )
 
 
 # ------------------------------------------------------------------ dial

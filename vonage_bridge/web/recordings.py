@@ -2,10 +2,13 @@
 recording and cost.
 
 - ``GET /calls/{call_uuid}/recording``: guarded like ``GET /calls`` (``X-API-Key`` equal to
-  ``CONNECT_API_KEY``). 200 ``audio/wav`` (the call's stereo WAV: left caller, right
-  assistant), with HTTP range requests (``Range: bytes=...`` -> 206, ``Accept-Ranges``);
-  404 ``recording_not_found`` when the call has no finished recording (never recorded, still
-  running, deleted by retention). 401/403/503 as ``GET /calls``.
+  ``CONNECT_API_KEY``), or a live operator console session (its cookie, ``console.auth``;
+  the console's ``<audio>`` player fetches the file with it). 200 ``audio/wav`` (the call's
+  stereo WAV: left caller, right assistant), with HTTP range requests
+  (``Range: bytes=...`` -> 206, ``Accept-Ranges``); 404 ``recording_not_found`` when the
+  call has no finished recording (never recorded, still running, deleted by retention).
+  Without an ``X-API-Key`` header and with a live console session the key is not asked for
+  (``CONNECT_API_KEY`` may be unset); otherwise 401/403/503 as ``GET /calls``.
 - :func:`recording_retention` (a ``cleanup_ctx``): deletes recordings older than
   ``RECORDING_RETENTION_DAYS`` at start-up and every day after, in a worker thread.
 - :func:`recording_report`: the start-up lines (recording on or off, where; the price table,
@@ -26,6 +29,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..config import Settings
+from ..console.auth import SESSION_COOKIE, current_session
 from ..prices import unpriced_models
 from ..recording.retention import DAY_S, delete_old_recordings
 from ..recording.wav import SUFFIX, file_stem
@@ -40,7 +44,8 @@ routes = web.RouteTableDef()
 @routes.get("/calls/{call_uuid}/recording")
 async def get_recording(request: web.Request) -> web.StreamResponse:
     """The call's recording as ``audio/wav`` (ranges supported), or 404."""
-    require_api_key(request, feature="GET /calls", disabled_code="calls_api_disabled")
+    if not await _console_session(request):
+        require_api_key(request, feature="GET /calls", disabled_code="calls_api_disabled")
     settings = request.app[SETTINGS].recording
     call_uuid = request.match_info["call_uuid"][:128]
     path = settings.recordings_dir / (file_stem(call_uuid) + SUFFIX)
@@ -50,6 +55,17 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
             status=404,
         )
     return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
+
+
+async def _console_session(request: web.Request) -> bool:
+    """Whether the request, without an ``X-API-Key`` header, carries a live console
+    session (no operator database counts as no session: the key is then asked for)."""
+    if "X-API-Key" in request.headers or SESSION_COOKIE not in request.cookies:
+        return False
+    try:
+        return await current_session(request) is not None
+    except web.HTTPServiceUnavailable:  # no operator database
+        return False
 
 
 async def _sweep(settings: Settings) -> None:
