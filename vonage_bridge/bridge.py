@@ -411,13 +411,20 @@ class _CallBridge:
     async def end_pump(self) -> CallEnd:
         """Ends the call once a call-ending tool ran and its reply has been heard."""
         await self.runner.end_requested.wait()
+        await self.reply_heard()
+        return CallEnd("the assistant ended the call", WSCloseCode.GOING_AWAY)
+
+    async def reply_heard(self) -> None:
+        """Return once no reply is active or waiting and the caller has heard all of it
+        (our playback estimate plus :data:`END_MARGIN_S`); a reply that starts meanwhile is
+        waited for too. Unbounded: callers bound it."""
         session, loop = self.session, self.loop
         while True:
             if session.reply_finished:
                 ahead = session.playout.ahead_s(loop.time())
                 await asyncio.sleep(ahead + END_MARGIN_S)
                 if session.reply_finished and session.playout.ahead_s(loop.time()) <= 0:
-                    return CallEnd("the assistant ended the call", WSCloseCode.GOING_AWAY)
+                    return
             else:
                 await asyncio.sleep(0.05)  # the goodbye is still streaming (rare path)
 
@@ -479,8 +486,7 @@ class _CallBridge:
                 self.reply_awaited = True  # the stall watch covers the goodbye too
                 self.rt_heard_at = self.clock()
                 await self.until(lambda: not self.reply_awaited, DRAIN_GOODBYE_TIMEOUT_S)
-                await self.until(lambda: session.reply_finished, DRAIN_GOODBYE_TIMEOUT_S)
-                await asyncio.sleep(session.playout.ahead_s(loop.time()) + END_MARGIN_S)
+                await self.reply_heard()
                 return end
         log.info("goodbye not finished within %.0f s: ending the call", DRAIN_GOODBYE_TIMEOUT_S)
         return end
