@@ -454,13 +454,20 @@ class _CallBridge:
     async def end_pump(self) -> CallEnd:
         """Ends the call once a call-ending tool ran and its reply has been heard."""
         await self.runner.end_requested.wait()
+        await self.reply_heard()
+        return CallEnd("the assistant ended the call", WSCloseCode.GOING_AWAY)
+
+    async def reply_heard(self) -> None:
+        """Return once no reply is active or waiting and the caller has heard all of it
+        (our playback estimate plus :data:`END_MARGIN_S`); a reply that starts meanwhile is
+        waited for too. Unbounded: callers bound it."""
         session, loop = self.session, self.loop
         while True:
             if session.reply_finished:
                 ahead = session.playout.ahead_s(loop.time())
                 await asyncio.sleep(ahead + END_MARGIN_S)
                 if session.reply_finished and session.playout.ahead_s(loop.time()) <= 0:
-                    return CallEnd("the assistant ended the call", WSCloseCode.GOING_AWAY)
+                    return
             else:
                 await asyncio.sleep(0.05)  # the goodbye is still streaming (rare path)
 
@@ -470,10 +477,8 @@ class _CallBridge:
         timeout = self.openai.stall_timeout_s
         limits = self.limits
         tick = min(STALL_TICK_S, timeout / 4, limits.tick_s())
-        session, clock, stats = self.session, self.clock, self.session.stats
-        heard = (stats.speech_started, stats.dtmf)
+        session, clock = self.session, self.clock
         goodbye_at: float | None = None
-        responses_before = 0
         while True:
             await asyncio.sleep(tick)
             now = clock()
@@ -485,30 +490,23 @@ class _CallBridge:
                     True,
                 )
             if goodbye_at is not None:  # a limit's goodbye: end once it has been heard
-                said = stats.responses > responses_before and session.reply_finished
-                heard_out = said and session.playout.ahead_s(now) <= 0
+                heard_out = limits.goodbye_said(session) and session.playout.ahead_s(now) <= 0
                 if heard_out or now - goodbye_at >= GOODBYE_TIMEOUT_S:
                     if heard_out:
                         await asyncio.sleep(END_MARGIN_S)
                     return CallEnd(limits.ending or "limit", WSCloseCode.GOING_AWAY)
                 continue
-            now_heard = (stats.speech_started, stats.dtmf)
             playing = session.playout.buffered_bytes or session.playout.ahead_s(now) > 0
             busy = session.caller_speaking or expected or bool(playing)
-            action = limits.check(now, busy=busy, caller_heard=now_heard != heard)
-            heard = now_heard
+            action = limits.step(session, now, busy=busy)
             if action is None:
                 continue
             log.info("call limit: %s (%.0f s into the call)", action.value, now - limits.started_at)
-            if action is LimitAction.WRAP_UP:
-                session.tell(limits.prompt(action))
-            else:
-                session.prompt(limits.prompt(action))
-                self.reply_awaited = True  # the stall check covers it too
+            if action is not LimitAction.WRAP_UP:  # a reply is due: the stall check covers it
+                self.reply_awaited = True
                 self.rt_heard_at = now
             if action.ends_call:
                 goodbye_at = now
-                responses_before = stats.responses
             await self.flush()
 
     async def goodbye(self) -> CallEnd:
@@ -542,8 +540,7 @@ class _CallBridge:
                 self.reply_awaited = True  # the stall watch covers the goodbye too
                 self.rt_heard_at = self.clock()
                 await self.until(lambda: not self.reply_awaited, DRAIN_GOODBYE_TIMEOUT_S)
-                await self.until(lambda: session.reply_finished, DRAIN_GOODBYE_TIMEOUT_S)
-                await asyncio.sleep(session.playout.ahead_s(loop.time()) + END_MARGIN_S)
+                await self.reply_heard()
                 return end
         log.info("goodbye not finished within %.0f s: ending the call", DRAIN_GOODBYE_TIMEOUT_S)
         return end

@@ -24,7 +24,6 @@ from vonage_bridge.core.assistant import (
 from vonage_bridge.core.call_data import CallInfo
 from vonage_bridge.core.session import CallSession
 from vonage_bridge.errors import ConfigError
-from vonage_bridge.realtime import instructions as before
 from vonage_bridge.realtime.prewarm import session_update_for
 from vonage_bridge.tools import build_registry
 from vonage_bridge.vonage.routes import vonage_door
@@ -42,34 +41,106 @@ def problems(body: dict[str, Any]) -> dict[str, str]:
 
 # ------------------------------------------------------------------ the default: no change
 
-
-@pytest.mark.parametrize("fmt", [PCM16_24K, PCMU_8K])
-@pytest.mark.parametrize(
-    "env",
-    [
-        {},
-        {"OPENAI_VOICE": "ash", "VAD_THRESHOLD": "0.7", "VAD_SILENCE_MS": "800"},
-        {"OPENAI_TRANSCRIPTION_MODEL": "none", "OPENAI_MODEL": "gpt-realtime-mini"},
-        {"OPENAI_TRANSCRIPTION_LANGUAGE": "ja"},
-    ],
+INSTRUCTIONS_OF_BEFORE = (
+    "You are a friendly, concise voice assistant speaking with a caller on the telephone. "
+    "Keep answers short and natural, one or two sentences, and ask a question when you need "
+    "more information.\n\n"
+    "The caller's phone number is +447700900000 (national form 07700900000).\n\n"
+    "The number they called is 447700900001."
 )
+"""What the pre-assistants ``call_instructions`` gave for the default persona and these numbers."""
+
+
+def vad_of_before(threshold: float, silence_ms: int) -> dict[str, Any]:
+    return {
+        "type": "server_vad",
+        "threshold": threshold,
+        "prefix_padding_ms": 300,
+        "silence_duration_ms": silence_ms,
+        "create_response": True,
+        "interrupt_response": True,
+    }
+
+
+# The session.update the pre-assistants code sent, written out (captured from it once, with
+# the tool declarations passed through as given): (env, model, voice, turn detection,
+# transcription or None).
+BEFORE = [
+    ({}, "gpt-realtime", "marin", vad_of_before(0.5, 500), {"model": "gpt-4o-mini-transcribe"}),
+    (
+        {"OPENAI_VOICE": "ash", "VAD_THRESHOLD": "0.7", "VAD_SILENCE_MS": "800"},
+        "gpt-realtime",
+        "ash",
+        vad_of_before(0.7, 800),
+        {"model": "gpt-4o-mini-transcribe"},
+    ),
+    (
+        {"OPENAI_TRANSCRIPTION_MODEL": "none", "OPENAI_MODEL": "gpt-realtime-mini"},
+        "gpt-realtime-mini",
+        "marin",
+        vad_of_before(0.5, 500),
+        None,
+    ),
+    (
+        {"OPENAI_TRANSCRIPTION_LANGUAGE": "ja"},
+        "gpt-realtime",
+        "marin",
+        vad_of_before(0.5, 500),
+        {"model": "gpt-4o-mini-transcribe", "language": "ja"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "fmt_json"),
+    [(PCM16_24K, {"type": "audio/pcm", "rate": 24000}), (PCMU_8K, {"type": "audio/pcmu"})],
+)
+@pytest.mark.parametrize(("env", "model", "voice", "vad", "transcription"), BEFORE)
 def test_the_default_assistant_gives_the_session_update_of_before(
-    base_env: dict[str, str], env: dict[str, str], fmt: Any
+    base_env: dict[str, str],
+    env: dict[str, str],
+    model: str,
+    voice: str,
+    vad: dict[str, Any],
+    transcription: dict[str, Any] | None,
+    fmt: Any,
+    fmt_json: dict[str, Any],
 ) -> None:
     settings = Settings.from_env({**base_env, **env})
     ctx = CallContext(default_assistant(settings.openai, settings.call))
     text = call_instructions_for(ctx, caller="447700900000", called="447700900001")
-    old_text = before.call_instructions(
-        settings.call.system_message, caller="447700900000", called="447700900001"
-    )
-    assert text == old_text
-    audio = realtime_format_json(fmt)
-    assert session_update(ctx.assistant, text, TOOLS, audio_format=audio) == (
-        before.session_update(settings.openai, old_text, TOOLS, audio_format=audio)
-    )
-    assert session_config(ctx.assistant, text, TOOLS) == before.session_config(
-        settings.openai, old_text, TOOLS
-    )
+    assert text == INSTRUCTIONS_OF_BEFORE
+    audio_in: dict[str, Any] = {"turn_detection": vad, "format": fmt_json}
+    if transcription is not None:
+        audio_in["transcription"] = transcription
+    expected = {
+        "type": "session.update",
+        "session": {
+            "type": "realtime",
+            "model": model,
+            "instructions": INSTRUCTIONS_OF_BEFORE,
+            "audio": {"input": audio_in, "output": {"voice": voice, "format": fmt_json}},
+            "tools": TOOLS,
+            "tool_choice": "auto",
+            "output_modalities": ["audio"],
+        },
+    }
+    update = session_update(ctx.assistant, text, TOOLS, audio_format=realtime_format_json(fmt))
+    assert update == expected
+    # the same key order as before (the JSON on the wire is byte for byte the same)
+    assert json.dumps(update) == json.dumps(expected)
+    # SIP: no format, no output_modalities
+    del audio_in["format"]
+    config = {
+        "type": "realtime",
+        "model": model,
+        "instructions": INSTRUCTIONS_OF_BEFORE,
+        "audio": {"input": audio_in, "output": {"voice": voice}},
+        "tools": TOOLS,
+        "tool_choice": "auto",
+    }
+    assert session_config(ctx.assistant, text, TOOLS) == config
+    assert json.dumps(session_config(ctx.assistant, text, TOOLS)) == json.dumps(config)
 
 
 def test_the_default_takes_greeting_persona_and_limits_from_the_settings(

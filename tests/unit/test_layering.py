@@ -220,7 +220,7 @@ def test_layering_checker_flags_forbidden_imports(
         "import soxr",
         "import datetime",
         "from ..realtime.protocol import input_audio_append",
-        "from .realtime.instructions import session_update",
+        "from .realtime.instructions import caller_label",
         "import timeit",
         "from aiohttp import WSCloseCode",
     ],

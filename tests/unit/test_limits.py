@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
-from vonage_bridge.core.limits import CallLimits, LimitAction
+from vonage_bridge.core.limits import GOODBYE_PROMPT, STILL_THERE_PROMPT, CallLimits, LimitAction
+from vonage_bridge.core.session import CallSession
 
 
 def run(limits: CallLimits, until: float, step: float = 1.0, **when: object) -> list[str]:
@@ -84,3 +88,48 @@ def test_goodbye_actions_end_the_call_and_say_so() -> None:
     assert not LimitAction.WRAP_UP.ends_call and not LimitAction.STILL_THERE.ends_call
     assert "goodbye" in limits.prompt(LimitAction.GOODBYE_SILENT)
     assert "still there" in limits.prompt(LimitAction.STILL_THERE)
+
+
+# ------------------------------------------------------------------ step: the watch timer's tick
+
+
+Sent = Callable[[CallSession], list[dict[str, Any]]]
+
+
+def test_step_tells_the_wrap_up_and_asks_for_the_goodbye(
+    new_session: Callable[..., CallSession], sent: Sent
+) -> None:
+    session = new_session()
+    sent(session)
+    limits = CallLimits(60, 0, started_at=0.0)
+    assert limits.step(session, 29.0, busy=False) is None
+    assert sent(session) == []
+    assert limits.step(session, 30.0, busy=False) is LimitAction.WRAP_UP
+    [told] = sent(session)
+    assert told["type"] == "conversation.item.create"
+    assert told["item"]["role"] == "system"
+    assert "30 seconds" in told["item"]["content"][0]["text"]
+    assert limits.step(session, 60.0, busy=True) is LimitAction.GOODBYE_MAX
+    assert sent(session) == [
+        {"type": "response.create", "response": {"instructions": GOODBYE_PROMPT["max_duration"]}}
+    ]
+    assert not limits.goodbye_said(session)  # no response has ended since
+    session.stats.responses += 1  # as response.done counts it
+    assert limits.goodbye_said(session)
+
+
+def test_step_hears_the_caller_through_the_session_stats(
+    new_session: Callable[..., CallSession], sent: Sent
+) -> None:
+    session = new_session()
+    sent(session)
+    limits = CallLimits(1800, 10, started_at=0.0)
+    assert limits.step(session, 10.0, busy=False) is LimitAction.STILL_THERE
+    assert sent(session) == [
+        {"type": "response.create", "response": {"instructions": STILL_THERE_PROMPT}}
+    ]
+    session.stats.dtmf += 1  # the caller pressed a key: the question is answered
+    assert limits.step(session, 20.0, busy=False) is None
+    assert limits.step(session, 30.0, busy=False) is LimitAction.STILL_THERE  # asked again
+    assert limits.step(session, 40.0, busy=False) is LimitAction.GOODBYE_SILENT
+    assert limits.ending == "inactivity"

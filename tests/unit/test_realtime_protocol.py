@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from vonage_bridge.config import OpenAISettings, Settings
+from vonage_bridge.config import Settings
+from vonage_bridge.core.assistant import (
+    Assistant,
+    CallContext,
+    call_instructions_for,
+    default_assistant,
+    session_update,
+)
 from vonage_bridge.core.events import (
     AudioDelta,
     AudioDone,
@@ -31,7 +38,7 @@ from vonage_bridge.core.events import (
 )
 from vonage_bridge.core.usage import TokenUsage
 from vonage_bridge.errors import RemoteProtocolError
-from vonage_bridge.realtime.instructions import call_instructions, session_update
+from vonage_bridge.realtime.instructions import PCM_24K
 from vonage_bridge.realtime.protocol import (
     client_event,
     input_audio_append,
@@ -42,14 +49,22 @@ PCM = bytes(range(256)) * 5  # 1280 bytes, every byte value
 PCM_B64 = base64.b64encode(PCM).decode()
 
 
-def openai_settings(tmp_path: Path, **env: str) -> OpenAISettings:
+def assistant_of(tmp_path: Path, **env: str) -> Assistant:
+    """The default assistant (built from the settings) of ``env``."""
     base = {
         "SERVER_URL": "abc.ngrok.app",
         "OPENAI_API_KEY": "sk-test",
         "SYSTEM_MESSAGE_PATH": str(tmp_path / "none.txt"),
         "ALLOW_UNSIGNED_WEBHOOKS": "true",
     }
-    return Settings.from_env({**base, **env}).openai
+    settings = Settings.from_env({**base, **env})
+    return default_assistant(settings.openai, settings.call)
+
+
+def call_instructions(system_message: str, *, caller: str | None, called: str | None) -> str:
+    """The instructions of a call whose assistant has ``system_message`` and nothing more."""
+    ctx = CallContext(Assistant(name="a").model_copy(update={"instructions": system_message}))
+    return call_instructions_for(ctx, caller=caller, called=called)
 
 
 # ---------------------------------------------------------------- client events
@@ -300,8 +315,8 @@ def test_parse_server_event_without_json_object_type_raises(raw: str) -> None:
 
 
 def test_session_update_has_ga_shape(tmp_path: Path) -> None:
-    oai = openai_settings(tmp_path, VAD_THRESHOLD="0.7", VAD_SILENCE_MS="800", OPENAI_VOICE="cedar")
-    doc = json.loads(client_event(session_update(oai, "Be brief.")))
+    a = assistant_of(tmp_path, VAD_THRESHOLD="0.7", VAD_SILENCE_MS="800", OPENAI_VOICE="cedar")
+    doc = json.loads(client_event(session_update(a, "Be brief.", audio_format=PCM_24K)))
     assert doc["type"] == "session.update"
     session = doc["session"]
     assert session["type"] == "realtime"
@@ -332,21 +347,21 @@ def test_session_update_has_ga_shape(tmp_path: Path) -> None:
     ],
 )
 def test_session_update_has_no_beta_keys(tmp_path: Path, beta_key: str) -> None:
-    session = session_update(openai_settings(tmp_path), "x")["session"]
+    session = session_update(assistant_of(tmp_path), "x", audio_format=PCM_24K)["session"]
     assert beta_key not in session
 
 
 def test_session_update_without_transcription_model_omits_transcription(tmp_path: Path) -> None:
-    oai = openai_settings(tmp_path, OPENAI_TRANSCRIPTION_MODEL="none")
-    assert oai.transcription_model is None
-    audio_in = session_update(oai, "x")["session"]["audio"]["input"]
+    a = assistant_of(tmp_path, OPENAI_TRANSCRIPTION_MODEL="none")
+    assert a.transcription is None
+    audio_in = session_update(a, "x", audio_format=PCM_24K)["session"]["audio"]["input"]
     assert "transcription" not in audio_in
     assert audio_in["turn_detection"]["type"] == "server_vad"
 
 
 def test_session_update_transcription_language_is_passed(tmp_path: Path) -> None:
-    oai = openai_settings(tmp_path, OPENAI_TRANSCRIPTION_LANGUAGE="de")
-    audio_in = session_update(oai, "x")["session"]["audio"]["input"]
+    a = assistant_of(tmp_path, OPENAI_TRANSCRIPTION_LANGUAGE="de")
+    audio_in = session_update(a, "x", audio_format=PCM_24K)["session"]["audio"]["input"]
     assert audio_in["transcription"] == {"model": "gpt-4o-mini-transcribe", "language": "de"}
 
 

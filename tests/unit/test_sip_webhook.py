@@ -9,7 +9,12 @@ import pytest
 from test_layering import PACKAGE_DIR, forbidden_imports, imported_names
 
 from vonage_bridge.config import Settings, SipSettings
-from vonage_bridge.core.assistant import default_assistant
+from vonage_bridge.core.assistant import (
+    Assistant,
+    CallContext,
+    call_instructions_for,
+    default_assistant,
+)
 from vonage_bridge.errors import ConfigError, WebhookRejected
 from vonage_bridge.openai_sip.webhook import (
     accept_session,
@@ -21,7 +26,7 @@ from vonage_bridge.openai_sip.webhook import (
     verify_webhook,
     webhook_verifier,
 )
-from vonage_bridge.realtime.instructions import call_instructions, caller_label, national_form
+from vonage_bridge.realtime.instructions import caller_label, national_form
 from vonage_bridge.sim.openai_sip import (
     TEST_WEBHOOK_SECRET,
     incoming_call_body,
@@ -208,6 +213,12 @@ def test_accept_session_is_ga_without_audio_formats() -> None:
     assert session["audio"]["input"]["transcription"] == {"model": "gpt-4o-mini-transcribe"}
     assert session["tools"] == tools
     assert session["tool_choice"] == "auto"
+
+
+def call_instructions(system_message: str, *, caller: str | None, called: str | None) -> str:
+    """The instructions of a call whose assistant has ``system_message`` and nothing more."""
+    ctx = CallContext(Assistant(name="a").model_copy(update={"instructions": system_message}))
+    return call_instructions_for(ctx, caller=caller, called=called)
 
 
 def test_system_message_caller_placeholder_and_greeting() -> None:

@@ -33,7 +33,7 @@ from ..core.assistant import DEFAULT_NAME, NAME_PATTERN, Assistant
 from ..core.jsonbody import JsonTooDeep, loads_bounded
 from ..errors import Conflict, StoreUnavailable
 from ..web.keys import ASSISTANTS
-from .auth import check_csrf, require_page
+from .auth import require_form, require_page
 from .render import PREFIX, render
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ NOT_IN_BODY = ("name", "numbers", "version")
 """Fields of the assistant's JSON that the form has apart (``version`` is read-only)."""
 MAX_FORM_CHARS = 1_000_000
 """The JSON API's body limit, for the form's JSON text."""
+
+NO_DATABASE = "the database could not be reached at start-up"
+"""Why the pages are unavailable when the store never opened."""
 
 Problems = list[tuple[str, str]]
 
@@ -144,7 +147,7 @@ async def edit_form(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     book = _book(request)
     if book.store is None:
-        return _unavailable(request, "the database could not be reached at start-up")
+        return _unavailable(request, NO_DATABASE)
     found: Assistant | None = None
     if re.fullmatch(NAME_PATTERN, name):
         try:
@@ -169,9 +172,7 @@ async def edit_form(request: web.Request) -> web.Response:
 async def save(request: web.Request) -> web.Response:
     """Store the form: 303 to the list, or the form again with the refused fields (400),
     a number bound elsewhere (409) or the database down (503)."""
-    session = await require_page(request)
-    form = await request.post()
-    check_csrf(request, session, form)
+    session, form = await require_form(request)
     name = str(form.get("name") or "").strip()
     numbers = str(form.get("numbers") or "")
     text = str(form.get("body") or "")
@@ -179,7 +180,7 @@ async def save(request: web.Request) -> web.Response:
     book = _book(request)
     store = book.store
     if store is None:
-        return _unavailable(request, "the database could not be reached at start-up")
+        return _unavailable(request, NO_DATABASE)
 
     def again(status: int, problems: Problems) -> web.Response:
         return _form(
@@ -222,12 +223,11 @@ async def save(request: web.Request) -> web.Response:
 
 async def delete(request: web.Request) -> web.Response:
     """Delete a stored assistant and its numbers; 303 to the list either way."""
-    session = await require_page(request)
-    check_csrf(request, session, await request.post())
+    session, _ = await require_form(request)
     name = request.match_info["name"]
     store = _book(request).store
     if store is None:
-        return _unavailable(request, "the database could not be reached at start-up")
+        return _unavailable(request, NO_DATABASE)
     try:
         gone = re.fullmatch(NAME_PATTERN, name) is not None and await store.delete(name)
     except StoreUnavailable as exc:

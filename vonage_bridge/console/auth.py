@@ -33,6 +33,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -184,6 +185,22 @@ def check_csrf(request: web.Request, session: ConsoleSession, form: Any) -> None
         raise web.HTTPForbidden(text="missing or wrong CSRF token")
 
 
+async def require_form(
+    request: web.Request,
+) -> tuple[ConsoleSession, Mapping[str, object]]:
+    """The session and the posted form of a page's state-changing POST, its CSRF token
+    checked (:func:`require_page`, then :func:`check_csrf`).
+
+    Raises:
+        web.HTTPSeeOther: no session: to the login page.
+        web.HTTPForbidden: the CSRF token is missing or wrong (403).
+    """
+    session = await require_page(request)
+    form = await request.post()
+    check_csrf(request, session, form)
+    return session, form
+
+
 def safe_next(value: object) -> str:
     """Where to go after login: a console path of ours, else the live page."""
     if isinstance(value, str) and value.startswith(PREFIX + "/") and "//" not in value:
@@ -269,8 +286,7 @@ async def login(request: web.Request) -> web.Response:
 
 async def logout(request: web.Request) -> web.Response:
     """``POST /console/logout`` (CSRF-checked): ends the session, to the login page."""
-    session = await require_page(request)
-    check_csrf(request, session, await request.post())
+    session, _ = await require_form(request)
     token = request.cookies.get(SESSION_COOKIE, "")
     await accounts(request).close_session(token)
     log.info("console logout: operator %r", session.operator)

@@ -49,6 +49,7 @@ from ..store import (
     FRONT_DOOR_OPENAI_SIP,
     FRONT_DOORS,
     CallFilter,
+    CallPage,
     CallRecord,
     CallStore,
 )
@@ -56,9 +57,9 @@ from ..vonage.dial import place_call
 from ..web.keys import ASSISTANTS, CALLS, HUB, SETTINGS, STORE
 from .assistants import list_all as list_assistants
 from .auth import (
-    check_csrf,
     current_session,
     require_api,
+    require_form,
     require_page,
 )
 from .render import PREFIX, ROLE_LABELS, render
@@ -136,8 +137,7 @@ def _sse(event: dict[str, Any]) -> bytes:
 
 async def hang_up(request: web.Request) -> web.Response:
     """End a live call: REST hang-up when its door has one, then its socket closed."""
-    session = await require_page(request)
-    check_csrf(request, session, await request.post())
+    session, _ = await require_form(request)
     call_id = request.match_info["call_id"]
     reason = f"hung up from the console by {session.operator}"
     live_call = request.app[CALLS].get(call_id)
@@ -244,18 +244,7 @@ async def history(request: web.Request) -> web.Response:
         door, where = parse_filter(query)
         min_cost = parse_min_cost(query)
     except InvalidRequest as exc:
-        return render(
-            request,
-            "history.html",
-            status=400,
-            error=exc.message,
-            page=None,
-            q=query,
-            front_doors=FRONT_DOORS,
-            directions=DIRECTIONS,
-            prev_url=None,
-            next_url=None,
-        )
+        return _history_page(request, status=400, error=exc.message)
     try:
         offset = max(0, min(int(query.get("offset", "0")), 1_000_000))
     except ValueError:
@@ -269,12 +258,26 @@ async def history(request: web.Request) -> web.Response:
         prev_url = f"?{urlencode({**kept, 'offset': max(0, offset - PAGE_SIZE)})}"
     if page.next_offset is not None:
         next_url = f"?{urlencode({**kept, 'offset': page.next_offset})}"
+    return _history_page(request, page=page, prev_url=prev_url, next_url=next_url)
+
+
+def _history_page(
+    request: web.Request,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    page: CallPage | None = None,
+    prev_url: str | None = None,
+    next_url: str | None = None,
+) -> web.Response:
+    """The history page: the filter form (as queried) with ``page`` or the ``error``."""
     return render(
         request,
         "history.html",
+        status=status,
         page=page,
-        q=query,
-        error=None,
+        q=request.query,
+        error=error,
         front_doors=FRONT_DOORS,
         directions=DIRECTIONS,
         prev_url=prev_url,
@@ -455,9 +458,7 @@ async def dial(request: web.Request) -> web.Response:
     """The Dial form: ``to``, ``from`` and the per-call fields, through ``POST /connect``'s
     own code (``vonage.dial.place_call``); a refusal is shown next to the form with
     ``/connect``'s status and message."""
-    session = await require_page(request)
-    form = await request.post()
-    check_csrf(request, session, form)
+    session, form = await require_form(request)
     kept = {k: str(v) for k, v in form.items() if k != "csrf"}
     try:
         body = dial_body(form)

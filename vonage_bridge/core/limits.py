@@ -5,7 +5,8 @@ passed in (seconds on any one clock).
 too), never per frame. Each :meth:`~CallLimits.check` is told whether the line is busy now
 (the caller speaking as the server VAD reports it, or assistant audio being produced or
 still playing) and whether the caller was heard since the last check (speech or DTMF); it
-returns what to do, each at most once::
+returns what to do, each at most once (:meth:`~CallLimits.step` does the check from the
+call's ``CallSession`` and queues the words for the model; both timers use it)::
 
     when                                         -> action            then
     max_call_s - wrap_up_s reached               -> WRAP_UP           the model is told
@@ -22,6 +23,10 @@ silence is measured from the end of the question.
 from __future__ import annotations
 
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .session import CallSession
 
 __all__ = [
     "END_INACTIVITY",
@@ -94,6 +99,8 @@ class CallLimits:
         "asked",
         "wrapped",
         "ending",
+        "heard",
+        "responses_at_goodbye",
     )
 
     def __init__(self, max_call_s: float, inactivity_timeout_s: float, started_at: float) -> None:
@@ -106,6 +113,8 @@ class CallLimits:
         self.asked = False
         self.wrapped = False
         self.ending: str | None = None
+        self.heard = (0, 0)  # the caller's speech starts and DTMF keys at the last step
+        self.responses_at_goodbye = 0  # responses the call had when its goodbye was asked for
 
     @property
     def wrap_up_s(self) -> float:
@@ -155,3 +164,36 @@ class CallLimits:
         if action is LimitAction.STILL_THERE:
             return STILL_THERE_PROMPT
         return GOODBYE_PROMPT[action.value]
+
+    def step(self, session: CallSession, now: float, *, busy: bool) -> LimitAction | None:
+        """One tick of a call's watch timer (both the media doors' and the SIP sideband's):
+        :meth:`check` told whether the caller spoke or pressed a key since the last step
+        (``session.stats``), then the action's words queued for the model: ``WRAP_UP`` as a
+        system message (``session.tell``), the others as a reply now (``session.prompt``).
+        The caller flushes the session's output; after a goodbye, :meth:`goodbye_said` says
+        when it has been spoken.
+
+        Args:
+            busy: as for :meth:`check`.
+        Returns:
+            the action taken, if any.
+        """
+        stats = session.stats
+        heard = (stats.speech_started, stats.dtmf)
+        action = self.check(now, busy=busy, caller_heard=heard != self.heard)
+        self.heard = heard
+        if action is None:
+            return None
+        if action is LimitAction.WRAP_UP:
+            session.tell(self.prompt(action))
+        else:
+            session.prompt(self.prompt(action))
+        if action.ends_call:
+            self.responses_at_goodbye = stats.responses
+        return action
+
+    def goodbye_said(self, session: CallSession) -> bool:
+        """After a goodbye from :meth:`step`: a response has ended since it was asked for
+        and none is active or waiting to be played out (whether the caller has heard it all
+        is the door's to say)."""
+        return session.stats.responses > self.responses_at_goodbye and session.reply_finished

@@ -42,7 +42,6 @@ from ..core.limits import (
     END_MAX_DURATION,
     GOODBYE_TIMEOUT_S,
     CallLimits,
-    LimitAction,
 )
 from ..core.session import CallSession
 from ..errors import (
@@ -218,36 +217,26 @@ class _Sideband:
         limit's goodbye has played (``output_audio_buffer.stopped``) or after
         :data:`GOODBYE_TIMEOUT_S`."""
         limits, session, clock = self.limits, self.session, self.loop.time
-        stats = session.stats
         tick = limits.tick_s()
-        heard = (stats.speech_started, stats.dtmf)
         while True:
             await asyncio.sleep(tick)
             now = clock()
-            now_heard = (stats.speech_started, stats.dtmf)
             busy = (
                 session.caller_speaking
                 or session.active_response is not None
                 or not self.audio_stopped.is_set()
             )
-            action = limits.check(now, busy=busy, caller_heard=now_heard != heard)
-            heard = now_heard
+            action = limits.step(session, now, busy=busy)
             if action is None:
                 continue
             log.info("call limit: %s (%.0f s into the call)", action.value, now - limits.started_at)
-            if action is LimitAction.WRAP_UP:
-                session.tell(limits.prompt(action))
-            else:
-                session.prompt(limits.prompt(action))
             await self.flush()
             if action.ends_call:
                 break
-        responses = stats.responses
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(GOODBYE_TIMEOUT_S):
-                while stats.responses <= responses or not (
-                    session.active_response is None and self.audio_stopped.is_set()
-                ):
+                # no audio reaches the sideband: played out once OpenAI's buffer stopped
+                while not (limits.goodbye_said(session) and self.audio_stopped.is_set()):
                     await asyncio.sleep(tick)
         self.end_reason = limits.ending
         await self.control.hang_up(limits.ending or "limit")
