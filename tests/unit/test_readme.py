@@ -131,3 +131,12 @@ def test_env_example_has_a_line_for_every_setting() -> None:
     example |= set(re.findall(r"^# ?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
     assert sorted(settings_variables() - example) == []
     assert sorted(example - settings_variables() - CHANGE_URL_ONLY) == []
+
+
+def test_the_architecture_tree_names_every_module_and_folder() -> None:
+    """Every top-level module and every sub-package of ``vonage_bridge`` is in the tree."""
+    tree = section(README, "Architecture").split("```")[1]
+    package = ROOT / "vonage_bridge"
+    names = {p.name for p in package.glob("*.py") if p.name != "__init__.py"}
+    names |= {f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").is_file()}
+    assert sorted(n for n in names if not re.search(rf"(?<![\w/]){re.escape(n)}", tree)) == []
