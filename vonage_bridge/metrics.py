@@ -85,6 +85,7 @@ _END_PREFIXES: Final[tuple[tuple[str, str], ...]] = (
     ("the assistant ended the call", END_ASSISTANT),
     ("voicemail: message left", END_ASSISTANT),  # outbound.VOICEMAIL_REASON
     ("server shutting down", END_SHUTDOWN),
+    ("server draining", END_SHUTDOWN),  # calls.DRAIN_REASON: still live when the drain ended
     ("Realtime stalled", END_TIMEOUT),
     # call limits (core.limits), on every front door
     ("max_duration", END_TIMEOUT),
@@ -112,7 +113,8 @@ def end_label(end_reason: str, *, transferred: bool = False) -> str:
     ``the assistant ended the call``; SIP ``<tool> tool``   ``assistant``
     (a call-ending tool such as ``end_call``);
     ``voicemail: message left`` (outbound voicemail)
-    ``server shutting down`` (media and SIP)                ``shutdown``
+    ``server shutting down`` (media and SIP), ``server      ``shutdown``
+    draining`` (still live when the drain timed out)
     SIP ``transferred``; or the caller's side closing       ``transfer``
     after a successful transfer (``transferred``)
     ``Realtime stalled: no event for N s``; the call        ``timeout``

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from vonage_bridge.bridge import TOO_FAST_REASON
-from vonage_bridge.calls import SHUTDOWN_REASON
+from vonage_bridge.calls import DRAIN_REASON, SHUTDOWN_REASON
 from vonage_bridge.config import Settings
 from vonage_bridge.core.call_data import CallStats
 from vonage_bridge.errors import (
@@ -38,6 +38,7 @@ from vonage_bridge.records import CallSummary
         ("the assistant ended the call", "assistant"),
         ("voicemail: message left", "assistant"),
         (SHUTDOWN_REASON, "shutdown"),
+        (DRAIN_REASON, "shutdown"),
         ("Realtime stalled: no event for 15 s", "timeout"),
         ("max_duration", "timeout"),
         ("inactivity", "timeout"),
