@@ -8,9 +8,10 @@ returns the decoded payload as plain ``bytes`` (hot path: no event object) and
 Text messages are parsed with their nesting bounded (``core.jsonbody``). A ``media`` message
 in the exact shape Twilio sends (:data:`_MEDIA_FAST`: the documented keys in the documented
 order, or with ``streamSid`` before ``media``, no escapes, at most one space after each ``:``
-and ``,``) skips ``json.loads``: one anchored regular-expression match, ~2 µs against ~4.7 µs,
-50 times a second per call. Every text it matches is a JSON object that the full parse reads
-the same way, so the result is the same; anything else takes the full parse.
+and ``,``) skips ``json.loads``: one anchored regular-expression match (with the base64
+decode ~2.5 µs against ~4 µs through ``json.loads``), 50 times a second per call. Every text
+it matches is a JSON object that the full parse reads the same way, so the result is the
+same; anything else takes the full parse.
 
 Sources: Media Streams messages (https://www.twilio.com/docs/voice/media-streams/websocket-messages),
 TwiML ``<Stream>`` (https://www.twilio.com/docs/voice/twiml/stream).
