@@ -449,3 +449,85 @@ def test_commands_mark_echoed_by_twilio_parses_back_to_heard_position(item: str,
     sent = json.loads(TwilioCommands(SID).mark(item, ms))
     echoed = {"event": "mark", "sequenceNumber": "9", "streamSid": SID, "mark": sent["mark"]}
     assert parse_message(wire(echoed)) == PlaybackMarked(item, ms)
+
+
+# ---------------------------------------------------------------- media fast path
+
+
+def _twilio_media(
+    payload: str, *, sid_first: bool = False, sep: str = ",", colon: str = ":"
+) -> str:
+    """A media message laid out the way Twilio sends it (or with streamSid first, as the
+    fake caller does), built by hand so that the spacing is under the test's control."""
+    media = (
+        f'"media"{colon}{{"track"{colon}"inbound"{sep}"chunk"{colon}"2"{sep}'
+        f'"timestamp"{colon}"5"{sep}"payload"{colon}"{payload}"}}'
+    )
+    sid = f'"streamSid"{colon}"{SID}"'
+    body = f"{sid}{sep}{media}" if sid_first else f"{media}{sep}{sid}"
+    return f'{{"event"{colon}"media"{sep}"sequenceNumber"{colon}"3"{sep}{body}}}'
+
+
+FAST_SHAPES = [
+    _twilio_media(PAYLOAD),
+    _twilio_media(PAYLOAD, sid_first=True),
+    _twilio_media(PAYLOAD, sep=", ", colon=": "),  # json.dumps's default separators
+    _twilio_media(PAYLOAD, sid_first=True, sep=", ", colon=": "),
+]
+
+
+@pytest.mark.parametrize("raw", FAST_SHAPES)
+def test_parse_message_media_in_twilio_shape_skips_json_loads(
+    raw: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_json(*args: object) -> None:
+        raise AssertionError("json parsed")
+
+    monkeypatch.setattr("vonage_bridge.twilio.wire.loads_object", no_json)
+    assert parse_message(raw) == FRAME
+
+
+def _full_parse(raw: str) -> object:
+    """What the json.loads path makes of ``raw``: JSON allows leading whitespace, the fast
+    path's match does not, so a leading space forces the full parse."""
+    try:
+        return parse_message(" " + raw)
+    except RemoteProtocolError as exc:
+        return ("error", exc.message)
+
+
+def _parsed(raw: str) -> object:
+    try:
+        return parse_message(raw)
+    except RemoteProtocolError as exc:
+        return ("error", exc.message)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        *FAST_SHAPES,
+        # payloads the fast path matches but that are not (all) valid base64
+        _twilio_media(""),
+        _twilio_media("/w="),
+        _twilio_media("===="),
+        _twilio_media("/w==/w=="),
+        _twilio_media("A"),
+        _twilio_media("/w=="),
+        # near misses that must take the full parse and agree with it
+        _twilio_media(PAYLOAD).replace('"inbound"', '"outbound"'),
+        _twilio_media(PAYLOAD).replace('"chunk":"2"', '"chunk":2'),
+        _twilio_media(PAYLOAD).replace('"5"', '"\\u0035"'),
+        _twilio_media(PAYLOAD).replace("/", "\\/"),
+        _twilio_media(PAYLOAD).replace('"media"', '"event":"stop","media"', 1),
+        _twilio_media(PAYLOAD)[:-1] + ',"event":"stop"}',
+        _twilio_media(PAYLOAD)[:-1] + ',"extra":{}}',
+        _twilio_media(PAYLOAD)[:-1],
+        _twilio_media(PAYLOAD) + "x",
+        _twilio_media(PAYLOAD).replace(":", ":  "),
+        _twilio_media(PAYLOAD).replace(f'"{SID}"', '"MZ\x01"'),
+        _twilio_media(PAYLOAD).replace('"payload":', '"payload":"x","payload":', 1),
+    ],
+)
+def test_parse_message_media_fast_path_agrees_with_the_full_parse(raw: str) -> None:
+    assert _parsed(raw) == _full_parse(raw)

@@ -5,8 +5,13 @@ base64 8 kHz mu-law inside ``media`` messages and leaves the same way, so :func:
 returns the decoded payload as plain ``bytes`` (hot path: no event object) and
 :class:`TwilioCommands` builds the outbound ``media``/``mark``/``clear`` messages from templates.
 
-Text messages are parsed with their nesting bounded (``core.jsonbody``): a ``media`` message
-pays two ``str.count`` calls for it.
+Text messages are parsed with their nesting bounded (``core.jsonbody``). A ``media`` message
+in the exact shape Twilio sends (:data:`_MEDIA_FAST`: the documented keys in the documented
+order, or with ``streamSid`` before ``media``, no escapes, at most one space after each ``:``
+and ``,``) skips ``json.loads``: one anchored regular-expression match (with the base64
+decode ~2.5 µs against ~4 µs through ``json.loads``), 50 times a second per call. Every text
+it matches is a JSON object that the full parse reads the same way, so the result is the
+same; anything else takes the full parse.
 
 Sources: Media Streams messages (https://www.twilio.com/docs/voice/media-streams/websocket-messages),
 TwiML ``<Stream>`` (https://www.twilio.com/docs/voice/twiml/stream).
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
 
 from ..core.events import (
     CallerDtmf,
@@ -40,6 +46,30 @@ MAX_EVENT_NAME = 64
 """An unknown event's name is kept (for the one warning) cut to this many characters."""
 _MAX_MARK_MS_DIGITS = 10
 """A mark's ms field longer than this is not ours (10 digits is over 100 days of audio)."""
+
+
+def _media_fast_pattern() -> re.Pattern[str]:
+    # A JSON string without escapes or control characters (json.loads refuses raw ones).
+    text = r'"[^"\\\x00-\x1f]*"'
+    sp = "[ ]?"
+
+    def media(group: str) -> str:
+        return (
+            rf'"media":{sp}\{{{sp}"track":{sp}"inbound",{sp}"chunk":{sp}{text},{sp}'
+            rf'"timestamp":{sp}{text},{sp}"payload":{sp}"(?P<{group}>[A-Za-z0-9+/=]*)"{sp}\}}'
+        )
+
+    sid = rf'"streamSid":{sp}{text}'
+    return re.compile(
+        rf'\{{{sp}"event":{sp}"media",{sp}"sequenceNumber":{sp}{text},{sp}'
+        rf"(?:{media('p')},{sp}{sid}|{sid},{sp}{media('q')}){sp}\}}"
+    )
+
+
+_MEDIA_FAST = _media_fast_pattern()
+"""The inbound ``media`` message as Twilio documents it (``event``, ``sequenceNumber``,
+``media`` with ``track``, ``chunk``, ``timestamp``, ``payload``, then ``streamSid``; or
+``streamSid`` before ``media``), matched whole: the payload is group ``p`` or ``q``."""
 
 
 # ---------------------------------------------------------------- mark names
@@ -104,9 +134,13 @@ def parse_message(raw: str) -> bytes | CallerEvent:
     Source: https://www.twilio.com/docs/voice/media-streams/websocket-messages
     ("Messages from Twilio").
     """
+    fast = _MEDIA_FAST.fullmatch(raw)
+    if fast is not None:  # ~50 per second per call: no json.loads for Twilio's own shape
+        payload = fast["p"]
+        return _audio(fast["q"] if payload is None else payload)
     doc = loads_object(raw, RemoteProtocolError)
     event = doc.get("event")
-    if event == "media":  # ~50 per second per call: keep this branch first and lean
+    if event == "media":
         media = doc.get("media")
         if not isinstance(media, dict):
             raise RemoteProtocolError("media without a media object")
@@ -114,15 +148,9 @@ def parse_message(raw: str) -> bytes | CallerEvent:
         if track is not None and track != INBOUND_TRACK:
             return UnknownCallerMessage(f"media:{track}"[:MAX_EVENT_NAME])
         payload = media.get("payload")
-        if not isinstance(payload, str) or not payload:
+        if not isinstance(payload, str):
             raise RemoteProtocolError("media without a payload string")
-        try:
-            audio = binascii.a2b_base64(payload, strict_mode=True)
-        except ValueError:  # binascii.Error, or a non-ASCII str
-            raise RemoteProtocolError("media payload is not valid base64") from None
-        if not audio:
-            raise RemoteProtocolError("media payload is empty")
-        return audio
+        return _audio(payload)
     if event == "mark":
         mark = doc.get("mark")
         name = mark.get("name") if isinstance(mark, dict) else None
@@ -148,6 +176,18 @@ def parse_message(raw: str) -> bytes | CallerEvent:
     if event == "stop":
         return StreamStopped()
     return UnknownCallerMessage(str(event)[:MAX_EVENT_NAME])
+
+
+def _audio(payload: str) -> bytes:
+    if not payload:
+        raise RemoteProtocolError("media without a payload string")
+    try:
+        audio = binascii.a2b_base64(payload, strict_mode=True)
+    except ValueError:  # binascii.Error, or a non-ASCII str
+        raise RemoteProtocolError("media payload is not valid base64") from None
+    if not audio:
+        raise RemoteProtocolError("media payload is empty")
+    return audio
 
 
 def _parse_start(doc: dict[str, object]) -> StreamStarted:
