@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from pg_support import PgSchema, pg_schema
 from support import SECOND
+from test_scale_out import until
 
 from vonage_bridge.bus import Bus
 from vonage_bridge.sim.harness import RunningBridge, sim_env
@@ -30,7 +31,7 @@ from vonage_bridge.sim.vonage import FakeVonageCaller
 from vonage_bridge.web.cluster_api import HANGUP_REASON
 from vonage_bridge.web.keys import BUS, CALLS, REGISTRY, SIP
 
-API_KEY = "cluster-test-key"
+API_KEY = "cluster-test-key-0001"
 HEADERS = {"X-API-Key": API_KEY}
 
 
@@ -105,6 +106,10 @@ async def test_answer_on_one_media_on_the_other_listed_everywhere_hung_up_from_e
     with pytest.raises(Exception, match="403"):
         await replay.connect()
 
+    async def listed_on_both() -> bool:  # registered in the background as the call starts
+        return all([(await pair.get(x, "/calls/live"))[1]["calls"] for x in (pair.a, pair.b)])
+
+    await until(listed_on_both, 5 * SECOND, "the call listed on both instances")
     for bridge in (pair.a, pair.b):
         status, body = await pair.get(bridge, "/calls/live")
         assert status == 200

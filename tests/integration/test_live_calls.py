@@ -12,7 +12,7 @@ from vonage_bridge.bus import TRANSCRIPT
 from vonage_bridge.web.cluster_api import HANGUP_REASON
 from vonage_bridge.web.keys import BUS, CALLS, REGISTRY, STORE
 
-API_KEY = "live-calls-key"
+API_KEY = "live-calls-api-key-0001"
 
 
 async def request(call: Call, method: str, path: str, key: str | None = API_KEY) -> tuple[int, Any]:

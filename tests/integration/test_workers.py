@@ -14,7 +14,7 @@ import aiohttp
 from support import SECOND
 from test_startup import bridge_env
 
-API_KEY = "workers-key"
+API_KEY = "workers-key-0123456789"
 
 
 async def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:

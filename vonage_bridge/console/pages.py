@@ -1,11 +1,14 @@
 """The operator console's pages and APIs (every one needs a console session, see ``auth``).
 
 =====================================  =========================================================
-``GET /console`` / ``/console/live``   live calls of this instance, transcripts growing live
+``GET /console`` / ``/console/live``   live calls, transcripts growing live (every
+                                       instance's with a shared PostgreSQL, ``hub_feed``)
 ``GET /console/api/events``            server-sent events of the live calls (``hub`` events;
                                        first a ``snapshot`` of what is live now)
 ``POST /console/calls/{id}/hangup``    hang a live call up (REST when the door has it, and
-                                       the socket closed), 303 back to the live page
+                                       the socket closed; a call of another instance
+                                       through ``POST /calls/{uuid}/hangup``'s path), 303
+                                       back to the live page
 ``GET /console/history``               call records, newest first, paged and filtered
 ``GET /console/calls/{id}``            one record: transcript timeline and figures
 ``GET|POST /console/dial``             the outbound form: the same code as ``POST /connect``
@@ -35,10 +38,12 @@ from aiohttp import WSCloseCode, web
 from ..calls import close_socket
 from ..errors import BridgeError, InvalidRequest
 from ..hub import LOST, CallHub
+from ..hub_feed import HUB_FEED
 from ..logs import call_context
 from ..store import DIRECTIONS, FRONT_DOORS, CallFilter, CallRecord, CallStore
 from ..vonage.dial import place_call
-from ..web.keys import CALLS, HUB, SETTINGS, STORE
+from ..web.cluster_api import hang_up_anywhere
+from ..web.keys import CALLS, HUB, REGISTRY, SETTINGS, STORE
 from .auth import (
     check_csrf,
     current_session,
@@ -78,8 +83,15 @@ async def live(request: web.Request) -> web.Response:
     """The live calls, rendered now; ``live.js`` keeps them current over SSE."""
     await require_page(request)
     hub = request.app[HUB]
-    calls = sorted(hub.calls.values(), key=lambda v: v.started_at)
-    return render(request, "live.html", calls=calls, now=datetime.now(UTC))
+    await _refresh(request.app)
+    return render(request, "live.html", calls=hub.every_call(), now=datetime.now(UTC))
+
+
+async def _refresh(app: web.Application) -> None:
+    """With several instances: the other instances' calls as the registry lists them now."""
+    feed = app.get(HUB_FEED)
+    if feed is not None:
+        await feed.refresh()
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -93,10 +105,11 @@ async def events(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
+    await _refresh(request.app)
     queue = hub.subscribe()
     try:
         await response.prepare(request)
-        snapshot = {"type": "snapshot", "calls": [v.to_json() for v in hub.calls.values()]}
+        snapshot = {"type": "snapshot", "calls": [v.to_json() for v in hub.every_call()]}
         await response.write(_sse(snapshot))
         while True:
             try:
@@ -134,6 +147,10 @@ async def hang_up(request: web.Request) -> web.Response:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(HANGUP_REST_S):
                 await view.hang_up(reason)
+    elif (registry := request.app.get(REGISTRY)) is not None and HUB_FEED in request.app:
+        # Held by another instance: the path of POST /calls/{uuid}/hangup (the bus).
+        if await hang_up_anywhere(request.app, registry, call_id[:128], reason) is None:
+            raise web.HTTPSeeOther(f"{PREFIX}/live")
     else:
         raise web.HTTPSeeOther(f"{PREFIX}/live")
     with call_context(call_id[:64]):

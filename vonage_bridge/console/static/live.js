@@ -34,6 +34,7 @@
     const dl = el("dl", { class: "facts" });
     const facts = [["Front door", call.front_door], ["Direction", call.direction],
       ["Elapsed", ""], ["Assistant", call.assistant || "default persona"]];
+    if (call.instance_id) facts.push(["Instance", call.instance_id]); // held by another one
     for (const [k, v] of facts) {
       dl.append(el("dt", {}, k));
       dl.append(el("dd", k === "Elapsed" ? { class: "elapsed" } : {}, v));
