@@ -322,7 +322,7 @@ async def media(request: web.Request) -> web.StreamResponse:
             door = vonage_door(connected.sample_rate_hz, settings.call.resample_quality)
             return MediaCall(door, info, direction, ctx)
 
-        deps = app[OUTBOUND].deps_for(call_uuid, call_deps(app))
+        deps = await app[OUTBOUND].deps_for(call_uuid, call_deps(app))
         await serve_media_call(
             ws, call_uuid, opening, deps=deps, control=control, warm=app[WARM_SESSIONS]
         )
