@@ -84,7 +84,7 @@ def test_calls_of_other_instances_become_hub_events_and_ours_are_ignored() -> No
     events = [queue.get_nowait() for _ in range(queue.qsize())]
     assert [e["type"] for e in events] == ["start", "line"]
     assert events[0]["call"]["instance_id"] == OTHER
-    assert events[1]["entry"] == {"role": "caller", "text": "Hello", "at": T0.isoformat()}
+    assert events[1]["entry"] == TranscriptEntry("caller", "Hello", T0).to_json()
     assert [v.call_uuid for v in hub.every_call()] == ["c-1"]
     assert [e.text for e in hub.remote["c-1"].transcript] == ["Hello"]
 
