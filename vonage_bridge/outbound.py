@@ -285,10 +285,11 @@ class OutboundCalls:
             metadata=asked.metadata or {},
         )
 
-    async def deps_for(self, call_id: str, deps: CallDeps) -> CallDeps:
+    async def deps_for(self, call_id: str, deps: CallDeps, *, outbound: bool = True) -> CallDeps:
         """``deps`` for the media call ``call_id``: a store adding its metadata and ``amd``
-        (:class:`RecordExtras`); ``deps`` itself for an inbound call."""
-        call = await self.find(call_id)
+        (:class:`RecordExtras`); ``deps`` itself for an inbound call (``outbound`` False:
+        the database is not asked)."""
+        call = await self.find(call_id) if outbound else self._calls.get(call_id)
         if call is None:
             return deps
         return dataclasses.replace(deps, store=RecordExtras(deps.store, call))

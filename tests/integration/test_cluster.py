@@ -97,7 +97,11 @@ async def test_answer_on_one_media_on_the_other_listed_everywhere_hung_up_from_e
     media_on(caller, pair.b)
     await caller.connect()
     await pair.fake.wait_for_session(timeout=5 * SECOND)  # A's warm session (unused)
-    assert caller.call_uuid in pair.b.app[CALLS]
+
+    async def held_by_b() -> bool:
+        return caller.call_uuid in pair.b.app[CALLS]
+
+    await until(held_by_b, 5 * SECOND, "B to hold the call")
     await pair.b.app[REGISTRY].settled()
 
     # The same token again, on A this time: spent on B, refused on A (a shared claim).

@@ -265,7 +265,8 @@ async def _bridge(request: web.Request, ws: web.WebSocketResponse, start: Stream
     async def opening() -> MediaCall:
         return call  # connected and start were read before the token check
 
-    deps = await app[OUTBOUND].deps_for(call_sid, call_deps(app))
+    outbound = direction == "outbound"
+    deps = await app[OUTBOUND].deps_for(call_sid, call_deps(app), outbound=outbound)
     await serve_media_call(
         ws, call_sid, opening, deps=deps, control=control, warm=app[WARM_SESSIONS]
     )

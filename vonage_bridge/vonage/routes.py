@@ -322,7 +322,8 @@ async def media(request: web.Request) -> web.StreamResponse:
             door = vonage_door(connected.sample_rate_hz, settings.call.resample_quality)
             return MediaCall(door, info, direction, ctx)
 
-        deps = await app[OUTBOUND].deps_for(call_uuid, call_deps(app))
+        outbound = direction == "outbound"
+        deps = await app[OUTBOUND].deps_for(call_uuid, call_deps(app), outbound=outbound)
         await serve_media_call(
             ws, call_uuid, opening, deps=deps, control=control, warm=app[WARM_SESSIONS]
         )
