@@ -48,7 +48,11 @@ async def rows(schema: PgSchema) -> list[str]:
         await engine.dispose()
 
 
-async def test_connect_on_a_answer_and_events_on_b(schema: PgSchema) -> None:
+@pytest.mark.parametrize("media_on", ["b", "a"])
+async def test_connect_on_a_answer_and_events_on_b(schema: PgSchema, media_on: str) -> None:
+    """The media socket on B (where the answer URL opened its warm session), or on A (no
+    warm session there: the call's own context; its record is written on A and B's
+    ``completed`` waits for it)."""
     fake = FakeRealtimeServer()
     await fake.start()
     api = FakeVoiceApi(application_test_key().public_key(), APP_ID)
@@ -92,13 +96,21 @@ async def test_connect_on_a_answer_and_events_on_b(schema: PgSchema) -> None:
                 http, f"{b.url}/answer", call_uuid=uuid, from_number="815031023332"
             )
             await caller.answer()
+            media = b if media_on == "b" else a
+            assert caller.ncco is not None
+            for action in caller.ncco:
+                for endpoint in action.get("endpoint", []):
+                    path = endpoint["uri"].split("/", 3)[3]
+                    endpoint["uri"] = media.url.replace("http", "ws", 1) + "/" + path
             await caller.connect()
-            rt = await fake.wait_for_session(timeout=5 * SECOND)
+            rt = await fake.wait_for_session(timeout=5 * SECOND)  # B's, from the answer URL
+            if media_on == "a":  # no warm session on A: it opens its own
+                rt = await fake.wait_for_session(timeout=5 * SECOND)
             update = await rt.wait_for_event("session.update")
             assert "Remind Ann of the visit." in update["session"]["instructions"]
             await caller.stream_audio(speech()[:32000], realtime=False)
             await caller.hang_up()
-            for task in [c.task for c in b.app[CALLS].values()]:
+            for task in [c.task for c in media.app[CALLS].values()]:
                 await task
             assert await api.post_event(uuid, "completed", duration_s=5) == 204
 
