@@ -16,7 +16,8 @@ Three processes per level of N (fresh ones each time, so the peak RSS is per lev
   REST API (``FakeTwilioApi``, any call SID accepted) in this process, so that a hang-up at
   shutdown never leaves the machine; ``both`` runs every level once through each.
 
-Only the bridge's CPU is counted (utime + stime from ``/proc/<pid>/stat``) over a steady
+Only the bridge's CPU is counted (utime + stime from ``/proc/<pid>/stat``, its worker
+processes included with ``--bridge-env WORKERS=2``) over a steady
 window of ``--seconds`` during which all N calls are up. Each call, started ``--stagger-ms``
 after the previous one, sends 20 ms frames in real time all the time: a lead-in of silence
 (different per call, so turns are not in lock-step), then turns of real speech
@@ -178,6 +179,28 @@ def proc_cpu_s(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+
+
+def tree_cpu_s(pid: int) -> float:
+    """utime + stime of a process and of its descendants alive now, seconds: the relay with
+    ``WORKERS`` above 1 is a parent and its worker processes (``ppid`` from
+    ``/proc/<pid>/stat``, field 4 of stat(5))."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    tree, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    total = 0.0
+    for member in tree:
+        with contextlib.suppress(OSError):  # a process that just ended
+            total += proc_cpu_s(member)
+    return total
 
 
 def proc_status_kb(pid: int, key: str) -> int | None:
@@ -654,13 +677,13 @@ async def run_level(
                     await connected.get()
             await asyncio.sleep(SETTLE_S)
 
-            cpu0 = proc_cpu_s(relay.pid), proc_cpu_s(fake.pid), _self_cpu_s()
+            cpu0 = tree_cpu_s(relay.pid), proc_cpu_s(fake.pid), _self_cpu_s()
             ctx0 = proc_status_kb(relay.pid, "nonvoluntary_ctxt_switches") or 0
             m0 = machine_ticks()
             level.t0 = time.monotonic()
             await asyncio.sleep(args.seconds)
             level.t1 = time.monotonic()
-            cpu1 = proc_cpu_s(relay.pid), proc_cpu_s(fake.pid), _self_cpu_s()
+            cpu1 = tree_cpu_s(relay.pid), proc_cpu_s(fake.pid), _self_cpu_s()
             ctx1 = proc_status_kb(relay.pid, "nonvoluntary_ctxt_switches") or 0
             m1 = machine_ticks()
             level.loadavg = loadavg()

@@ -15,7 +15,11 @@ Channels (payload: a JSON object, under :data:`MAX_PAYLOAD_BYTES`):
 - :data:`HANGUP`: ``{"call_uuid", "instance_id", "reason"}``: the instance holding the call
   (``instance_id``) hangs it up;
 - :data:`TRANSCRIPT`: ``{"call_uuid", "instance_id", "role", "text", "at"}``: a live
-  transcript line of some call (:func:`transcript_message`), for a console to subscribe to.
+  transcript line of some call (:func:`transcript_message`), for a console to subscribe to;
+- :data:`LIVE`: ``{"type": "start", "instance_id", "call": {call_uuid, front_door,
+  direction, from, to, started_at, assistant}}`` (numbers masked) or ``{"type": "end",
+  "instance_id", "call_uuid", "reason"}``: a call of some instance started or ended, for the
+  consoles of the others (``hub_feed``).
 
 Sources: https://www.postgresql.org/docs/current/sql-notify.html,
 https://magicstack.github.io/asyncpg/current/api/index.html#asyncpg.connection.Connection.add_listener
@@ -42,6 +46,7 @@ log = logging.getLogger(__name__)
 
 HANGUP = "vb_hangup"
 TRANSCRIPT = "vb_transcript"
+LIVE = "vb_live"
 MAX_PAYLOAD_BYTES = 7000
 """NOTIFY payloads must stay under 8000 bytes; transcript text is cut to fit."""
 MAX_BACKOFF_S = 10.0

@@ -1,6 +1,12 @@
 """The live-call hub: calls publish their start, transcript lines and end; the operator
 console's live page subscribes (server-sent events). Shell, in-process, one per app.
 
+With PostgreSQL shared by several instances the hub also shows the calls of the other
+instances (:attr:`CallHub.remote`), fed by ``hub_feed`` from the live-call registry and the
+bus: the same events, each call's JSON carrying the ``instance_id`` that holds it (numbers
+masked, as ``GET /calls/live`` lists them). Its own calls' starts and ends go the other way
+through :attr:`CallHub.on_start` / :attr:`CallHub.on_end`.
+
 Nothing here is on the audio path: a call publishes when it starts and ends and when its
 session adds a transcript entry (caller or assistant transcript, DTMF, tool call or result),
 a few times a minute. Publishing never blocks and never awaits: each subscriber has a bounded
@@ -10,7 +16,7 @@ gets :data:`LOST`; the page reconnects and reloads the snapshot) instead of slow
 Events (JSON objects, as the console's SSE stream sends them)::
 
     {"type": "start", "call": {call_uuid, front_door, direction, from, to, started_at,
-                               assistant, assistant_version, transcript: [entry...]}}
+                               assistant, assistant_version, instance_id, transcript: [entry...]}}
     {"type": "line",  "call_uuid": ..., "entry": {"role", "text", "at"}}
     {"type": "end",   "call_uuid": ..., "reason": ...}
 """
@@ -49,6 +55,7 @@ class LiveView:
         transcript: the session's own list (shared, not copied: the session appends to it).
         hang_up: ends a call that has no media socket here (OpenAI SIP: REST ``hangup``),
             ``reason`` for the log; None for media calls (the console closes their socket).
+        instance_id: the instance holding the call when it is another one; None: this one.
     """
 
     call_uuid: str
@@ -61,6 +68,7 @@ class LiveView:
     assistant_version: int | None = None
     transcript: list[TranscriptEntry] = field(default_factory=list)
     hang_up: Callable[[str], Awaitable[object]] | None = None
+    instance_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +80,7 @@ class LiveView:
             "started_at": self.started_at.isoformat(timespec="seconds"),
             "assistant": self.assistant,
             "assistant_version": self.assistant_version,
+            "instance_id": self.instance_id,
             "transcript": [e.to_json() for e in self.transcript],
         }
 
@@ -81,7 +90,17 @@ class CallHub:
 
     def __init__(self) -> None:
         self.calls: dict[str, LiveView] = {}
+        self.remote: dict[str, LiveView] = {}
+        """The live calls of the other instances (``hub_feed``); empty on one instance."""
+        self.on_start: Callable[[LiveView], None] | None = None
+        """Told of each call of this instance that starts (``hub_feed``: to the bus)."""
+        self.on_end: Callable[[str, str], None] | None = None
+        """Told ``(call_uuid, reason)`` of each call of this instance that ends."""
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+
+    def every_call(self) -> list[LiveView]:
+        """The calls of this instance and of the others, oldest first."""
+        return sorted([*self.calls.values(), *self.remote.values()], key=lambda v: v.started_at)
 
     # ---------------------------------------------------------------- publishing
 
@@ -89,6 +108,8 @@ class CallHub:
         """A call is live (replaces an earlier view of the same id)."""
         self.calls[view.call_uuid] = view
         self._publish({"type": "start", "call": view.to_json()})
+        if self.on_start is not None:
+            self.on_start(view)
 
     def line(self, call_uuid: str, entry: TranscriptEntry) -> None:
         """A transcript entry was added to the call's session (already in its list)."""
@@ -99,6 +120,44 @@ class CallHub:
         """The call is over; nothing happens for a call that never started."""
         if self.calls.pop(call_uuid, None) is not None:
             self._publish({"type": "end", "call_uuid": call_uuid, "reason": reason})
+            if self.on_end is not None:
+                self.on_end(call_uuid, reason)
+
+    # ---------------------------------------------------------------- other instances
+
+    def remote_started(self, view: LiveView) -> None:
+        """A call of another instance is live (``view.instance_id`` set); a call already
+        known keeps the transcript lines it has."""
+        if view.call_uuid in self.calls:
+            return
+        known = self.remote.get(view.call_uuid)
+        if known is not None:
+            view.transcript = known.transcript
+        self.remote[view.call_uuid] = view
+        self._publish({"type": "start", "call": view.to_json()})
+
+    def remote_line(self, call_uuid: str, entry: TranscriptEntry) -> None:
+        """A transcript line of a call of another instance (nothing for an unknown call)."""
+        view = self.remote.get(call_uuid)
+        if view is not None:
+            view.transcript.append(entry)
+            self._publish({"type": "line", "call_uuid": call_uuid, "entry": entry.to_json()})
+
+    def remote_ended(self, call_uuid: str, reason: str) -> None:
+        """A call of another instance is over."""
+        if self.remote.pop(call_uuid, None) is not None:
+            self._publish({"type": "end", "call_uuid": call_uuid, "reason": reason})
+
+    def remote_sync(self, views: list[LiveView]) -> None:
+        """The calls of the other instances as the registry lists them now: the new ones
+        start, those no longer listed end (an instance that died), the others keep their
+        lines."""
+        listed = {v.call_uuid for v in views}
+        for call_uuid in [u for u in self.remote if u not in listed]:
+            self.remote_ended(call_uuid, "no longer listed by any instance")
+        for view in views:
+            if view.call_uuid not in self.remote:
+                self.remote_started(view)
 
     def _publish(self, event: dict[str, Any]) -> None:
         for queue in list(self._subscribers):

@@ -23,6 +23,14 @@ carrier's call id (Vonage call UUID, Twilio call SID), with its
 - an entry ends with its call's last outcome (``completed`` or a failure), or after
   :data:`ENTRY_TTL_S`; at most :data:`MAX_ENTRIES` are kept (the oldest go first).
 
+Several instances (PostgreSQL shared): the entry is also written to the database before
+``POST /connect`` answers (:meth:`OutboundCalls.remember`, ``outbound_store``), and an
+instance that does not know a call reads it there (:meth:`OutboundCalls.find`) when the
+call's answer URL, media socket or status webhook lands on it; it then acts on it as the
+instance that placed it would. The last outcome deletes the row. An instance that finishes a
+call whose media socket is on another instance waits for that call to end there (the
+registry stops listing it) and takes its record's end reason and duration.
+
 A call's ``completed`` waits (in the background) for its media call to finish, so it carries
 the record's ``end_reason`` and ``duration_s``; nothing here blocks a webhook or a call. Every
 background task is tracked and cancelled at shutdown.
@@ -64,10 +72,17 @@ from .core.outcomes import (
 )
 from .errors import BridgeError, NotFound, StoreUnavailable
 from .logs import call_context
+from .outbound_store import (
+    SharedOutbound,
+    context_of,
+    context_text,
+    machine_of,
+    machine_text,
+)
 from .records import store_record
-from .store import FRONT_DOOR_TWILIO, CallFilter, CallPage, CallRecord, CallStore
+from .store import FRONT_DOOR_TWILIO, CallFilter, CallPage, CallRecord, CallStore, SqlCallStore
 from .twilio.twiml import say_hangup_twiml
-from .web.keys import CALLS, HTTP, SETTINGS, STORE, TWILIO_API, VOICE_API
+from .web.keys import CALLS, HTTP, REGISTRY, SETTINGS, STORE, TWILIO_API, VOICE_API
 
 if TYPE_CHECKING:
     from .assistants.book import Assistants
@@ -81,6 +96,9 @@ MAX_ENTRIES = 10_000
 """Outbound calls remembered at most per instance; past this the oldest is forgotten."""
 MEDIA_WAIT_S = 30.0
 """``completed`` waits at most this long (s) for the call's media socket to finish."""
+ELSEWHERE_POLL_S = 0.5
+"""How often ``completed`` looks whether a media call held by another instance has ended
+(the registry, another process: no event to wait on), s."""
 BEEP_START = "beep_start"
 """Vonage's ``sub_state`` of the ``machine`` event sent at the beep (Twilio's
 ``machine_end_*`` verdicts are noted as this too: the greeting has ended)."""
@@ -180,7 +198,10 @@ class OutboundCalls:
         self._app = app
         self._calls: dict[str, OutboundCall] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._loading: dict[str, asyncio.Task[OutboundCall | None]] = {}
         self.sender: CallbackSender | None = None
+        self.shared: SharedOutbound | None = None
+        """The entries shared with the other instances (PostgreSQL), from start-up on."""
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -201,6 +222,60 @@ class OutboundCalls:
             del calls[oldest.call_id]
         calls[call.call_id] = call
 
+    async def remember(self, call: OutboundCall) -> None:
+        """:meth:`add`, and with several instances the entry written to the database (so
+        that the carrier's requests for it may land on any instance); a database that
+        fails is logged, the call stays known here."""
+        self.add(call)
+        if self.shared is not None:
+            row = {
+                "call_id": call.call_id[:128],
+                "front_door": call.front_door,
+                "to_number": call.to_number[:32],
+                "from_number": call.from_number[:32],
+                "context": context_text(call.context),
+                "status_url": call.status_url,
+                "machine_detection": machine_text(call.machine_detection),
+                "placed_at": call.placed_at,
+            }
+            await self.shared.put(row, ENTRY_TTL_S)
+
+    async def find(self, call_id: str) -> OutboundCall | None:
+        """The outbound call ``call_id``: from memory, else (several instances) from the
+        database, then kept in memory; None for a call no instance placed (or expired)."""
+        call = self._calls.get(call_id)
+        if call is not None or self.shared is None:
+            return call
+        loading = self._loading.get(call_id)
+        if loading is None:  # one read per call, whatever the requests waiting for it
+            loading = asyncio.get_running_loop().create_task(self._load(call_id))
+            self._loading[call_id] = loading
+            loading.add_done_callback(lambda _t: self._loading.pop(call_id, None))
+        return await asyncio.shield(loading)
+
+    async def _load(self, call_id: str) -> OutboundCall | None:
+        assert self.shared is not None
+        row = await self.shared.get(call_id)
+        if row is None:
+            return None
+        try:
+            call = OutboundCall(
+                call_id=row.call_id,
+                front_door=row.front_door,
+                to_number=row.to_number,
+                from_number=row.from_number,
+                context=context_of(row.context),
+                status_url=row.status_url,
+                machine_detection=machine_of(row.machine_detection),
+                placed_at=row.placed_at,
+            )
+        except (ValueError, TypeError, AttributeError):
+            log.warning("outbound call %s: unreadable shared entry (ignored)", call_id[:64])
+            return None
+        with call_context(call_id[:64]):
+            log.info("outbound call placed by another instance: its entry read from the database")
+        return self._calls.setdefault(call_id, call)
+
     # --- the call's settings ---------------------------------------------------------------
 
     async def context_for(
@@ -211,7 +286,7 @@ class OutboundCalls:
         ``our_number``. An assistant named at ``/connect`` that is gone by now, or a database
         that is down, gives the call the assistant of ``our_number`` (one WARNING line), never
         an error: the callee has already answered."""
-        call = self._calls.get(call_id)
+        call = await self.find(call_id)
         if call is None:
             return await assistants.context(our_number)
         asked = call.context
@@ -227,10 +302,11 @@ class OutboundCalls:
             metadata=asked.metadata or {},
         )
 
-    def deps_for(self, call_id: str, deps: CallDeps) -> CallDeps:
+    async def deps_for(self, call_id: str, deps: CallDeps, *, outbound: bool = True) -> CallDeps:
         """``deps`` for the media call ``call_id``: a store adding its metadata and ``amd``
-        (:class:`RecordExtras`); ``deps`` itself for an inbound call."""
-        call = self._calls.get(call_id)
+        (:class:`RecordExtras`); ``deps`` itself for an inbound call (``outbound`` False:
+        the database is not asked)."""
+        call = await self.find(call_id) if outbound else self._calls.get(call_id)
         if call is None:
             return deps
         return dataclasses.replace(deps, store=RecordExtras(deps.store, call))
@@ -274,6 +350,20 @@ class OutboundCalls:
                     call.answered = True
                 self._report(call, outcome)
 
+    def note_soon(self, call_id: str, outcome: str | None, **fields: Any) -> None:
+        """:meth:`note` for a call this instance may not know yet: with several instances,
+        its entry is read from the database first (in the background, in arrival order);
+        calls no instance placed are ignored."""
+        if call_id in self._calls or self.shared is None:
+            self.note(call_id, outcome, **fields)
+            return
+
+        async def found_then_note() -> None:
+            if await self.find(call_id) is not None:
+                self.note(call_id, outcome, **fields)
+
+        self._spawn(found_then_note(), call_id)
+
     def _report(self, call: OutboundCall, outcome: str, **completed: Any) -> None:
         """Post ``outcome`` to the call's ``status_url`` (once per outcome)."""
         if outcome in call.reported:
@@ -304,6 +394,8 @@ class OutboundCalls:
             live = self._app[CALLS].get(call.call_id)
             if live is not None:  # its record is written when it ends
                 await asyncio.wait({live.task}, timeout=MEDIA_WAIT_S)
+            elif self.shared is not None:
+                await self._ended_elsewhere(call)
             store = self._app.get(STORE)
             if call.recorded is None:
                 reason = outcome if detail is None else f"{outcome} ({detail})"
@@ -330,6 +422,28 @@ class OutboundCalls:
             else:
                 self._report(call, outcome)
             self._calls.pop(call.call_id, None)
+            if self.shared is not None:
+                await self.shared.remove(call.call_id)
+
+    async def _ended_elsewhere(self, call: OutboundCall) -> None:
+        """The call's media socket is on another instance: wait (at most
+        :data:`MEDIA_WAIT_S`) until no instance lists it live, then take the end reason and
+        duration of the record it wrote, if any (``call.recorded``)."""
+        registry = self._app.get(REGISTRY)
+        store = self._app.get(STORE)
+        if registry is None or store is None:
+            return
+        deadline = time.monotonic() + MEDIA_WAIT_S
+        try:
+            while await registry.holder(call.call_id) is not None:
+                if time.monotonic() > deadline:
+                    return
+                await asyncio.sleep(ELSEWHERE_POLL_S)
+            record = await store.get(call.call_id)
+        except StoreUnavailable:
+            return
+        if record is not None and call.recorded is None:
+            call.recorded = (record.end_reason, record.duration_s)
 
     def _record(self, call: OutboundCall, end_reason: str, duration_s: float) -> CallRecord:
         """The record of a call whose media never came: ``duration_s`` is the carrier's
@@ -443,12 +557,12 @@ def note_vonage_event(app: web.Application, fields: dict[str, Any]) -> None:
     if calls is None:
         return
     call_id = fields.get("uuid") or fields.get("call_uuid")
-    if not isinstance(call_id, str) or calls.get(call_id) is None:
+    if not isinstance(call_id, str) or not call_id:
         return
     status = fields.get("status")
     detail = fields.get("detail") or fields.get("reason")
     sub_state = fields.get("sub_state")
-    calls.note(
+    calls.note_soon(
         call_id,
         vonage_outcome(status),
         amd=HUMAN if status == HUMAN else None,
@@ -463,7 +577,7 @@ def note_twilio_status(app: web.Application, fields: dict[str, str]) -> None:
     (``AnsweredBy``), for the outbound call it names (``CallSid``)."""
     calls = app.get(OUTBOUND)
     call_id = fields.get("CallSid")
-    if calls is None or call_id is None or calls.get(call_id) is None:
+    if calls is None or not call_id:
         return
     outcome = twilio_outcome(fields.get("CallStatus"))
     answered_by = fields.get("AnsweredBy")
@@ -471,7 +585,7 @@ def note_twilio_status(app: web.Application, fields: dict[str, str]) -> None:
     if answered_by is not None:
         outcome = None  # the AMD callback repeats CallStatus: in-progress
     greeting_over = answered_by is not None and answered_by.startswith("machine_end_")
-    calls.note(
+    calls.note_soon(
         call_id,
         outcome,
         amd=amd,
@@ -507,6 +621,9 @@ def setup_outbound(app: web.Application) -> None:
         secret = app[SETTINGS].outbound.callback_secret
         if secret is not None:
             calls.sender = CallbackSender(app[HTTP], secret.get_secret_value())
+        store = app.get(STORE)
+        if isinstance(store, SqlCallStore) and store.dialect == "postgresql":
+            calls.shared = SharedOutbound(store)  # several instances may share it
         yield
         await calls.close()
 

@@ -16,7 +16,8 @@ all nullable (NULL on older rows).
 Revision 0004 added ``usage`` (JSON), ``cost_usd`` (float) and ``recording`` (JSON),
 nullable: old rows read back with them null.
 Revision 0005 added ``figures`` (the call's figures as JSON text,
-``records.call_figures``; NULL on older rows).
+``records.call_figures``; NULL on older rows), and 0006 the ``outbound_calls`` table
+(``outbound_store``).
 
 Timestamps are stored as naive UTC with microseconds (``TIMESTAMP WITHOUT TIME ZONE`` on
 PostgreSQL, ISO text on SQLite) and come back as aware UTC ``datetime``s.

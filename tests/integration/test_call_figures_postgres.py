@@ -1,4 +1,4 @@
-"""The call's figures (``calls.figures``, revision 0004) on a real PostgreSQL
+"""The call's figures (``calls.figures``, revision 0005) on a real PostgreSQL
 (``VB_TEST_POSTGRES_URL``), in a schema of their own."""
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from pg_support import PgSchema, pg_schema
 from support import SECOND
+from test_scale_out import until
 
 from vonage_bridge.bus import Bus
 from vonage_bridge.sim.harness import RunningBridge, sim_env
@@ -96,10 +97,11 @@ async def test_answer_on_one_media_on_the_other_listed_everywhere_hung_up_from_e
     media_on(caller, pair.b)
     await caller.connect()
     await pair.fake.wait_for_session(timeout=5 * SECOND)  # A's warm session (unused)
-    # B's own session: B registers the call (after its opening and its assistant) before it
-    # opens one, so once it is here the registration is queued and settled() waits for it.
-    await pair.fake.wait_for_session(timeout=5 * SECOND)
-    assert caller.call_uuid in pair.b.app[CALLS]
+
+    async def held_by_b() -> bool:
+        return caller.call_uuid in pair.b.app[CALLS]
+
+    await until(held_by_b, 5 * SECOND, "B to hold the call")
     await pair.b.app[REGISTRY].settled()
 
     # The same token again, on A this time: spent on B, refused on A (a shared claim).
@@ -108,6 +110,10 @@ async def test_answer_on_one_media_on_the_other_listed_everywhere_hung_up_from_e
     with pytest.raises(Exception, match="403"):
         await replay.connect()
 
+    async def listed_on_both() -> bool:  # registered in the background as the call starts
+        return all([(await pair.get(x, "/calls/live"))[1]["calls"] for x in (pair.a, pair.b)])
+
+    await until(listed_on_both, 5 * SECOND, "the call listed on both instances")
     for bridge in (pair.a, pair.b):
         status, body = await pair.get(bridge, "/calls/live")
         assert status == 200

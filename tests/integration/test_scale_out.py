@@ -3,8 +3,9 @@ PostgreSQL, on loopback: the issue's scale-out and rolling-restart scenario.
 
 1. 20 simulated calls through the balancer spread over both instances; an answer URL served
    by one and its media socket on the other works; ``/calls/live`` on either lists all 20; a
-   hang-up asked on one ends a call held by the other; an OpenAI SIP webhook retried on the
-   other instance is ignored.
+   hang-up asked on one ends a call held by the other; the operator console of one lists a
+   call held by the other, shows its transcript lines as they come and hangs it up; an
+   OpenAI SIP webhook retried on the other instance is ignored.
 2. Rolling restart: SIGTERM to instance A with calls live -> A's ``/health`` is 503 at once,
    new calls through the balancer go to B (HAProxy retries a 503 on the other server), A's
    calls play to their end with no reply frame lost, A exits 0 when its last call has
@@ -17,8 +18,11 @@ a schema of its own. Skips locally without them; fails under ``CI=true``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,6 +39,7 @@ from pg_support import PgSchema, pg_schema
 from support import SECOND
 from test_vonage_call import speech
 
+from vonage_bridge.console.accounts import Accounts
 from vonage_bridge.sim.harness import sim_env
 from vonage_bridge.sim.openai_sip import (
     TEST_WEBHOOK_SECRET,
@@ -44,6 +49,7 @@ from vonage_bridge.sim.openai_sip import (
 )
 from vonage_bridge.sim.realtime import FakeRealtimeServer, FakeRealtimeSession
 from vonage_bridge.sim.vonage import FakeVonageCaller
+from vonage_bridge.store import SqlCallStore
 
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "scale-out-key-0123456789"
@@ -252,8 +258,59 @@ def live_session(c: Cluster, caller: FakeVonageCaller) -> FakeRealtimeSession:
     return mine[0]
 
 
+Match = Callable[[dict[str, Any]], bool]
+Events = Callable[[Match], Awaitable[dict[str, Any]]]
+
+
+@contextlib.asynccontextmanager
+async def _console(
+    c: Cluster, schema: PgSchema
+) -> AsyncIterator[tuple[Events, Callable[[str], Awaitable[None]]]]:
+    """Log an operator in on A's console; ``(events(match), hang_up(call_uuid))``: the next
+    SSE event matching ``match``, and the console's Hang up."""
+    store = SqlCallStore(schema.engine())
+    try:
+        assert await Accounts(store).add("ops", "scale-out password")
+    finally:
+        await store.close()
+    base = c.a.url
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(f"{base}/console/login") as resp:
+            form = re.search(r'name="csrf" value="([^"]+)"', await resp.text())
+        assert form is not None
+        login = {"name": "ops", "password": "scale-out password", "csrf": form[1]}
+        async with http.post(f"{base}/console/login", data=login, allow_redirects=False) as r:
+            assert r.status == 303
+        async with http.get(f"{base}/console/live") as resp:
+            token = re.search(r'name="csrf-token" content="([^"]+)"', await resp.text())
+        assert token is not None
+        csrf = token[1]
+        async with http.get(f"{base}/console/api/events") as stream:
+            seen: list[dict[str, Any]] = []
+
+            async def events(match: Match) -> dict[str, Any]:
+                try:
+                    async with asyncio.timeout(15 * SECOND):
+                        while True:
+                            line = (await stream.content.readline()).decode()
+                            if line.startswith("data: "):
+                                event: dict[str, Any] = json.loads(line[6:])
+                                seen.append(event)
+                                if match(event):
+                                    return event
+                except TimeoutError:
+                    raise AssertionError(f"no such console event; seen: {seen[-5:]}") from None
+
+            async def hang_up(call_uuid: str) -> None:
+                path = f"{base}/console/calls/{call_uuid}/hangup"
+                async with http.post(path, data={"csrf": csrf}, allow_redirects=False) as r:
+                    assert r.status == 303
+
+            yield events, hang_up
+
+
 async def test_two_instances_behind_haproxy_share_calls_and_restart_without_dropping_any(
-    cluster: Cluster,
+    cluster: Cluster, schema: PgSchema
 ) -> None:
     c = cluster
     a_id, b_id = await c.instance_id(c.a), await c.instance_id(c.b)
@@ -303,6 +360,27 @@ async def test_two_instances_behind_haproxy_share_calls_and_restart_without_drop
         assert (status, body["status"]) == (202, "requested"), body
         await target.wait_closed(timeout=10 * SECOND)
         assert target.close_code == 1001
+
+    # A's console lists a call held by B, its transcript lines arrive live (the bus), and
+    # its Hang up ends it on B.
+    watched = next(x for x in callers if held[x.call_uuid] == b_id and x is not on_b)
+    async with _console(c, schema) as (events, hang_up):
+        first = await events(lambda e: True)
+        assert first["type"] == "snapshot"
+        listed = {call["call_uuid"]: call["instance_id"] for call in first["calls"]}
+        assert listed[watched.call_uuid] == b_id
+        on_a_now = {u for u, i in listed.items() if i is None}  # A's own calls
+        assert on_a_now and on_a_now <= {u for u, i in held.items() if i == a_id}
+        await watched.stream_audio(speech(), realtime=True)
+        await watched.stream_silence(900, realtime=False)
+        await live_session(c, watched).wait_responses_done(1, timeout=15 * SECOND)
+        line = await events(lambda e: e["type"] == "line" and e["call_uuid"] == watched.call_uuid)
+        assert line["entry"]["role"] in ("caller", "assistant"), line
+        await hang_up(watched.call_uuid)
+        await watched.wait_closed(timeout=10 * SECOND)
+        assert watched.close_code == 1001
+        end = await events(lambda e: e["type"] == "end" and e["call_uuid"] == watched.call_uuid)
+        assert "console" in end["reason"], end
 
     # An OpenAI SIP webhook delivered to A, retried on B: B ignores it.
     body = incoming_call_body("rtc_scale_out")

@@ -16,6 +16,8 @@ import pytest
 from aiohttp import web
 from support import SECOND
 
+from vonage_bridge.bridge import DRAIN_GOODBYE_INSTRUCTIONS
+from vonage_bridge.calls import DRAIN_REASON
 from vonage_bridge.config import Settings
 from vonage_bridge.realtime.connection import open_realtime
 from vonage_bridge.sim.harness import RunningBridge, sim_env
@@ -27,6 +29,7 @@ from vonage_bridge.sim.openai_sip import (
     signed_headers,
 )
 from vonage_bridge.web.keys import SIP, STORE
+from vonage_bridge.web.lifecycle import drain
 
 Setup = tuple[RunningBridge, FakeOpenAISip, aiohttp.ClientSession]
 StartSip = Callable[..., Coroutine[Any, Any, Setup]]
@@ -471,3 +474,45 @@ async def test_sip_call_gets_its_numbers_assistant_and_is_hung_up_when_silent(
     assert record is not None
     assert record.end_reason == "inactivity"
     assert (record.assistant, record.assistant_version) == ("jp", 1)
+
+
+async def test_sip_call_left_when_the_drain_times_out_hears_a_goodbye_then_is_hung_up(
+    start_sip: StartSip,
+) -> None:
+    bridge, fake, http = await start_sip()
+    await post_call(bridge, http, "rtc_drained")
+    sideband = await fake.wait_for_sideband(5 * SECOND)
+    assert (await sideband.next_event(5 * SECOND))["type"] == "response.create"  # greeting
+    store = bridge.app[STORE]
+    records: list[Any] = []
+    add = store.add
+
+    async def keep(record: Any) -> None:
+        records.append(record)
+        await add(record)
+
+    store.add = keep  # type: ignore[method-assign]
+    task = bridge.app[SIP].calls["rtc_drained"]
+    draining = asyncio.create_task(drain(bridge.app, 0.0))
+    try:
+        goodbye = await sideband.next_event(5 * SECOND)
+        assert goodbye["type"] == "response.create"
+        assert goodbye["response"]["instructions"] == DRAIN_GOODBYE_INSTRUCTIONS
+        # Not hung up while the goodbye plays.
+        await sideband.send({"type": "response.created", "response": {"id": "resp_bye"}})
+        await sideband.send({"type": "output_audio_buffer.started", "response_id": "resp_bye"})
+        await sideband.send(
+            {"type": "response.done", "response": {"id": "resp_bye", "status": "completed"}}
+        )
+        assert [r.action for r in fake.requests] == ["accept"]
+        await sideband.send({"type": "output_audio_buffer.stopped", "response_id": "resp_bye"})
+        hangup = await fake.next_request(5 * SECOND)  # the accept
+        if hangup.action == "accept":
+            hangup = await fake.next_request(5 * SECOND)
+        assert (hangup.action, hangup.call_id) == ("hangup", "rtc_drained")
+        await asyncio.wait_for(draining, timeout=5 * SECOND)
+    finally:
+        draining.cancel()
+    assert task.done() and not task.cancelled()
+    assert [r.end_reason for r in records] == [DRAIN_REASON]
+    assert bridge.app[SIP].polite == {}

@@ -7,13 +7,12 @@ and fail under ``CI=true``: CI must not pass by skipping the database it is mean
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
+from pg_support import pg_schema
 from support import SECOND, StartCall
 
 from vonage_bridge.sim.realtime import FakeRealtimeOptions
@@ -23,8 +22,8 @@ from vonage_bridge.store import (
     CallRecord,
     SqlCallStore,
     TranscriptEntry,
-    async_url,
     metadata,
+    open_engine,
 )
 from vonage_bridge.web.keys import CALLS, STORE
 
@@ -32,13 +31,11 @@ T0 = datetime(2026, 11, 23, 10, 0, 0, 987654, tzinfo=UTC)
 
 
 @pytest.fixture
-def pg_url() -> str:
-    url = os.environ.get("VB_TEST_POSTGRES_URL", "")
-    if not url:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but VB_TEST_POSTGRES_URL is not set (.ci/run sets it)")
-        pytest.skip("VB_TEST_POSTGRES_URL not set (see .ci/run)")
-    return url
+async def pg_url() -> AsyncIterator[str]:
+    """``VB_TEST_POSTGRES_URL`` on a schema of this test's own (``pg_support``): parallel
+    branches and runs sharing the server never see each other's tables or revisions."""
+    async for schema in pg_schema():
+        yield schema.url
 
 
 @pytest.fixture
@@ -122,7 +119,9 @@ async def test_postgres_pages_newest_first_across_two_instances(
 
 
 async def test_loopback_call_is_recorded_in_postgres(
-    start_call: StartCall, store: SqlCallStore, pg_url: str
+    pg_url: str,
+    store: SqlCallStore,
+    start_call: StartCall,  # the schema outlives the bridge
 ) -> None:
     call = await start_call(FakeRealtimeOptions(reject_status=401), DATABASE_URL=pg_url)
     assert call.bridge.app[STORE] is not None
@@ -171,7 +170,7 @@ OLD_POSTGRES_SCHEMA = [
 
 
 async def test_postgres_previous_version_table_gets_the_front_door_column(pg_url: str) -> None:
-    engine = create_async_engine(async_url(pg_url))
+    engine = open_engine(pg_url)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.drop_all)
@@ -220,7 +219,7 @@ OUTBOUND_SCHEMA = "vb_outbound_test"
 
 
 async def test_outbound_metadata_and_amd_round_trip_on_postgresql(pg_url: str) -> None:
-    engine = create_async_engine(async_url(pg_url))
+    engine = open_engine(pg_url)
     async with engine.begin() as conn:
         await conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {OUTBOUND_SCHEMA} CASCADE"))
         await conn.execute(sa.text(f"CREATE SCHEMA {OUTBOUND_SCHEMA}"))

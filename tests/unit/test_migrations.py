@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 from test_store import OLD_SQLITE_SCHEMA
 
-from vonage_bridge import cluster, migrations
+from vonage_bridge import cluster, migrations, outbound_store
 from vonage_bridge.__main__ import main
 from vonage_bridge.assistants import store as assistants_store
 from vonage_bridge.console import accounts
@@ -23,6 +23,7 @@ from vonage_bridge.store import SqlCallStore, metadata, open_engine
 assert cluster.claims_table.metadata is metadata
 assert assistants_store.assistants_table.metadata is metadata
 assert accounts.operators_table.metadata is metadata
+assert outbound_store.outbound_calls_table.metadata is metadata
 
 
 def _diff(conn: sa.Connection) -> list[object]:

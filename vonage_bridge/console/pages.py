@@ -1,11 +1,14 @@
 """The operator console's pages and APIs (every one needs a console session, see ``auth``).
 
 =====================================  =========================================================
-``GET /console`` / ``/console/live``   live calls of this instance, transcripts growing live
+``GET /console`` / ``/console/live``   live calls, transcripts growing live (every
+                                       instance's with a shared PostgreSQL, ``hub_feed``)
 ``GET /console/api/events``            server-sent events of the live calls (``hub`` events;
                                        first a ``snapshot`` of what is live now)
 ``POST /console/calls/{id}/hangup``    hang a live call up (REST when the door has it, and
-                                       the socket closed), 303 back to the live page
+                                       the socket closed; a call of another instance
+                                       through ``POST /calls/{uuid}/hangup``'s path), 303
+                                       back to the live page
 ``GET /console/history``               call records, newest first, paged and filtered (also by
                                        a minimum cost), with the total cost of the filtered calls
 ``GET /console/calls/{id}``            one record: transcript timeline, figures, tokens and
@@ -42,6 +45,7 @@ from ..core.assistant import DEFAULT_NAME
 from ..core.jsonbody import JsonTooDeep, loads_bounded
 from ..errors import BridgeError, InvalidField, InvalidRequest, StoreUnavailable
 from ..hub import LOST, CallHub
+from ..hub_feed import HUB_FEED
 from ..logs import call_context
 from ..recording.recorder import STATUS_COMPLETE, STATUS_FAILED
 from ..store import (
@@ -54,7 +58,8 @@ from ..store import (
     CallStore,
 )
 from ..vonage.dial import place_call
-from ..web.keys import ASSISTANTS, CALLS, HUB, SETTINGS, STORE
+from ..web.cluster_api import hang_up_anywhere
+from ..web.keys import ASSISTANTS, CALLS, HUB, REGISTRY, SETTINGS, STORE
 from .assistants import list_all as list_assistants
 from .auth import (
     current_session,
@@ -95,8 +100,15 @@ async def live(request: web.Request) -> web.Response:
     """The live calls, rendered now; ``live.js`` keeps them current over SSE."""
     await require_page(request)
     hub = request.app[HUB]
-    calls = sorted(hub.calls.values(), key=lambda v: v.started_at)
-    return render(request, "live.html", calls=calls, now=datetime.now(UTC))
+    await _refresh(request.app)
+    return render(request, "live.html", calls=hub.every_call(), now=datetime.now(UTC))
+
+
+async def _refresh(app: web.Application) -> None:
+    """With several instances: the other instances' calls as the registry lists them now."""
+    feed = app.get(HUB_FEED)
+    if feed is not None:
+        await feed.refresh()
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -110,10 +122,11 @@ async def events(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
+    await _refresh(request.app)
     queue = hub.subscribe()
     try:
         await response.prepare(request)
-        snapshot = {"type": "snapshot", "calls": [v.to_json() for v in hub.calls.values()]}
+        snapshot = {"type": "snapshot", "calls": [v.to_json() for v in hub.every_call()]}
         await response.write(_sse(snapshot))
         while True:
             try:
@@ -150,6 +163,10 @@ async def hang_up(request: web.Request) -> web.Response:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(HANGUP_REST_S):
                 await view.hang_up(reason)
+    elif (registry := request.app.get(REGISTRY)) is not None and HUB_FEED in request.app:
+        # Held by another instance: the path of POST /calls/{uuid}/hangup (the bus).
+        if await hang_up_anywhere(request.app, registry, call_id[:128], reason) is None:
+            raise web.HTTPSeeOther(f"{PREFIX}/live")
     else:
         raise web.HTTPSeeOther(f"{PREFIX}/live")
     with call_context(call_id[:64]):

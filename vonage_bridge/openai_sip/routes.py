@@ -37,7 +37,7 @@ from ..store import FRONT_DOOR_OPENAI_SIP
 from ..tools import ToolRegistry, transfer_tool
 from ..web.keys import CLUSTER, HTTP, REGISTRY, SETTINGS, SIP, TOOLS, SipState, call_deps
 from .control import SipControl
-from .sideband import serve_sideband
+from .sideband import SipEnding, serve_sideband
 from .webhook import (
     DECLINE,
     IncomingCall,
@@ -208,6 +208,9 @@ async def _handle_call(app: web.Application, call: IncomingCall) -> None:
             caller=call.caller or (call.sip_headers.get("from", "")[:64] or None),
             called=call.called or (call.sip_headers.get("to", "")[:64] or None),
         )
+        ending = SipEnding()
+        polite = app[SIP].polite
+        polite[call.call_id] = ending.end_politely
         try:
             await serve_sideband(
                 deps,
@@ -217,7 +220,9 @@ async def _handle_call(app: web.Application, call: IncomingCall) -> None:
                 greeting=greeting_event(assistant.greeting.text),
                 started_at=started_at,
                 context=context,
+                ending=ending,
             )
         finally:
+            polite.pop(call.call_id, None)
             if registry is not None:
                 registry.unregister(call.call_id)

@@ -14,7 +14,11 @@ or after :data:`HANGUP_GRACE_S`; ``transfer_call`` refers the caller to ``TRANSF
 limits end it (``core.limits``, checked by one timer: "wrap up" before ``max_call_s``, a
 goodbye and a hang-up at it; after ``inactivity_timeout_s`` with no caller speech as the
 server VAD reports it and no assistant audio (``output_audio_buffer.started`` to
-``stopped``), "still there?", then a goodbye and a hang-up).
+``stopped``), "still there?", then a goodbye and a hang-up). When a drain runs out of time
+(``web.lifecycle``), a live call ends as the media calls do (:class:`SipEnding`): the reply in
+progress finishes, the assistant says a short goodbye (``response.create`` with
+``bridge.DRAIN_GOODBYE_INSTRUCTIONS``), and once it has played the call is hung up, all
+within ``bridge.DRAIN_GOODBYE_TIMEOUT_S``; the record's end reason is the drain's.
 
 Sources: OpenAI Realtime SIP guide (https://platform.openai.com/docs/guides/realtime-sip),
 Realtime server events (https://platform.openai.com/docs/api-reference/realtime-server-events).
@@ -26,6 +30,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +39,7 @@ import aiohttp
 from aiohttp import WSMsgType
 
 from ..audio.path import PassthroughPath
+from ..bridge import DRAIN_GOODBYE_INSTRUCTIONS, DRAIN_GOODBYE_TIMEOUT_S, DRAIN_GOODBYE_WAIT_S
 from ..calls import CallDeps, transcript_listener
 from ..core.assistant import CallContext
 from ..core.call_data import CallInfo
@@ -75,6 +82,37 @@ NOT_RECORDED = RecordingResult.unavailable(
     "directly, never through this service"
 )
 """The record's ``recording`` of a SIP call when ``RECORD_CALLS`` is on."""
+
+
+_GOODBYE_CREATE = {
+    "type": "response.create",
+    "response": {"instructions": DRAIN_GOODBYE_INSTRUCTIONS},
+}
+
+
+@dataclass(slots=True)
+class SipEnding:
+    """How the drain ends a live SIP call politely (``SipState.polite`` holds
+    :meth:`end_politely`): the media calls' ``LiveCall.end_politely`` for the sideband."""
+
+    reason: str | None = None
+    wind_down: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def end_politely(self, reason: str) -> None:
+        """Ask the call to say goodbye and hang up; ``reason`` is its end reason (record,
+        summary line). Returns at once."""
+        if self.reason is None:
+            self.reason = reason
+        self.wind_down.set()
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float, tick_s: float = 0.05) -> None:
+    """Return once ``condition()`` holds (checked every ``tick_s``: a rare path) or after
+    ``timeout_s``."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            while not condition():
+                await asyncio.sleep(tick_s)
 
 
 class SipCallControl:
@@ -137,8 +175,10 @@ class _Sideband:
         control: SipCallControl,
         tools: ToolRegistry,
         ctx: ToolContext,
+        ending: SipEnding | None = None,
     ) -> None:
         self.ws = ws
+        self.ending = ending
         self.session = session
         self.control = control
         self.runner = ToolRunner(session, tools, ctx, self.flush)
@@ -157,6 +197,7 @@ class _Sideband:
         ws = self.ws
         ender = asyncio.create_task(self.end_after_goodbye(), name="sip-end")
         watch = asyncio.create_task(self.watch(), name="sip-watch")
+        goodbye = asyncio.create_task(self.goodbye(), name="sip-goodbye")
         try:
             await ws.send_str(client_event(greeting))
             async for msg in ws:
@@ -170,7 +211,8 @@ class _Sideband:
         finally:
             ender.cancel()
             watch.cancel()
-            await asyncio.gather(ender, watch, self.runner.stop(), return_exceptions=True)
+            goodbye.cancel()
+            await asyncio.gather(ender, watch, goodbye, self.runner.stop(), return_exceptions=True)
             log_notes(self.session)
             await ws.close()
 
@@ -212,6 +254,32 @@ class _Sideband:
                 await self.audio_stopped.wait()
         await self.control.hang_up(self.end_reason)
 
+    async def goodbye(self) -> None:
+        """Once :attr:`ending` asks for it: let the reply in progress finish, ask for the
+        goodbye, hang up once it has played (all within ``DRAIN_GOODBYE_TIMEOUT_S``)."""
+        ending = self.ending
+        if ending is None:
+            return
+        await ending.wind_down.wait()
+        reason = ending.reason or "call ended by the service"
+        session, stats = self.session, self.session.stats
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DRAIN_GOODBYE_TIMEOUT_S):
+                await _until(lambda: session.active_response is None, DRAIN_GOODBYE_WAIT_S)
+                responses = stats.responses
+                await self.ws.send_str(client_event(_GOODBYE_CREATE))
+                log.info("asked the assistant to say goodbye (%s)", reason)
+                await _until(
+                    lambda: (
+                        stats.responses > responses
+                        and session.active_response is None
+                        and self.audio_stopped.is_set()
+                    ),
+                    DRAIN_GOODBYE_TIMEOUT_S,
+                )
+        self.end_reason = reason
+        await self.control.hang_up(reason)
+
     async def watch(self) -> None:
         """The call limits, on one timer: what to tell the model, and the hang-up after a
         limit's goodbye has played (``output_audio_buffer.stopped``) or after
@@ -251,6 +319,7 @@ async def serve_sideband(
     greeting: dict[str, Any],
     started_at: datetime,
     context: CallContext | None = None,
+    ending: SipEnding | None = None,
 ) -> None:
     """Run an accepted SIP call's sideband to its end, then log its summary, count it
     (``metrics``) and write its record (``front_door="openai-sip"``, end reason
@@ -264,6 +333,7 @@ async def serve_sideband(
         greeting: the ``response.create`` sent first.
         started_at: when the call was accepted (aware UTC).
         context: the call's assistant (its limits apply); None: the default.
+        ending: how a drain ends the call politely (:class:`SipEnding`); None: never.
     Raises:
         asyncio.CancelledError: the server is shutting down (the call is hung up at OpenAI,
             bounded by :data:`SHUTDOWN_HANGUP_S`, and recorded first).
@@ -301,7 +371,7 @@ async def serve_sideband(
     session.on_transcript = transcript_listener(deps, info.call_uuid)
     try:
         ws = await open_realtime(deps.http, settings.openai, call_id=info.call_uuid)
-        reason = await _Sideband(ws, session, sip, tools, ctx).run(greeting)
+        reason = await _Sideband(ws, session, sip, tools, ctx, ending).run(greeting)
     except RealtimeConnectError as exc:
         log.error("sideband: %s", exc.message)
         reason = "sideband failed"
@@ -318,7 +388,9 @@ async def serve_sideband(
             duration_s=loop.time() - began,
             # the limits' reasons are the same on every door; the others say the door
             end_reason=(
-                reason if reason in LIMIT_REASONS else f"{FRONT_DOOR_OPENAI_SIP}: {reason}"
+                reason
+                if reason in LIMIT_REASONS or (ending is not None and reason == ending.reason)
+                else f"{FRONT_DOOR_OPENAI_SIP}: {reason}"
             ),
         )
         log_summary(summary)

@@ -260,12 +260,17 @@ async def _bridge(request: web.Request, ws: web.WebSocketResponse, start: Stream
     info = CallInfo(call_uuid=call_sid, caller=params.get("from"), called=params.get("to"))
     log.info("Twilio media stream %s open (%s)", start.stream_sid, start.encoding)
     direction = "outbound" if params.get("direction", "").startswith("outbound") else "inbound"
-    call = MediaCall(twilio_door(start.stream_sid), info, direction)
+    outbound = direction == "outbound"
+    context = None
+    if outbound and call_sid not in app[WARM_SESSIONS]:
+        # Its TwiML URL was served by another instance: its own /connect fields.
+        context = await app[OUTBOUND].context_for(call_sid, app[ASSISTANTS], info.caller)
+    call = MediaCall(twilio_door(start.stream_sid), info, direction, context=context)
 
     async def opening() -> MediaCall:
         return call  # connected and start were read before the token check
 
-    deps = app[OUTBOUND].deps_for(call_sid, call_deps(app))
+    deps = await app[OUTBOUND].deps_for(call_sid, call_deps(app), outbound=outbound)
     await serve_media_call(
         ws, call_sid, opening, deps=deps, control=control, warm=app[WARM_SESSIONS]
     )

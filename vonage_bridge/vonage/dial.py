@@ -152,7 +152,7 @@ async def _via_vonage(
         _log_refusal(exc)
         vonage_body = {"status": exc.status, "title": exc.title, "detail": exc.detail}
         return _upstream_error(exc, "vonage", vonage_body)
-    _remember(app, req, created.uuid, FRONT_DOOR_VONAGE, to, from_)
+    await _remember(app, req, created.uuid, FRONT_DOOR_VONAGE, to, from_)
     with call_context(created.uuid):
         log.info("outbound call placed via Vonage: %s", created.status)
     return web.json_response(
@@ -196,7 +196,7 @@ async def _via_twilio(
     except TwilioApiError as exc:
         _log_refusal(exc)
         return _upstream_error(exc, "twilio", {"status": exc.status, "code": exc.twilio_code})
-    _remember(app, req, created.sid, FRONT_DOOR_TWILIO, req.to, from_)
+    await _remember(app, req, created.sid, FRONT_DOOR_TWILIO, req.to, from_)
     with call_context(created.sid):
         log.info("outbound call placed via Twilio: %s", created.status)
     return web.json_response(
@@ -210,7 +210,7 @@ async def _via_twilio(
     )
 
 
-def _remember(
+async def _remember(
     app: web.Application,
     req: ConnectRequest,
     call_id: str,
@@ -218,7 +218,7 @@ def _remember(
     to: str,
     from_: str,
 ) -> None:
-    app[OUTBOUND].add(
+    await app[OUTBOUND].remember(
         OutboundCall(
             call_id=call_id,
             front_door=front_door,

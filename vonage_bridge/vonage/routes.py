@@ -298,6 +298,7 @@ async def media(request: web.Request) -> web.StreamResponse:
         # A call whose answer URL had no uuid cannot be hung up over REST.
         control = CallHangUp(api, call_uuid) if api is not None and known_call(call_uuid) else None
         direction = "outbound" if q.get("direction") == "outbound" else "inbound"
+        outbound = direction == "outbound"
 
         async def opening() -> MediaCall | None:
             connected = await _read_connected(ws)
@@ -320,9 +321,13 @@ async def media(request: web.Request) -> web.StreamResponse:
                 called=info.called,
             )
             door = vonage_door(connected.sample_rate_hz, settings.call.resample_quality)
-            return MediaCall(door, info, direction, ctx)
+            context = None
+            if outbound and call_uuid not in app[WARM_SESSIONS]:
+                # Its answer URL was served by another instance: its own /connect fields.
+                context = await app[OUTBOUND].context_for(call_uuid, app[ASSISTANTS], info.caller)
+            return MediaCall(door, info, direction, ctx, context)
 
-        deps = app[OUTBOUND].deps_for(call_uuid, call_deps(app))
+        deps = await app[OUTBOUND].deps_for(call_uuid, call_deps(app), outbound=outbound)
         await serve_media_call(
             ws, call_uuid, opening, deps=deps, control=control, warm=app[WARM_SESSIONS]
         )

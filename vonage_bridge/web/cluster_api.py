@@ -19,6 +19,10 @@ Routes (the ``X-API-Key`` of ``POST /connect``; 401/403/503 as ``GET /calls``):
   "hung_up", "instance_id"}``; a call of another instance is handed to it on the bus
   (:data:`~..bus.HANGUP`), which does the same: 202 ``{"status": "requested",
   "instance_id"}``; 404 ``call_not_live`` when no instance alive holds it.
+
+With PostgreSQL shared and the operator console mounted, the console's hub is fed the calls
+of every instance (``hub_feed.connect_hub``), and its Hang up takes the same path
+(:func:`hang_up_anywhere`).
 """
 
 from __future__ import annotations
@@ -35,10 +39,11 @@ from ..bus import Bus
 from ..calls import close_socket
 from ..cluster import Cluster, LiveRegistry, new_instance_id
 from ..errors import FeatureDisabled
+from ..hub_feed import MAX_REASON, connect_hub
 from ..logs import call_context
 from ..store import SqlCallStore
 from .auth import require_api_key
-from .keys import BUS, CALLS, CLUSTER, REGISTRY, SETTINGS, SIP, STORE
+from .keys import BUS, CALLS, CLUSTER, HUB, REGISTRY, SETTINGS, SIP, STORE
 from .lifecycle import SHUTDOWN_HANGUP_S
 
 log = logging.getLogger(__name__)
@@ -71,11 +76,16 @@ async def cluster_context(app: web.Application) -> AsyncIterator[None]:
         if payload.get("instance_id") != cluster.instance_id:
             return
         call_uuid = str(payload.get("call_uuid", ""))[:128]
-        task = asyncio.create_task(end_call(app, call_uuid, HANGUP_REASON))
+        reason = payload.get("reason")
+        reason = reason[:MAX_REASON] if isinstance(reason, str) and reason else HANGUP_REASON
+        task = asyncio.create_task(end_call(app, call_uuid, reason))
         pending.add(task)
         task.add_done_callback(pending.discard)
 
     bus.subscribe(bus_mod.HANGUP, on_hangup)
+    hub = app.get(HUB)
+    if hub is not None and cluster.shared:  # the console lists every instance's calls
+        await connect_hub(app, hub, bus, registry)
     await registry.heartbeat()  # listed at once, before the first call
     tasks = [
         asyncio.create_task(registry.run(), name="live-registry"),
@@ -134,24 +144,45 @@ async def live_calls(request: web.Request) -> web.Response:
     )
 
 
-@routes.post("/calls/{call_uuid}/hangup")
-async def hang_up(request: web.Request) -> web.Response:
-    """Hang a live call up, on whichever instance holds it."""
-    registry = _registry(request)
-    app = request.app
-    call_uuid = request.match_info["call_uuid"][:128]
+async def hang_up_anywhere(
+    app: web.Application, registry: LiveRegistry, call_uuid: str, reason: str
+) -> tuple[str, str] | None:
+    """Hang ``call_uuid`` up on whichever instance holds it, with end reason ``reason``:
+    ``("hung_up", this instance)`` when it is held here (:func:`end_call`),
+    ``("requested", holder)`` when the request went to the holder on the bus
+    (:data:`~..bus.HANGUP`); None when no instance alive holds it. The path of
+    ``POST /calls/{call_uuid}/hangup`` and of the console's Hang up.
+
+    Raises:
+        StoreUnavailable: the registry could not be read.
+        FeatureDisabled: the request could not be sent on the bus (503).
+    """
     me = registry.instance_id
-    if await end_call(app, call_uuid, HANGUP_REASON):
-        return web.json_response({"status": "hung_up", "instance_id": me})
+    if await end_call(app, call_uuid, reason):
+        return "hung_up", me
     holder = await registry.holder(call_uuid)
     if holder is None or holder == me:
-        return web.json_response(
-            {"error": {"code": "call_not_live", "message": "no instance holds this call"}},
-            status=404,
-        )
-    message = {"call_uuid": call_uuid, "instance_id": holder, "reason": HANGUP_REASON}
+        return None
+    message = {"call_uuid": call_uuid, "instance_id": holder, "reason": reason[:MAX_REASON]}
     if not await app[BUS].publish(bus_mod.HANGUP, message):
         raise FeatureDisabled("the hang-up could not be sent", code="call_records_unavailable")
     with call_context(call_uuid[:64]):
         log.info("hang-up requested from instance %s", holder)
-    return web.json_response({"status": "requested", "instance_id": holder}, status=202)
+    return "requested", holder
+
+
+@routes.post("/calls/{call_uuid}/hangup")
+async def hang_up(request: web.Request) -> web.Response:
+    """Hang a live call up, on whichever instance holds it."""
+    registry = _registry(request)
+    call_uuid = request.match_info["call_uuid"][:128]
+    done = await hang_up_anywhere(request.app, registry, call_uuid, HANGUP_REASON)
+    if done is None:
+        return web.json_response(
+            {"error": {"code": "call_not_live", "message": "no instance holds this call"}},
+            status=404,
+        )
+    status, instance_id = done
+    return web.json_response(
+        {"status": status, "instance_id": instance_id}, status=200 if status == "hung_up" else 202
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
@@ -68,12 +68,15 @@ class SipState:
         calls: call id -> the task accepting and steering that call (counts for
             ``SIP_MAX_CALLS``).
         tasks: every background task (accepts, rejects, calls), cancelled on shutdown.
+        polite: call id -> ``end_politely(reason)`` of that live call (the drain's goodbye,
+            ``openai_sip.sideband.SipEnding``).
     """
 
     verifier: Webhook
     seen: SeenIds
     calls: dict[str, asyncio.Task[None]]
     tasks: set[asyncio.Task[None]]
+    polite: dict[str, Callable[[str], None]] = field(default_factory=dict)
 
 
 SIP = web.AppKey("sip", SipState)

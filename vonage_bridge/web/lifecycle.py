@@ -8,9 +8,10 @@ Rolling deploys drop no call (``__main__.serve`` drives this on signals):
    sockets, ``POST /connect``, the OpenAI SIP webhook; :data:`CALL_STARTING_PATHS`) is
    refused by :func:`drain_guard` with 503 ``draining`` before any Realtime session is
    opened (OpenAI retries its webhook, which the next instance takes). Live calls run to
-   their end for up to ``DRAIN_TIMEOUT_S``; then each media call still live ends politely
-   (:meth:`~..calls.LiveCall.end_politely`: the assistant says goodbye, the call is hung up
-   over REST, its record written; end reason :data:`~..calls.DRAIN_REASON`).
+   their end for up to ``DRAIN_TIMEOUT_S``; then each call still live ends politely
+   (:meth:`~..calls.LiveCall.end_politely`, and for OpenAI SIP calls
+   ``openai_sip.sideband.SipEnding``: the assistant says goodbye, the call is hung up over
+   REST, its record written; end reason :data:`~..calls.DRAIN_REASON`).
 2. **Shutdown** (when the drain is over, or at once on a second signal, :func:`close_calls`
    from ``on_shutdown``): whatever call is still live is hung up over REST and its socket
    closed with 1001 within :data:`SHUTDOWN_DEADLINE_S` (end reason
@@ -136,14 +137,22 @@ async def drain(app: web.Application, timeout_s: float) -> None:
     while (tasks := live_tasks(app)) and loop.time() < deadline:
         await asyncio.wait(tasks, timeout=deadline - loop.time())
     left: list[LiveCall] = list(app[CALLS].values())
-    if left:
-        log.info("draining: DRAIN_TIMEOUT_S is over; ending %d call(s) politely", len(left))
+    sip = app.get(SIP)
+    sip_left = dict(sip.polite) if sip is not None else {}
+    if left or sip_left:
+        log.info(
+            "draining: DRAIN_TIMEOUT_S is over; ending %d call(s) politely",
+            len(left) + len(sip_left),
+        )
         for call in left:
             call.end_politely(DRAIN_REASON)
-        await asyncio.wait({c.task for c in left}, timeout=POLITE_END_S)
-    sip_left = len(live_tasks(app)) - len(app[CALLS])
-    if sip_left:
-        log.info("draining: %d OpenAI SIP call(s) left to the shutdown", sip_left)
+        for end_politely in sip_left.values():
+            end_politely(DRAIN_REASON)
+        tasks = {c.task for c in left}
+        if sip is not None:
+            tasks.update(t for i, t in sip.calls.items() if i in sip_left)
+        if tasks:
+            await asyncio.wait(tasks, timeout=POLITE_END_S)
     log.info("drained: no call left to wait for")
 
 

@@ -41,6 +41,7 @@
     const facts = [["Front door", call.front_door], ["Direction", call.direction],
       ["Elapsed", ""], ["Assistant", assistantLabel(call)]];
     const classes = { Elapsed: "elapsed", Assistant: "assistant" };
+    if (call.instance_id) facts.push(["Instance", call.instance_id]); // held by another one
     for (const [k, v] of facts) {
       dl.append(el("dt", {}, k));
       dl.append(el("dd", classes[k] ? { class: classes[k] } : {}, v));
