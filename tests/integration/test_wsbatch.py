@@ -60,7 +60,14 @@ async def server_socket(
             async with http.ws_connect(f"http://127.0.0.1:{port}/ws", compress=compress) as client:
                 async with asyncio.timeout(TIMEOUT_S):
                     server = await ready.get()
-                yield server, client
+                try:
+                    yield server, client
+                finally:
+                    # Both ends close at once, each reading the other's close frame: closing
+                    # only the client would wait out its close timeout (10 s) for a server
+                    # handler that never reads.
+                    async with asyncio.timeout(TIMEOUT_S):
+                        await asyncio.gather(server.close(), client.close())
     finally:
         done.set()
         await runner.cleanup()
@@ -162,9 +169,10 @@ async def test_slow_peer_is_not_batched() -> None:
 
 
 async def test_closing_socket_refuses_like_aiohttp() -> None:
-    async with server_socket() as (server, _client):
+    async with server_socket() as (server, client):
         sender = BatchSender(server, FRAME)
-        await server.close()
+        async with asyncio.timeout(TIMEOUT_S):  # the client reads the close and answers it
+            await asyncio.gather(server.close(), client.receive())
         with pytest.raises(aiohttp.ClientConnectionResetError):
             sender.write(frames(1))
 
