@@ -35,7 +35,7 @@ BAD = [
     ("POST", "/connect", b'{"to": "+447700900123", "assistant": "../x"}'),
     ("POST", "/connect", b'{"to": 12}'),
     ("POST", "/calls/nope/hangup", None),
-    ("GET", "/calls/live?x=1", None),
+    ("GET", "/calls/live?x=1", None),  # 400 unknown_parameter
     ("GET", "/console/login?next=http://evil", None),
     ("POST", "/console/login", b"name=a&password=b"),
     ("GET", "/console/calls/%2e%2e", None),

@@ -32,6 +32,8 @@ async def test_live_calls_are_listed_masked_and_hung_up_on_request(start_call: S
 
     assert (await request(call, "GET", "/calls/live", key=None))[0] == 401
     assert (await request(call, "GET", "/calls/live", key="wrong"))[0] == 403
+    status, body = await request(call, "GET", "/calls/live?from=x")
+    assert (status, body["error"]["code"]) == (400, "unknown_parameter")
     status, body = await request(call, "GET", "/calls/live")
     assert status == 200 and body["instance_id"] == registry.instance_id
     (listed,) = body["calls"]

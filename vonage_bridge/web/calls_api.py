@@ -43,12 +43,12 @@ LIST_PARAMETERS = ("limit", "offset", "front_door", "min_cost")
 """The query parameters ``GET /calls`` knows."""
 
 
-def _known_params(request: web.Request, known: tuple[str, ...]) -> None:
+def known_params(request: web.Request, known: tuple[str, ...]) -> None:
     """Raises :class:`InvalidRequest` (400 ``unknown_parameter``) naming the first query
     parameter not in ``known``."""
     for name in request.query:
         if name not in known:
-            msg = f"unknown query parameter {name[:32]!r}; known: {', '.join(known)}"
+            msg = f"unknown query parameter {name[:32]!r}; known: {', '.join(known) or 'none'}"
             raise InvalidRequest(msg, code="unknown_parameter")
 
 
@@ -111,7 +111,7 @@ def _min_cost_param(request: web.Request) -> float | None:
 async def list_calls(request: web.Request) -> web.Response:
     """A page of call records, newest first."""
     store = _authorised_store(request)
-    _known_params(request, LIST_PARAMETERS)
+    known_params(request, LIST_PARAMETERS)
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     front_door = _front_door_param(request)

@@ -43,6 +43,7 @@ from ..hub_feed import MAX_REASON, connect_hub
 from ..logs import call_context
 from ..store import SqlCallStore
 from .auth import require_api_key
+from .calls_api import known_params
 from .keys import BUS, CALLS, CLUSTER, HUB, REGISTRY, SETTINGS, SIP, STORE
 from .lifecycle import SHUTDOWN_HANGUP_S
 
@@ -136,8 +137,10 @@ def _registry(request: web.Request) -> LiveRegistry:
 
 @routes.get("/calls/live")
 async def live_calls(request: web.Request) -> web.Response:
-    """Every live call of every instance alive."""
+    """Every live call of every instance alive; a query parameter is a 400
+    ``unknown_parameter`` (this list takes none), as on ``GET /calls``."""
     registry = _registry(request)
+    known_params(request, ())
     rows = await registry.live()
     return web.json_response(
         {"calls": [r.to_json() for r in rows], "instance_id": registry.instance_id}
