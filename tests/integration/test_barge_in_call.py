@@ -23,7 +23,7 @@ async def test_barge_in_truncates_at_heard_audio_and_clears(
     caller, rt = await connected(call)
     # speech at real time (faster is dropped); the silence after fits the 1 s burst
     await caller.stream_audio(speech(3000), realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     await caller.wait_heard(500 * BYTES_PER_MS, timeout=10 * SECOND)
 
     talking = asyncio.create_task(caller.stream_audio(speech(800), realtime=True))
@@ -61,7 +61,7 @@ async def test_barge_in_without_playback_acknowledgements_truncates_at_zero(
     rt = await call.fake.wait_for_session(timeout=5 * SECOND)
     # speech at real time (faster is dropped); the silence after fits the 1 s burst
     await caller.stream_audio(speech(3000), realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     await caller.wait_heard(500 * BYTES_PER_MS, timeout=10 * SECOND)
     talking = asyncio.create_task(caller.stream_audio(speech(800), realtime=True))
     truncate = await rt.wait_for_event("conversation.item.truncate", timeout=5 * SECOND)

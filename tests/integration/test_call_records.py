@@ -42,7 +42,7 @@ async def test_normal_call_leaves_a_record_with_its_transcript(start_call: Start
     rt = await call.fake.wait_for_session(timeout=5 * SECOND)
     # speech at real time (faster is dropped); the silence after fits the 1 s burst
     await caller.stream_audio(speech(), realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     done = await rt.wait_responses_done(1, timeout=10 * SECOND)
     await caller.wait_heard(math.ceil(done[0].total_bytes * 2 / 3 / FRAME) * FRAME, 10 * SECOND)
     await caller.hang_up()
@@ -185,7 +185,7 @@ async def test_abrupt_hang_up_mid_reply_leaves_a_record(start_call: StartCall) -
     rt = await call.fake.wait_for_session(timeout=5 * SECOND)
     # speech at real time (faster is dropped); the silence after fits the 1 s burst
     await caller.stream_audio(speech(), realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     await rt.wait_responses_done(1, timeout=10 * SECOND)
     await caller.wait_heard(FRAME, timeout=10 * SECOND)  # the reply is playing
     live = call.bridge.app[CALLS][caller.call_uuid]

@@ -181,7 +181,7 @@ async def test_live_call_transcript_hang_up_history_and_detail(
     # The call's assistant: the built-in default (version 0), from the session's context.
     assert await card.locator("dd.assistant").text_content() == "default (built-in)"
     await caller.stream_audio(speech(), realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     # The transcript grows while the call runs (server-sent events, no reload).
     await card.locator(".role-caller").first.wait_for()
     await card.locator(".role-assistant").first.wait_for()

@@ -256,7 +256,7 @@ async def test_vonage_media_message_nested_deep_is_dropped_and_the_call_goes_on(
     with caplog.at_level(logging.INFO):
         await ws.send_str(DEEP)
         await caller.stream_audio(speech(800), realtime=True)
-        await caller.stream_silence(900, realtime=False)
+        await caller.stream_silence(900)
         await rt.wait_responses_done(1, timeout=10 * SECOND)
         await caller.hang_up()
         await no_live_calls(call)
@@ -277,7 +277,7 @@ async def test_twilio_media_message_nested_deep_is_dropped_and_the_call_goes_on(
     with caplog.at_level(logging.INFO):
         await ws.send_str(DEEP)
         await caller.stream_audio(mulaw_speech(800), realtime=True)
-        await caller.stream_silence(900, realtime=False)
+        await caller.stream_silence(900)
         await rt.wait_responses_done(1, timeout=10 * SECOND)
         await caller.hang_up()
         await no_live_calls(twilio.call)
@@ -437,7 +437,7 @@ async def test_thousands_of_unknown_caller_events_make_one_warning_and_a_count(
             async with asyncio.timeout(5 * SECOND):
                 await read_all.wait()
             await caller.stream_audio(speech(800), realtime=True)
-            await caller.stream_silence(900, realtime=False)
+            await caller.stream_silence(900)
             await rt.wait_responses_done(1, timeout=10 * SECOND)
             await caller.hang_up()
             await no_live_calls(call)

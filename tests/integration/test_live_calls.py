@@ -64,7 +64,7 @@ async def test_transcript_lines_are_published_as_they_happen(start_call: StartCa
     await caller.connect()
     rt = await call.fake.wait_for_session(timeout=5 * SECOND)
     await caller.stream_audio(speech(), realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     await rt.wait_responses_done(1, timeout=10 * SECOND)
     roles = set()
     while not {"caller", "assistant"} <= roles:  # both lines, while the call is live

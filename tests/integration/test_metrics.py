@@ -128,7 +128,7 @@ async def test_a_call_moves_the_call_counters_and_histograms(start_call: StartCa
     await rt.wait_responses_done(1, timeout=10 * SECOND)  # the reply to the key press
     # speech at real time (faster is dropped); the silence after fits the 1 s burst
     await caller.stream_audio(speech(2000), realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     heard = len(caller.heard)
     await caller.wait_heard(heard + 400 * BYTES_PER_MS, timeout=10 * SECOND)
     options.reply = False  # the barge-in gets no reply of its own

@@ -461,7 +461,7 @@ async def test_leave_message_is_said_by_the_assistant_when_the_media_socket_is_l
     # the machine answers: its greeting starts a reply (the fake's VAD), cancelled at once
     await voice_api.post_event(uuid, "machine")
     await caller.stream_audio(speech(), realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     cancel = await rt.wait_for_event("response.cancel", timeout=5 * SECOND)
     held = rt.responses[0]
     assert cancel["response_id"] == held.response_id

@@ -75,7 +75,7 @@ def vonage_speech(ms: int = 1200) -> bytes:
 async def vonage_reply(call: Call, caller: FakeVonageCaller, rt: FakeRealtimeSession) -> None:
     """The caller speaks at once (real time), then the reply is heard whole."""
     await caller.stream_audio(vonage_speech(), realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     done = await rt.wait_responses_done(1, timeout=10 * SECOND)
     frames = math.ceil(done[0].total_bytes * 2 / 3 / VONAGE_FRAME)
     await caller.wait_heard(frames * VONAGE_FRAME, timeout=10 * SECOND)
@@ -123,7 +123,7 @@ async def test_media_socket_arriving_while_the_warm_session_opens_waits_for_it(
         speech = asyncio.create_task(caller.stream_audio(vonage_speech(), realtime=True))
         rt = await call.fake.wait_for_session(timeout=5 * SECOND)
         await speech
-        await caller.stream_silence(900, realtime=False)
+        await caller.stream_silence(900)
         done = await rt.wait_responses_done(1, timeout=10 * SECOND)
         frames = math.ceil(done[0].total_bytes * 2 / 3 / VONAGE_FRAME)
         await caller.wait_heard(frames * VONAGE_FRAME, timeout=10 * SECOND)
@@ -243,7 +243,7 @@ async def test_twilio_caller_speaking_right_after_the_greeting_waits_for_no_real
         rt = await greeting_played(call)
         await caller.connect()
         await caller.stream_audio(read_wav_mulaw(TWILIO_WAV)[: 1200 * 8], realtime=True)
-        await caller.stream_silence(900, realtime=False)
+        await caller.stream_silence(900)
         done = await rt.wait_responses_done(1, timeout=10 * SECOND)
         frames = math.ceil(done[0].total_bytes / TWILIO_FRAME)
         await caller.wait_heard((frames - 1) * TWILIO_FRAME, timeout=10 * SECOND)
@@ -342,7 +342,7 @@ async def test_media_socket_with_no_warm_session_opens_its_own_and_holds_nothing
         speech = asyncio.create_task(caller.stream_audio(vonage_speech(), realtime=True))
         rt = await call.fake.wait_for_session(timeout=5 * SECOND)
         await speech
-        await caller.stream_silence(900, realtime=False)
+        await caller.stream_silence(900)
         done = await rt.wait_responses_done(1, timeout=10 * SECOND)
         frames = math.ceil(done[0].total_bytes * 2 / 3 / VONAGE_FRAME)
         await caller.wait_heard(frames * VONAGE_FRAME, timeout=10 * SECOND)

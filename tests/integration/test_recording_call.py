@@ -73,7 +73,7 @@ async def recorded_call(call: Call) -> tuple[FakeVonageCaller, FakeRealtimeSessi
     of speech over it, and the second reply heard in full; then the caller hangs up."""
     caller, rt = await connected(call)
     await caller.stream_audio(speech(3000), realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     await caller.wait_heard(500 * 32, timeout=10 * SECOND)
     talking = asyncio.create_task(caller.stream_audio(speech(800), realtime=True))
     await rt.wait_for_event("conversation.item.truncate", timeout=5 * SECOND)
@@ -273,7 +273,7 @@ async def test_record_sums_usage_and_prices_it_exactly(start_call: StartCall) ->
 
 async def speak_and_hear(caller: FakeVonageCaller, rt: FakeRealtimeSession) -> None:
     await caller.stream_audio(speech(1200), realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     await rt.wait_responses_done(1, timeout=10 * SECOND)
     await caller.wait_heard(640 * 10, timeout=10 * SECOND)
 
@@ -333,7 +333,7 @@ async def test_twilio_call_is_recorded_at_8_khz_from_mulaw(
     caller, rt = await tw.connected()
     audio = mulaw_speech(1200)
     await caller.stream_audio(audio, realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     done = await rt.wait_responses_done(1, timeout=10 * SECOND)
     await caller.wait_heard(done[0].total_bytes, timeout=10 * SECOND)
     await caller.hang_up()

@@ -372,7 +372,7 @@ async def test_two_instances_behind_haproxy_share_calls_and_restart_without_drop
         on_a_now = {u for u, i in listed.items() if i is None}  # A's own calls
         assert on_a_now and on_a_now <= {u for u, i in held.items() if i == a_id}
         await watched.stream_audio(speech(), realtime=True)
-        await watched.stream_silence(900, realtime=False)
+        await watched.stream_silence(900)
         await live_session(c, watched).wait_responses_done(1, timeout=15 * SECOND)
         line = await events(lambda e: e["type"] == "line" and e["call_uuid"] == watched.call_uuid)
         assert line["entry"]["role"] in ("caller", "assistant"), line
@@ -438,7 +438,7 @@ async def test_two_instances_behind_haproxy_share_calls_and_restart_without_drop
     # A's calls play to their end: speech, the assistant's reply heard in full, hang up.
     async def converse(caller: FakeVonageCaller) -> tuple[int, int]:
         await caller.stream_audio(speech(), realtime=True)
-        await caller.stream_silence(900, realtime=False)
+        await caller.stream_silence(900)
         session = live_session(c, caller)
         done = await session.wait_responses_done(1, timeout=15 * SECOND)
         expected = sum(math.ceil(r.total_bytes / REALTIME_FRAME) for r in done)

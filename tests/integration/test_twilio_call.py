@@ -111,7 +111,7 @@ async def test_twilio_call_bridges_mulaw_both_ways_without_resampling(
     audio = speech(1200)
     # speech at real time (faster is dropped); the silence after fits the 1 s burst
     await caller.stream_audio(audio, realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     done = await rt.wait_responses_done(1, timeout=10 * SECOND)
     await caller.wait_heard(done[0].total_bytes, timeout=10 * SECOND)
 
@@ -151,7 +151,7 @@ async def test_twilio_barge_in_clears_and_truncates_at_the_marked_position(
     caller, rt = await tw.connected()
     # speech at real time (faster is dropped); the silence after fits the 1 s burst
     await caller.stream_audio(speech(3000), realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     await caller.wait_heard(500 * MS, timeout=10 * SECOND)
 
     talking = asyncio.create_task(caller.stream_audio(speech(800), realtime=True))
@@ -264,7 +264,7 @@ async def test_bad_media_messages_are_counted_once_logged_and_the_call_goes_on(
             await caller.send_malformed("bad_json")
         # speech at real time (faster is dropped); the silence after fits the 1 s burst
         await caller.stream_audio(speech(800), realtime=True)
-        await caller.stream_silence(900, realtime=False)
+        await caller.stream_silence(900)
         await rt.wait_responses_done(1, timeout=10 * SECOND)
         await caller.hang_up()
         await no_live_calls(tw.call)

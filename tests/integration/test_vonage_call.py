@@ -50,7 +50,7 @@ async def test_call_bridges_audio_both_ways(start_call: StartCall) -> None:
     pcm = speech()
     # speech at real time (faster is dropped); the silence after fits the 1 s burst
     await caller.stream_audio(pcm, realtime=True)
-    await caller.stream_silence(900, realtime=False)
+    await caller.stream_silence(900)
     done = await rt.wait_responses_done(1, timeout=10 * SECOND)
     expected_frames = math.ceil(done[0].total_bytes * 2 / 3 / FRAME)
     await caller.wait_heard(expected_frames * FRAME, timeout=10 * SECOND)
@@ -208,7 +208,7 @@ async def test_bad_caller_messages_are_logged_once_and_the_call_goes_on(
             await ws.send_str(json.dumps({"event": "websocket:mystery"}))
         # speech at real time (faster is dropped); the silence after fits the 1 s burst
         await caller.stream_audio(speech(800), realtime=True)
-        await caller.stream_silence(900, realtime=False)
+        await caller.stream_silence(900)
         await rt.wait_responses_done(1, timeout=10 * SECOND)
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("vonage_bridge")]
     assert sum("3 bytes" in m for m in messages) == 1
