@@ -211,6 +211,8 @@ class _CallBridge:
         # whether a reply is awaited that no response.created has started yet
         self.rt_heard_at = self.clock()
         self.reply_awaited = False
+        # silent-socket watch: loop time of the caller's last message (door.silent_limit_s)
+        self.caller_heard_at = self.rt_heard_at
         assistant = session.context.assistant
         self.limits = CallLimits(assistant.max_call_s, assistant.inactivity_timeout_s, self.clock())
 
@@ -225,6 +227,7 @@ class _CallBridge:
                     return end
                 continue
             if msg.type is WSMsgType.TEXT:
+                self.caller_heard_at = self.clock()
                 try:
                     parsed = parse(msg.data)
                 except RemoteProtocolError as exc:
@@ -261,7 +264,7 @@ class _CallBridge:
         delivered them at once) go up in one ``input_audio_buffer.append``, resampled as one
         block: up to :data:`COMBINE_FRAMES` whole frames, never waiting for one that has not
         arrived (a frame alone goes up at once, as before)."""
-        now = self.clock()
+        now = self.caller_heard_at = self.clock()
         if not self.audio_bucket.take(now, len(frame) * self.s_per_byte):
             return self.too_fast(len(frame))
         if self.recorder is not None:
@@ -473,8 +476,10 @@ class _CallBridge:
 
     async def watch(self) -> CallEnd:
         """The call's one timer, every second at most (a quarter of the shortest timeout
-        when that is shorter): the stall check and the call limits. Nothing per frame."""
+        when that is shorter): the stall check, the silent caller socket check
+        (``door.silent_limit_s``) and the call limits. Nothing per frame."""
         timeout = self.openai.stall_timeout_s
+        silent_limit = self.door.silent_limit_s
         limits = self.limits
         tick = min(STALL_TICK_S, timeout / 4, limits.tick_s())
         session, clock = self.session, self.clock
@@ -488,6 +493,10 @@ class _CallBridge:
                     f"Realtime stalled: no event for {timeout:g} s",
                     WSCloseCode.INTERNAL_ERROR,
                     True,
+                )
+            if silent_limit is not None and now - self.caller_heard_at >= silent_limit:
+                return CallEnd(
+                    f"caller socket silent for {silent_limit:g} s", WSCloseCode.GOING_AWAY, True
                 )
             if goodbye_at is not None:  # a limit's goodbye: end once it has been heard
                 heard_out = limits.goodbye_said(session) and session.playout.ahead_s(now) <= 0

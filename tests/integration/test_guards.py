@@ -1,5 +1,6 @@
 """Guards against hostile or broken peers, on loopback: a caller sending audio faster than real
-time, a Realtime session that stalls mid-response, and a shutdown whose REST hang-ups hang."""
+time, a caller socket gone silent, a Realtime session that stalls mid-response, and a shutdown
+whose REST hang-ups hang."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from vonage_bridge.sim.twilio import MULAW_SILENCE
 from vonage_bridge.sim.vonage import CALLER_WAV, FakeVonageCaller, read_wav_pcm16
 from vonage_bridge.sim.vonage_api import FakeVoiceApi, FakeVoiceApiOptions, application_test_key
 from vonage_bridge.store import CallRecord
+from vonage_bridge.twilio import routes as twilio_routes
+from vonage_bridge.vonage import routes as vonage_routes
 from vonage_bridge.web import lifecycle
 from vonage_bridge.web.keys import CALLS, STORE
 
@@ -100,6 +103,62 @@ async def test_twilio_caller_faster_than_real_time_is_cut_off_with_policy_violat
     (summary,) = summaries(caplog)
     assert summary["fast_frames_dropped"] > 0
     assert summary["frames_in"] < 10_000 / 20
+
+
+@pytest.fixture
+def short_silent_limit(monkeypatch: pytest.MonkeyPatch) -> float:
+    """Carrier sockets count as dead after 0.4 s without a message (30 s in service)."""
+    for routes in (vonage_routes, twilio_routes):
+        monkeypatch.setattr(routes, "CARRIER_SILENT_S", 0.4)
+    return 0.4
+
+
+async def test_vonage_caller_socket_gone_silent_ends_and_hangs_up_the_call(
+    start_call: StartCall,
+    voice_api: FakeVoiceApi,
+    short_silent_limit: float,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A half-open socket: no close, no audio. No ping heartbeat finds it; the watch does."""
+    call = await start_call(FakeRealtimeOptions(reply=False), **vonage_env(voice_api))
+    caller, rt = await connected(call)
+    with caplog.at_level(logging.INFO):
+        await caller.stream_audio(VONAGE_FRAME * 10)  # 200 ms, paced, then nothing at all
+        await caller.wait_closed(timeout=10 * SECOND)
+        await no_live_calls(call)
+    assert caller.close_code == 1001
+    assert caller.close_reason == "caller socket silent for 0.4 s"
+    assert [u for u, _ in voice_api.hangups] == [caller.call_uuid]  # the carrier leg too
+    (summary,) = summaries(caplog)
+    assert summary["end_reason"] == "caller socket silent for 0.4 s"
+    assert summary["frames_in"] == 10
+    await asyncio.wait_for(rt.closed.wait(), 5 * SECOND)
+
+
+async def test_twilio_caller_socket_gone_silent_ends_the_call(
+    start_twilio: StartTwilio,  # noqa: F811
+    short_silent_limit: float,
+) -> None:
+    tw = await start_twilio()
+    caller, rt = await tw.connected()
+    await rt.wait_for_event("session.update", timeout=5 * SECOND)
+    await caller.stream_audio(MULAW_SILENCE * (8 * 200))  # 200 ms, paced, then nothing
+    await caller.wait_closed(timeout=10 * SECOND)
+    await no_live_calls(tw.call)
+    assert caller.close_code == 1001
+    assert caller.close_reason == "caller socket silent for 0.4 s"
+
+
+async def test_a_caller_streaming_audio_is_never_silent(
+    start_call: StartCall, short_silent_limit: float
+) -> None:
+    """Audio every 20 ms keeps the socket alive well past the limit."""
+    call = await start_call(FakeRealtimeOptions(reply=False))
+    caller, _ = await connected(call)
+    await caller.stream_audio(VONAGE_FRAME * 60)  # 1.2 s, three times the limit, paced
+    assert not caller.closed.is_set()
+    await caller.hang_up()
+    await no_live_calls(call)
 
 
 async def test_real_time_caller_with_jitter_loses_no_frame(

@@ -34,6 +34,16 @@ from typing import Protocol
 from ..audio.path import AudioPath
 from .events import CallerEvent
 
+CARRIER_SILENT_S = 30.0
+"""A carrier's caller socket with no message for this long (s) is dead, and the call ends.
+
+Vonage and Twilio stream the caller's audio for the whole call, silence included (one
+message every 20 ms), so a socket that goes quiet has lost its peer without a close (a
+half-open TCP connection). This check, in the call's once-a-second watch, replaces a
+WebSocket ping heartbeat: aiohttp re-arms its heartbeat on every read, a callback per frame.
+Sources: https://developer.vonage.com/en/voice/voice-api/concepts/websockets (audio frames),
+https://www.twilio.com/docs/voice/media-streams/websocket-messages (``media`` messages)."""
+
 
 class PlaybackCommands(Protocol):
     """Renders the caller-side playback control messages of one front door."""
@@ -63,6 +73,9 @@ class FrontDoor:
             message is a protocol error (Twilio sends only text).
         media: renders a batch of reply frames as one text message (Twilio); None sends
             each 20 ms frame as its own binary message (Vonage: exactly one per message).
+        silent_limit_s: the call ends when the caller socket has sent nothing for this long
+            (s; :data:`CARRIER_SILENT_S` for a carrier that streams audio all call long);
+            None: no such check (a browser may stop sending while muted).
     """
 
     name: str
@@ -71,3 +84,4 @@ class FrontDoor:
     parse: Callable[[str], bytes | CallerEvent]
     binary_audio: bool = True
     media: Callable[[bytes], str] | None = None
+    silent_limit_s: float | None = None

@@ -34,7 +34,7 @@ from ..audio.path import PassthroughPath
 from ..calls import SocketOpening, close_socket, known_call
 from ..core.call_data import CallInfo
 from ..core.events import StreamConnected, StreamStarted
-from ..core.frontdoor import FrontDoor
+from ..core.frontdoor import CARRIER_SILENT_S, FrontDoor
 from ..core.replay import SeenIds
 from ..errors import Forbidden, InvalidRequest
 from ..logs import call_context
@@ -184,7 +184,9 @@ async def media_stream(request: web.Request) -> web.StreamResponse:
     signature has no timestamp), even one that has ended (remembered
     :data:`STREAM_MEMORY_S`)."""
     _check_signature(request, None)
-    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30.0)
+    # No ping heartbeat (aiohttp re-arms it on every read): the bridge's watch ends a
+    # socket silent for CARRIER_SILENT_S instead.
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=None)
     if not ws.can_prepare(request).ok:
         raise InvalidRequest("expected a WebSocket upgrade", code="not_websocket")
     await ws.prepare(request)
@@ -247,6 +249,7 @@ def twilio_door(stream_sid: str) -> FrontDoor:
         parse_message,
         binary_audio=False,
         media=commands.media,
+        silent_limit_s=CARRIER_SILENT_S,
     )
 
 

@@ -33,7 +33,7 @@ from ..audio.path import ResamplingPath
 from ..calls import SocketOpening, close_socket, known_call
 from ..core.call_data import CallInfo
 from ..core.events import CallerConnected
-from ..core.frontdoor import FrontDoor
+from ..core.frontdoor import CARRIER_SILENT_S, FrontDoor
 from ..core.jsonbody import loads_object
 from ..errors import Forbidden, InvalidRequest, Unauthorized
 from ..logs import call_context
@@ -258,6 +258,7 @@ def vonage_door(sample_rate_hz: int, resample_quality: str) -> FrontDoor:
         ResamplingPath(sample_rate_hz, resample_quality),
         VONAGE_COMMANDS,
         parse_text,
+        silent_limit_s=CARRIER_SILENT_S,
     )
 
 
@@ -285,7 +286,9 @@ async def media(request: web.Request) -> web.StreamResponse:
                 request,
                 Forbidden("a media socket is already open for this call", code="media_busy"),
             )
-        ws = web.WebSocketResponse(max_msg_size=MAX_CALLER_MESSAGE_BYTES, heartbeat=30.0)
+        # No ping heartbeat (aiohttp re-arms it on every read): the bridge's watch ends a
+        # socket silent for CARRIER_SILENT_S instead.
+        ws = web.WebSocketResponse(max_msg_size=MAX_CALLER_MESSAGE_BYTES, heartbeat=None)
         if not ws.can_prepare(request).ok:
             raise InvalidRequest("expected a WebSocket upgrade", code="not_websocket")
         try:  # spent now, before the upgrade: a second socket with it is refused above
