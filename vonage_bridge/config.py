@@ -55,6 +55,7 @@ class _Group(BaseModel):
         populate_by_name=True,
         arbitrary_types_allowed=True,
         str_strip_whitespace=True,
+        allow_inf_nan=False,  # "nan" is not a timeout: "Input should be a finite number"
     )
 
 

@@ -218,6 +218,15 @@ def test_every_bad_field_is_named() -> None:
     assert "[1]" in found["numbers"] and "+" in found["numbers"]
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "NaN", "Infinity"])
+def test_a_limit_that_is_not_a_finite_number_says_so(value: object) -> None:
+    found = problems({"name": "a", "max_call_s": value, "inactivity_timeout_s": value})
+    assert found == {
+        "max_call_s": "Input should be a finite number",
+        "inactivity_timeout_s": "Input should be a finite number",
+    }
+
+
 def test_numbers_are_normalised_and_unique() -> None:
     a = Assistant(name="a", numbers=("+81 80-1234-5678", "+1 (415) 555.0100"))
     assert a.numbers == ("+818012345678", "+14155550100")

@@ -92,6 +92,15 @@ def test_settings_bad_value_names_its_variable(env: dict[str, str], name: str, v
     assert problem_names(info.value) == [name]
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_duration_that_is_not_a_finite_number_says_so(env: dict[str, str], value: str) -> None:
+    env["OPENAI_CONNECT_TIMEOUT_S"] = value
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert problem_names(info.value) == ["OPENAI_CONNECT_TIMEOUT_S"]
+    assert "finite number" in str(info.value)
+
+
 def test_settings_repr_hides_api_key_and_media_secret(env: dict[str, str]) -> None:
     env["MEDIA_TOKEN_SECRET"] = MEDIA_SECRET
     s = Settings.from_env(env)
