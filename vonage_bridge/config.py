@@ -14,6 +14,7 @@ Source: the README's variables table; https://docs.pydantic.dev/latest/concepts/
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -81,9 +82,11 @@ class PublicUrl(_Group):
 
 
 class ServerSettings(_Group):
-    """Where we listen, our public URL, the media-token secret and TTL (s), and the event loop
-    (``auto``: uvloop when importable, else asyncio's; ``asyncio``; ``uvloop``). Without
-    ``MEDIA_TOKEN_SECRET``, ``from_env`` draws 32 random bytes, valid on this process only."""
+    """Where we listen, our public URL, the media-token secret and TTL (s), the event loop
+    (``auto``: uvloop when importable, else asyncio's; ``asyncio``; ``uvloop``), and the
+    header a trusted reverse proxy puts the client's address in (``web.client_ip``; None: the
+    TCP peer's address). Without ``MEDIA_TOKEN_SECRET``, ``from_env`` draws 32 random bytes,
+    valid on this process only."""
 
     host: str = Field("0.0.0.0", alias="HOST")
     port: int = Field(3000, alias="PORT", ge=1, le=65535)
@@ -94,6 +97,14 @@ class ServerSettings(_Group):
     event_loop: Annotated[str, cv.choice("auto", "asyncio", "uvloop")] = Field(
         "auto", alias="EVENT_LOOP"
     )
+    client_ip_header: Annotated[
+        str | None,
+        cv.check(
+            lambda v: re.fullmatch(r"[A-Za-z0-9-]{1,64}", v.strip()),
+            "a header name (letters, digits and -), e.g. Fly-Client-IP",
+            None,
+        ),
+    ] = Field(None, alias="CLIENT_IP_HEADER")
 
 
 class OpenAISettings(_Group):

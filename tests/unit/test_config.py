@@ -83,6 +83,8 @@ def test_settings_several_bad_variables_give_one_error_naming_each(env: dict[str
         ("LOG_LEVEL", "LOUD"),
         ("SERVER_URL", "ftp://x"),
         ("SERVER_URL", "https://abc.ngrok.app/?a=1"),
+        ("CLIENT_IP_HEADER", "Fly Client IP"),
+        ("CLIENT_IP_HEADER", "X-Forwarded-For: 1.2.3.4"),
     ],
 )
 def test_settings_bad_value_names_its_variable(env: dict[str, str], name: str, value: str) -> None:

@@ -14,9 +14,10 @@ session's CSRF token (form field ``csrf`` or header ``X-CSRF-Token``): without i
 login form, before any session, uses a double-submit token (cookie :data:`LOGIN_CSRF_COOKIE`
 equal to the form field).
 
-Failed logins are limited per operator name and per client address: :data:`MAX_FAILURES`
-within :data:`FAILURE_WINDOW_S`, then 429 until the oldest failure is a minute old
-(per instance, in memory). Each failure is logged at WARNING with the name and address,
+Failed logins are limited per operator name and per client address (``web.client_ip``:
+behind a proxy, the address ``CLIENT_IP_HEADER`` gives): :data:`MAX_FAILURES` within
+:data:`FAILURE_WINDOW_S`, then 429 until the oldest failure is a minute old (per instance, in
+memory). Each failure is logged at WARNING with the name and address,
 never the password.
 
 Sources: RFC 6265 section 4.1.2 (cookie attributes), the SameSite attribute
@@ -41,6 +42,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from ..store import SqlCallStore
+from ..web.client_ip import client_address
 from ..web.keys import SETTINGS, STORE
 from .accounts import Accounts, ConsoleSession
 from .render import PREFIX, SESSION, render
@@ -248,7 +250,7 @@ async def login(request: web.Request) -> web.Response:
     name = str(form.get("name") or "")[:MAX_FIELD].strip()
     password = str(form.get("password") or "")[:MAX_FIELD]
     next_path = safe_next(form.get("next"))
-    address = request.remote or "-"
+    address = client_address(request)
     guard = request.app[LOGIN_GUARD]
     now = time.monotonic()
     if guard.names.blocked(name, now) or guard.addresses.blocked(address, now):
