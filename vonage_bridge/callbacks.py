@@ -10,9 +10,11 @@ call's callbacks go out in order (each waits for the previous one of its call). 
 fails (no connection, no answer within the timeout, a 429 or 5xx) is retried
 :data:`RETRIES` times with exponential backoff (``backoff_s``, then twice that...), each
 retry with the same ``webhook-id`` and a fresh timestamp and signature; any other answer
-outside 2xx is final. A callback that is given up is logged (WARNING, in the call's log
-context, the URL's host only). :meth:`CallbackSender.close` cancels what is still pending
-(shutdown).
+outside 2xx is final. The ``webhook-id`` is :func:`message_id`: the same for the same call and
+outcome on every instance, so when a carrier's retried webhook makes two instances report
+one outcome, a receiver that deduplicates on it (as the specification asks) sees it once. A
+callback that is given up is logged (WARNING, in the call's log context, the URL's host only).
+:meth:`CallbackSender.close` cancels what is still pending (shutdown).
 
 Sources: Standard Webhooks specification
 (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md),
@@ -22,9 +24,9 @@ the ``standardwebhooks`` Python package (https://pypi.org/project/standardwebhoo
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +45,17 @@ BACKOFF_S = 1.0
 """Wait before the first retry, s; doubled before each next one."""
 TIMEOUT_S = 10.0
 """Bound on one attempt, connect to last byte, s."""
+
+
+def message_id(call_uuid: str, status: str) -> str:
+    """The ``webhook-id`` of one outcome of one call: ``msg_`` + 32 hex characters of the
+    SHA-256 of both (the call id itself is not shown).
+
+    The specification: the id "will be the same when the same webhook is being resent", which
+    a second report of the same outcome is (each outcome is reported once per call).
+    """
+    digest = hashlib.sha256(f"{call_uuid}\x00{status}".encode()).hexdigest()
+    return f"msg_{digest[:32]}"
 
 
 def signed_headers(webhook: Webhook, msg_id: str, at: datetime, body: str) -> dict[str, str]:
@@ -130,7 +143,7 @@ class CallbackSender:
     ) -> bool:
         if after is not None and not after.done():
             await asyncio.wait({after})
-        msg_id = f"msg_{uuid.uuid4().hex}"
+        msg_id = message_id(call_uuid, status)
         host = urlsplit(url).hostname or "?"
         problem = ""
         with call_context(call_uuid[:64]):
