@@ -59,6 +59,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
+import numpy as np
+import soxr
 
 from vonage_bridge.sim.realtime import FakeRealtimeOptions, FakeRealtimeServer
 from vonage_bridge.sim.twilio import MULAW_SILENCE, FakeTwilioCaller, pcm16_to_mulaw
@@ -121,6 +123,7 @@ class FrontDoor:
     realtime_bytes_per_ms: float  # what the appends and the deltas carry
     silence_byte: bytes
     webhook_path: str
+    caller_rate_hz: int = 16_000  # Vonage: the L16 rate the relay's NCCO asks for
 
     @property
     def frame_bytes(self) -> int:
@@ -134,8 +137,29 @@ class FrontDoor:
 
     def speech(self, pcm16k: bytes) -> bytes:
         """The caller's recording (16 kHz PCM16) in this door's format, whole frames."""
-        audio = pcm16k if self.name == "vonage" else pcm16_to_mulaw(pcm16k, 16_000)
+        if self.name != "vonage":
+            audio = pcm16_to_mulaw(pcm16k, 16_000)
+        elif self.caller_rate_hz != 16_000:  # the same words at the rate the NCCO asked for
+            samples = np.frombuffer(pcm16k, dtype=np.int16)
+            audio = soxr.resample(samples, 16_000, self.caller_rate_hz, quality="HQ")
+            audio = np.clip(np.rint(audio), -32768, 32767).astype(np.int16).tobytes()
+        else:
+            audio = pcm16k
         return audio[: len(audio) // self.frame_bytes * self.frame_bytes]
+
+    def at_rate(self, rate_hz: int) -> FrontDoor:
+        """The Vonage door with L16 at ``rate_hz`` on the caller's side (``VONAGE_AUDIO_RATE``
+        for the bridge, ``--vonage-rate`` for the naive relay); the same door otherwise."""
+        if self.name != "vonage" or rate_hz == self.caller_rate_hz:
+            return self
+        return FrontDoor(
+            self.name,
+            rate_hz * 2 / 1000,
+            self.realtime_bytes_per_ms,
+            self.silence_byte,
+            self.webhook_path,
+            rate_hz,
+        )
 
 
 FRONT_DOORS = {
@@ -348,7 +372,12 @@ async def start_bridge(
 
 
 async def start_naive(
-    fake_url: str, quality: str, log_path: Path, profile: str = "", lead_frames: int | None = None
+    fake_url: str,
+    quality: str,
+    log_path: Path,
+    profile: str = "",
+    lead_frames: int | None = None,
+    vonage_rate_hz: int = 16_000,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """The naive baseline relay (``bench/naive_relay.py``) on a free port, same fake Realtime."""
     port = free_port()
@@ -357,6 +386,8 @@ async def start_naive(
     args += ["--api-key", "sk-sim", "--quality", quality]
     if lead_frames is not None:
         args += ["--lead-frames", str(lead_frames)]
+    if vonage_rate_hz != 16_000:
+        args += ["--vonage-rate", str(vonage_rate_hz)]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         relay = subprocess.Popen(
@@ -611,6 +642,10 @@ async def run_level(
 ) -> Level:
     """One level of N calls through ``relay_spec``, fresh processes."""
     relay_name = relay_spec.name
+    if relay_spec.kind == "bridge":
+        door = door.at_rate(int(dict(relay_spec.env).get("VONAGE_AUDIO_RATE", "16000")))
+    else:
+        door = door.at_rate(args.naive_vonage_rate)
     level = Level(n, door, relay_name, relay_spec.kind, round_no)
     level.description = relay_spec.describe()
     tag = str(n) if door.name == "vonage" else f"{door.name}.{n}"
@@ -637,7 +672,12 @@ async def run_level(
         else:
             log_path = workdir / f"{tag}.log"
             relay, relay_url = await start_naive(
-                fake_url, args.quality, log_path, profile, args.naive_lead_frames
+                fake_url,
+                args.quality,
+                log_path,
+                profile,
+                args.naive_lead_frames,
+                args.naive_vonage_rate,
             )
         level.rss_start_kb = proc_status_kb(relay.pid, "VmRSS")
         if args.pin:
@@ -1339,6 +1379,14 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="the naive relay's --lead-frames (default: its own, 2)",
+    )
+    parser.add_argument(
+        "--naive-vonage-rate",
+        type=int,
+        choices=(16_000, 24_000),
+        default=16_000,
+        help="the L16 rate the naive relay's NCCO asks for (24000: passed through, no soxr); "
+        "the bridge's is VONAGE_AUDIO_RATE in --bridge-env / --alt-env",
     )
     parser.add_argument(
         "--quality", default="LQ", help="the bridge's RESAMPLE_QUALITY (and the naive relay's)"

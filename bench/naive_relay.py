@@ -82,7 +82,6 @@ log = logging.getLogger("naive_relay")
 FRAME_S = 0.020
 VONAGE_RATE_HZ = 16_000
 REALTIME_RATE_HZ = 24_000
-VONAGE_FRAME_BYTES = 640  # 20 ms of L16 at 16 kHz
 TWILIO_FRAME_BYTES = 160  # 20 ms of mu-law at 8 kHz
 PERSONA_PATH = Path(__file__).resolve().parent.parent / "system-message.txt"
 DEFAULT_PERSONA = (
@@ -106,6 +105,7 @@ class Config:
     quality: str  # soxr quality for the Vonage resampling
     lead_frames: int  # frames sent at once when a burst starts, beyond the first
     persona: str
+    vonage_rate_hz: int = VONAGE_RATE_HZ  # the L16 rate the NCCO asks for (24000: no soxr)
 
 
 CONFIG = web.AppKey("config", Config)
@@ -153,41 +153,52 @@ def append(audio_b64: str) -> str:
 class Call:
     """One call's audio state: the resamplers (Vonage), the reply frames waiting to be sent."""
 
-    def __init__(self, caller: web.WebSocketResponse, quality: str, stream_sid: str = "") -> None:
+    def __init__(
+        self,
+        caller: web.WebSocketResponse,
+        quality: str,
+        stream_sid: str = "",
+        vonage_rate_hz: int = VONAGE_RATE_HZ,
+    ) -> None:
         self.caller = caller
         self.vonage = not stream_sid  # Twilio calls have a stream SID
         self.stream_sid = stream_sid
         self.quality = quality
-        self.frame_bytes = VONAGE_FRAME_BYTES if self.vonage else TWILIO_FRAME_BYTES
+        self.rate_hz = vonage_rate_hz
+        # At 24 kHz, Vonage's L16 is Realtime's audio/pcm: the bytes pass as they are.
+        self.resample = self.vonage and vonage_rate_hz != REALTIME_RATE_HZ
+        self.frame_bytes = vonage_rate_hz * 2 // 50 if self.vonage else TWILIO_FRAME_BYTES
         self.silence = b"\x00" if self.vonage else b"\xff"
         self.frames: deque[bytes] = deque()
         self.pending = b""  # reply audio short of a whole frame
         self.wake = asyncio.Event()
         self.response_id = ""  # the response whose audio is arriving
         self.cut_response = ""  # a response cut by a barge-in: its late audio is ignored
-        self.up = self._stream(VONAGE_RATE_HZ, REALTIME_RATE_HZ)
-        self.down = self._stream(REALTIME_RATE_HZ, VONAGE_RATE_HZ)
+        self.up = self._stream(vonage_rate_hz, REALTIME_RATE_HZ)
+        self.down = self._stream(REALTIME_RATE_HZ, vonage_rate_hz)
 
     def _stream(self, in_hz: int, out_hz: int) -> soxr.ResampleStream:
         return soxr.ResampleStream(in_hz, out_hz, 1, dtype="int16", quality=self.quality)
 
     def vonage_append(self, frame: bytes) -> str:
-        """One L16 16 kHz frame -> one append of 24 kHz PCM16."""
+        """One L16 frame (16 kHz, or 24 kHz as it is) -> one append of 24 kHz PCM16."""
+        if not self.resample:
+            return append(base64.b64encode(frame).decode("ascii"))
         pcm = self.up.resample_chunk(np.frombuffer(frame, dtype=np.int16)).tobytes()
         return append(base64.b64encode(pcm).decode("ascii"))
 
     def reply_audio(self, audio: bytes) -> None:
         """One delta's audio (24 kHz PCM16 or mu-law) -> whole frames in the queue."""
-        if self.vonage:
+        if self.resample:
             audio = self.down.resample_chunk(np.frombuffer(audio, dtype=np.int16)).tobytes()
         self._push(self.pending + audio)
 
     def reply_done(self) -> None:
         """End of a response's audio: flush the resampler, pad the tail to a whole frame."""
         tail = self.pending
-        if self.vonage:
+        if self.resample:
             tail += self.down.resample_chunk(NO_AUDIO, last=True).tobytes()
-            self.down = self._stream(REALTIME_RATE_HZ, VONAGE_RATE_HZ)
+            self.down = self._stream(REALTIME_RATE_HZ, self.rate_hz)
         if tail:
             rest = len(tail) % self.frame_bytes
             if rest:
@@ -211,7 +222,7 @@ class Call:
         self.pending = b""
         self.cut_response = self.response_id
         if self.vonage:
-            self.down = self._stream(REALTIME_RATE_HZ, VONAGE_RATE_HZ)
+            self.down = self._stream(REALTIME_RATE_HZ, self.rate_hz)
             await self.caller.send_str(json.dumps({"action": "clear"}))
         else:
             await self.caller.send_str(json.dumps({"event": "clear", "streamSid": self.stream_sid}))
@@ -329,7 +340,7 @@ async def vonage_answer(request: web.Request) -> web.Response:
     endpoint = {
         "type": "websocket",
         "uri": uri,
-        "content-type": f"audio/l16;rate={VONAGE_RATE_HZ}",
+        "content-type": f"audio/l16;rate={request.app[CONFIG].vonage_rate_hz}",
         "headers": headers,
     }
     return web.json_response([{"action": "connect", "endpoint": [endpoint]}])
@@ -343,7 +354,8 @@ async def vonage_media(request: web.Request) -> web.WebSocketResponse:
         if msg.type is not WSMsgType.TEXT:
             return ws
         connected = json.loads(msg.data)
-        call = Call(ws, request.app[CONFIG].quality)
+        config = request.app[CONFIG]
+        call = Call(ws, config.quality, vonage_rate_hz=config.vonage_rate_hz)
         await relay(request.app, call, str(connected.get("from", "")), str(connected.get("to", "")))
     finally:
         request.app[SOCKETS].discard(ws)
@@ -448,6 +460,13 @@ def main(argv: list[str] | None = None) -> int:
         default=2,
         help="frames sent at once when a burst of reply audio starts, beyond the first",
     )
+    parser.add_argument(
+        "--vonage-rate",
+        type=int,
+        choices=(16_000, 24_000),
+        default=VONAGE_RATE_HZ,
+        help="the L16 rate the NCCO asks for; 24000 passes the audio through (no soxr)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     persona = PERSONA_PATH.read_text().strip() if PERSONA_PATH.is_file() else ""
@@ -459,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         quality=args.quality,
         lead_frames=args.lead_frames,
         persona=persona or DEFAULT_PERSONA,
+        vonage_rate_hz=args.vonage_rate,
     )
     web.run_app(make_app(config), host=args.host, port=args.port, print=None)
     return 0

@@ -170,7 +170,9 @@ class VonageSettings(_Group):
     parsed once, here; ``api_url`` has no trailing slash (``http://`` for local fakes);
     ``outbound_from`` (E.164 digits) and ``connect_api_key`` (``X-API-Key``) serve
     ``POST /connect``; with ``signature_secret``, webhooks and the media handshake must carry
-    a Vonage-signed JWT. Source: https://developer.vonage.com/en/voice/voice-api/overview"""
+    a Vonage-signed JWT. ``audio_rate_hz`` is the L16 rate the NCCO asks for (Hz): 16000
+    resampled to and from Realtime's 24 kHz, 24000 passed through with no resampling.
+    Source: https://developer.vonage.com/en/voice/voice-api/overview"""
 
     application_id: cv.OptText = Field(None, alias="VONAGE_APPLICATION_ID")
     key_from_pem: cv.Key = Field(None, alias="VONAGE_PRIVATE_KEY", repr=False)
@@ -180,6 +182,9 @@ class VonageSettings(_Group):
     connect_api_key: cv.OptSecret = Field(None, alias="CONNECT_API_KEY", repr=False)
     signature_secret: cv.OptSecret = Field(None, alias="VONAGE_SIGNATURE_SECRET", repr=False)
     api_timeout_s: float = Field(10.0, alias="VONAGE_API_TIMEOUT_S", ge=0.1, le=120.0)
+    audio_rate_hz: Annotated[int, cv.choice("8000", "16000", "24000")] = Field(
+        16_000, alias="VONAGE_AUDIO_RATE"
+    )
 
     @property
     def private_key(self) -> RSAPrivateKey | None:

@@ -82,6 +82,38 @@ async def test_call_bridges_audio_both_ways(start_call: StartCall) -> None:
     await caller.hang_up()
 
 
+async def test_at_24_khz_audio_passes_through_unchanged_both_ways(start_call: StartCall) -> None:
+    """VONAGE_AUDIO_RATE=24000: Vonage's L16 at 24 kHz is Realtime's audio/pcm byte for byte,
+    so nothing is resampled: OpenAI gets exactly the caller's bytes, the caller exactly the
+    reply's, in 960-byte frames."""
+    call = await start_call(VONAGE_AUDIO_RATE="24000")
+    caller = call.caller()
+    ncco = await caller.answer()
+    assert ncco[-1]["endpoint"][0]["content-type"] == "audio/l16;rate=24000"
+    await caller.connect()
+    assert (caller.sample_rate_hz, caller.frame_bytes) == (24_000, 960)
+    rt = await call.fake.wait_for_session(timeout=5 * SECOND)
+    speech16 = np.frombuffer(speech(), dtype=np.int16)
+    pcm = soxr.resample(speech16, 16_000, 24_000).astype(np.int16).tobytes()
+    pcm = pcm[: len(pcm) // 960 * 960]
+    await caller.stream_audio(pcm, realtime=True)
+    await caller.stream_silence(900)
+    done = await rt.wait_responses_done(1, timeout=10 * SECOND)
+    reply = done[0].total_bytes
+    await caller.wait_heard(math.ceil(reply / 960) * 960, timeout=10 * SECOND)
+
+    session = rt.client_events[0]["session"]
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    sent = pcm + bytes(900 * 48)
+    assert bytes(rt.input_audio) == sent[: len(rt.input_audio)]  # nothing held back, unchanged
+    assert len(rt.input_audio) >= len(pcm)
+    assert caller.bad_frames == []
+    heard = bytes(caller.heard)
+    assert heard[:reply] in sent  # the fake echoes the caller's words: the same bytes
+    assert heard[reply:] == bytes(len(heard) - reply)  # the last frame padded with silence
+    await caller.hang_up()
+
+
 async def test_audio_sent_before_realtime_is_ready_is_held_not_dropped(
     start_call: StartCall,
 ) -> None:

@@ -84,6 +84,8 @@ def test_settings_several_bad_variables_give_one_error_naming_each(env: dict[str
         ("SERVER_URL", "ftp://x"),
         ("SERVER_URL", "https://abc.ngrok.app/?a=1"),
         ("CLIENT_IP_HEADER", "Fly Client IP"),
+        ("VONAGE_AUDIO_RATE", "44100"),
+        ("VONAGE_AUDIO_RATE", "16k"),
         ("CLIENT_IP_HEADER", "X-Forwarded-For: 1.2.3.4"),
     ],
 )

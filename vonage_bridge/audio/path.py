@@ -6,7 +6,10 @@ Two kinds, chosen by the front door:
   streaming resampler per direction (``audio.resampler``: a low-delay FIR for ``LQ``, soxr
   for the other qualities), never cleared mid-call.
 - :class:`PassthroughPath`: the same bytes both ways, for Twilio's 8 kHz mu-law <-> OpenAI
-  ``audio/pcmu`` (no resampling, no transcoding: both ends speak G.711 mu-law at 8 kHz).
+  ``audio/pcmu`` (no resampling, no transcoding: both ends speak G.711 mu-law at 8 kHz), and
+  for Vonage L16 at 24 kHz <-> ``audio/pcm`` at 24 kHz (both 16-bit little-endian mono).
+
+:func:`l16_path` picks Vonage's.
 
 The session (``core/session.py``) sees only this interface, so barge-in, marks and held audio work
 the same on every front door.
@@ -87,14 +90,28 @@ class ResamplingPath:
 
 
 class PassthroughPath:
-    """The caller and Realtime speak the same format (default: 8 kHz mu-law, Twilio <->
-    ``audio/pcmu``): bytes pass unchanged, nothing is held."""
+    """The caller and Realtime speak the same bytes (default: 8 kHz mu-law, Twilio <->
+    ``audio/pcmu``): they pass unchanged, nothing is held.
+
+    Args:
+        fmt: the caller's format.
+        realtime: the Realtime session's, when it has another name for the same bytes
+            (Vonage ``l16`` at 24 kHz is ``audio/pcm`` at 24 kHz); default ``fmt``.
+    Raises:
+        ValueError: if the two formats differ in rate or sample size (not the same bytes).
+    """
 
     __slots__ = ("caller", "realtime")
 
-    def __init__(self, fmt: AudioFormat = PCMU_8K) -> None:
+    def __init__(self, fmt: AudioFormat = PCMU_8K, realtime: AudioFormat | None = None) -> None:
+        realtime = fmt if realtime is None else realtime
+        if (fmt.sample_rate_hz, fmt.sample_bytes) != (
+            realtime.sample_rate_hz,
+            realtime.sample_bytes,
+        ):
+            raise ValueError(f"{fmt} and {realtime} are not the same bytes")
         self.caller = fmt
-        self.realtime = fmt
+        self.realtime = realtime
 
     def up(self, frame: bytes) -> bytes:
         return frame
@@ -107,3 +124,18 @@ class PassthroughPath:
 
     def reset_down(self) -> None:
         pass
+
+
+def l16_path(rate_hz: int, quality: str = "LQ") -> AudioPath:
+    """Vonage's path for L16 at ``rate_hz`` (Hz; 8000, 16000 or 24000): at 24 kHz the frames
+    already are Realtime's ``audio/pcm`` (16-bit little-endian mono, 24 kHz) and pass through;
+    otherwise :class:`ResamplingPath` with ``quality``.
+
+    Raises:
+        ValueError: on a rate that is not positive.
+    Sources: https://developer.vonage.com/en/voice/voice-api/concepts/websockets (L16),
+    https://platform.openai.com/docs/api-reference/realtime (``audio/pcm``: 24 kHz only).
+    """
+    if rate_hz == PCM16_24K.sample_rate_hz:
+        return PassthroughPath(AudioFormat("l16", rate_hz), PCM16_24K)
+    return ResamplingPath(rate_hz, quality)

@@ -69,7 +69,7 @@ def answer_ncco(
         greeting_text: spoken first; empty means no ``talk`` action.
         greeting_language: BCP-47 tag for the ``talk``, e.g. ``en-US``.
         from_number: from :func:`connect_from_number`, or ``None``.
-        sample_rate_hz: 8000 or 16000 (L16).
+        sample_rate_hz: 8000, 16000 or 24000 (L16; ``VONAGE_AUDIO_RATE``).
         signed_handshake: ask Vonage to sign the socket's opening handshake
             (``"authorization": {"type": "vonage"}``: an ``Authorization: Bearer <JWT>``
             header signed with the account's signature secret).

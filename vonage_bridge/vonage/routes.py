@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 from aiohttp import WSCloseCode, web
 
 from ..audio.formats import PCM16_24K
-from ..audio.path import ResamplingPath
+from ..audio.path import l16_path
 from ..calls import SocketOpening, close_socket, known_call
 from ..core.call_data import CallInfo
 from ..core.events import CallerConnected
@@ -66,7 +66,6 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 MEDIA_PATH = "/vonage/ws"
-CALLER_RATE_HZ = 16_000
 MAX_CALLER_MESSAGE_BYTES = 64 * 1024
 """A frame is 640 bytes; anything near this is not audio we can use (closed with 1009)."""
 CONNECTED_TIMEOUT_S = 10.0
@@ -221,7 +220,7 @@ async def answer(request: web.Request) -> web.Response:
         greeting_text=assistant.greeting.text,
         greeting_language=assistant.greeting.language,
         from_number=connect_from_number(headers.get("to")),
-        sample_rate_hz=CALLER_RATE_HZ,
+        sample_rate_hz=settings.vonage.audio_rate_hz,
         signed_handshake=settings.vonage.signature_secret is not None,
     )
     return web.json_response(ncco)
@@ -251,11 +250,12 @@ async def event(request: web.Request) -> web.Response:
 
 def vonage_door(sample_rate_hz: int, resample_quality: str) -> FrontDoor:
     """Vonage's media socket for one call: L16 at ``sample_rate_hz`` (from
-    ``websocket:connected``) resampled to and from 24 kHz PCM16; audio in binary messages, one
-    20 ms frame each way; ``notify`` / ``clear`` commands."""
+    ``websocket:connected``; ``VONAGE_AUDIO_RATE`` asked for it) resampled to and from 24 kHz
+    PCM16, or passed through at 24 kHz (``audio.path.l16_path``); audio in binary messages,
+    one 20 ms frame each way; ``notify`` / ``clear`` commands."""
     return FrontDoor(
         FRONT_DOOR_VONAGE,
-        ResamplingPath(sample_rate_hz, resample_quality),
+        l16_path(sample_rate_hz, resample_quality),
         VONAGE_COMMANDS,
         parse_text,
         silent_limit_s=CARRIER_SILENT_S,
