@@ -304,6 +304,12 @@ async def media(request: web.Request) -> web.StreamResponse:
         outbound = direction == "outbound"
 
         async def opening() -> MediaCall | None:
+            """Read ``websocket:connected`` and build the call (L16 at the rate it names).
+
+            Returns:
+                The call, or None when the opening failed (the socket was closed with the
+                reason).
+            """
             connected = await _read_connected(ws)
             if connected is None:
                 return None
