@@ -68,7 +68,8 @@ routes = web.RouteTableDef()
 MEDIA_PATH = "/vonage/ws"
 CALLER_RATE_HZ = 16_000
 MAX_CALLER_MESSAGE_BYTES = 64 * 1024
-"""A frame is 640 bytes; anything near this is not audio we can use (closed with 1009)."""
+"""A frame is 320 to 960 bytes (20 ms of L16 at 8 to 24 kHz); anything near this is not audio
+we can use (closed with 1009)."""
 CONNECTED_TIMEOUT_S = 10.0
 ANSWER = AnswerWebhook(
     log,
