@@ -186,6 +186,7 @@ async def serve(
     drain_now, stop = asyncio.Event(), asyncio.Event()
 
     def on_signal() -> None:
+        """SIGINT/SIGTERM: the first starts the drain, the second stops at once."""
         (stop if drain_now.is_set() else drain_now).set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):

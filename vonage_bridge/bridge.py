@@ -219,6 +219,15 @@ class _CallBridge:
     # -------------------------------------------------------------- pumps
 
     async def caller_pump(self) -> CallEnd:
+        """Caller socket -> session until the caller hangs up or the socket fails.
+
+        Binary messages are audio on doors with ``binary_audio`` (Vonage), text messages go through
+        ``door.parse`` (Twilio media comes back as bytes); a bad message is noted and skipped.
+
+        Returns:
+            The call's end: the caller hung up (close code, or Twilio ``stop``), a socket error,
+            or audio too far ahead of real time (1008, :meth:`too_fast`).
+        """
         session, caller, door = self.session, self.caller, self.door
         parse, binary_audio = door.parse, door.binary_audio
         async for msg in caller:
@@ -292,6 +301,8 @@ class _CallBridge:
             await self.send_up(block, n)
 
     async def send_up(self, audio: bytes, frames: int) -> None:
+        """``frames`` caller frames (PCM in the caller's format) as one
+        ``input_audio_buffer.append``, or held while the session opens."""
         session = self.session
         out = session.caller_frame(audio, frames)
         if out is not None:
@@ -325,6 +336,14 @@ class _CallBridge:
         self.frame_bytes = self.session.frame_bytes
 
     async def realtime_pump(self) -> CallEnd:
+        """Realtime socket -> session: open or adopt it, send held audio, then feed each event.
+
+        Returns:
+            The call's end when the Realtime socket closes (1011 to the caller; an error unless
+            Realtime closed with 1000) or fails. Bad events are logged once and skipped.
+        Raises:
+            RealtimeConnectError: a new session could not be opened (:meth:`open_session`).
+        """
         session = self.session
         if self.rt is None:  # not adopted before the pumps started (adopt_ready)
             await self.open_session()
@@ -395,6 +414,13 @@ class _CallBridge:
             await self.flush()
 
     async def playout_pump(self) -> CallEnd:
+        """Session's playout -> caller socket, paced to the playout's deadlines; runs until
+        cancelled.
+
+        Each batch goes out in one transport write with a playback marker every
+        :data:`MARK_FRAMES` frames (100 ms), or through :meth:`send_slowly` when the socket cannot
+        take a batch at once.
+        """
         session, caller, loop = self.session, self.caller, self.loop
         media = self.door.media
         # One transport write per batch (one send() instead of one per message): the frames
@@ -632,6 +658,8 @@ class _CallBridge:
         await rt.send_str(session.realtime_opened())
 
     def adopted(self, warm: WarmSession, rt: aiohttp.ClientWebSocketResponse) -> None:
+        """Make ``rt``, the warm session's open socket, the call's Realtime socket; its early events
+        are replayed by :meth:`replay_early`."""
         self.warm = None
         self.rt = rt
         self.adopted_warm = warm
@@ -643,6 +671,8 @@ class _CallBridge:
     # -------------------------------------------------------------- helpers
 
     async def flush(self) -> None:
+        """Send what the session queued: caller commands first (``clear`` before all), then Realtime
+        client events while BRIDGING; start queued tool calls and log notes."""
         session = self.session
         for command in session.drain_caller():  # clear first: stop the caller hearing
             await self.caller.send_str(command)
@@ -656,11 +686,14 @@ class _CallBridge:
         log_notes(session)
 
     def warn_once(self, key: str, message: str) -> None:
+        """Log ``message`` as a warning the first time ``key`` is seen in this call."""
         if key not in self.warned:
             self.warned.add(key)
             log.warning("%s", message)
 
     async def run(self) -> CallEnd:
+        """Run the call's tasks until the first ends; cancel and await the rest; return its
+        :meth:`outcome`."""
         self.adopt_ready()
         tasks = [
             asyncio.create_task(self.caller_pump(), name="caller-pump"),
@@ -681,6 +714,11 @@ class _CallBridge:
         return self.outcome(first)
 
     def outcome(self, task: asyncio.Task[CallEnd]) -> CallEnd:
+        """The call's end from the first task to finish.
+
+        Cancelled: 1001; a :class:`RealtimeConnectError`: 1011 with its message; a connection reset
+        while sending: a plain end; any other exception: logged, 1011 as an internal error.
+        """
         if task.cancelled():
             return CallEnd("call task cancelled", WSCloseCode.GOING_AWAY)
         exc = task.exception()
@@ -696,6 +734,8 @@ class _CallBridge:
         )
 
     async def close(self, end: CallEnd, control: CallControl | None) -> None:
+        """Discard an unused warm session, close Realtime with 1000, hang up over REST when our side
+        ended the call, then close the caller with ``end.caller_code``."""
         if self.warm is not None:  # the call ended before adopting it
             warm, self.warm = self.warm, None
             await warm.discard(UNUSED_REASON)

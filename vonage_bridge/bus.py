@@ -203,6 +203,7 @@ def transcript_publisher(bus: Bus, instance_id: str) -> Callable[[str, Transcrip
     the background (the calls' ``CallDeps.on_transcript``)."""
 
     def publish(call_uuid: str, entry: TranscriptEntry) -> None:
+        """Publish ``entry`` of call ``call_uuid`` in the background."""
         bus.publish_soon(TRANSCRIPT, transcript_message(call_uuid, instance_id, entry))
 
     return publish

@@ -325,6 +325,7 @@ def transcript_listener(deps: CallDeps, call_uuid: str) -> Callable[[TranscriptE
         return sinks[0]
 
     def both(entry: TranscriptEntry) -> None:
+        """Hand ``entry`` to each sink in turn."""
         for sink in sinks:
             sink(entry)
 

@@ -120,6 +120,8 @@ class LiveCallRow:
     started_at: datetime
 
     def to_json(self) -> dict[str, Any]:
+        """The row as ``GET /calls/live`` lists it; ``from``/``to`` masked, ``started_at`` ISO 8601
+        in UTC."""
         return {
             "call_uuid": self.call_uuid,
             "instance_id": self.instance_id,
@@ -226,6 +228,7 @@ class LiveRegistry:
         before = self._writes.get(call_uuid)
 
         async def in_turn() -> None:
+            """Run ``write`` once the call's previous write has finished."""
             if before is not None:
                 await asyncio.wait({before})
             await write
@@ -234,6 +237,7 @@ class LiveRegistry:
         self._writes[call_uuid] = task
 
         def done(t: asyncio.Task[None]) -> None:
+            """Forget the finished task unless a later write replaced it."""
             if self._writes.get(call_uuid) is t:
                 del self._writes[call_uuid]
 
@@ -246,6 +250,7 @@ class LiveRegistry:
 
     @property
     def instance_id(self) -> str:
+        """This instance's id (the cluster's)."""
         return self.cluster.instance_id
 
     async def _run(self, what: str, statement: Any) -> bool:

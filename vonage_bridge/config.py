@@ -299,6 +299,7 @@ class StoreSettings(_Group):
 
     @property
     def is_postgresql(self) -> bool:
+        """Whether ``DATABASE_URL``'s scheme is ``postgresql`` or ``postgres`` (any ``+driver``)."""
         return self.database_url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 
 

@@ -40,6 +40,8 @@ def parse(conv: Callable[[str], Any], blank: Any = ...) -> BeforeValidator:
     are. With ``blank`` given, blank text gives it, and ``conv`` gets the text stripped."""
 
     def run(value: Any) -> Any:
+        """The value from ``conv`` for text (``blank`` for blank text, when given); others as they
+        are."""
         if not isinstance(value, str):
             return value
         if blank is ...:
@@ -54,6 +56,7 @@ def check(ok: Callable[[str], object], reason: str, blank: Any = ...) -> BeforeV
     ``ValueError(reason)``."""
 
     def conv(value: str) -> str:
+        """``value`` stripped. Raises ``ValueError(reason)`` when ``ok`` refuses it."""
         if not ok(value):
             raise ValueError(reason)
         return value.strip()
@@ -65,6 +68,7 @@ def choice(*options: str) -> BeforeValidator:
     """A parser for one of ``options``, matched without regard to case, given as spelt there."""
 
     def conv(value: str) -> str:
+        """The option ``value`` names, as spelt in ``options``; ``ValueError`` for any other."""
         for option in options:
             if value.strip().upper() == option.upper():
                 return option

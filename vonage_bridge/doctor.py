@@ -76,6 +76,7 @@ class Check:
     detail: str
 
     def line(self) -> str:
+        """The check as one report line: verdict, name, detail."""
         return f"{self.verdict:<4}  {self.name}: {self.detail}"
 
 
@@ -89,12 +90,14 @@ class Report:
     emit: Callable[[Check], None] = field(default=lambda _: None, repr=False)
 
     def add(self, verdict: str, name: str, detail: str) -> None:
+        """Record one check and hand it to :attr:`emit` (printed as it comes)."""
         check = Check(verdict, name, detail)
         self.checks.append(check)
         self.emit(check)
 
     @property
     def failures(self) -> list[Check]:
+        """The checks whose verdict is ``FAIL``."""
         return [c for c in self.checks if c.verdict == FAIL]
 
     @property
@@ -307,6 +310,7 @@ async def _public_url(report: Report, settings: Settings, http: aiohttp.ClientSe
     probe = web.Application()
 
     async def answer(_: web.Request) -> web.Response:
+        """The probe's ``GET /health``: ``{"status": "ok", "doctor": token}``."""
         return web.json_response({"status": "ok", "doctor": token})
 
     probe.router.add_get("/health", answer)
@@ -404,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     load_dotenv(args.env_file, override=False)  # the real environment wins
 
     def emit(check: Check) -> None:
+        """Print one check line as soon as it is known."""
         print(check.line(), flush=True)
 
     report = asyncio.run(

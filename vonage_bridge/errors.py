@@ -5,8 +5,8 @@
     BridgeError                    base: .code (snake_case), .http_status, .close_code
     ├── ConfigError                start-up only; lists every bad variable
     ├── RequestError         4xx   bad input from a webhook or API caller
-    │   ├── Unauthorized     401   missing credentials
-    │   ├── Forbidden        403   wrong credentials, bad media token
+    │   ├── Unauthorized     401   missing API key; Vonage/OpenAI signature missing or bad
+    │   ├── Forbidden        403   wrong API key, bad Twilio signature, bad media token
     │   ├── InvalidRequest   400   malformed body or field
     │   │   ├── JsonTooDeep  400   JSON nested too deep to parse (also a ValueError)
     │   │   └── InvalidField 400   one field of a request body is bad; .field names it
@@ -72,16 +72,24 @@ class RequestError(BridgeError):
 
 
 class Unauthorized(RequestError):
+    """401: an API key missing, or a Vonage or OpenAI webhook signature missing, invalid or
+    replayed."""
+
     code = "unauthorized"
     http_status = 401
 
 
 class Forbidden(RequestError):
+    """403: a wrong API key, a Twilio signature missing or wrong, a bad or spent media token, a
+    media socket or stream refused for its call."""
+
     code = "forbidden"
     http_status = 403
 
 
 class InvalidRequest(RequestError):
+    """400: a malformed body, field or query parameter."""
+
     code = "invalid_request"
     http_status = 400
 

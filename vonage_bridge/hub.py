@@ -71,6 +71,7 @@ class LiveView:
     instance_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The call as the console's events carry it (``started_at`` ISO 8601 to the second)."""
         return {
             "call_uuid": self.call_uuid,
             "front_door": self.front_door,
@@ -177,6 +178,7 @@ class CallHub:
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        """Stop sending events to ``queue`` (a no-op if it was dropped)."""
         self._subscribers.discard(queue)
 
     def close(self, last: dict[str, Any]) -> None:
@@ -190,6 +192,7 @@ class CallHub:
 
     @property
     def subscribers(self) -> int:
+        """How many queues receive events now."""
         return len(self._subscribers)
 
 

@@ -59,6 +59,7 @@ class HubFeed:
     # ------------------------------------------------------------ this instance's calls
 
     def publish_start(self, view: LiveView) -> None:
+        """Tell the other instances that this instance's call started (numbers masked)."""
         call = {
             "call_uuid": view.call_uuid,
             "front_door": view.front_door,
@@ -72,6 +73,8 @@ class HubFeed:
         self.bus.publish_soon(bus_mod.LIVE, message)
 
     def publish_end(self, call_uuid: str, reason: str) -> None:
+        """Tell the other instances that this instance's call ended (reason cut to
+        :data:`MAX_REASON`)."""
         message = {
             "type": "end",
             "instance_id": self.instance_id,
@@ -83,6 +86,8 @@ class HubFeed:
     # ------------------------------------------------------------ the other instances'
 
     def on_live(self, payload: dict[str, Any]) -> None:
+        """A ``start``/``end`` message of another instance -> the hub; own or malformed ones are
+        ignored."""
         instance_id = payload.get("instance_id")
         if not isinstance(instance_id, str) or instance_id == self.instance_id:
             return
@@ -97,6 +102,8 @@ class HubFeed:
                 self.hub.remote_ended(call_uuid, text)
 
     def on_transcript(self, payload: dict[str, Any]) -> None:
+        """A transcript line of another instance's call -> the hub; own or malformed ones are
+        ignored."""
         if payload.get("instance_id") == self.instance_id:
             return
         call_uuid, role, text = payload.get("call_uuid"), payload.get("role"), payload.get("text")

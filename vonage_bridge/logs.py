@@ -41,6 +41,7 @@ class CallContextFilter(logging.Filter):
     """Copies the current call UUID onto every record as ``record.call_uuid``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Set ``record.call_uuid`` unless the record has one; always keeps the record."""
         if not hasattr(record, "call_uuid"):
             record.call_uuid = call_uuid_var.get()
         return True
@@ -67,6 +68,7 @@ class TextFormatter(logging.Formatter):
         super().__init__(_TEXT_FORMAT)
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        """The record line with control characters escaped (:func:`escape_controls`)."""
         return escape_controls(super().formatMessage(record))
 
 
@@ -74,6 +76,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, call_uuid, msg and any ``extra`` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON object on one line; a traceback goes in ``exc``."""
         doc: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
@@ -192,6 +195,7 @@ class LibraryLogFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite or redact the record as the class docstring says; False drops it."""
         exc = record.exc_info[1] if record.exc_info else None
         if exc is not None and _client_error(exc):
             reason = client_error_reason(exc)

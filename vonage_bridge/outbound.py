@@ -155,6 +155,8 @@ class RecordExtras:
         self._call = call
 
     async def add(self, record: CallRecord) -> bool:
+        """See :meth:`CallStore.add`: notes the end reason and duration (s), adds ``metadata``
+        and ``amd``; False without a store."""
         call = self._call
         call.recorded = (record.end_reason, record.duration_s)
         if self._inner is None:
@@ -163,6 +165,7 @@ class RecordExtras:
         return await self._inner.add(extra)
 
     async def get(self, call_uuid: str) -> CallRecord | None:
+        """See :meth:`CallStore.get`; None without a store."""
         return None if self._inner is None else await self._inner.get(call_uuid)
 
     async def page(
@@ -174,6 +177,7 @@ class RecordExtras:
         where: CallFilter | None = None,
         min_cost: float | None = None,
     ) -> CallPage:
+        """See :meth:`CallStore.page`; an empty page without a store."""
         if self._inner is None:
             return CallPage([], offset, limit, None)
         return await self._inner.page(
@@ -359,6 +363,8 @@ class OutboundCalls:
             return
 
         async def found_then_note() -> None:
+            """Note the outcome once the call's entry was found in the database; ignore it
+            otherwise."""
             if await self.find(call_id) is not None:
                 self.note(call_id, outcome, **fields)
 
@@ -618,6 +624,8 @@ def setup_outbound(app: web.Application) -> None:
         app.router.add_routes(status.routes)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        """Cleanup context: the callback sender and, on PostgreSQL, the shared table; at exit,
+        :meth:`OutboundCalls.close`."""
         secret = app[SETTINGS].outbound.callback_secret
         if secret is not None:
             calls.sender = CallbackSender(app[HTTP], secret.get_secret_value())

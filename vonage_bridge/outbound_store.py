@@ -81,6 +81,7 @@ def context_of(text: str) -> ConnectContext:
 
 
 def machine_text(md: MachineDetection | None) -> str | None:
+    """The ``machine_detection`` column: JSON ``{"on_machine": ..., "message": ...}``, or None."""
     if md is None:
         return None
     return json.dumps({"on_machine": md.on_machine, "message": md.message})

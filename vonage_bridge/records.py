@@ -62,7 +62,7 @@ class CallEnd:
 
     @property
     def by_us(self) -> bool:
-        """Our side ended the call (we close the caller socket with 1001 or 1011), not the
+        """Our side ended the call (we close the caller socket with 1001, 1008 or 1011), not the
         caller hanging up or their socket dropping."""
         return self.caller_code is not WSCloseCode.OK
 

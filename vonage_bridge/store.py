@@ -136,6 +136,9 @@ class CallRecord:
     figures: dict[str, object] | None = None
 
     def to_json(self, *, with_transcript: bool = True) -> dict[str, Any]:
+        """The record as the API returns it: times ISO 8601 in UTC with microseconds,
+        ``duration_s`` in s, ``cost_usd`` in USD; the transcript unless ``with_transcript`` is
+        False."""
         body: dict[str, Any] = {
             "call_uuid": self.call_uuid,
             "conversation_uuid": self.conversation_uuid,
@@ -253,6 +256,11 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        """An aware ``datetime`` -> naive UTC for the column.
+
+        Raises:
+            ValueError: ``value`` is naive.
+        """
         if value is None:
             return None
         if value.tzinfo is None:
@@ -260,6 +268,7 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        """The column's naive UTC value -> aware UTC."""
         return None if value is None else value.replace(tzinfo=UTC)
 
 
@@ -409,9 +418,15 @@ class SqlCallStore:
 
     @property
     def dialect(self) -> str:
+        """The engine's dialect name: ``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
 
     async def add(self, record: CallRecord) -> bool:
+        """See :meth:`CallStore.add` (one ``INSERT ... ON CONFLICT DO NOTHING``).
+
+        Raises:
+            ValueError: ``record.front_door`` is not one of :data:`FRONT_DOORS`.
+        """
         if record.front_door not in FRONT_DOORS:
             raise ValueError(f"front_door must be one of {FRONT_DOORS}, not {record.front_door!r}")
         async with self._turns, self.engine.begin() as conn:
@@ -462,6 +477,7 @@ class SqlCallStore:
         return True
 
     async def get(self, call_uuid: str) -> CallRecord | None:
+        """See :meth:`CallStore.get`; raises :class:`StoreUnavailable` when the database is down."""
         try:
             return await self._get(call_uuid)
         except UNAVAILABLE as exc:
@@ -491,6 +507,8 @@ class SqlCallStore:
         where: CallFilter | None = None,
         min_cost: float | None = None,
     ) -> CallPage:
+        """See :meth:`CallStore.page`; raises :class:`StoreUnavailable` when the database is
+        down."""
         try:
             return await self._page(
                 limit=limit, offset=offset, front_door=front_door, where=where, min_cost=min_cost
@@ -537,6 +555,7 @@ class SqlCallStore:
         )
 
     async def close(self) -> None:
+        """See :meth:`CallStore.close`: dispose of the engine's connections."""
         await self.engine.dispose()
 
 

@@ -63,6 +63,7 @@ class ToolRunner:
         """``transfer``, marking the call transferred once it succeeded."""
 
         async def transfer_and_mark(number: str) -> None:
+            """Transfer to ``number``; the call's stats say transferred once it succeeded."""
             await transfer(number)
             self.session.stats.transferred = True
 

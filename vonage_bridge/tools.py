@@ -127,6 +127,7 @@ class ToolRegistry:
         """Decorator form of :meth:`add`."""
 
         def register(handler: ToolHandler) -> ToolHandler:
+            """Register ``handler`` as the tool and return it unchanged."""
             params = parameters or {"type": "object", "properties": {}}
             self.add(Tool(name, description, handler, params, timeout_s=timeout_s))
             return handler
@@ -173,6 +174,8 @@ def transfer_tool(number: str) -> Tool:
     leg ends with it."""
 
     async def transfer(args: dict[str, Any], ctx: ToolContext) -> str:
+        """The tool's handler. Raises ``RuntimeError`` when the call has no transfer (no REST
+        API)."""
         if ctx.transfer is not None:
             await ctx.transfer(number)
         else:

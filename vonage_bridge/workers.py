@@ -61,6 +61,7 @@ def run_workers(count: int, argv: list[str], database_url: str) -> int:
     stopping = False
 
     def forward(signum: int, _frame: FrameType | None) -> None:
+        """Pass ``signum`` on to every running worker; the workers then stop."""
         nonlocal stopping
         stopping = True
         for p in procs:

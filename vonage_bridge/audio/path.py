@@ -4,7 +4,8 @@ Two kinds, chosen by the front door:
 
 - :class:`ResamplingPath`: Vonage L16 (8/16/24 kHz) <-> OpenAI ``audio/pcm`` at 24 kHz, one
   streaming resampler per direction (``audio.resampler``: a low-delay FIR for ``LQ``, soxr
-  for the other qualities), never cleared mid-call.
+  for the other qualities), never cleared mid-call (the caller-bound one is replaced at a
+  barge-in, whose held audio must not be heard: ``reset_down``).
 - :class:`PassthroughPath`: the same bytes both ways, for Twilio's 8 kHz mu-law <-> OpenAI
   ``audio/pcmu`` (no resampling, no transcoding: both ends speak G.711 mu-law at 8 kHz), and
   for Vonage L16 at 24 kHz <-> ``audio/pcm`` at 24 kHz (both 16-bit little-endian mono).
@@ -82,9 +83,11 @@ class ResamplingPath:
         return self._down.process(audio)
 
     def drain_down(self) -> bytes:
+        """See :meth:`AudioPath.drain_down`: the 24 kHz -> caller-rate resampler's tail, PCM16."""
         return self._down.drain()
 
     def reset_down(self) -> None:
+        """See :meth:`AudioPath.reset_down`: a fresh 24 kHz -> caller-rate resampler."""
         rate = self.caller.sample_rate_hz
         self._down = StreamResampler(PCM16_24K.sample_rate_hz, rate, self._quality)
 
@@ -114,15 +117,19 @@ class PassthroughPath:
         self.realtime = realtime
 
     def up(self, frame: bytes) -> bytes:
+        """See :meth:`AudioPath.up`: ``frame`` unchanged."""
         return frame
 
     def down(self, audio: bytes) -> bytes:
+        """See :meth:`AudioPath.down`: ``audio`` unchanged."""
         return audio
 
     def drain_down(self) -> bytes:
+        """See :meth:`AudioPath.drain_down`: always ``b""`` (nothing is held)."""
         return b""
 
     def reset_down(self) -> None:
+        """See :meth:`AudioPath.reset_down`: nothing to forget."""
         pass
 
 

@@ -68,9 +68,13 @@ _rint = np.rint
 
 
 class _Engine(Protocol):
-    def process(self, samples: npt.NDArray[np.int16]) -> bytes: ...
+    def process(self, samples: npt.NDArray[np.int16]) -> bytes:
+        """int16 samples at the input rate -> PCM16 bytes at the output rate (may be empty)."""
+        ...
 
-    def drain(self) -> bytes: ...
+    def drain(self) -> bytes:
+        """The held tail, PCM16 at the output rate (see :meth:`StreamResampler.drain`)."""
+        ...
 
 
 class StreamResampler:
@@ -222,6 +226,7 @@ class _PolyphaseFir:
         return yi.reshape(-1)
 
     def process(self, samples: npt.NDArray[np.int16]) -> bytes:
+        """See :meth:`StreamResampler.process`: the whole groups the input now allows."""
         n = len(samples)
         self._fed += n
         end = self._end + n
@@ -236,6 +241,8 @@ class _PolyphaseFir:
         return self._run(groups).tobytes()
 
     def drain(self) -> bytes:
+        """See :meth:`StreamResampler.drain`: the tail computed against silence; then a fresh
+        stretch."""
         # Outputs whose centre lies before the end of the real input: k * M / L < fed.
         total = -(-self._fed * self._l // self._m)
         wanted = total - self._groups * self._l
@@ -311,11 +318,17 @@ class _SoxrStream:
         self._discard_to = 0  # output samples before this index are drain silence
 
     def process(self, samples: npt.NDArray[np.int16]) -> bytes:
+        """See :meth:`StreamResampler.process`, minus output owed to an earlier drain's silence."""
         out = self._stream.resample_chunk(samples)
         self._in += len(samples)
         return self._emit(out)
 
     def drain(self) -> bytes:
+        """See :meth:`StreamResampler.drain`: silence fed in 10 ms steps (at most 50).
+
+        Returns the output up to ``round(fed * out / in)`` samples; what the silence produces
+        beyond that is discarded, now and in later :meth:`process` calls.
+        """
         target = round(self._in * self._ratio)
         step = np.zeros(self._in_rate * _DRAIN_STEP_MS // 1000, dtype=np.int16)
         parts: list[bytes] = []

@@ -68,9 +68,11 @@ class BrowserCommands:
     __slots__ = ()
 
     def clear(self) -> str:
+        """See :meth:`PlaybackCommands.clear`: ``{"event":"clear"}``."""
         return CLEAR_COMMAND
 
     def mark(self, item: str, ms: int) -> str:
+        """See :meth:`PlaybackCommands.mark`: ``{"event":"mark","item":ID,"ms":N}``."""
         return json.dumps({"event": "mark", "item": item, "ms": ms}, separators=(",", ":"))
 
 

@@ -150,6 +150,8 @@ def token_hash(token: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Operator:
+    """A console operator as listed: name and creation time (UTC)."""
+
     name: str
     created_at: datetime
 
@@ -174,11 +176,13 @@ class Accounts:
     # ---------------------------------------------------------------- operators
 
     async def count(self) -> int:
+        """How many operators there are."""
         async with self._turns, self.engine.connect() as conn:
             n = await conn.scalar(sa.select(sa.func.count()).select_from(operators_table))
         return int(n or 0)
 
     async def list(self) -> list[Operator]:
+        """Every operator, by name."""
         async with self._turns, self.engine.connect() as conn:
             rows = await conn.execute(
                 sa.select(operators_table.c.name, operators_table.c.created_at).order_by(
@@ -283,6 +287,7 @@ class Accounts:
         return ConsoleSession(row.operator, row.csrf, row.expires_at)
 
     async def close_session(self, token: str) -> None:
+        """Delete the session of ``token`` (logout); nothing happens for an unknown token."""
         async with self._turns, self.engine.begin() as conn:
             await conn.execute(
                 sessions_table.delete().where(sessions_table.c.token_hash == token_hash(token))

@@ -183,6 +183,7 @@ async def save(request: web.Request) -> web.Response:
         return _unavailable(request, NO_DATABASE)
 
     def again(status: int, problems: Problems) -> web.Response:
+        """The form again with what was posted, ``problems`` shown, answered with ``status``."""
         return _form(
             request,
             session.csrf,

@@ -83,6 +83,8 @@ class FailureLimit:
         return len(times) >= self.limit
 
     def failed(self, key: str, now: float) -> None:
+        """Count a failure of ``key`` at ``now`` (monotonic s); keeps at most :attr:`limit` times
+        per key and :data:`MAX_TRACKED` keys."""
         times = self._seen.setdefault(key, deque())
         self._seen.move_to_end(key)
         times.append(now)

@@ -92,6 +92,7 @@ ASSETS = {
 
 
 async def index(request: web.Request) -> web.Response:
+    """``GET /console``: 303 to the live page (to the login page without a session)."""
     await require_page(request)
     raise web.HTTPSeeOther(f"{PREFIX}/live")
 
@@ -254,6 +255,12 @@ def parse_min_cost(query: Any) -> float | None:
 
 
 async def history(request: web.Request) -> web.Response:
+    """``GET /console/history``: call records, newest first, :data:`PAGE_SIZE` a page.
+
+    Query: the filter fields (``parse_filter``), ``min_cost`` (USD) and ``offset``. Answers the
+    page (200), the page with the error for a bad filter (400), or 303 to the login page without
+    a session.
+    """
     await require_page(request)
     store = _records(request)
     query = request.query
@@ -369,6 +376,8 @@ def recording_view(record: CallRecord) -> dict[str, Any]:
 
 
 async def detail(request: web.Request) -> web.Response:
+    """``GET /console/calls/{call_id}``: one record's page (200), ``not_found.html`` (404), or 303
+    to the login page without a session."""
     await require_page(request)
     record = await _records(request).get(request.match_info["call_id"])
     if record is None:
@@ -467,6 +476,7 @@ async def _dial_page(
 
 
 async def dial_form(request: web.Request) -> web.Response:
+    """``GET /console/dial``: the empty Dial form (303 to the login page without a session)."""
     session = await require_page(request)
     return await _dial_page(request, session.csrf)
 
@@ -490,6 +500,7 @@ async def dial(request: web.Request) -> web.Response:
         )
 
     async def read_body() -> dict[str, Any]:
+        """The Dial form's ``/connect`` body, already built."""
         return body
 
     try:
@@ -519,6 +530,7 @@ async def dial(request: web.Request) -> web.Response:
 
 
 async def phone(request: web.Request) -> web.Response:
+    """``GET /console/phone``: the browser phone page (303 to the login page without a session)."""
     session = await require_page(request)
     return render(
         request, "phone.html", csrf=session.csrf, model=request.app[SETTINGS].openai.model
@@ -526,6 +538,8 @@ async def phone(request: web.Request) -> web.Response:
 
 
 async def asset(request: web.Request) -> web.Response:
+    """``GET /console/static/{name}``: a console CSS or JS file; 404 for an unknown name, 401
+    without a session (except :data:`PUBLIC_ASSETS`)."""
     name = request.match_info["name"]
     if name not in ASSETS:
         raise web.HTTPNotFound()

@@ -76,6 +76,7 @@ async def phone_socket(request: web.Request) -> web.StreamResponse:
         log.info("browser phone call by operator %r", session.operator)
 
         async def opening() -> MediaCall:
+            """The browser call as the engine takes it: L16 16 kHz, inbound, no carrier control."""
             info = CallInfo(call_id, None, caller=caller, called=CALLED)
             ctx = ToolContext(call_id, caller, front_door=FRONT_DOOR_BROWSER, called=CALLED)
             return MediaCall(browser_door(settings.call.resample_quality), info, "inbound", ctx)

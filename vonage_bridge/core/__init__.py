@@ -1,0 +1,1 @@
+"""The pure core: the call session, its events, assistants, limits and request parsing (no I/O)."""

@@ -320,6 +320,7 @@ def call_instructions_for(ctx: CallContext, *, caller: str | None, called: str |
     variables = ctx.variables
 
     def fill(match: re.Match[str]) -> str:
+        """The value of one ``{name}`` placeholder; an unknown name is left as written."""
         name = match.group(1)
         if name == "caller":
             return label or "unknown"

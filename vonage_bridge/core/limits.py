@@ -68,6 +68,8 @@ GOODBYE_PROMPT = {
 
 
 class LimitAction(Enum):
+    """What the watch does when a limit is reached (the table in the module docstring)."""
+
     WRAP_UP = "wrap_up"
     STILL_THERE = "still_there"
     GOODBYE_MAX = END_MAX_DURATION
@@ -75,6 +77,7 @@ class LimitAction(Enum):
 
     @property
     def ends_call(self) -> bool:
+        """Whether the action is a goodbye that ends the call."""
         return self in (LimitAction.GOODBYE_MAX, LimitAction.GOODBYE_SILENT)
 
 

@@ -106,6 +106,9 @@ TOOL_TEXT = 500
 
 
 class Phase(Enum):
+    """Where the session stands with Realtime: CONNECTING (no socket yet: caller audio is held),
+    OPENING (``session.update`` sent: held audio goes next), BRIDGING (audio flows both ways)."""
+
     CONNECTING = "connecting"
     OPENING = "opening"
     BRIDGING = "bridging"

@@ -10,6 +10,11 @@ from alembic import context
 
 
 def run_migrations() -> None:
+    """Run the revisions on the caller's connection, in one transaction.
+
+    Raises:
+        RuntimeError: no ``connection`` was passed (Alembic run from its command line).
+    """
     connection = context.config.attributes.get("connection")
     if not isinstance(connection, sa.Connection):
         raise RuntimeError("vonage_bridge.migrations run from code only (migrations.upgrade)")

@@ -150,6 +150,7 @@ def _track(state: SipState, coro: Coroutine[Any, Any, None], call_id: str, *, co
         state.calls[call_id] = task
 
     def done(t: asyncio.Task[None]) -> None:
+        """Forget the finished task; log its exception, if any (ERROR)."""
         state.tasks.discard(t)
         if state.calls.get(call_id) is t:
             del state.calls[call_id]

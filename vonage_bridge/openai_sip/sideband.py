@@ -159,9 +159,11 @@ class _NoPlayback:
     __slots__ = ()
 
     def clear(self) -> str:
+        """Never due on the sideband. Raises :class:`LocalProtocolError` (our bug)."""
         raise LocalProtocolError("no playback on the SIP sideband")
 
     def mark(self, item: str, ms: int) -> str:
+        """Never due on the sideband. Raises :class:`LocalProtocolError` (our bug)."""
         raise LocalProtocolError("no playback on the SIP sideband")
 
 
@@ -217,6 +219,12 @@ class _Sideband:
             await ws.close()
 
     async def on_text(self, data: str) -> None:
+        """One Realtime server event -> the session, then send what it queued.
+
+        A bad event is logged and skipped; audio events are ignored (the audio stays on SIP, one
+        warning); ``output_audio_buffer.started``/``stopped`` track whether the caller hears the
+        model.
+        """
         session = self.session
         try:
             event = parse_server_event(data)
@@ -239,6 +247,7 @@ class _Sideband:
             await self.flush()
 
     async def flush(self) -> None:
+        """Send the session's queued client events, start queued tool calls, log notes."""
         for message in self.session.drain_realtime():
             await self.ws.send_str(message)
         self.runner.start()

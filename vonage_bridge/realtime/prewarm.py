@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 
 WARM_TTL_S = 20.0
 """A warm session not taken by its media socket within this (s) is closed. Greetings last a
-few seconds; this stays below the socket's 20 s heartbeat, which nobody answers before
+few seconds; this is no longer than the socket's 20 s heartbeat, which nobody answers before
 adoption."""
 WARM_EXTRA = 10
 """Warm sessions at most, beyond the number of live calls."""

@@ -325,6 +325,7 @@ class _WriterThread:
         self._thread: threading.Thread | None = None
 
     def add(self, writer: _Writer) -> None:
+        """Take ``writer`` into the rounds; start the thread if it is not running, and wake it."""
         with self._lock:
             self._writers.append(writer)
             if self._thread is None or not self._thread.is_alive():

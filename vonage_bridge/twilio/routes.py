@@ -271,6 +271,8 @@ async def _bridge(request: web.Request, ws: web.WebSocketResponse, start: Stream
     call = MediaCall(twilio_door(start.stream_sid), info, direction, context=context)
 
     async def opening() -> MediaCall:
+        """The call, already built (``connected`` and ``start`` were read before the token
+        check)."""
         return call  # connected and start were read before the token check
 
     deps = await app[OUTBOUND].deps_for(call_sid, call_deps(app), outbound=outbound)

@@ -54,6 +54,7 @@ def _media_fast_pattern() -> re.Pattern[str]:
     sp = "[ ]?"
 
     def media(group: str) -> str:
+        """A ``media`` object whose payload is captured as group ``group``."""
         return (
             rf'"media":{sp}\{{{sp}"track":{sp}"inbound",{sp}"chunk":{sp}{text},{sp}'
             rf'"timestamp":{sp}{text},{sp}"payload":{sp}"(?P<{group}>[A-Za-z0-9+/=]*)"{sp}\}}'

@@ -1,0 +1,1 @@
+"""The Vonage front door: answer/event webhooks, NCCOs, the media WebSocket, signing, REST."""

@@ -67,7 +67,8 @@ routes = web.RouteTableDef()
 
 MEDIA_PATH = "/vonage/ws"
 MAX_CALLER_MESSAGE_BYTES = 64 * 1024
-"""A frame is 640 bytes; anything near this is not audio we can use (closed with 1009)."""
+"""A frame is 320 to 960 bytes (20 ms of L16 at 8 to 24 kHz); anything near this is not audio
+we can use (closed with 1009)."""
 CONNECTED_TIMEOUT_S = 10.0
 ANSWER = AnswerWebhook(
     log,
@@ -304,6 +305,12 @@ async def media(request: web.Request) -> web.StreamResponse:
         outbound = direction == "outbound"
 
         async def opening() -> MediaCall | None:
+            """Read ``websocket:connected`` and build the call (L16 at the rate it names).
+
+            Returns:
+                The call, or None when the opening failed (the socket was closed with the
+                reason).
+            """
             connected = await _read_connected(ws)
             if connected is None:
                 return None

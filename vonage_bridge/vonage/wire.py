@@ -103,9 +103,12 @@ class VonageCommands:
     __slots__ = ()
 
     def clear(self) -> str:
+        """See :meth:`PlaybackCommands.clear`: ``{"action":"clear"}``."""
         return CLEAR_COMMAND
 
     def mark(self, item: str, ms: int) -> str:
+        """See :meth:`PlaybackCommands.mark`: a ``notify`` action with payload ``{"item": item,
+        "ms": ms}``."""
         return notify_command({"item": item, "ms": ms})
 
 

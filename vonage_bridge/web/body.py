@@ -42,6 +42,8 @@ async def read_json_object(request: web.Request, *, max_bytes: int, shape: str) 
         raise _invalid(not_object)
 
     def invalid(reason: str) -> InvalidRequest:
+        """The ``invalid_json`` error for ``reason``, said as ``shape`` when the JSON is no
+        object."""
         return _invalid(not_object if reason.endswith("not a JSON object") else reason)
 
     return loads_object(raw, invalid, what="body")

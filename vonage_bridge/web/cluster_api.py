@@ -74,6 +74,8 @@ async def cluster_context(app: web.Application) -> AsyncIterator[None]:
     pending: set[asyncio.Task[Any]] = set()
 
     def on_hangup(payload: dict[str, Any]) -> None:
+        """A bus ``hangup`` for this instance: end the call in the background; others' are
+        ignored."""
         if payload.get("instance_id") != cluster.instance_id:
             return
         call_uuid = str(payload.get("call_uuid", ""))[:128]

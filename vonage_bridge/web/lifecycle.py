@@ -89,6 +89,7 @@ def setup_lifecycle(app: web.Application) -> None:
 
 
 def is_draining(app: web.Application) -> bool:
+    """Whether the app is draining (no lifecycle mounted: False)."""
     state = app.get(LIFECYCLE)
     return state is not None and state.draining
 

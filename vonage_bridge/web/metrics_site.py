@@ -31,9 +31,12 @@ METRICS_RUNNER = web.AppKey("metrics_runner", web.AppRunner)
 
 def metrics_app(registry: CollectorRegistry) -> web.Application:
     """The metrics site: ``GET /metrics`` answers ``registry`` in the Prometheus text format
-    (``text/plain; version=0.0.4``); nothing else is served (404)."""
+    (prometheus-client's ``CONTENT_TYPE_LATEST``: ``text/plain; version=1.0.0;
+    charset=utf-8`` in current releases, ``version=0.0.4`` in older ones); nothing else is
+    served (404)."""
 
     async def scrape(request: web.Request) -> web.Response:
+        """``GET /metrics``: 200 with every metric of ``registry``, text format."""
         # A few ms of the loop's time per scrape (every 15 s or so); a thread would not
         # help: the library's text rendering holds the GIL.
         return web.Response(

@@ -1,0 +1,1 @@
+"""The Alembic revisions of the call store, oldest first (``r0001`` ...)."""

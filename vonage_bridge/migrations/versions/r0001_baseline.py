@@ -23,6 +23,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Create ``calls`` and ``transcript_entries`` where missing; add ``calls.front_door`` to an
+    older table."""
     inspector = sa.inspect(op.get_bind())
     if not inspector.has_table("calls"):
         op.create_table(
@@ -66,5 +68,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop ``transcript_entries`` and ``calls`` (every record)."""
     op.drop_table("transcript_entries")
     op.drop_table("calls")

@@ -17,6 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Create ``claims``, ``instances`` and ``live_calls``."""
     op.create_table(
         "claims",
         sa.Column("kind", sa.String(16), primary_key=True),
@@ -45,6 +46,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop ``live_calls``, ``instances`` and ``claims``."""
     op.drop_table("live_calls")
     op.drop_table("instances")
     op.drop_table("claims")

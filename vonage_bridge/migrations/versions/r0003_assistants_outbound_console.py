@@ -37,6 +37,7 @@ _CALL_COLUMNS: tuple[tuple[str, Any], ...] = (
 
 
 def upgrade() -> None:
+    """Add the four ``calls`` columns and the assistant and console tables, each where missing."""
     inspector = sa.inspect(op.get_bind())
     present = {c["name"] for c in inspector.get_columns("calls")}
     for name, type_ in _CALL_COLUMNS:
@@ -88,6 +89,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop the console and assistant tables and the four ``calls`` columns."""
     op.drop_table("console_sessions")
     op.drop_table("console_operators")
     op.drop_table("assistant_numbers")

@@ -30,6 +30,7 @@ _COLUMNS: tuple[tuple[str, Any], ...] = (
 
 
 def upgrade() -> None:
+    """Add ``calls.usage``, ``cost_usd`` and ``recording`` where missing."""
     present = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("calls")}
     for name, type_ in _COLUMNS:
         if name not in present:
@@ -38,5 +39,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop ``calls.recording``, ``cost_usd`` and ``usage``."""
     for name, _ in reversed(_COLUMNS):
         op.drop_column("calls", name)

@@ -23,6 +23,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Add ``calls.figures`` unless it is there."""
     present = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("calls")}
     if "figures" not in present:
         op.add_column("calls", sa.Column("figures", sa.Text(), nullable=True))
@@ -30,4 +31,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop ``calls.figures``."""
     op.drop_column("calls", "figures")

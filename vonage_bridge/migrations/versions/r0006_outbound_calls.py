@@ -19,6 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Create ``outbound_calls`` unless it is there."""
     if sa.inspect(op.get_bind()).has_table("outbound_calls"):
         return  # made by a build of this feature before its revision: taken as it is
     op.create_table(
@@ -37,4 +38,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop ``outbound_calls``."""
     op.drop_table("outbound_calls")
