@@ -148,11 +148,16 @@ class OutboundCall:
 class RecordExtras:
     """A :class:`~.store.CallStore` for one outbound call's media call: adds its
     ``metadata`` and ``amd`` to the record and notes the end reason and duration for the
-    ``completed`` callback, then writes through to the app's store (None: records off)."""
+    ``completed`` callback, then writes through to the app's store (None: records off).
+    With ``shared`` (several instances), the ``amd`` verdict another instance noted (the
+    carrier's event reached it) is read back first; ``machine`` from either side wins."""
 
-    def __init__(self, inner: CallStore | None, call: OutboundCall) -> None:
+    def __init__(
+        self, inner: CallStore | None, call: OutboundCall, shared: SharedOutbound | None = None
+    ) -> None:
         self._inner = inner
         self._call = call
+        self._shared = shared
 
     async def add(self, record: CallRecord) -> bool:
         """See :meth:`CallStore.add`: notes the end reason and duration (s), adds ``metadata``
@@ -161,6 +166,8 @@ class RecordExtras:
         call.recorded = (record.end_reason, record.duration_s)
         if self._inner is None:
             return False
+        if self._shared is not None and call.amd != MACHINE:
+            call.amd = await self._shared.amd(call.call_id) or call.amd
         extra = dataclasses.replace(record, metadata=call.context.metadata, amd=call.amd)
         return await self._inner.add(extra)
 
@@ -272,6 +279,7 @@ class OutboundCalls:
                 status_url=row.status_url,
                 machine_detection=machine_of(row.machine_detection),
                 placed_at=row.placed_at,
+                amd=row.amd if isinstance(row.amd, str) else None,
             )
         except (ValueError, TypeError, AttributeError):
             log.warning("outbound call %s: unreadable shared entry (ignored)", call_id[:64])
@@ -313,7 +321,7 @@ class OutboundCalls:
         call = await self.find(call_id) if outbound else self._calls.get(call_id)
         if call is None:
             return deps
-        return dataclasses.replace(deps, store=RecordExtras(deps.store, call))
+        return dataclasses.replace(deps, store=RecordExtras(deps.store, call, self.shared))
 
     # --- outcomes ------------------------------------------------------------------------------
 
@@ -334,10 +342,16 @@ class OutboundCalls:
         if call is None or call.finished:
             return
         with call_context(call_id[:64]):
-            if amd is not None and call.amd != MACHINE:
-                call.amd = amd
-            if outcome == MACHINE or amd == MACHINE:
+            was = call.amd
+            machine = outcome == MACHINE or amd == MACHINE
+            if machine:
                 call.amd = MACHINE
+            elif amd is not None and call.amd != MACHINE:
+                call.amd = amd
+            if call.amd != was and call.amd is not None and self.shared is not None:
+                # the media call, and its record, may be on another instance
+                self._spawn(self.shared.set_amd(call_id, call.amd), call_id)
+            if machine:
                 self._report(call, MACHINE)
                 self._on_machine(call, sub_state)
             if outcome is None or outcome == MACHINE:

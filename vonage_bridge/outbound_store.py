@@ -5,7 +5,9 @@ One instance places a call; the carrier's answer URL, media socket and status we
 land on any other one (the balancer's choice). With PostgreSQL shared (``Cluster.shared``)
 each placed call's entry (``ConnectContext``, ``status_url``, machine detection, numbers) is
 written here before ``POST /connect`` answers, read by an instance that does not know the
-call (``outbound.OutboundCalls.find``), and deleted with its last outcome; each row expires
+call (``outbound.OutboundCalls.find``), and deleted with its last outcome. The answering
+machine verdict (``amd``) is written by the instance the carrier's event reached and read
+back by the one writing the call's record (:meth:`SharedOutbound.amd`); each row expires
 (``expires_at``, :data:`~.outbound.ENTRY_TTL_S` after it was placed) and expired rows are
 deleted by the next write. On SQLite (one instance) nothing is written: the instance's own
 memory knows every call.
@@ -41,6 +43,7 @@ outbound_calls_table = sa.Table(
     sa.Column("context", sa.Text(), nullable=False),
     sa.Column("status_url", sa.Text(), nullable=True),
     sa.Column("machine_detection", sa.Text(), nullable=True),
+    sa.Column("amd", sa.String(16), nullable=True),
     sa.Column("placed_at", UtcDateTime(), nullable=False),
     sa.Column("expires_at", UtcDateTime(), nullable=False),
     sa.Index("ix_outbound_calls_expires_at", "expires_at"),
@@ -160,6 +163,28 @@ class SharedOutbound:
             return None
         self._failing.discard("reading")
         return row
+
+    async def set_amd(self, call_id: str, amd: str) -> None:
+        """Note the answering machine verdict (``human`` / ``machine``) of ``call_id``;
+        failures are logged."""
+        update = (
+            outbound_calls_table.update()
+            .where(outbound_calls_table.c.call_id == call_id[:128])
+            .values(amd=amd[:16])
+        )
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(update)
+        except UNAVAILABLE as exc:
+            self._failed("writing", exc)
+            return
+        self._failing.discard("writing")
+
+    async def amd(self, call_id: str) -> str | None:
+        """The verdict another instance may have noted for ``call_id``; None when there is
+        none, the entry is gone, or the database failed (logged)."""
+        row = await self.get(call_id)
+        return None if row is None else _str(row.amd)
 
     async def remove(self, call_id: str) -> None:
         """Forget ``call_id`` (its last outcome came); failures are logged."""

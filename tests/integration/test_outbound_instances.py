@@ -52,7 +52,7 @@ async def rows(schema: PgSchema) -> list[str]:
 async def test_connect_on_a_answer_and_events_on_b(schema: PgSchema, media_on: str) -> None:
     """The media socket on B (where the answer URL opened its warm session), or on A (no
     warm session there: the call's own context; its record is written on A and B's
-    ``completed`` waits for it)."""
+    ``completed`` waits for it). Either way the record has the AMD verdict B was told."""
     fake = FakeRealtimeServer()
     await fake.start()
     api = FakeVoiceApi(application_test_key().public_key(), APP_ID)
@@ -108,6 +108,9 @@ async def test_connect_on_a_answer_and_events_on_b(schema: PgSchema, media_on: s
                 rt = await fake.wait_for_session(timeout=5 * SECOND)
             update = await rt.wait_for_event("session.update")
             assert "Remind Ann of the visit." in update["session"]["instructions"]
+            # Vonage's AMD verdict reaches B; the record is written where the media is.
+            assert await api.post_event(uuid, "human") == 204
+            await b.app[OUTBOUND].drain()  # B has noted it (in the database too)
             await caller.stream_audio(speech()[:32000], realtime=False)
             await caller.hang_up()
             for task in [c.task for c in media.app[CALLS].values()]:
@@ -122,6 +125,7 @@ async def test_connect_on_a_answer_and_events_on_b(schema: PgSchema, media_on: s
             await b.app[OUTBOUND].drain()
             record = await b.app[STORE].get(uuid)
             assert record is not None and record.metadata == {"crm_id": 7}
+            assert record.amd == "human"  # noted on B, written on A or B
             assert record.direction == "outbound"
             assert (record.end_reason, record.duration_s) == (
                 outcomes[-1]["end_reason"],
