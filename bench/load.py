@@ -59,9 +59,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
-import numpy as np
-import soxr
 
+from vonage_bridge.sim.audio import resample_pcm16
 from vonage_bridge.sim.realtime import FakeRealtimeOptions, FakeRealtimeServer
 from vonage_bridge.sim.twilio import MULAW_SILENCE, FakeTwilioCaller, pcm16_to_mulaw
 from vonage_bridge.sim.twilio_api import FakeTwilioApi, FakeTwilioApiOptions, new_account_sid
@@ -139,12 +138,8 @@ class FrontDoor:
         """The caller's recording (16 kHz PCM16) in this door's format, whole frames."""
         if self.name != "vonage":
             audio = pcm16_to_mulaw(pcm16k, 16_000)
-        elif self.caller_rate_hz != 16_000:  # the same words at the rate the NCCO asked for
-            samples = np.frombuffer(pcm16k, dtype=np.int16)
-            audio = soxr.resample(samples, 16_000, self.caller_rate_hz, quality="HQ")
-            audio = np.clip(np.rint(audio), -32768, 32767).astype(np.int16).tobytes()
-        else:
-            audio = pcm16k
+        else:  # the same words at the rate the relay's NCCO asked for
+            audio = resample_pcm16(pcm16k, 16_000, self.caller_rate_hz)
         return audio[: len(audio) // self.frame_bytes * self.frame_bytes]
 
     def at_rate(self, rate_hz: int) -> FrontDoor:

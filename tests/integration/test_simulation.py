@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vonage_bridge.sim.__main__ import main
+from vonage_bridge.sim.audio import resample_pcm16
 from vonage_bridge.sim.twilio import mulaw_to_pcm16, read_wav_mulaw
 from vonage_bridge.sim.vonage import CALLER_WAV, read_wav_pcm16
 
@@ -33,6 +34,20 @@ def test_simulation_caller_hears_its_own_speech_back(tmp_path: Path) -> None:
     # The fake Realtime echoes the caller: after 16k -> 24k -> 16k the speech must still match.
     rho = match(heard, said)
     assert rho > 0.9, f"heard audio does not match the caller's speech (rho={rho:.2f})"
+
+
+def test_simulation_at_24_khz_passes_the_speech_through_unchanged(tmp_path: Path) -> None:
+    """``--vonage-rate 24000``: L16 at Realtime's own rate, no resampling on the bridge, so
+    the echo is the caller's 24 kHz speech sample for sample."""
+    out = tmp_path / "heard.wav"
+    assert main(["--quiet", "--vonage-rate", "24000", "--out", str(out)]) == 0
+    heard, rate = read_wav_pcm16(out)
+    assert rate == 24_000
+    said16, _ = read_wav_pcm16(CALLER_WAV)
+    said = resample_pcm16(said16, 16_000, 24_000)
+    assert abs(len(heard) - len(said)) <= 4 * 960  # whole 20 ms frames of 960 bytes
+    rho = match(heard, said)
+    assert rho > 0.99, f"heard audio does not match the caller's speech (rho={rho:.3f})"
 
 
 def test_twilio_simulation_caller_hears_its_own_mulaw_speech_back(tmp_path: Path) -> None:

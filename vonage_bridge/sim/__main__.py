@@ -55,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         default="vonage",
         help="Vonage (L16 16 kHz, resampled) or Twilio (8 kHz mu-law, passed through)",
     )
+    parser.add_argument(
+        "--vonage-rate",
+        type=int,
+        choices=(16_000, 24_000),
+        default=16_000,
+        help="VONAGE_AUDIO_RATE: L16 at 16 kHz (resampled) or 24 kHz (passed through)",
+    )
     parser.add_argument("--wav", type=Path, default=CALLER_WAV, help="caller speech, 16 kHz")
     parser.add_argument(
         "--out", type=Path, default=Path("sim-output.wav"), help="what the caller heard"
@@ -138,6 +145,7 @@ def _simulate(
                 greeting_ms=args.greeting_ms,
                 prewarm=not args.no_prewarm,
                 assistant=args.assistant,
+                vonage_rate_hz=args.vonage_rate,
                 env_overrides=env or None,
             )
         )

@@ -91,6 +91,29 @@ def write_wav_pcm16(path: str | os.PathLike[str], pcm: bytes, sample_rate_hz: in
         wav.writeframes(pcm)
 
 
+def resample_pcm16(pcm: bytes, from_hz: int, to_hz: int) -> bytes:
+    """PCM16 LE mono at ``from_hz`` -> the same sound at ``to_hz`` (soxr HQ, whole recording at
+    once; for the fakes' recordings, not the bridge's streaming path).
+
+    Args:
+        pcm: PCM16 LE mono samples; an even number of bytes.
+        from_hz: rate of ``pcm``, Hz. to_hz: rate wanted, Hz.
+    Returns:
+        PCM16 LE mono at ``to_hz`` (``pcm`` itself when the rates are equal).
+    Raises:
+        ValueError: if ``pcm`` has an odd length or a rate is not positive.
+    """
+    if len(pcm) % 2:
+        raise ValueError(f"PCM16 needs an even number of bytes, got {len(pcm)}")
+    if from_hz <= 0 or to_hz <= 0:
+        raise ValueError(f"sample rates must be positive, got {from_hz} and {to_hz}")
+    if from_hz == to_hz or not pcm:
+        return pcm
+    samples = np.frombuffer(pcm, dtype="<i2")
+    out = soxr.resample(samples, from_hz, to_hz, quality="HQ")
+    return np.asarray(np.clip(np.rint(out), -32768, 32767), dtype="<i2").tobytes()
+
+
 # -- mu-law ----------------------------------------------------------------------------------
 
 

@@ -29,7 +29,14 @@ from ..assistants.book import Assistants, e164
 from ..core.assistant import DEFAULT_NAME, Assistant
 from ..errors import BridgeError
 from ..web.keys import ASSISTANTS, WARM_SESSIONS
-from .audio import CALLER_WAV, pcm16_to_mulaw, read_wav_pcm16, write_wav_mulaw, write_wav_pcm16
+from .audio import (
+    CALLER_WAV,
+    pcm16_to_mulaw,
+    read_wav_pcm16,
+    resample_pcm16,
+    write_wav_mulaw,
+    write_wav_pcm16,
+)
 from .harness import RunningBridge, sim_env
 from .realtime import FakeRealtimeOptions, FakeRealtimeServer
 from .twilio import FakeTwilioCaller
@@ -173,14 +180,15 @@ async def simulate_call(
     greeting_ms: float = 0.0,
     prewarm: bool = True,
     assistant: str | None = None,
+    vonage_rate_hz: int = 16_000,
 ) -> SimReport:
     """Run one call end to end on loopback and measure it.
 
     Args:
         wav: the caller's speech: mono 16-bit PCM at 16 kHz (converted to 8 kHz mu-law for
             a Twilio call).
-        out_wav: where to write what the caller heard (16 kHz for Vonage, 8 kHz for
-            Twilio), if given.
+        out_wav: where to write what the caller heard (``vonage_rate_hz`` for Vonage, 8 kHz
+            for Twilio), if given.
         env_overrides: extra bridge settings.
         realtime_options: knobs of the fake Realtime server.
         timeout_s: the whole call must finish within this.
@@ -191,6 +199,9 @@ async def simulate_call(
             it (as before pre-warm), to compare.
         assistant: the assistant that answers (bound to the number the caller dials); None:
             whichever the bridge picks (the default).
+        vonage_rate_hz: the L16 rate the bridge asks Vonage for (``VONAGE_AUDIO_RATE``:
+            16000 or 24000; the caller's speech is resampled to it, and ``out_wav`` written
+            at it).
     Raises:
         ValueError: if ``wav`` is not 16 kHz mono PCM16, ``front_door`` is unknown, or the
             assistant cannot be bound (no database, its name is invalid, the number is
@@ -203,7 +214,12 @@ async def simulate_call(
     pcm, rate = read_wav_pcm16(wav)
     if rate != 16_000:
         raise ValueError(f"{wav} is {rate} Hz; the simulation needs 16000 Hz")
-    audio = pcm if front_door == "vonage" else pcm16_to_mulaw(pcm, rate)
+    if front_door == "vonage":
+        audio = resample_pcm16(pcm, rate, vonage_rate_hz)
+        rates = _Rates(vonage_rate_hz / 500, rates.realtime, vonage_rate_hz // 25)
+        env_overrides = {"VONAGE_AUDIO_RATE": str(vonage_rate_hz), **(env_overrides or {})}
+    else:
+        audio = pcm16_to_mulaw(pcm, rate)
     catcher = _SummaryCatcher()
     bridge_log = logging.getLogger("vonage_bridge.records")
     old_level = bridge_log.level
@@ -277,7 +293,7 @@ async def simulate_call(
         first_frame_at = caller.first_frame_at
         bad = len(caller.bad_frames)
         if out_wav is not None:
-            write_wav_pcm16(out_wav, heard, 16_000)
+            write_wav_pcm16(out_wav, heard, vonage_rate_hz)
     else:
         first_frame_at = caller.first_media_at
         bad = len(caller.bad_messages)
