@@ -24,6 +24,7 @@ from test_twilio_call import speech as mulaw_speech
 from test_vonage_call import connected, speech
 
 from vonage_bridge.recording.wav import decode_mulaw
+from vonage_bridge.sim.audio import resample_pcm16
 from vonage_bridge.sim.realtime import FakeRealtimeOptions, FakeRealtimeSession
 from vonage_bridge.sim.vonage import FakeVonageCaller
 from vonage_bridge.web.keys import STORE
@@ -344,6 +345,32 @@ async def test_twilio_call_is_recorded_at_8_khz_from_mulaw(
     lag = best_lag(sent, stereo[:, 0])
     assert correlation(sent, stereo[:, 0][lag:]) > 0.9
     heard = decode_mulaw(bytes(caller.heard))
+    r0 = best_lag(heard, stereo[:, 1])
+    assert correlation(heard, stereo[:, 1][r0:]) > 0.9
+
+
+async def test_vonage_call_at_24_khz_is_recorded_at_24_khz(
+    start_call: StartCall, tmp_path: Path
+) -> None:
+    """VONAGE_AUDIO_RATE=24000: the recording is at the caller's rate, both channels."""
+    call = await start_call(
+        RECORD_CALLS="true", RECORDINGS_DIR=str(tmp_path), VONAGE_AUDIO_RATE="24000"
+    )
+    caller, rt = await connected(call)
+    audio = resample_pcm16(speech(1200), 16_000, 24_000)
+    audio = audio[: len(audio) // 960 * 960]
+    await caller.stream_audio(audio, realtime=True)
+    await caller.stream_silence(900)
+    done = await rt.wait_responses_done(1, timeout=10 * SECOND)
+    await caller.wait_heard(done[0].total_bytes, timeout=10 * SECOND)
+    await caller.hang_up()
+    await call_finished(call, caller.call_uuid)
+    rate, stereo = read_stereo(tmp_path / f"{caller.call_uuid}.wav")
+    assert rate == 24_000
+    sent = np.frombuffer(audio, dtype="<i2")
+    lag = best_lag(sent, stereo[:, 0])
+    assert correlation(sent, stereo[:, 0][lag:]) > 0.99  # as received: the same samples
+    heard = np.frombuffer(bytes(caller.heard), dtype="<i2")
     r0 = best_lag(heard, stereo[:, 1])
     assert correlation(heard, stereo[:, 1][r0:]) > 0.9
 
