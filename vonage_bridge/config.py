@@ -367,10 +367,12 @@ class LogSettings(_Group):
 
 class MetricsSettings(_Group):
     """Prometheus metrics (``metrics``), served at ``/metrics`` on a port of their own
-    (``METRICS_PORT``, on ``HOST``), off the public service; ``0`` serves nothing.
-    Source: https://prometheus.io/docs/instrumenting/exposition_formats/"""
+    (``METRICS_PORT``), off the public service; ``0`` serves nothing. ``host``: the address
+    it listens on (``METRICS_HOST``; None: ``HOST``'s), e.g. ``127.0.0.1`` for a scraper on
+    the same machine only. Source: https://prometheus.io/docs/instrumenting/exposition_formats/"""
 
     port: int = Field(9091, alias="METRICS_PORT", ge=0, le=65535)
+    host: cv.OptText = Field(None, alias="METRICS_HOST")
 
     @property
     def enabled(self) -> bool:

@@ -290,6 +290,26 @@ def listening_ports() -> set[int]:
     return ports
 
 
+async def test_metrics_host_binds_metrics_to_that_address_only() -> None:
+    """``METRICS_HOST``: /metrics answers there, not on ``HOST``'s address (loopback is a /8:
+    127.0.0.2 is this machine too)."""
+    port = free_port()
+    env = sim_env(
+        "http://127.0.0.1:9/v1", METRICS_PORT=str(port), HOST="127.0.0.1", METRICS_HOST="127.0.0.2"
+    )
+    bridge = RunningBridge(env)
+    await bridge.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.2:{port}/metrics") as resp:
+                assert resp.status == 200
+            with pytest.raises(aiohttp.ClientConnectionError):
+                async with http.get(f"http://127.0.0.1:{port}/metrics"):
+                    pass
+    finally:
+        await bridge.close()
+
+
 async def test_metrics_port_0_serves_nothing() -> None:
     before = listening_ports()
     bridge = RunningBridge(sim_env("http://127.0.0.1:9/v1", METRICS_PORT="0", HOST="127.0.0.1"))

@@ -49,12 +49,13 @@ def metrics_app(registry: CollectorRegistry) -> web.Application:
 
 
 async def metrics_site(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx``: serve :data:`~..metrics.METRICS` on ``HOST``:``METRICS_PORT`` while
-    the app runs (one INFO line saying where, or that it is off).
+    """``cleanup_ctx``: serve :data:`~..metrics.METRICS` on ``METRICS_HOST`` (default
+    ``HOST``):``METRICS_PORT`` while the app runs (one INFO line saying where, or that it is
+    off).
 
     Raises:
         ConfigError: the port cannot be bound (in use, privileged, an address not of this
-            machine): one line naming ``METRICS_PORT``.
+            machine): one line naming ``METRICS_PORT`` and the host's variable.
     """
     settings = app[SETTINGS]
     port = settings.metrics.port
@@ -62,7 +63,8 @@ async def metrics_site(app: web.Application) -> AsyncIterator[None]:
         log.info("metrics off (METRICS_PORT=0)")
         yield
         return
-    host = settings.server.host
+    host = settings.metrics.host or settings.server.host
+    host_var = "METRICS_HOST" if settings.metrics.host else "HOST"
     runner = web.AppRunner(metrics_app(METRICS.registry), access_log=None)
     await runner.setup()
     try:
@@ -71,7 +73,7 @@ async def metrics_site(app: web.Application) -> AsyncIterator[None]:
         await runner.cleanup()
         reason = os.strerror(exc.errno) if exc.errno else " ".join(str(exc).split())
         raise ConfigError(
-            [f"METRICS_PORT={port}: cannot serve metrics on HOST={host!r}: {reason}"]
+            [f"METRICS_PORT={port}: cannot serve metrics on {host_var}={host!r}: {reason}"]
         ) from exc
     app[METRICS_RUNNER] = runner
     log.info("metrics on http://%s:%d%s (METRICS_PORT)", host, port, METRICS_PATH)
