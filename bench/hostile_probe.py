@@ -37,11 +37,14 @@ What is sent:
    NUL and bare CR in header values, oversized headers, obsolete line folding, conflicting
    ``Content-Length`` / ``Transfer-Encoding``, broken chunked framing, undecodable
    ``Content-Encoding``, bad request lines; CR/LF in the call ids and paths a refusal logs.
-3. **Shutdown**: a live signed call, then SIGTERM; the bridge must exit 0 within fly.toml's
-   ``kill_timeout`` (15 s), closing the call with 1001.
+3. **Shutdown**: a live signed call, then SIGTERM; the bridge drains (``DRAIN_TIMEOUT_S``, 2 s
+   here), says goodbye, closes the call with 1001 and exits 0 within the drain and its 8 s of
+   goodbyes and hang-ups.
 
 Invariants: no 5xx and no hostile request accepted (2xx/101); Realtime sessions opened at the
-fake = the legitimate media calls the probe made; SIP ``accept`` requests = the legitimate
+fake: at least the legitimate media calls the probe made, at most those plus the verified
+answer URLs (each may open a warm session its socket then adopts, or that is closed unused),
+and none during the flood; SIP ``accept`` requests = the legitimate
 SIP webhooks (1); calls created at the fake Voice API = the legitimate ``POST /connect`` (1);
 no ERROR line and no traceback in the bridge's log, and every line a record of its format
 (none forged or split); no secret, forged credential, captured token or hostile phone number
@@ -66,6 +69,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -96,7 +100,8 @@ from vonage_bridge.sim.vonage_api import (
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
-KILL_TIMEOUT_S = 15.0  # fly.toml kill_timeout: SIGTERM to SIGKILL
+DRAIN_TIMEOUT_S = 2.0  # the probe's DRAIN_TIMEOUT_S: live calls play this long after SIGTERM
+KILL_TIMEOUT_S = DRAIN_TIMEOUT_S + 8.0  # then goodbyes and hang-ups: within 8 s (README)
 TIME_LIMIT_S = 110.0  # the whole probe, start-up and shutdown included
 REQUEST_TIMEOUT_S = 10.0
 CONCURRENCY = 8
@@ -783,13 +788,24 @@ class Probe:
         return FakeVonageCaller(self.http, f"{self.base}/incoming-call", **kwargs)
 
     async def vonage_call(self, caller: FakeVonageCaller) -> FakeRealtimeSession:
+        before = len(self.fake.sessions)
         await self.vonage_answer(caller)
         self.sign_handshake(caller)
         await caller.connect()
         self.legit_media_calls += 1
-        rt = await self.fake.wait_for_session(timeout=10)
+        rt = await self.session_since(before)
         await rt.wait_for_event("session.update", timeout=10)
         return rt
+
+    async def session_since(self, before: int, timeout: float = 10.0) -> FakeRealtimeSession:
+        """The first Realtime session the fake accepted once it had ``before``: the call's own
+        (the warm one its answer URL opened, which its media socket adopts), past any older
+        warm session no socket adopted that is still queued at the fake."""
+        async with asyncio.timeout(timeout):
+            while True:
+                session = await self.fake.wait_for_session(timeout=timeout)
+                if self.fake.sessions.index(session) >= before:
+                    return session
 
     async def upgrade_status(self, uri: str, headers: Mapping[str, str]) -> Outcome:
         url = uri.replace("ws", "http", 1)
@@ -800,6 +816,7 @@ class Probe:
     async def vonage_faults_and_replays(self) -> None:
         route = "Vonage call (legit, then replayed)"
         caller = self.vonage_caller()
+        before = len(self.fake.sessions)
         url, headers = await self.vonage_answer(caller)
         uri = self.media_uri(caller)
         # The same signed answer request again: the JWT is spent.
@@ -815,7 +832,7 @@ class Probe:
         auth = self.sign_handshake(caller)
         await caller.connect()
         self.legit_media_calls += 1
-        rt = await self.fake.wait_for_session(timeout=10)
+        rt = await self.session_since(before)
         await rt.wait_for_event("session.update", timeout=10)
         # While it is live: the same URI with a fresh JWT.
         status = await self.upgrade_status(
@@ -846,7 +863,9 @@ class Probe:
         TALLY.record(route, "media URI reused", status)
         TALLY.check("media URI of a finished call", 403, status)
         second = self.vonage_caller()
+        before = len(self.fake.sessions)
         await self.vonage_answer(second)
+        await self.session_since(before)  # its answer URL's warm session: counted before
         status = await self.upgrade_status(self.media_uri(second), {"Authorization": auth})
         TALLY.record(route, "handshake JWT replayed", status)
         TALLY.check("spent handshake JWT on a fresh token", 401, status)
@@ -897,14 +916,14 @@ class Probe:
         """Five streams at once with one webhook's token: one is bridged."""
         first = self.twilio_caller()
         self.twilio_api.add_call(first.call_sid)
+        before = len(self.fake.sessions)
         twiml = await first.answer()
         self.captured.append(twiml.parameters["token"])
         callers = [first] + [self.twilio_caller(call_sid=first.call_sid) for _ in range(4)]
         for c in callers[1:]:
             c.answer_info = twiml
-        before = len(self.fake.sessions)
         await asyncio.gather(*(c.connect() for c in callers))
-        rt = await self.fake.wait_for_session(timeout=10)
+        rt = await self.session_since(before)
         await rt.wait_for_event("session.update", timeout=10)
         self.legit_media_calls += 1
         losers = [c for c in callers if c.call_sid == first.call_sid]
@@ -916,6 +935,7 @@ class Probe:
             outcome = f"close {c.close_code}" if c.close_code is not None else "bridged"
             TALLY.note("Twilio call (legit, then replayed)", "5 streams racing one token", outcome)
         TALLY.check("streams racing for one Twilio token refused (1008)", 4, len(refused))
+        # the answer URL's warm session, adopted by the one stream bridged; the others none
         TALLY.check("... Realtime sessions they opened", 1, len(self.fake.sessions) - before)
         for c in callers:
             await c.close()
@@ -952,11 +972,12 @@ class Probe:
         route = "Twilio call (legit, then replayed)"
         caller = self.twilio_caller()
         self.twilio_api.add_call(caller.call_sid)
+        before = len(self.fake.sessions)
         twiml = await caller.answer()
         self.captured.append(twiml.parameters["token"])
         await caller.connect()
         self.legit_media_calls += 1
-        rt = await self.fake.wait_for_session(timeout=10)
+        rt = await self.session_since(before)
         await rt.wait_for_event("session.update", timeout=10)
         ws = caller._ws
         assert ws is not None
@@ -1049,10 +1070,11 @@ class Probe:
     async def fast_twilio(self) -> None:
         caller = self.twilio_caller()
         self.twilio_api.add_call(caller.call_sid)
+        before = len(self.fake.sessions)
         await caller.answer()
         await caller.connect()
         self.legit_media_calls += 1
-        rt = await self.fake.wait_for_session(timeout=10)
+        rt = await self.session_since(before)
         await rt.wait_for_event("session.update", timeout=10)
         await caller.stream_audio(MULAW_SILENCE * (8 * 30_000), realtime=False)  # 30 s
         await caller.wait_closed(timeout=15)
@@ -1155,6 +1177,7 @@ async def start_bridge(
         "LOG_FORMAT": log_format,
         "DATABASE_URL": "sqlite:///:memory:",
         "ALLOW_UNSIGNED_WEBHOOKS": "false",
+        "DRAIN_TIMEOUT_S": str(DRAIN_TIMEOUT_S),
         "TWILIO_ACCOUNT_SID": account_sid,
         "TWILIO_API_URL": twilio_api,
         "VONAGE_APPLICATION_ID": APP_ID,
@@ -1216,7 +1239,7 @@ async def shutdown_with_live_call(probe: Probe, proc: subprocess.Popen[bytes]) -
     await caller.wait_closed(timeout=5)
     TALLY.check("SIGTERM with a live call: exit status", 0, code)
     TALLY.check(
-        f"... within fly's kill_timeout ({KILL_TIMEOUT_S:.0f} s)",
+        f"... within the drain and the goodbyes ({KILL_TIMEOUT_S:.0f} s)",
         f"< {KILL_TIMEOUT_S:.0f} s",
         f"{took:.1f} s",
         took < KILL_TIMEOUT_S,
@@ -1265,6 +1288,7 @@ def analyse_log(lines: list[str], probe: Probe, log_format: str) -> dict[str, An
     leaks: list[str] = []
     numbers: list[str] = []
     legit_number_lines = 0
+    answers = 0
     needles = {**{k: v for k, v in SECRETS.items()}, "forged marker": MARK}
     pem_body = private_key_pem().splitlines()[3]
     needles["VONAGE_PRIVATE_KEY"] = pem_body
@@ -1283,7 +1307,10 @@ def analyse_log(lines: list[str], probe: Probe, log_format: str) -> dict[str, An
                 numbers.append(f"{number}: {line[:200]}")
         if any(n in line for n in LEGIT_NUMBERS):
             legit_number_lines += 1
+        if "answered by assistant" in line:  # a verified answer URL: it may open a warm session
+            answers += 1
     return {
+        "answers": answers,
         "levels": levels,
         "tracebacks": tracebacks,
         "leaks": leaks,
@@ -1314,8 +1341,9 @@ async def main_async(args: argparse.Namespace) -> int:
         probe = Probe(http, base, port, fake, voice_api, twilio_api, account_sid)
         flood_lines = 0
         flood_sent = 0
+        flood_sessions = 0
         try:
-            async with asyncio.timeout(TIME_LIMIT_S - 10):
+            async with asyncio.timeout(TIME_LIMIT_S - 10) as deadline:
                 await probe.vonage_faults_and_replays()
                 await probe.fast_vonage()
                 await probe.vonage_token_race()
@@ -1326,12 +1354,19 @@ async def main_async(args: argparse.Namespace) -> int:
                 await probe.connect_with_key()
                 await asyncio.sleep(0.5)  # let the legit calls' lines reach the log
                 before = log_path.stat().st_size
+                sessions_before_flood = len(fake.sessions)
                 flood_sent = await flood(probe, args.rounds)
                 await asyncio.sleep(0.5)
                 flood_lines = len(read_log(log_path, before))
+                flood_sessions = len(fake.sessions) - sessions_before_flood
                 await shutdown_with_live_call(probe, proc)
-        except TimeoutError:
-            TALLY.failures.append(f"probe did not finish within {TIME_LIMIT_S:.0f} s")
+        except TimeoutError as exc:
+            if deadline.expired():
+                TALLY.failures.append(f"probe did not finish within {TIME_LIMIT_S:.0f} s")
+            else:  # a step's own wait ran out: say which
+                where = traceback.extract_tb(exc.__traceback__)
+                steps = [f"{f.name} (line {f.lineno})" for f in where if f.filename == __file__]
+                TALLY.failures.append(f"a step timed out: {' > '.join(steps[1:]) or '?'}")
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -1342,7 +1377,17 @@ async def main_async(args: argparse.Namespace) -> int:
     log = analyse_log(read_log(log_path), probe, args.log_format)
     took = time.monotonic() - started
 
-    TALLY.check("Realtime sessions opened at the fake", probe.legit_media_calls, len(sessions))
+    # Each legit media call has a session: the warm one its verified answer URL opened, or its
+    # own. A verified answer URL whose socket never comes (a replayed Twilio webhook, a socket
+    # refused) may leave a warm session, closed unused; nothing unverified opens one.
+    most = probe.legit_media_calls + log["answers"]
+    TALLY.check(
+        "Realtime sessions opened at the fake",
+        f"{probe.legit_media_calls}-{most}",
+        len(sessions),
+        probe.legit_media_calls <= len(sessions) <= most,
+    )
+    TALLY.check("Realtime sessions opened by the flood", 0, flood_sessions)
     TALLY.check("SIP accept requests at the fake", probe.legit_sip_webhooks, len(accepts))
     TALLY.check("calls created at the fake Voice API", probe.legit_connects, created)
     TALLY.check(

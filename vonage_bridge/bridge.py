@@ -521,8 +521,10 @@ class _CallBridge:
                     True,
                 )
             if silent_limit is not None and now - self.caller_heard_at >= silent_limit:
+                # the carrier's side failed, not ours: a WARNING, and the call is hung up
+                log.warning("caller socket sent nothing for %g s: ending the call", silent_limit)
                 return CallEnd(
-                    f"caller socket silent for {silent_limit:g} s", WSCloseCode.GOING_AWAY, True
+                    f"caller socket silent for {silent_limit:g} s", WSCloseCode.GOING_AWAY
                 )
             if goodbye_at is not None:  # a limit's goodbye: end once it has been heard
                 heard_out = limits.goodbye_said(session) and session.playout.ahead_s(now) <= 0

@@ -122,6 +122,7 @@ async def test_vonage_caller_socket_gone_silent_ends_and_hangs_up_the_call(
     """A half-open socket: no close, no audio. No ping heartbeat finds it; the watch does."""
     call = await start_call(FakeRealtimeOptions(reply=False), **vonage_env(voice_api))
     caller, rt = await connected(call)
+    caplog.handler.addFilter(CallContextFilter())
     with caplog.at_level(logging.INFO):
         await caller.stream_audio(VONAGE_FRAME * 10)  # 200 ms, paced, then nothing at all
         await caller.wait_closed(timeout=10 * SECOND)
@@ -133,6 +134,10 @@ async def test_vonage_caller_socket_gone_silent_ends_and_hangs_up_the_call(
     assert summary["end_reason"] == "caller socket silent for 0.4 s"
     assert summary["frames_in"] == 10
     await asyncio.wait_for(rt.closed.wait(), 5 * SECOND)
+    (line,) = [r for r in caplog.records if "sent nothing" in r.getMessage()]
+    assert line.levelno == logging.WARNING  # the carrier's side failed, not ours
+    assert line.call_uuid == caller.call_uuid  # type: ignore[attr-defined]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_twilio_caller_socket_gone_silent_ends_the_call(
