@@ -13,6 +13,7 @@ import pytest
 import soxr
 from support import SECOND, Call, StartCall
 
+from vonage_bridge.sim.audio import resample_pcm16
 from vonage_bridge.sim.realtime import FakeRealtimeOptions, FakeRealtimeSession
 from vonage_bridge.sim.vonage import CALLER_WAV, FakeVonageCaller, read_wav_pcm16
 
@@ -111,6 +112,29 @@ async def test_at_24_khz_audio_passes_through_unchanged_both_ways(start_call: St
     heard = bytes(caller.heard)
     assert heard[:reply] in sent  # the fake echoes the caller's words: the same bytes
     assert heard[reply:] == bytes(len(heard) - reply)  # the last frame padded with silence
+    await caller.hang_up()
+
+
+async def test_at_8_khz_audio_is_resampled_to_and_from_24_khz(start_call: StartCall) -> None:
+    """VONAGE_AUDIO_RATE=8000: 320-byte frames, three times as many samples to OpenAI."""
+    call = await start_call(VONAGE_AUDIO_RATE="8000")
+    caller = call.caller()
+    ncco = await caller.answer()
+    assert ncco[-1]["endpoint"][0]["content-type"] == "audio/l16;rate=8000"
+    await caller.connect()
+    assert (caller.sample_rate_hz, caller.frame_bytes) == (8_000, 320)
+    rt = await call.fake.wait_for_session(timeout=5 * SECOND)
+    pcm = resample_pcm16(speech(), 16_000, 8_000)
+    pcm = pcm[: len(pcm) // 320 * 320]
+    await caller.stream_audio(pcm, realtime=True)
+    await caller.stream_silence(900)
+    done = await rt.wait_responses_done(1, timeout=10 * SECOND)
+    frames = math.ceil(done[0].total_bytes / 3 / 320)
+    await caller.wait_heard(frames * 320, timeout=10 * SECOND)
+    sent = len(pcm) + 900 * 16
+    assert sent * 3 - 48 * 25 <= len(rt.input_audio) <= sent * 3  # at most ~25 ms held back
+    assert caller.bad_frames == []
+    assert caller.bytes_received == frames * 320
     await caller.hang_up()
 
 
