@@ -107,10 +107,11 @@ async def test_twilio_caller_faster_than_real_time_is_cut_off_with_policy_violat
 
 @pytest.fixture
 def short_silent_limit(monkeypatch: pytest.MonkeyPatch) -> float:
-    """Carrier sockets count as dead after 0.4 s without a message (30 s in service)."""
+    """Carrier sockets count as dead after 1 s without a message (30 s in service): short, but
+    well above a stall of a loaded test machine between two paced frames."""
     for routes in (vonage_routes, twilio_routes):
-        monkeypatch.setattr(routes, "CARRIER_SILENT_S", 0.4)
-    return 0.4
+        monkeypatch.setattr(routes, "CARRIER_SILENT_S", 1.0)
+    return 1.0
 
 
 async def test_vonage_caller_socket_gone_silent_ends_and_hangs_up_the_call(
@@ -128,10 +129,10 @@ async def test_vonage_caller_socket_gone_silent_ends_and_hangs_up_the_call(
         await caller.wait_closed(timeout=10 * SECOND)
         await no_live_calls(call)
     assert caller.close_code == 1001
-    assert caller.close_reason == "caller socket silent for 0.4 s"
+    assert caller.close_reason == "caller socket silent for 1 s"
     assert [u for u, _ in voice_api.hangups] == [caller.call_uuid]  # the carrier leg too
     (summary,) = summaries(caplog)
-    assert summary["end_reason"] == "caller socket silent for 0.4 s"
+    assert summary["end_reason"] == "caller socket silent for 1 s"
     assert summary["frames_in"] == 10
     await asyncio.wait_for(rt.closed.wait(), 5 * SECOND)
     (line,) = [r for r in caplog.records if "sent nothing" in r.getMessage()]
@@ -151,7 +152,7 @@ async def test_twilio_caller_socket_gone_silent_ends_the_call(
     await caller.wait_closed(timeout=10 * SECOND)
     await no_live_calls(tw.call)
     assert caller.close_code == 1001
-    assert caller.close_reason == "caller socket silent for 0.4 s"
+    assert caller.close_reason == "caller socket silent for 1 s"
 
 
 async def test_a_caller_streaming_audio_is_never_silent(
@@ -160,7 +161,7 @@ async def test_a_caller_streaming_audio_is_never_silent(
     """Audio every 20 ms keeps the socket alive well past the limit."""
     call = await start_call(FakeRealtimeOptions(reply=False))
     caller, _ = await connected(call)
-    await caller.stream_audio(VONAGE_FRAME * 60)  # 1.2 s, three times the limit, paced
+    await caller.stream_audio(VONAGE_FRAME * 150)  # 3 s, three times the limit, paced
     assert not caller.closed.is_set()
     await caller.hang_up()
     await no_live_calls(call)
