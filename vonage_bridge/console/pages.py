@@ -58,6 +58,7 @@ from ..store import (
     CallStore,
 )
 from ..vonage.dial import place_call
+from ..web.calls_api import min_cost_value
 from ..web.cluster_api import hang_up_anywhere
 from ..web.keys import ASSISTANTS, CALLS, HUB, REGISTRY, SETTINGS, STORE
 from .assistants import list_all as list_assistants
@@ -242,16 +243,7 @@ def parse_min_cost(query: Any) -> float | None:
     Raises:
         InvalidRequest: anything else (400).
     """
-    raw = _text(query, "min_cost", 32)
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < float("inf"):  # also refuses nan
-        raise InvalidRequest(f"min_cost: {raw!r} is not a number >= 0 (USD)")
-    return value
+    return min_cost_value(_text(query, "min_cost", 32))
 
 
 async def history(request: web.Request) -> web.Response:

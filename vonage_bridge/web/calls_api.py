@@ -93,8 +93,13 @@ def _front_door_param(request: web.Request) -> str | None:
     return raw
 
 
-def _min_cost_param(request: web.Request) -> float | None:
-    raw = request.query.get("min_cost")
+def min_cost_value(raw: str | None) -> float | None:
+    """A ``min_cost`` filter (``GET /calls``, the console's history): USD, a finite number
+    >= 0; None when ``raw`` is None.
+
+    Raises:
+        InvalidRequest: anything else, NaN and infinity included (400 ``invalid_filter``).
+    """
     if raw is None:
         return None
     try:
@@ -115,7 +120,7 @@ async def list_calls(request: web.Request) -> web.Response:
     limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _int_param(request, "offset", 0, 0, MAX_OFFSET)
     front_door = _front_door_param(request)
-    min_cost = _min_cost_param(request)
+    min_cost = min_cost_value(request.query.get("min_cost"))
     page = await store.page(limit=limit, offset=offset, front_door=front_door, min_cost=min_cost)
     return web.json_response(
         {
