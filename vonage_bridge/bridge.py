@@ -236,10 +236,10 @@ class _CallBridge:
                     return end
                 continue
             if msg.type is WSMsgType.TEXT:
-                self.caller_heard_at = self.clock()
                 try:
                     parsed = parse(msg.data)
                 except RemoteProtocolError as exc:
+                    self.caller_heard_at = self.clock()  # junk, but the socket is alive
                     await self.send_combined()
                     session.caller_message_invalid(exc.message)
                     log_notes(session)
@@ -248,6 +248,7 @@ class _CallBridge:
                     if (end := await self.caller_audio(parsed)) is not None:
                         return end
                     continue
+                self.caller_heard_at = self.clock()  # (audio stamps it in caller_audio)
                 await self.send_combined()  # the audio before the event goes up first
                 if isinstance(parsed, StreamStopped):
                     return CallEnd(f"caller hung up ({door.name} stream stopped)")
