@@ -71,6 +71,7 @@ REPO = Path(__file__).resolve().parent.parent
 NAIVE_RELAY = Path(__file__).resolve().parent / "naive_relay.py"
 RELAYS = ("bridge", "naive")  # what --relay both measures, interleaved
 ALT = "alt"  # with --alt-env: the bridge again, with other variables, in the same rounds
+FLOOR = "floor"  # with --floor: naive_relay.py --floor --uvloop, the same messages and no work
 EVENT_LOOP_RE = re.compile(r"event loop: (.+?) \(EVENT_LOOP=")  # the bridge's start-up line
 FRAME_S = 0.020
 CHUNK_FRAMES = 5  # the caller decides what to send next every 100 ms
@@ -180,10 +181,11 @@ class Relay:
     kind: str  # "bridge" or "naive": which program runs
     env: tuple[tuple[str, str], ...] = ()  # extra variables for the bridge
     repo: Path = REPO  # the checkout whose vonage_bridge runs (--alt-repo: another commit)
+    naive_args: tuple[str, ...] = ()  # extra arguments for naive_relay.py (--floor: the floor)
 
     def describe(self) -> str:
         if self.kind == "naive":
-            return "naive relay"
+            return "naive relay" + (f" {' '.join(self.naive_args)}" if self.naive_args else "")
         extra = " ".join(f"{k}={v}" for k, v in self.env)
         if self.repo != REPO:
             extra = f"{extra} from {self.repo}".strip()
@@ -373,8 +375,10 @@ async def start_naive(
     profile: str = "",
     lead_frames: int | None = None,
     vonage_rate_hz: int = 16_000,
+    extra: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """The naive baseline relay (``bench/naive_relay.py``) on a free port, same fake Realtime."""
+    """The naive baseline relay (``bench/naive_relay.py``, with ``extra`` arguments) on a free
+    port, same fake Realtime."""
     port = free_port()
     url = f"http://{HOST}:{port}"
     args = ["--host", HOST, "--port", str(port), "--openai-base-url", fake_url]
@@ -383,6 +387,7 @@ async def start_naive(
         args += ["--lead-frames", str(lead_frames)]
     if vonage_rate_hz != 16_000:
         args += ["--vonage-rate", str(vonage_rate_hz)]
+    args += extra
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         relay = subprocess.Popen(
@@ -673,6 +678,7 @@ async def run_level(
                 profile,
                 args.naive_lead_frames,
                 args.naive_vonage_rate,
+                relay_spec.naive_args,
             )
         level.rss_start_kb = proc_status_kb(relay.pid, "VmRSS")
         if args.pin:
@@ -1134,10 +1140,12 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
 
 
 def comparisons(relays: list[str]) -> list[tuple[str, str]]:
-    """Which ratios to print: every relay against the naive one, and the bridge against alt."""
+    """Which ratios to print: every relay against the naive one, and the bridge against alt
+    and against the floor."""
     out = [(r, "naive") for r in relays if r != "naive" and "naive" in relays]
-    if "bridge" in relays and ALT in relays:
-        out.append(("bridge", ALT))
+    for other in (ALT, FLOOR):
+        if "bridge" in relays and other in relays:
+            out.append(("bridge", other))
     return out
 
 
@@ -1238,6 +1246,8 @@ def relay_specs(args: argparse.Namespace) -> list[Relay]:
         env = tuple(dict([*args.bridge_env, *args.alt_env]).items())
         alt = Relay(ALT, "bridge", env, Path(args.alt_repo).resolve() if args.alt_repo else REPO)
         specs.insert(1, alt)
+    if args.floor:
+        specs.append(Relay(FLOOR, "naive", naive_args=("--floor", "--uvloop")))
     return specs
 
 
@@ -1368,6 +1378,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="also measure the bridge of another checkout (e.g. a `git worktree` of an older"
         " commit) as relay 'alt', in the same interleaved rounds; ratios bridge / alt",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure the floor (bench/naive_relay.py --floor --uvloop: the naive relay's"
+        " messages with pre-built contents, on uvloop) as relay 'floor' in the same rounds:"
+        " what aiohttp, the loop and the kernel cost for those messages; ratios floor / naive"
+        " and bridge / floor",
     )
     parser.add_argument(
         "--naive-lead-frames",

@@ -40,6 +40,16 @@ What it does, per call:
   ``marin``, ``server_vad`` 0.5 / 300 ms / 500 ms, ``gpt-4o-mini-transcribe``, audio only,
   the persona from ``system-message.txt`` plus the caller's number), without tools.
 
+**The floor** (``--floor``, ``bench/load.py --floor``): the same relay sending the same
+messages, sizes and pacing, with none of the per-message work a relay does between its
+sockets: each caller frame is answered with one pre-built ``input_audio_buffer.append`` of the
+right size (no resampling, no base64, no JSON), a Realtime event is recognised by a substring
+(no ``json.loads``), a delta's audio is counted from its base64 length and queued as pre-built
+silence frames (no decoding), and Twilio frames go out as one pre-built ``media`` message. What
+it spends is what aiohttp, the event loop and the kernel cost for those messages: a lower
+bound for any relay on this stack, whatever it does between its sockets. ``--uvloop`` runs it
+(or the naive relay) on uvloop, the bridge's default loop.
+
 Run: ``python bench/naive_relay.py --port 8081 --openai-base-url http://127.0.0.1:9000/v1``
 (``GET /health`` answers 200 once it listens; SIGINT stops it).
 
@@ -106,6 +116,7 @@ class Config:
     lead_frames: int  # frames sent at once when a burst starts, beyond the first
     persona: str
     vonage_rate_hz: int = VONAGE_RATE_HZ  # the L16 rate the NCCO asks for (24000: no soxr)
+    floor: bool = False  # --floor: the same messages, none of the work between them
 
 
 CONFIG = web.AppKey("config", Config)
@@ -236,6 +247,101 @@ class Call:
         await self.caller.send_str(json.dumps(media))
 
 
+class FloorCall(Call):
+    """``--floor``: the same messages as :class:`Call`, with pre-built contents.
+
+    Each caller frame is answered with one of two pre-built appends carrying 20 ms (960 B of
+    24 kHz PCM16, or 160 B of mu-law): silence for a silent frame (compared whole: the bench's
+    callers send exact silence between their words), else a loud 1 kHz square wave, so that
+    the fake Realtime's energy VAD still hears the turns and replies. Reply audio is counted
+    in Realtime bytes and queued as pre-built 20 ms silence frames, the tail padded per
+    response as :class:`Call` does.
+    """
+
+    def __init__(self, caller: web.WebSocketResponse, stream_sid: str = "", rate: int = 16_000):
+        super().__init__(caller, "LQ", stream_sid, rate)
+        rt_bytes = REALTIME_RATE_HZ * 2 // 50 if self.vonage else TWILIO_FRAME_BYTES
+        self.rt_frame_bytes = rt_bytes  # Realtime bytes in 20 ms
+        self.frame = self.silence * self.frame_bytes
+        if self.vonage:
+            quiet = bytes(rt_bytes)
+            loud = np.tile(np.repeat(np.array([8000, -8000], np.int16), 12), 20).tobytes()
+        else:
+            quiet, loud = self.frame, bytes((0x00, 0x80)) * (rt_bytes // 2)  # mu-law
+        self.quiet_append = append(base64.b64encode(quiet).decode("ascii"))
+        self.loud_append = append(base64.b64encode(loud).decode("ascii"))
+        self.quiet_payload = base64.b64encode(self.frame).decode("ascii")  # Twilio's silence
+        payload = base64.b64encode(self.frame).decode("ascii")
+        media = {"event": "media", "streamSid": stream_sid, "media": {"payload": payload}}
+        self.media_text = json.dumps(media)
+        self.pending_rt = 0  # Realtime bytes short of a whole frame
+        self.cut = False  # a barge-in cut the response: ignore its audio until the next one
+
+    def reply_bytes(self, n: int) -> None:
+        """``n`` Realtime bytes of reply audio -> whole silence frames in the queue."""
+        n += self.pending_rt
+        whole, self.pending_rt = divmod(n, self.rt_frame_bytes)
+        if whole:
+            self.frames.extend([self.frame] * whole)
+            self.wake.set()
+
+    def reply_done(self) -> None:
+        if self.pending_rt:
+            self.pending_rt = 0
+            self.frames.append(self.frame)
+            self.wake.set()
+
+    async def barge_in(self) -> None:
+        if not self.frames and not self.pending_rt:
+            return
+        self.frames.clear()
+        self.pending_rt = 0
+        self.cut = True
+        if self.vonage:
+            await self.caller.send_str('{"action": "clear"}')
+        else:
+            await self.caller.send_str(json.dumps({"event": "clear", "streamSid": self.stream_sid}))
+
+    async def send_frame(self, frame: bytes) -> None:
+        if self.vonage:
+            await self.caller.send_bytes(frame)
+        else:
+            await self.caller.send_str(self.media_text)
+
+
+def b64_bytes(data: str, start: int) -> int:
+    """How many bytes the base64 string from ``data[start]`` to its closing quote decodes
+    to (the event ends with ``"}``), without decoding it."""
+    end = len(data) - 2
+    n = (end - start) // 4 * 3
+    if data[end - 1] == "=":
+        n -= 2 if data[end - 2] == "=" else 1
+    return n
+
+
+async def floor_realtime_pump(call: FloorCall, rt: aiohttp.ClientWebSocketResponse) -> None:
+    """:func:`realtime_pump` for ``--floor``: events recognised by a substring of their
+    head, no JSON parsing, no decoding."""
+    with contextlib.suppress(ConnectionResetError):
+        async for msg in rt:
+            if msg.type is not WSMsgType.TEXT:
+                continue
+            data = msg.data
+            head = data[:60]
+            if "output_audio.delta" in head:
+                if not call.cut:
+                    at = data.rfind('"delta"')
+                    call.reply_bytes(b64_bytes(data, data.index('"', at + 7) + 1))
+            elif "output_audio.done" in head:
+                if not call.cut:
+                    call.reply_done()
+            elif "response.created" in head:
+                call.cut = False
+            elif "speech_started" in head:
+                await call.barge_in()
+        await call.caller.close(code=WSCloseCode.GOING_AWAY, message=b"Realtime closed")
+
+
 async def pace(call: Call, lead_frames: int) -> None:
     """Send the queued frames on absolute 20 ms deadlines until cancelled.
 
@@ -298,8 +404,15 @@ async def relay(app: web.Application, call: Call, caller: str, called: str) -> N
         await rt.send_str(session_update(config, caller, called, fmt))
         tasks = [
             asyncio.create_task(pace(call, config.lead_frames)),
-            asyncio.create_task(realtime_pump(call, rt)),
+            asyncio.create_task(
+                floor_realtime_pump(call, rt)
+                if isinstance(call, FloorCall)
+                else realtime_pump(call, rt)
+            ),
         ]
+        if isinstance(call, FloorCall):
+            await floor_caller_pump(call, rt)
+            return
         async for msg in call.caller:  # the caller pump
             if msg.type is WSMsgType.BINARY and call.vonage:
                 await rt.send_str(call.vonage_append(msg.data))
@@ -317,6 +430,20 @@ async def relay(app: web.Application, call: Call, caller: str, called: str) -> N
         await asyncio.gather(*tasks, return_exceptions=True)
         await rt.close()
         await call.caller.close()
+
+
+async def floor_caller_pump(call: FloorCall, rt: aiohttp.ClientWebSocketResponse) -> None:
+    """The caller pump for ``--floor``: one pre-built append per caller frame."""
+    quiet, loud, silent_frame = call.quiet_append, call.loud_append, call.frame
+    quiet_payload = call.quiet_payload
+    async for msg in call.caller:
+        if msg.type is WSMsgType.BINARY and call.vonage:
+            await rt.send_str(quiet if msg.data == silent_frame else loud)
+        elif msg.type is WSMsgType.TEXT and not call.vonage:
+            data = msg.data
+            if '"stop"' in data:
+                break
+            await rt.send_str(quiet if quiet_payload in data else loud)
 
 
 async def open_socket(request: web.Request) -> web.WebSocketResponse:
@@ -355,7 +482,11 @@ async def vonage_media(request: web.Request) -> web.WebSocketResponse:
             return ws
         connected = json.loads(msg.data)
         config = request.app[CONFIG]
-        call = Call(ws, config.quality, vonage_rate_hz=config.vonage_rate_hz)
+        call = (
+            FloorCall(ws, rate=config.vonage_rate_hz)
+            if config.floor
+            else Call(ws, config.quality, vonage_rate_hz=config.vonage_rate_hz)
+        )
         await relay(request.app, call, str(connected.get("from", "")), str(connected.get("to", "")))
     finally:
         request.app[SOCKETS].discard(ws)
@@ -394,7 +525,11 @@ async def twilio_media(request: web.Request) -> web.WebSocketResponse:
             if event.get("event") == "start":
                 start = event["start"]
                 params = start.get("customParameters", {})
-                call = Call(ws, request.app[CONFIG].quality, stream_sid=start["streamSid"])
+                sid = start["streamSid"]
+                config = request.app[CONFIG]
+                call = (
+                    FloorCall(ws, sid) if config.floor else Call(ws, config.quality, stream_sid=sid)
+                )
                 await relay(request.app, call, params.get("from", ""), params.get("to", ""))
                 break
     finally:
@@ -467,6 +602,13 @@ def main(argv: list[str] | None = None) -> int:
         default=VONAGE_RATE_HZ,
         help="the L16 rate the NCCO asks for; 24000 passes the audio through (no soxr)",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="the same messages with pre-built contents (what aiohttp, the loop and the kernel"
+        " cost for them)",
+    )
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (the bridge's loop)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     persona = PERSONA_PATH.read_text().strip() if PERSONA_PATH.is_file() else ""
@@ -479,8 +621,14 @@ def main(argv: list[str] | None = None) -> int:
         lead_frames=args.lead_frames,
         persona=persona or DEFAULT_PERSONA,
         vonage_rate_hz=args.vonage_rate,
+        floor=args.floor,
     )
-    web.run_app(make_app(config), host=args.host, port=args.port, print=None)
+    loop = None
+    if args.uvloop:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    web.run_app(make_app(config), host=args.host, port=args.port, print=None, loop=loop)
     return 0
 
 
