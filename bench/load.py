@@ -31,8 +31,10 @@ rounds, and prints every figure for both and the ratio bridge / naive: on this s
 the absolute figures drift, the ratios from interleaved rounds much less. ``--rounds N``
 measures each level N times and reports the median of the rounds' ratios. ``--alt-env
 EVENT_LOOP=asyncio`` adds the bridge with those variables as a third relay (``alt``) in the
-same rounds. ``--ladder 25,50,75`` runs those levels and reports, per relay, the largest one
-with 0 lost frames and 0 underruns.
+same rounds. ``--floor`` adds the floor (``bench/naive_relay.py --floor --uvloop``: the
+naive relay's messages with pre-built contents, so what aiohttp, the loop and the kernel cost
+for them) as relay ``floor``. ``--ladder 25,50,75`` runs those levels and reports, per
+relay, the largest one with 0 lost frames and 0 underruns.
 """
 
 from __future__ import annotations
