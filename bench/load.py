@@ -71,9 +71,11 @@ from vonage_bridge.sim.vonage import CALLER_WAV, CallerError, FakeVonageCaller, 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
 NAIVE_RELAY = Path(__file__).resolve().parent / "naive_relay.py"
+PICOWS_FLOOR = Path(__file__).resolve().parent / "picows_floor.py"
 RELAYS = ("bridge", "naive")  # what --relay both measures, interleaved
 ALT = "alt"  # with --alt-env: the bridge again, with other variables, in the same rounds
 FLOOR = "floor"  # with --floor: naive_relay.py --floor --uvloop, the same messages and no work
+FLOOR_PICOWS = "picows"  # with --floor-picows: the floor on picows (bench/picows_floor.py)
 EVENT_LOOP_RE = re.compile(r"event loop: (.+?) \(EVENT_LOOP=")  # the bridge's start-up line
 FRAME_S = 0.020
 CHUNK_FRAMES = 5  # the caller decides what to send next every 100 ms
@@ -184,9 +186,12 @@ class Relay:
     env: tuple[tuple[str, str], ...] = ()  # extra variables for the bridge
     repo: Path = REPO  # the checkout whose vonage_bridge runs (--alt-repo: another commit)
     naive_args: tuple[str, ...] = ()  # extra arguments for naive_relay.py (--floor: the floor)
+    script: Path = NAIVE_RELAY  # kind "naive": naive_relay.py, or picows_floor.py
 
     def describe(self) -> str:
         if self.kind == "naive":
+            if self.script != NAIVE_RELAY:
+                return self.script.name
             return "naive relay" + (f" {' '.join(self.naive_args)}" if self.naive_args else "")
         extra = " ".join(f"{k}={v}" for k, v in self.env)
         if self.repo != REPO:
@@ -378,6 +383,7 @@ async def start_naive(
     lead_frames: int | None = None,
     vonage_rate_hz: int = 16_000,
     extra: tuple[str, ...] = (),
+    script: Path = NAIVE_RELAY,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """The naive baseline relay (``bench/naive_relay.py``, with ``extra`` arguments) on a free
     port, same fake Realtime."""
@@ -390,10 +396,12 @@ async def start_naive(
     if vonage_rate_hz != 16_000:
         args += ["--vonage-rate", str(vonage_rate_hz)]
     args += extra
+    if script == PICOWS_FLOOR:  # its media sockets listen on a port of their own
+        args += ["--media-port", str(free_port())]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         relay = subprocess.Popen(
-            python_command(str(NAIVE_RELAY), args, profile),
+            python_command(str(script), args, profile),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -681,6 +689,7 @@ async def run_level(
                 args.naive_lead_frames,
                 args.naive_vonage_rate,
                 relay_spec.naive_args,
+                relay_spec.script,
             )
         level.rss_start_kb = proc_status_kb(relay.pid, "VmRSS")
         if args.pin:
@@ -1145,7 +1154,9 @@ def comparisons(relays: list[str]) -> list[tuple[str, str]]:
     """Which ratios to print: every relay against the naive one, and the bridge against alt
     and against the floor."""
     out = [(r, "naive") for r in relays if r != "naive" and "naive" in relays]
-    for other in (ALT, FLOOR):
+    if FLOOR in relays and FLOOR_PICOWS in relays:
+        out.append((FLOOR_PICOWS, FLOOR))
+    for other in (ALT, FLOOR, FLOOR_PICOWS):
         if "bridge" in relays and other in relays:
             out.append(("bridge", other))
     return out
@@ -1250,6 +1261,8 @@ def relay_specs(args: argparse.Namespace) -> list[Relay]:
         specs.insert(1, alt)
     if args.floor:
         specs.append(Relay(FLOOR, "naive", naive_args=("--floor", "--uvloop")))
+    if args.floor_picows:
+        specs.append(Relay(FLOOR_PICOWS, "naive", script=PICOWS_FLOOR))
     return specs
 
 
@@ -1388,6 +1401,12 @@ def main(argv: list[str] | None = None) -> int:
         " messages with pre-built contents, on uvloop) as relay 'floor' in the same rounds:"
         " what aiohttp, the loop and the kernel cost for those messages; ratios floor / naive"
         " and bridge / floor",
+    )
+    parser.add_argument(
+        "--floor-picows",
+        action="store_true",
+        help="also measure the floor on picows (bench/picows_floor.py; needs `pip install"
+        " picows`) as relay 'picows': what a faster WebSocket library would move the floor to",
     )
     parser.add_argument(
         "--naive-lead-frames",
