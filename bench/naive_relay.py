@@ -247,7 +247,73 @@ class Call:
         await self.caller.send_str(json.dumps(media))
 
 
-class FloorCall(Call):
+@dataclass(frozen=True, slots=True)
+class FloorContents:
+    """The floor's pre-built messages for one front door (see :class:`FloorCall`)."""
+
+    frame: bytes  # one 20 ms frame of silence in the caller's format
+    rt_frame_bytes: int  # Realtime bytes in 20 ms
+    quiet_append: str  # input_audio_buffer.append of 20 ms of silence
+    loud_append: str  # ... of 20 ms of a loud 1 kHz square wave
+    quiet_payload: str  # Twilio: the base64 payload of a silent frame
+
+
+def floor_contents(vonage: bool, frame_bytes: int) -> FloorContents:
+    """The pre-built messages: appends of 960 B of 24 kHz PCM16 (Vonage) or 160 B of mu-law."""
+    rt_bytes = REALTIME_RATE_HZ * 2 // 50 if vonage else TWILIO_FRAME_BYTES
+    frame = (b"\x00" if vonage else b"\xff") * frame_bytes
+    if vonage:
+        quiet = bytes(rt_bytes)
+        loud = np.tile(np.repeat(np.array([8000, -8000], np.int16), 12), 20).tobytes()
+    else:
+        quiet, loud = frame, bytes((0x00, 0x80)) * (rt_bytes // 2)  # mu-law
+    return FloorContents(
+        frame,
+        rt_bytes,
+        append(base64.b64encode(quiet).decode("ascii")),
+        append(base64.b64encode(loud).decode("ascii")),
+        base64.b64encode(frame).decode("ascii"),
+    )
+
+
+class FloorReplies:
+    """Reply audio counted, not decoded: whole pre-built silence frames into ``frames``
+    (waking the pacer), the tail padded per response. Mixed into the floors' calls, which
+    set the attributes below."""
+
+    frames: deque[bytes]
+    wake: asyncio.Event
+    silent: bytes  # the frame queued
+    rt_frame_bytes: int
+    pending_rt: int  # Realtime bytes short of a whole frame
+    cut: bool  # a barge-in cut the response: its audio is ignored until the next one
+
+    def reply_bytes(self, n: int) -> None:
+        """``n`` Realtime bytes of reply audio -> whole silence frames in the queue."""
+        n += self.pending_rt
+        whole, self.pending_rt = divmod(n, self.rt_frame_bytes)
+        if whole:
+            self.frames.extend([self.silent] * whole)
+            self.wake.set()
+
+    def reply_done(self) -> None:
+        """End of a response's audio: the tail as one more frame."""
+        if self.pending_rt:
+            self.pending_rt = 0
+            self.frames.append(self.silent)
+            self.wake.set()
+
+    def drop_replies(self) -> bool:
+        """A barge-in: drop what is queued; whether anything was (``clear`` is then due)."""
+        if not self.frames and not self.pending_rt:
+            return False
+        self.frames.clear()
+        self.pending_rt = 0
+        self.cut = True
+        return True
+
+
+class FloorCall(FloorReplies, Call):
     """``--floor``: the same messages as :class:`Call`, with pre-built contents.
 
     Each caller frame is answered with one of two pre-built appends carrying 20 ms (960 B of
@@ -260,43 +326,18 @@ class FloorCall(Call):
 
     def __init__(self, caller: web.WebSocketResponse, stream_sid: str = "", rate: int = 16_000):
         super().__init__(caller, "LQ", stream_sid, rate)
-        rt_bytes = REALTIME_RATE_HZ * 2 // 50 if self.vonage else TWILIO_FRAME_BYTES
-        self.rt_frame_bytes = rt_bytes  # Realtime bytes in 20 ms
-        self.frame = self.silence * self.frame_bytes
-        if self.vonage:
-            quiet = bytes(rt_bytes)
-            loud = np.tile(np.repeat(np.array([8000, -8000], np.int16), 12), 20).tobytes()
-        else:
-            quiet, loud = self.frame, bytes((0x00, 0x80)) * (rt_bytes // 2)  # mu-law
-        self.quiet_append = append(base64.b64encode(quiet).decode("ascii"))
-        self.loud_append = append(base64.b64encode(loud).decode("ascii"))
-        self.quiet_payload = base64.b64encode(self.frame).decode("ascii")  # Twilio's silence
-        payload = base64.b64encode(self.frame).decode("ascii")
+        self.contents = floor_contents(self.vonage, self.frame_bytes)
+        self.silent = self.contents.frame
+        self.rt_frame_bytes = self.contents.rt_frame_bytes
+        payload = self.contents.quiet_payload
         media = {"event": "media", "streamSid": stream_sid, "media": {"payload": payload}}
         self.media_text = json.dumps(media)
-        self.pending_rt = 0  # Realtime bytes short of a whole frame
-        self.cut = False  # a barge-in cut the response: ignore its audio until the next one
-
-    def reply_bytes(self, n: int) -> None:
-        """``n`` Realtime bytes of reply audio -> whole silence frames in the queue."""
-        n += self.pending_rt
-        whole, self.pending_rt = divmod(n, self.rt_frame_bytes)
-        if whole:
-            self.frames.extend([self.frame] * whole)
-            self.wake.set()
-
-    def reply_done(self) -> None:
-        if self.pending_rt:
-            self.pending_rt = 0
-            self.frames.append(self.frame)
-            self.wake.set()
+        self.pending_rt = 0
+        self.cut = False
 
     async def barge_in(self) -> None:
-        if not self.frames and not self.pending_rt:
+        if not self.drop_replies():
             return
-        self.frames.clear()
-        self.pending_rt = 0
-        self.cut = True
         if self.vonage:
             await self.caller.send_str('{"action": "clear"}')
         else:
@@ -434,8 +475,9 @@ async def relay(app: web.Application, call: Call, caller: str, called: str) -> N
 
 async def floor_caller_pump(call: FloorCall, rt: aiohttp.ClientWebSocketResponse) -> None:
     """The caller pump for ``--floor``: one pre-built append per caller frame."""
-    quiet, loud, silent_frame = call.quiet_append, call.loud_append, call.frame
-    quiet_payload = call.quiet_payload
+    contents = call.contents
+    quiet, loud, silent_frame = contents.quiet_append, contents.loud_append, contents.frame
+    quiet_payload = contents.quiet_payload
     async for msg in call.caller:
         if msg.type is WSMsgType.BINARY and call.vonage:
             await rt.send_str(quiet if msg.data == silent_frame else loud)

@@ -26,7 +26,6 @@ import sys
 from collections import deque
 from typing import Any
 from urllib.parse import urlencode
-from xml.sax.saxutils import quoteattr
 
 try:
     import picows
@@ -39,20 +38,18 @@ from naive_relay import (  # this directory (bench/) is the script's sys.path[0]
     FRAME_S,
     PCM_24K,
     PCMU,
-    REALTIME_RATE_HZ,
     TWILIO_FRAME_BYTES,
     Config,
+    FloorReplies,
     b64_bytes,
+    floor_contents,
+    make_app,
     realtime_url,
     session_update,
 )
-from naive_relay import append as append_json
-
-_QUIET = 0
-_LOUD = 1
 
 
-class _Call(WSListener):  # type: ignore[misc]
+class _Call(FloorReplies, WSListener):  # type: ignore[misc]
     """One media socket (Vonage or Twilio) and its Realtime socket, all in callbacks."""
 
     def __init__(self, config: Config, vonage: bool) -> None:
@@ -60,19 +57,11 @@ class _Call(WSListener):  # type: ignore[misc]
         self.config = config
         self.vonage = vonage
         rate = config.vonage_rate_hz
-        self.frame_bytes = rate * 2 // 50 if vonage else TWILIO_FRAME_BYTES
-        self.rt_frame_bytes = REALTIME_RATE_HZ * 2 // 50 if vonage else TWILIO_FRAME_BYTES
-        self.frame = (b"\x00" if vonage else b"\xff") * self.frame_bytes
-        if vonage:
-            quiet = bytes(self.rt_frame_bytes)
-            loud = (b"\x40\x1f" * 12 + b"\xc0\xe0" * 12) * 20  # +-8000, 1 kHz at 24 kHz
-        else:
-            quiet, loud = self.frame, bytes((0x00, 0x80)) * (self.rt_frame_bytes // 2)
-        self.appends = (
-            append_json(_b64(quiet)).encode(),
-            append_json(_b64(loud)).encode(),
-        )
-        self.quiet_payload = _b64(self.frame)
+        contents = floor_contents(vonage, rate * 2 // 50 if vonage else TWILIO_FRAME_BYTES)
+        self.silent = contents.frame
+        self.rt_frame_bytes = contents.rt_frame_bytes
+        self.appends = (contents.quiet_append.encode(), contents.loud_append.encode())
+        self.quiet_payload = contents.quiet_payload
         self.media = b""  # Twilio: one pre-built media message, once the stream SID is known
         self.clear = b'{"action": "clear"}'  # Vonage's; Twilio's once the SID is known
         self.caller: WSTransport | None = None
@@ -93,8 +82,8 @@ class _Call(WSListener):  # type: ignore[misc]
         if kind is WSMsgType.BINARY and self.vonage:
             rt = self.rt
             if rt is not None:
-                same = frame.get_payload_as_memoryview() == self.frame
-                rt.send(WSMsgType.TEXT, self.appends[_QUIET if same else _LOUD])
+                same = frame.get_payload_as_memoryview() == self.silent
+                rt.send(WSMsgType.TEXT, self.appends[0 if same else 1])
             else:
                 self.early += 1  # sent once the Realtime socket is open (the naive relay's
                 # frames wait in the kernel meanwhile)
@@ -109,7 +98,7 @@ class _Call(WSListener):  # type: ignore[misc]
                 rt = self.rt
                 if rt is not None:
                     same = self.quiet_payload in data
-                    rt.send(WSMsgType.TEXT, self.appends[_QUIET if same else _LOUD])
+                    rt.send(WSMsgType.TEXT, self.appends[0 if same else 1])
                 else:
                     self.early += 1
             elif '"start"' in data:
@@ -144,31 +133,12 @@ class _Call(WSListener):  # type: ignore[misc]
         fmt = PCM_24K if self.vonage else PCMU
         rt.send(WSMsgType.TEXT, session_update(config, caller, called, fmt).encode())
         for _ in range(self.early):
-            rt.send(WSMsgType.TEXT, self.appends[_QUIET])
+            rt.send(WSMsgType.TEXT, self.appends[0])
         self.rt = rt
         self.tasks.append(asyncio.create_task(self.pace()))
 
-    # -- reply audio
-    def reply_bytes(self, n: int) -> None:
-        n += self.pending_rt
-        whole, self.pending_rt = divmod(n, self.rt_frame_bytes)
-        if whole:
-            self.frames.extend([self.frame] * whole)
-            self.wake.set()
-
-    def reply_done(self) -> None:
-        if self.pending_rt:
-            self.pending_rt = 0
-            self.frames.append(self.frame)
-            self.wake.set()
-
     def barge_in(self) -> None:
-        if not self.frames and not self.pending_rt:
-            return
-        self.frames.clear()
-        self.pending_rt = 0
-        self.cut = True
-        if self.caller is not None:
+        if self.drop_replies() and self.caller is not None:
             self.caller.send(WSMsgType.TEXT, self.clear)
 
     async def pace(self) -> None:
@@ -225,54 +195,6 @@ class _Realtime(WSListener):  # type: ignore[misc]
             caller.disconnect()
 
 
-def _b64(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(data).decode("ascii")
-
-
-def make_app(config: Config, media_ws: str) -> web.Application:
-    """The answer URLs on aiohttp, pointing the media sockets at the picows server."""
-
-    async def health(request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    async def vonage_answer(request: web.Request) -> web.Response:
-        fields: dict[str, Any] = dict(request.query)
-        if request.method == "POST" and request.can_read_body:
-            fields.update(await request.json())
-        uri = f"{media_ws}/vonage/ws?{urlencode({'call_uuid': str(fields.get('uuid', ''))})}"
-        endpoint = {
-            "type": "websocket",
-            "uri": uri,
-            "content-type": f"audio/l16;rate={config.vonage_rate_hz}",
-            "headers": {k: str(fields[k]) for k in ("from", "to") if fields.get(k)},
-        }
-        return web.json_response([{"action": "connect", "endpoint": [endpoint]}])
-
-    async def twilio_answer(request: web.Request) -> web.Response:
-        form = await request.post()
-        params = "".join(
-            f"<Parameter name={quoteattr(name)} value={quoteattr(str(form[key]))}/>"
-            for key, name in (("From", "from"), ("To", "to"))
-            if key in form
-        )
-        url = quoteattr(f"{media_ws}/twilio/media-stream")
-        twiml = (
-            '<?xml version="1.0" encoding="UTF-8"?><Response><Connect>'
-            f"<Stream url={url}>{params}</Stream></Connect></Response>"
-        )
-        return web.Response(text=twiml, content_type="text/xml")
-
-    app = web.Application()
-    app.router.add_get("/health", health)
-    for path in ("/incoming-call", "/answer"):
-        app.router.add_route("GET", path, vonage_answer)
-        app.router.add_route("POST", path, vonage_answer)
-    app.router.add_post("/twilio/incoming-call", twilio_answer)
-    return app
-
-
 async def serve(config: Config, host: str, port: int, media_port: int) -> None:
     def listener(request: Any) -> _Call | None:
         path = request.path.split(b"?")[0]
@@ -283,7 +205,8 @@ async def serve(config: Config, host: str, port: int, media_port: int) -> None:
         return None
 
     media = await picows.ws_create_server(listener, host, media_port)
-    runner = web.AppRunner(make_app(config, f"ws://{host}:{media_port}"))
+    # the naive relay's answer URLs, whose NCCO and TwiML point at config.public_ws
+    runner = web.AppRunner(make_app(config))
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     try:
@@ -305,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lead-frames", type=int, default=2)
     parser.add_argument("--vonage-rate", type=int, choices=(16_000, 24_000), default=16_000)
     args = parser.parse_args(argv)
+    media_port = args.media_port or args.port + 1
     config = Config(
-        public_ws="",
+        public_ws=f"ws://{args.host}:{media_port}",  # the picows server
         realtime_url=realtime_url(args.openai_base_url),
         api_key=args.api_key,
         model=args.model,
@@ -316,7 +240,6 @@ def main(argv: list[str] | None = None) -> int:
         vonage_rate_hz=args.vonage_rate,
         floor=True,
     )
-    media_port = args.media_port or args.port + 1
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(serve(config, args.host, args.port, media_port))
     return 0
