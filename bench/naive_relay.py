@@ -303,6 +303,23 @@ class FloorReplies:
             self.frames.append(self.silent)
             self.wake.set()
 
+    def realtime_text(self, data: str) -> bool:
+        """One Realtime event, recognised by a substring of its head (no JSON parsing, no
+        decoding); True when it is ``speech_started`` (a barge-in is due)."""
+        head = data[:60]
+        if "output_audio.delta" in head:
+            if not self.cut:
+                at = data.rfind('"delta"')
+                self.reply_bytes(b64_bytes(data, data.index('"', at + 7) + 1))
+        elif "output_audio.done" in head:
+            if not self.cut:
+                self.reply_done()
+        elif "response.created" in head:
+            self.cut = False
+        elif "speech_started" in head:
+            return True
+        return False
+
     def drop_replies(self) -> bool:
         """A barge-in: drop what is queued; whether anything was (``clear`` is then due)."""
         if not self.frames and not self.pending_rt:
@@ -367,18 +384,7 @@ async def floor_realtime_pump(call: FloorCall, rt: aiohttp.ClientWebSocketRespon
         async for msg in rt:
             if msg.type is not WSMsgType.TEXT:
                 continue
-            data = msg.data
-            head = data[:60]
-            if "output_audio.delta" in head:
-                if not call.cut:
-                    at = data.rfind('"delta"')
-                    call.reply_bytes(b64_bytes(data, data.index('"', at + 7) + 1))
-            elif "output_audio.done" in head:
-                if not call.cut:
-                    call.reply_done()
-            elif "response.created" in head:
-                call.cut = False
-            elif "speech_started" in head:
+            if call.realtime_text(msg.data):
                 await call.barge_in()
         await call.caller.close(code=WSCloseCode.GOING_AWAY, message=b"Realtime closed")
 

@@ -41,7 +41,6 @@ from naive_relay import (  # this directory (bench/) is the script's sys.path[0]
     TWILIO_FRAME_BYTES,
     Config,
     FloorReplies,
-    b64_bytes,
     floor_contents,
     make_app,
     realtime_url,
@@ -173,20 +172,8 @@ class _Realtime(WSListener):  # type: ignore[misc]
             if frame.msg_type is WSMsgType.CLOSE:
                 transport.disconnect()
             return
-        data = frame.get_payload_as_ascii_text()
-        head = data[:60]
-        call = self.call
-        if "output_audio.delta" in head:
-            if not call.cut:
-                at = data.rfind('"delta"')
-                call.reply_bytes(b64_bytes(data, data.index('"', at + 7) + 1))
-        elif "output_audio.done" in head:
-            if not call.cut:
-                call.reply_done()
-        elif "response.created" in head:
-            call.cut = False
-        elif "speech_started" in head:
-            call.barge_in()
+        if self.call.realtime_text(frame.get_payload_as_ascii_text()):
+            self.call.barge_in()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         caller = self.call.caller
