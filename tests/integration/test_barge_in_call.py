@@ -21,7 +21,7 @@ async def test_barge_in_truncates_at_heard_audio_and_clears(
 ) -> None:
     call = await start_call(FakeRealtimeOptions(reply_realtime_factor=factor))
     caller, rt = await connected(call)
-    # speech at real time (faster is dropped); the silence after fits the 1 s burst
+    # speech at real time (faster is dropped); the silence after at real time too
     await caller.stream_audio(speech(3000), realtime=True)
     await caller.stream_silence(900)
     await caller.wait_heard(500 * BYTES_PER_MS, timeout=10 * SECOND)
@@ -59,7 +59,7 @@ async def test_barge_in_without_playback_acknowledgements_truncates_at_zero(
     await caller.answer()
     await caller.connect()
     rt = await call.fake.wait_for_session(timeout=5 * SECOND)
-    # speech at real time (faster is dropped); the silence after fits the 1 s burst
+    # speech at real time (faster is dropped); the silence after at real time too
     await caller.stream_audio(speech(3000), realtime=True)
     await caller.stream_silence(900)
     await caller.wait_heard(500 * BYTES_PER_MS, timeout=10 * SECOND)

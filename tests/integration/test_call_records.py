@@ -40,7 +40,7 @@ async def test_normal_call_leaves_a_record_with_its_transcript(start_call: Start
     await caller.answer()
     await caller.connect()
     rt = await call.fake.wait_for_session(timeout=5 * SECOND)
-    # speech at real time (faster is dropped); the silence after fits the 1 s burst
+    # speech at real time (faster is dropped); the silence after at real time too
     await caller.stream_audio(speech(), realtime=True)
     await caller.stream_silence(900)
     done = await rt.wait_responses_done(1, timeout=10 * SECOND)
@@ -183,7 +183,7 @@ async def test_abrupt_hang_up_mid_reply_leaves_a_record(start_call: StartCall) -
     await caller.answer()
     await caller.connect()
     rt = await call.fake.wait_for_session(timeout=5 * SECOND)
-    # speech at real time (faster is dropped); the silence after fits the 1 s burst
+    # speech at real time (faster is dropped); the silence after at real time too
     await caller.stream_audio(speech(), realtime=True)
     await caller.stream_silence(900)
     await rt.wait_responses_done(1, timeout=10 * SECOND)

@@ -126,7 +126,7 @@ async def test_a_call_moves_the_call_counters_and_histograms(start_call: StartCa
     await caller.send_dtmf("5")
     await rt.wait_for_event("conversation.item.create", timeout=5 * SECOND)
     await rt.wait_responses_done(1, timeout=10 * SECOND)  # the reply to the key press
-    # speech at real time (faster is dropped); the silence after fits the 1 s burst
+    # speech at real time (faster is dropped); the silence after at real time too
     await caller.stream_audio(speech(2000), realtime=True)
     await caller.stream_silence(900)
     heard = len(caller.heard)

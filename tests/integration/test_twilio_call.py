@@ -109,7 +109,7 @@ async def test_twilio_call_bridges_mulaw_both_ways_without_resampling(
     assert params["token"] and params["exp"].isdigit()
 
     audio = speech(1200)
-    # speech at real time (faster is dropped); the silence after fits the 1 s burst
+    # speech at real time (faster is dropped); the silence after at real time too
     await caller.stream_audio(audio, realtime=True)
     await caller.stream_silence(900)
     done = await rt.wait_responses_done(1, timeout=10 * SECOND)
@@ -149,7 +149,7 @@ async def test_twilio_barge_in_clears_and_truncates_at_the_marked_position(
 ) -> None:
     tw = await start_twilio(FakeRealtimeOptions(reply_realtime_factor=1.0))
     caller, rt = await tw.connected()
-    # speech at real time (faster is dropped); the silence after fits the 1 s burst
+    # speech at real time (faster is dropped); the silence after at real time too
     await caller.stream_audio(speech(3000), realtime=True)
     await caller.stream_silence(900)
     await caller.wait_heard(500 * MS, timeout=10 * SECOND)
@@ -262,7 +262,7 @@ async def test_bad_media_messages_are_counted_once_logged_and_the_call_goes_on(
         for _ in range(3):
             await caller.send_malformed("bad_base64")
             await caller.send_malformed("bad_json")
-        # speech at real time (faster is dropped); the silence after fits the 1 s burst
+        # speech at real time (faster is dropped); the silence after at real time too
         await caller.stream_audio(speech(800), realtime=True)
         await caller.stream_silence(900)
         await rt.wait_responses_done(1, timeout=10 * SECOND)

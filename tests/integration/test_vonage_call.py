@@ -49,7 +49,7 @@ async def test_call_bridges_audio_both_ways(start_call: StartCall) -> None:
     await caller.connect()
     rt = await call.fake.wait_for_session(timeout=5 * SECOND)
     pcm = speech()
-    # speech at real time (faster is dropped); the silence after fits the 1 s burst
+    # speech at real time (faster is dropped); the silence after at real time too
     await caller.stream_audio(pcm, realtime=True)
     await caller.stream_silence(900)
     done = await rt.wait_responses_done(1, timeout=10 * SECOND)
@@ -94,8 +94,7 @@ async def test_at_24_khz_audio_passes_through_unchanged_both_ways(start_call: St
     await caller.connect()
     assert (caller.sample_rate_hz, caller.frame_bytes) == (24_000, 960)
     rt = await call.fake.wait_for_session(timeout=5 * SECOND)
-    speech16 = np.frombuffer(speech(), dtype=np.int16)
-    pcm = soxr.resample(speech16, 16_000, 24_000).astype(np.int16).tobytes()
+    pcm = resample_pcm16(speech(), 16_000, 24_000)  # rounded and clipped to int16
     pcm = pcm[: len(pcm) // 960 * 960]
     await caller.stream_audio(pcm, realtime=True)
     await caller.stream_silence(900)
@@ -262,7 +261,7 @@ async def test_bad_caller_messages_are_logged_once_and_the_call_goes_on(
             await ws.send_bytes(b"\x01\x02\x03")  # odd length: not PCM16
             await ws.send_str("not json")
             await ws.send_str(json.dumps({"event": "websocket:mystery"}))
-        # speech at real time (faster is dropped); the silence after fits the 1 s burst
+        # speech at real time (faster is dropped); the silence after at real time too
         await caller.stream_audio(speech(800), realtime=True)
         await caller.stream_silence(900)
         await rt.wait_responses_done(1, timeout=10 * SECOND)
