@@ -183,6 +183,9 @@ class _Realtime(WSListener):  # type: ignore[misc]
 
 
 async def serve(config: Config, host: str, port: int, media_port: int) -> None:
+    """The answer URLs on ``host``:``port`` (aiohttp) and the media sockets on
+    ``host``:``media_port`` (picows; 404 for another path) until cancelled."""
+
     def listener(request: Any) -> _Call | None:
         path = request.path.split(b"?")[0]
         if path == b"/vonage/ws":
@@ -204,6 +207,8 @@ async def serve(config: Config, host: str, port: int, media_port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the naive relay's arguments (plus ``--media-port``) and serve on uvloop; 0 on
+    SIGINT."""
     parser = argparse.ArgumentParser(description="the floor on picows, for bench/load.py")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
