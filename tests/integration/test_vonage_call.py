@@ -83,23 +83,34 @@ async def test_call_bridges_audio_both_ways(start_call: StartCall) -> None:
     await caller.hang_up()
 
 
+async def speak_at_rate(
+    start_call: StartCall, rate_hz: int
+) -> tuple[FakeVonageCaller, FakeRealtimeSession, bytes, int]:
+    """A call with ``VONAGE_AUDIO_RATE=rate_hz``: checks that the NCCO asks for that rate and
+    the caller streams frames of it (20 ms each), then speaks the words at real time and 900 ms
+    of silence. Returns the caller, the Realtime session, the speech sent (whole frames) and
+    the reply's bytes at 24 kHz once the reply is done."""
+    call = await start_call(VONAGE_AUDIO_RATE=str(rate_hz))
+    caller = call.caller()
+    ncco = await caller.answer()
+    assert ncco[-1]["endpoint"][0]["content-type"] == f"audio/l16;rate={rate_hz}"
+    await caller.connect()
+    frame = rate_hz // 25  # 20 ms of PCM16
+    assert (caller.sample_rate_hz, caller.frame_bytes) == (rate_hz, frame)
+    rt = await call.fake.wait_for_session(timeout=5 * SECOND)
+    pcm = resample_pcm16(speech(), 16_000, rate_hz)  # rounded and clipped to int16
+    pcm = pcm[: len(pcm) // frame * frame]
+    await caller.stream_audio(pcm, realtime=True)
+    await caller.stream_silence(900)
+    done = await rt.wait_responses_done(1, timeout=10 * SECOND)
+    return caller, rt, pcm, done[0].total_bytes
+
+
 async def test_at_24_khz_audio_passes_through_unchanged_both_ways(start_call: StartCall) -> None:
     """VONAGE_AUDIO_RATE=24000: Vonage's L16 at 24 kHz is Realtime's audio/pcm byte for byte,
     so nothing is resampled: OpenAI gets exactly the caller's bytes, the caller exactly the
     reply's, in 960-byte frames."""
-    call = await start_call(VONAGE_AUDIO_RATE="24000")
-    caller = call.caller()
-    ncco = await caller.answer()
-    assert ncco[-1]["endpoint"][0]["content-type"] == "audio/l16;rate=24000"
-    await caller.connect()
-    assert (caller.sample_rate_hz, caller.frame_bytes) == (24_000, 960)
-    rt = await call.fake.wait_for_session(timeout=5 * SECOND)
-    pcm = resample_pcm16(speech(), 16_000, 24_000)  # rounded and clipped to int16
-    pcm = pcm[: len(pcm) // 960 * 960]
-    await caller.stream_audio(pcm, realtime=True)
-    await caller.stream_silence(900)
-    done = await rt.wait_responses_done(1, timeout=10 * SECOND)
-    reply = done[0].total_bytes
+    caller, rt, pcm, reply = await speak_at_rate(start_call, 24_000)
     await caller.wait_heard(math.ceil(reply / 960) * 960, timeout=10 * SECOND)
 
     session = rt.client_events[0]["session"]
@@ -116,19 +127,8 @@ async def test_at_24_khz_audio_passes_through_unchanged_both_ways(start_call: St
 
 async def test_at_8_khz_audio_is_resampled_to_and_from_24_khz(start_call: StartCall) -> None:
     """VONAGE_AUDIO_RATE=8000: 320-byte frames, three times as many samples to OpenAI."""
-    call = await start_call(VONAGE_AUDIO_RATE="8000")
-    caller = call.caller()
-    ncco = await caller.answer()
-    assert ncco[-1]["endpoint"][0]["content-type"] == "audio/l16;rate=8000"
-    await caller.connect()
-    assert (caller.sample_rate_hz, caller.frame_bytes) == (8_000, 320)
-    rt = await call.fake.wait_for_session(timeout=5 * SECOND)
-    pcm = resample_pcm16(speech(), 16_000, 8_000)
-    pcm = pcm[: len(pcm) // 320 * 320]
-    await caller.stream_audio(pcm, realtime=True)
-    await caller.stream_silence(900)
-    done = await rt.wait_responses_done(1, timeout=10 * SECOND)
-    frames = math.ceil(done[0].total_bytes / 3 / 320)
+    caller, rt, pcm, reply = await speak_at_rate(start_call, 8_000)
+    frames = math.ceil(reply / 3 / 320)
     await caller.wait_heard(frames * 320, timeout=10 * SECOND)
     sent = len(pcm) + 900 * 16
     assert sent * 3 - 48 * 25 <= len(rt.input_audio) <= sent * 3  # at most ~25 ms held back
